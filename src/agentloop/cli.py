@@ -1,0 +1,117 @@
+"""Parse and dispatch only: the typer app. Each command lives in agentloop.commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agentloop import __version__, errors, output
+
+app = typer.Typer(
+    name="agentloop",
+    help="Let an AI coding agent fix failing tests safely and measurably.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals can hold tokens: never print them.
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        output.out.print(f"agentloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """agentloop: detect, fix and verify failing tests with Claude Code, under rails."""
+
+
+@app.command()
+def detect(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Project to inspect (default: current directory).")
+    ] = Path(),
+    report: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Parse this report instead of running the suites."),
+    ] = None,
+    fmt: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--format",
+            help="Format of --report: pytest-json or junit (default: sniffed from the file).",
+        ),
+    ] = None,
+    flaky_reruns: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0, max=20, help="Re-run each failing test alone N times (default 2; 0 to skip)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=1, help="Seconds before a whole suite is killed (default 600)."),
+    ] = None,
+    rerun_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=1, help="Seconds before a single-test re-run is killed (default 120)."),
+    ] = None,
+    suite: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Run only this suite (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: detect).")] = False,
+) -> int:
+    """Run the test suites and list their failures, grouped by root cause, in fix order."""
+    from agentloop.commands.detect import detect as run_detect
+    from agentloop.failures.reports import FORMATS
+
+    if fmt is not None and fmt not in FORMATS:
+        raise errors.UsageError(
+            f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}"
+        )
+    return run_detect(
+        repo=repo,
+        report=report,
+        fmt=fmt,  # checked against FORMATS above
+        flaky_reruns=flaky_reruns,
+        timeout=timeout,
+        rerun_timeout=rerun_timeout,
+        only=suite or [],
+        as_json=as_json,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+
+    def report(message: str, hint: str | None) -> None:
+        output.error(message, hint, as_json=as_json)
+
+    def body() -> int:
+        try:
+            result = app(args=args, prog_name="agentloop", standalone_mode=False)
+        except typer.Exit as exc:  # --version, --help
+            return int(exc.exit_code or 0)
+        except typer.Abort:
+            raise KeyboardInterrupt from None
+        except typer.TyperException as exc:  # typer's (vendored click's) usage errors
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else "agentloop"
+            raise errors.UsageError(exc.format_message(), hint=f"see `{command} --help`") from None
+        return int(result) if isinstance(result, int) else errors.OK
+
+    return errors.guarded(body, report=report)

@@ -1,0 +1,1 @@
+"""One module per command: typed keyword arguments in, an exit code out."""

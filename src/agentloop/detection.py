@@ -1,0 +1,187 @@
+"""The detect pipeline: run suites (or read a report) → records → flaky check → group →
+order. Pure domain: no CLI, no rich; progress is a callback."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentloop import suites as suites_mod
+from agentloop.failures import classify, flaky, group, imports, order
+from agentloop.failures import text as tx
+from agentloop.failures.model import (
+    Failure,
+    FlakyTest,
+    Location,
+    ParsedFailure,
+    ParsedReport,
+    SuiteRun,
+    Task,
+    short_hash,
+)
+from agentloop.failures.reports import Format, read_report
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Detection:
+    root: Path
+    git: bool
+    suites: tuple[SuiteRun, ...]
+    tasks: tuple[Task, ...]
+    flaky: tuple[FlakyTest, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def failure_count(self) -> int:
+        return sum(len(t.failures) for t in self.tasks)
+
+
+def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, prefix: str) -> Failure:
+    rel_cwd = cwd.relative_to(root).as_posix() if cwd.is_relative_to(root) else str(cwd)
+    location = classify.crash_location(parsed, str(cwd))
+    file = parsed.file
+    if rel_cwd not in (".", ""):
+        # Report paths are relative to the suite's cwd; records speak repository paths.
+        if location is not None:
+            location = Location(f"{rel_cwd}/{location.file}", location.line)
+        if file is not None:
+            file = f"{rel_cwd}/{file}"
+    return Failure(
+        id=short_hash(suite, parsed.test_id),
+        suite=suite,
+        test_id=parsed.test_id,
+        file=file,
+        line=parsed.line,
+        test_name=parsed.test_name,
+        selector=suites_mod.selector(parsed, prefix=prefix, cwd=cwd),
+        cwd=rel_cwd,
+        error_type=parsed.error_type,
+        message=tx.trim(parsed.message, max_lines=20, max_chars=2000),
+        stack_trace=tx.trim(parsed.text),
+        crash_location=location,
+        stage=parsed.stage,
+        category=classify.categorize(parsed),
+    )
+
+
+def _finish(
+    root: Path,
+    git: bool,
+    runs: list[SuiteRun],
+    failures: list[Failure],
+    *,
+    reruns: int,
+    rerun_timeout: float,
+    progress: Progress,
+    notes: list[str],
+) -> Detection:
+    def rerun(failure: Failure) -> bool:
+        assert failure.selector is not None
+        done = suites_mod.rerun(failure.selector, cwd=root / failure.cwd, timeout=rerun_timeout)
+        return done.ok
+
+    kept, flaky_tests = flaky.split_flaky(failures, reruns=reruns, rerun=rerun, progress=progress)
+    tasks = group.group(kept)
+    if tasks:
+        progress("reading the project's import graph")
+        tasks = order.order(tasks, imports.levels(imports.import_graph(root)))
+    return Detection(
+        root=root,
+        git=git,
+        suites=tuple(runs),
+        tasks=tuple(tasks),
+        flaky=tuple(flaky_tests),
+        notes=tuple(notes),
+    )
+
+
+def detect(
+    root: Path,
+    found: list[suites_mod.Suite],
+    *,
+    git: bool,
+    reruns: int,
+    rerun_timeout: float,
+    progress: Progress,
+) -> Detection:
+    runs: list[SuiteRun] = []
+    failures: list[Failure] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="agentloop-detect-") as workdir:
+        for suite in found:
+            progress(f"running suite {suite.name}: {suite.run}")
+            outcome = suites_mod.run_suite(suite, Path(workdir), root)
+            report = outcome.report
+            notes.extend(suite.notes)
+            notes.extend(f"{suite.name}: {n}" for n in report.notes)
+            runs.append(
+                SuiteRun(
+                    name=suite.name,
+                    format=suite.format,
+                    command=outcome.command,
+                    cwd=suite.cwd.relative_to(root).as_posix()
+                    if suite.cwd.is_relative_to(root)
+                    else str(suite.cwd),
+                    exit_code=outcome.exit_code,
+                    duration=outcome.duration,
+                    timed_out=outcome.timed_out,
+                    tests=report.total,
+                    notes=suite.notes + report.notes,
+                )
+            )
+            failures.extend(
+                to_failure(p, suite=suite.name, root=root, cwd=suite.cwd, prefix=suite.rerun)
+                for p in report.failures
+            )
+    return _finish(
+        root,
+        git,
+        runs,
+        failures,
+        reruns=reruns,
+        rerun_timeout=rerun_timeout,
+        progress=progress,
+        notes=notes,
+    )
+
+
+def detect_report(
+    root: Path,
+    path: Path,
+    *,
+    fmt: Format | None,
+    git: bool,
+    reruns: int,
+    rerun_timeout: float,
+    progress: Progress,
+) -> Detection:
+    """Failures from an existing report. Re-runs (the flaky check) need the project here;
+    pass reruns=0 for a report from elsewhere."""
+    report: ParsedReport = read_report(path, fmt=fmt, root=root)
+    name = report.dialect
+    failures = [to_failure(p, suite=name, root=root, cwd=root, prefix="") for p in report.failures]
+    run = SuiteRun(
+        name=name,
+        format=report.format,
+        command=f"(report {path})",
+        cwd=".",
+        exit_code=None,
+        duration=0.0,
+        timed_out=False,
+        tests=report.total,
+        notes=report.notes,
+    )
+    return _finish(
+        root,
+        git,
+        [run],
+        failures,
+        reruns=reruns,
+        rerun_timeout=rerun_timeout,
+        progress=progress,
+        notes=list(report.notes),
+    )

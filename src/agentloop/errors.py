@@ -1,0 +1,94 @@
+"""The one exception base and the one place that turns outcomes into exit codes.
+
+Exit codes (documented in the README):
+  0    ok
+  1    expected failure (e.g. detect found failing tests)
+  2    usage or configuration error, or unusable input (bad report, missing command)
+  3    internal error: a bug in agentloop; the traceback is written to a crash log
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+OK = 0
+FAILURES_FOUND = 1
+USAGE = 2
+INTERNAL = 3
+INTERRUPTED = 130
+
+
+class AgentloopError(Exception):
+    """An expected error: one line saying what is wrong, and a hint naming the fix."""
+
+    exit_code = USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(AgentloopError):
+    """The command line asks for something that cannot be done."""
+
+
+class ConfigError(AgentloopError):
+    """agentloop.yaml / [tool.agentloop] / AGENTLOOP_* / flags are invalid."""
+
+
+class ReportError(AgentloopError):
+    """A test report is missing, empty, truncated or in an unknown format."""
+
+
+class SuiteError(AgentloopError):
+    """A test suite could not be run or produced nothing agentloop can read."""
+
+
+def crash_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "agentloop"
+
+
+def write_crash_log(exc: BaseException) -> Path | None:
+    """Save the traceback of a bug; never print it with locals (they may hold tokens)."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = crash_dir() / f"crash-{stamp}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        path.write_text(f"agentloop {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def guarded(
+    body: Callable[[], int],
+    *,
+    report: Callable[[str, str | None], None],
+) -> int:
+    """Run `body`, mapping every way it can end to an exit code. `report(message, hint)`
+    prints one expected error; it is the only output this function produces."""
+    try:
+        return body()
+    except AgentloopError as exc:
+        report(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        report("interrupted", None)
+        return INTERRUPTED
+    except Exception as exc:
+        log = write_crash_log(exc)
+        where = f"the traceback is in {log}" if log else "no crash log could be written"
+        report(
+            f"internal error: {type(exc).__name__}: {exc}",
+            f"this is a bug in agentloop; {where} — please attach it to an issue",
+        )
+        return INTERNAL

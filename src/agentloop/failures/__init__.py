@@ -1,0 +1,1 @@
+"""The domain of a failed test: records, parsers, classification, grouping, ordering."""

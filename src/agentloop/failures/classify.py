@@ -1,0 +1,131 @@
+"""Where a failure crashed in the project's own code, and which kind of failure it is.
+
+Rules are ordered; the first that matches wins (research: formats reference §3.3):
+timeout > missing dependency > collection > stale mock > environment > fixture > type > logic.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from agentloop.failures.model import Category, Location, ParsedFailure
+
+_VENDOR = ("site-packages/", "dist-packages/", "node_modules/", "/lib/python", "/.venv/", "/venv/")
+_TEST_DIRS = {"tests", "test", "__tests__", "spec", "specs"}
+_TEST_FILE = re.compile(
+    r"(^test_.*\.py$|_test\.py$|^conftest\.py$|\.(test|spec)\.[cm]?[jt]sx?$|_test\.go$"
+    r"|(Test|Tests|IT)\.(java|kt)$)"
+)
+
+_TIMEOUT = re.compile(
+    r"(^Failed: Timeout|timed out|Exceeded timeout of|Test timeout|panic: test timed out)", re.I
+)
+_MISSING = re.compile(
+    r"(No module named|Cannot find module|cannot find package|Failed to resolve import"
+    r"|Cannot find package|no required module provides package)"
+)
+_MISSING_TYPES = {"ModuleNotFoundError"}
+_MOCK = re.compile(
+    r"(to be called once|expected call not found|Calls not found|Mock object has no attribute"
+    r"|assert_called|assert_any_call|toHaveBeenCalled|to have been called"
+    r"|has no attribute 'assert_)",
+    re.I,
+)
+_ENV_TYPES = {
+    "ConnectionRefusedError",
+    "ConnectionError",
+    "ConnectionResetError",
+    "ConnectionAbortedError",
+    "gaierror",
+    "OperationalError",
+    "SSLError",
+    "PermissionError",
+    "TimeoutError",
+    "EnvironmentError",
+}
+_ENV_TEXT = re.compile(
+    r"(ECONNREFUSED|EADDRINUSE|ENOTFOUND|EACCES|environment variable|Connection refused"
+    r"|could not connect|getaddrinfo)",
+    re.I,
+)
+_TYPE_TYPES = {"TypeError", "AttributeError", "NameError", "UnboundLocalError", "ReferenceError"}
+_TYPE_TEXT = re.compile(
+    r"(is not a function|Cannot read propert|is not defined|is not a constructor"
+    r"|cannot import name|undefined: |has no attribute)"
+)
+
+
+def project_path(path: str, root: str | None = None) -> str | None:
+    """`path` relative to the project, or None when it is not the project's own file."""
+    if not path or path.startswith("<"):
+        return None
+    posix = path.replace("\\", "/")
+    if posix.startswith("/"):
+        if root is None:
+            return None
+        prefix = root.rstrip("/") + "/"
+        if not posix.startswith(prefix):
+            return None
+        posix = posix[len(prefix) :]
+    posix = posix.removeprefix("./")
+    if posix.startswith("../") or any(marker in f"/{posix}" for marker in _VENDOR):
+        return None
+    return posix
+
+
+def is_test_path(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return bool(_TEST_FILE.search(parts[-1] if parts else "")) or any(
+        part in _TEST_DIRS for part in parts[:-1]
+    )
+
+
+def crash_location(failure: ParsedFailure, root: str | None = None) -> Location | None:
+    """The deepest frame in the project's own, non-test code; failing that, the deepest
+    frame in its tests; failing that, the test's own location."""
+    own: list[Location] = []
+    for frame in failure.frames:
+        rel = project_path(frame.file, root)
+        if rel is not None:
+            own.append(Location(rel, frame.line))
+    for location in reversed(own):
+        if not is_test_path(location.file):
+            return location
+    if own:
+        return own[-1]
+    if failure.file:
+        return Location(failure.file, failure.line)
+    return None
+
+
+def categorize(failure: ParsedFailure) -> Category:
+    kind, message, text = failure.error_type, failure.message, failure.text
+    haystack = f"{message}\n{text}"
+    innermost = failure.frames[-1].file if failure.frames else ""
+    if failure.timed_out or _TIMEOUT.search(message):
+        return "timeout"
+    if kind in _MISSING_TYPES or _MISSING.search(message):
+        return "missing_dependency"
+    if failure.stage == "collection":
+        return "collection_error"
+    if (
+        innermost.endswith("mock.py")
+        or _MOCK.search(haystack)
+        or (kind == "AttributeError" and "Mock" in message)
+    ):
+        return "stale_mock"
+    if (
+        kind in _ENV_TYPES
+        or (
+            kind == "KeyError"
+            and (innermost in ("<frozen os>", "os.py") or innermost.endswith("/os.py"))
+        )
+        or _ENV_TEXT.search(message)
+    ):
+        return "env_mismatch"
+    if failure.stage in ("setup", "teardown"):
+        return "fixture_error"
+    if kind in _TYPE_TYPES or _TYPE_TEXT.search(message):
+        return "type_error"
+    return "logic_bug"

@@ -1,0 +1,254 @@
+"""Parse JUnit XML from pytest, vitest, jest-junit, gotestsum/go-junit-report and Maven
+Surefire into ParsedFailure records.
+
+The parser streams (XMLPullParser) and forgets each <testcase> once read, so a 100,000-case
+report parses in well under two seconds (benchmarks/parse_bench.py). junitparser builds the
+whole tree of wrapper objects first; it is kept for writing reports in tests, not for this.
+Dialect facts are in the shared reference §2.2-2.5 and tests/data/reports/README.md.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from agentloop.errors import ReportError
+from agentloop.failures import text as tx
+from agentloop.failures.model import Dialect, ParsedFailure, ParsedReport, Stage
+
+_CHUNK = 1 << 20
+_PYTEST_STAGE = re.compile(r'^failed on (setup|teardown) with "(.*)"$', re.S)
+_GO_MESSAGE = re.compile(r"^\s+[\w./-]+_test\.go:\d+: (?P<msg>.+)$", re.M)
+_GO_PANIC = re.compile(r"^panic: (?P<msg>.+)$", re.M)
+
+
+@dataclass
+class _Case:
+    classname: str
+    name: str
+    file: str | None
+    line: int | None
+    tag: str  # "failure" or "error"
+    type: str
+    message: str
+    text: str
+    suite: str
+
+
+@dataclass
+class _State:
+    dialect: Dialect | None = None
+    suites: list[str] = field(default_factory=list)
+    # Keyed by (classname, name): re-run attempts repeat a testcase, the last one counts.
+    last: dict[tuple[str, str], _Case | None] = field(default_factory=dict)
+
+
+def _sniff_root(elem: ET.Element) -> Dialect | None:
+    name = elem.get("name", "")
+    if elem.tag == "testsuites":
+        if name.startswith("vitest"):
+            return "vitest"
+        if name.startswith("jest"):
+            return "jest"
+        if name.startswith("pytest"):
+            return "pytest"
+    if elem.tag == "testsuite":
+        if name == "pytest":
+            return "pytest"
+        schema = " ".join(
+            v for k, v in elem.attrib.items() if k.endswith("noNamespaceSchemaLocation")
+        )
+        if "surefire" in schema:
+            return "surefire"
+    return None
+
+
+def _case_from(elem: ET.Element, suite: str) -> _Case | None:
+    result = None
+    for child in elem:
+        if child.tag in ("failure", "error"):
+            result = child
+            break
+    if result is None:
+        return None
+    line = elem.get("line")
+    return _Case(
+        classname=elem.get("classname", ""),
+        name=elem.get("name", ""),
+        file=elem.get("file"),
+        line=int(line) if line and line.isdigit() else None,
+        tag=result.tag,
+        type=result.get("type") or "",
+        message=result.get("message") or "",
+        text=result.text or "",
+        suite=suite,
+    )
+
+
+def _stream(data: bytes, state: _State) -> None:
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    depth_suites: list[ET.Element] = []
+    root_seen = False
+    for offset in range(0, len(data), _CHUNK):
+        parser.feed(data[offset : offset + _CHUNK])
+        for pair in cast("Iterator[tuple[str, ET.Element]]", parser.read_events()):
+            # With only start/end events every item is an Element (typeshed can't tell).
+            event, elem = pair
+            tag = elem.tag
+            if event == "start":
+                if not root_seen:
+                    root_seen = True
+                    if tag not in ("testsuites", "testsuite"):
+                        raise ReportError(
+                            f"this XML is not a JUnit report (root element <{tag}>)",
+                            hint="pass a JUnit XML file, or --format pytest-json for JSON",
+                        )
+                if tag in ("testsuites", "testsuite"):
+                    state.dialect = state.dialect or _sniff_root(elem)
+                if tag == "testsuite":
+                    depth_suites.append(elem)
+                continue
+            if tag == "testcase":
+                key = (elem.get("classname", ""), elem.get("name", ""))
+                suite = depth_suites[-1].get("name", "") if depth_suites else ""
+                state.last[key] = _case_from(elem, suite)
+                elem.clear()
+            elif tag == "property" and elem.get("name") == "go.version":
+                state.dialect = state.dialect or "go"
+            elif tag == "testsuite":
+                state.suites.append(elem.get("name", ""))
+                depth_suites.pop()
+                elem.clear()
+    parser.close()
+    if not root_seen:
+        raise ET.ParseError("no element found")
+
+
+def _dotted_to_file(classname: str, root: Path | None) -> tuple[str | None, list[str]]:
+    """pytest's dotted classname → (test file, remaining class names)."""
+    parts = classname.split(".")
+    if root is not None:
+        for cut in range(len(parts), 0, -1):
+            candidate = "/".join(parts[:cut]) + ".py"
+            if (root / candidate).is_file():
+                return candidate, parts[cut:]
+    # Without the source tree: classes are the segments from the first capitalised one.
+    cut = next((i for i, p in enumerate(parts) if p[:1].isupper()), len(parts))
+    if cut == 0:
+        return None, parts
+    return "/".join(parts[:cut]) + ".py", parts[cut:]
+
+
+def _split_type(message: str) -> tuple[str | None, str]:
+    first, _, rest = message.partition("\n")
+    head, sep, tail = first.partition(": ")
+    if sep and re.fullmatch(r"[A-Z][\w.]*", head):
+        return head, (tail + ("\n" + rest if rest else "")).strip()
+    return None, message.strip()
+
+
+def _error(case: _Case, dialect: Dialect) -> tuple[str, str]:
+    message = case.message
+    if dialect == "pytest":
+        stage = _PYTEST_STAGE.match(message)
+        if stage:
+            message = stage.group(2)
+        if message == "collection failure":
+            found = tx.python_error(case.text)
+            return found if found else ("CollectionError", message)
+    if dialect == "go":
+        panic = _GO_PANIC.search(case.text)
+        if panic:
+            return "panic", panic["msg"].strip()
+        lines = [m["msg"].strip() for m in _GO_MESSAGE.finditer(case.text)]
+        return "Failed", "\n".join(lines) or message
+    kind = case.type.rsplit(".", 1)[-1] if case.type else None
+    named, rest = _split_type(message)
+    if kind is None and named is not None:
+        kind, message = named, rest
+    if not kind or not message:
+        found = tx.python_error(case.text) or tx.first_error(case.text)
+        if found:
+            kind = kind or found[0]
+            message = message or found[1]
+    if not message:
+        message = next((ln.strip() for ln in case.text.splitlines() if ln.strip()), "")
+    return kind or ("Error" if case.tag == "error" else "AssertionError"), message.strip()
+
+
+def _stage(case: _Case, dialect: Dialect) -> Stage:
+    if dialect == "pytest":
+        if case.message == "collection failure":
+            return "collection"
+        match = _PYTEST_STAGE.match(case.message)
+        if match:
+            return "setup" if match.group(1) == "setup" else "teardown"
+    if dialect == "jest" and case.classname == "Test suite failed to run":
+        return "collection"
+    if dialect == "vitest" and case.name == case.classname:
+        return "collection"
+    if dialect == "go" and case.name in ("[build failed]", "TestMain", "Failure"):
+        return "collection"
+    return "call"
+
+
+def _to_failure(case: _Case, dialect: Dialect, root: Path | None) -> ParsedFailure:
+    kind, message = _error(case, dialect)
+    stage = _stage(case, dialect)
+    file, line = case.file, case.line + 1 if case.line is not None else None
+    test_name, test_id = (
+        case.name,
+        f"{case.classname}::{case.name}" if case.classname else case.name,
+    )
+    if dialect == "pytest":
+        if stage == "collection":
+            file = file or case.name.replace(".", "/") + ".py"
+            test_id = test_name = file
+        else:
+            resolved, classes = _dotted_to_file(case.classname, root)
+            file = file or resolved
+            test_id = "::".join([file or case.classname, *classes, case.name])
+    elif dialect == "vitest":
+        file = file or case.classname or None
+        test_id = f"{file} > {case.name}" if stage == "call" else case.name
+    elif dialect == "jest":
+        file = file or None
+        test_id = f"{file} > {case.name}" if file else case.name
+    elif dialect == "surefire":
+        test_id = f"{case.classname}#{case.name}"
+    frames = tx.frames(case.text)
+    return ParsedFailure(
+        dialect=dialect,
+        test_id=test_id,
+        test_name=test_name,
+        file=file,
+        line=line,
+        error_type=kind,
+        message=message,
+        text=case.text or case.message,
+        stage=stage,
+        frames=frames,
+        classname=case.classname,
+    )
+
+
+def parse_junit(data: bytes, *, root: Path | None = None) -> ParsedReport:
+    state = _State()
+    try:
+        _stream(data, state)
+    except ET.ParseError as exc:
+        line, column = getattr(exc, "position", (0, 0))
+        raise ReportError(
+            f"the JUnit report is not well-formed XML (line {line}, column {column}): "
+            f"{str(exc).split(':')[0]}; it may be truncated",
+            hint="re-run the suite; if the tool was killed before it finished, raise its timeout",
+        ) from exc
+    dialect: Dialect = state.dialect or "junit"
+    failures = tuple(
+        _to_failure(case, dialect, root) for case in state.last.values() if case is not None
+    )
+    return ParsedReport(dialect=dialect, format="junit", failures=failures, total=len(state.last))

@@ -1,0 +1,130 @@
+"""Typed, frozen records for failures and the tasks they group into."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+Stage = Literal["collection", "setup", "call", "teardown"]
+Category = Literal[
+    "missing_dependency",
+    "type_error",
+    "logic_bug",
+    "stale_mock",
+    "env_mismatch",
+    "collection_error",
+    "fixture_error",
+    "timeout",
+]
+CATEGORIES: tuple[Category, ...] = (
+    "missing_dependency",
+    "type_error",
+    "logic_bug",
+    "stale_mock",
+    "env_mismatch",
+    "collection_error",
+    "fixture_error",
+    "timeout",
+)
+# Which runner wrote a report decides how a single test is re-run.
+Dialect = Literal["pytest", "vitest", "jest", "go", "surefire", "junit"]
+FlakyKind = Literal["flaky", "order_dependent"]
+
+
+def short_hash(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int | None
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class ParsedFailure:
+    """What a report says about one failing test, before agentloop judges it."""
+
+    dialect: Dialect
+    test_id: str
+    test_name: str
+    file: str | None
+    line: int | None
+    error_type: str
+    message: str
+    text: str
+    stage: Stage
+    # Outermost first, innermost (where it raised) last; paths as the report gives them.
+    frames: tuple[Location, ...] = ()
+    timed_out: bool = False
+    # Dialect-specific pieces a selector needs (e.g. the JUnit classname, the Go package).
+    classname: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedReport:
+    dialect: Dialect
+    format: Literal["pytest-json", "junit"]
+    failures: tuple[ParsedFailure, ...]
+    total: int
+    # e.g. "pytest exited 5: no tests collected"
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failing test, ready for a human or an agent. See schemas/detect.schema.json."""
+
+    id: str
+    suite: str
+    test_id: str
+    file: str | None
+    line: int | None
+    test_name: str
+    selector: str | None
+    cwd: str
+    error_type: str
+    message: str
+    stack_trace: str
+    crash_location: Location | None
+    stage: Stage
+    category: Category
+
+
+@dataclass(frozen=True)
+class FlakyTest:
+    failure: Failure
+    kind: FlakyKind
+    reruns: int
+    passes: int
+
+
+@dataclass(frozen=True)
+class Task:
+    """Failures that share one root cause: fix it once, all of them should pass."""
+
+    id: str
+    category: Category
+    error_type: str
+    message: str
+    crash_location: Location | None
+    failures: tuple[Failure, ...]
+    # Height in the project's import graph: 0 = imports no other project module.
+    level: int | None = None
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    name: str
+    format: str
+    command: str
+    cwd: str
+    exit_code: int | None
+    duration: float
+    timed_out: bool
+    tests: int
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,156 @@
+"""Parse pytest-json-report output (v1.5) into ParsedFailure records.
+
+Facts verified with pytest 9.2 (see shared reference §2.1): `tests[].lineno` is 0-based,
+`crash.path` is absolute and may be `<frozen os>`, `traceback[].path` is rootdir-relative
+for project files and the last entry's message is the exception type. Collection errors
+appear only in `collectors[]` (with `longrepr` text), never in `tests[]`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentloop.errors import ReportError
+from agentloop.failures import text as tx
+from agentloop.failures.model import Location, ParsedFailure, ParsedReport, Stage
+
+_STAGES: tuple[Stage, ...] = ("setup", "call", "teardown")
+# pytest's own exit codes.
+_INTERRUPTED, _INTERNAL, _USAGE, _NO_TESTS = 2, 3, 4, 5
+
+
+def _split_crash(message: str) -> tuple[str | None, str]:
+    first, _, rest = message.partition("\n")
+    head, sep, tail = first.partition(": ")
+    if sep and head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper():
+        return head, (tail + ("\n" + rest if rest else "")).strip()
+    return None, message.strip()
+
+
+def _error(stage: dict[str, Any], longrepr: str) -> tuple[str, str]:
+    crash = stage.get("crash") or {}
+    named, message = _split_crash(str(crash.get("message") or ""))
+    traceback = stage.get("traceback") or []
+    last = str(traceback[-1].get("message") or "") if traceback else ""
+    from_text = tx.python_error(longrepr)
+    if last.isidentifier():
+        kind = last
+    elif named:
+        kind = named
+    else:
+        kind = from_text[0] if from_text else "Error"
+    if not message and from_text:
+        message = from_text[1]
+    return kind, message
+
+
+def _frames(stage: dict[str, Any], longrepr: str) -> tuple[Location, ...]:
+    traceback = stage.get("traceback") or []
+    found = tuple(
+        Location(str(entry.get("path") or ""), int(entry["lineno"]))
+        for entry in traceback
+        if isinstance(entry, dict) and isinstance(entry.get("lineno"), int)
+    )
+    return found or tx.frames(longrepr)
+
+
+def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
+    outcome = test.get("outcome")
+    if outcome not in ("failed", "error"):
+        return None
+    nodeid = str(test["nodeid"])
+    stage_name: Stage = "call"
+    stage: dict[str, Any] = {}
+    for when in _STAGES:
+        candidate = test.get(when)
+        if isinstance(candidate, dict) and candidate.get("outcome") == "failed":
+            stage_name = when
+            stage = candidate
+            break
+    longrepr = str(stage.get("longrepr") or "")
+    if not stage:
+        # e.g. a strict xpass: reported failed while every stage passed.
+        call = test.get("call") or {}
+        longrepr = str(call.get("longrepr") or "[XPASS(strict)] test passed unexpectedly")
+    kind, message = _error(stage, longrepr)
+    path, _, name = nodeid.partition("::")
+    lineno = test.get("lineno")
+    return ParsedFailure(
+        dialect="pytest",
+        test_id=nodeid,
+        test_name=name or nodeid,
+        file=path or None,
+        line=lineno + 1 if isinstance(lineno, int) else None,
+        error_type=kind,
+        message=message,
+        text=longrepr,
+        stage=stage_name,
+        frames=_frames(stage, longrepr),
+    )
+
+
+def collection_failure(nodeid: str, longrepr: str) -> ParsedFailure:
+    error = tx.python_error(longrepr) or tx.first_error(longrepr) or ("CollectionError", "")
+    kind, message = error
+    if not message:
+        message = longrepr.strip().splitlines()[-1] if longrepr.strip() else "collection failed"
+    path = nodeid.partition("::")[0]
+    return ParsedFailure(
+        dialect="pytest",
+        test_id=nodeid,
+        test_name=nodeid,
+        file=path or None,
+        line=None,
+        error_type=kind,
+        message=message,
+        text=longrepr,
+        stage="collection",
+        frames=tx.frames(longrepr),
+    )
+
+
+def parse_pytest_json(data: str) -> ParsedReport:
+    try:
+        report = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ReportError(
+            f"the pytest-json report is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); it may be truncated",
+            hint="re-run the suite; if it was killed, raise its timeout",
+        ) from exc
+    if not isinstance(report, dict) or "tests" not in report:
+        raise ReportError(
+            "this JSON is not a pytest-json-report report (no `tests` key)",
+            hint="produce it with `pytest --json-report --json-report-file=FILE`",
+        )
+    failures: list[ParsedFailure] = []
+    for collector in report.get("collectors") or []:
+        if isinstance(collector, dict) and collector.get("outcome") == "failed":
+            failures.append(
+                collection_failure(
+                    str(collector.get("nodeid", "")), str(collector.get("longrepr", ""))
+                )
+            )
+    tests = report.get("tests") or []
+    for test in tests:
+        if isinstance(test, dict):
+            failure = _test_failure(test)
+            if failure is not None:
+                failures.append(failure)
+    notes: list[str] = []
+    exitcode = report.get("exitcode")
+    if exitcode in (_INTERNAL, _USAGE) or (exitcode == _INTERRUPTED and not failures):
+        raise ReportError(
+            f"pytest exited {exitcode} without running the tests (internal or usage error)",
+            hint="run the suite's command by hand to see pytest's own message",
+        )
+    if exitcode == _NO_TESTS:
+        notes.append("pytest collected no tests")
+    return ParsedReport(
+        dialect="pytest",
+        format="pytest-json",
+        failures=tuple(failures),
+        total=len(tests),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,76 @@
+"""Read a report file from disk: existence, emptiness, encoding, format sniffing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from agentloop.errors import ReportError
+from agentloop.failures.junit import parse_junit
+from agentloop.failures.model import ParsedReport
+from agentloop.failures.pytest_json import parse_pytest_json
+
+Format = Literal["pytest-json", "junit"]
+FORMATS: tuple[Format, ...] = ("pytest-json", "junit")
+
+# Characters XML 1.0 forbids; runners sometimes copy raw terminal output (ANSI escapes)
+# into reports. Replaced only when a strict parse fails, so the fast path stays fast.
+_XML_INVALID = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_DECL_ENCODING = re.compile(rb"^(<\?xml[^>]*?)\s+encoding=[\"'][^\"']*[\"']")
+
+
+def sniff(data: bytes) -> Format | None:
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head == b"{":
+        return "pytest-json"
+    if head == b"<":
+        return "junit"
+    return None
+
+
+def _lenient_xml(data: bytes) -> bytes:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+        data = _XML_DECL_ENCODING.sub(rb"\1", data, count=1)
+    return _XML_INVALID.sub(b"?", data)
+
+
+def parse_report(data: bytes, *, fmt: Format | None, name: str, root: Path | None) -> ParsedReport:
+    if not data.strip():
+        raise ReportError(
+            f"{name} is empty", hint="check that the test command wrote its report there"
+        )
+    fmt = fmt or sniff(data)
+    if fmt is None:
+        raise ReportError(
+            f"{name} is neither JSON nor XML, so agentloop cannot tell its format",
+            hint="pass a pytest-json-report JSON or a JUnit XML file (--format pytest-json|junit)",
+        )
+    if fmt == "pytest-json":
+        return parse_pytest_json(data.decode("utf-8", errors="replace"))
+    try:
+        return parse_junit(data, root=root)
+    except ReportError:
+        cleaned = _lenient_xml(data)
+        if cleaned == data:
+            raise
+        return parse_junit(cleaned, root=root)
+
+
+def read_report(path: Path, *, fmt: Format | None, root: Path | None) -> ParsedReport:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ReportError(
+            f"report {path} does not exist", hint="check the path, or run the suite first"
+        ) from None
+    except IsADirectoryError:
+        raise ReportError(f"report {path} is a directory", hint="pass the report file") from None
+    except OSError as exc:
+        raise ReportError(
+            f"cannot read report {path}: {exc.strerror}", hint="check permissions"
+        ) from None
+    return parse_report(data, fmt=fmt, name=f"report {path}", root=root)

@@ -1,0 +1,476 @@
+"""Test suites: finding them, running them with the reporter agentloop needs, and the
+selector command that re-runs a single test.
+
+agentloop never edits the user's files to get a report: reporter flags and report paths
+are added to the command line, and reports are written to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from agentloop import proc
+from agentloop.config import Config, SuiteConfig
+from agentloop.errors import ConfigError, SuiteError
+from agentloop.failures import pytest_json
+from agentloop.failures.model import Dialect, Location, ParsedFailure, ParsedReport, Stage
+from agentloop.failures.reports import Format, parse_report
+
+Runner = Literal["pytest", "vitest", "jest"]
+_PROBE_MODULE = "agentloop_pytest_probe"
+_NOT_FOUND = 127
+_PYTEST_NO_TESTS = 5
+# Quiet, colourless output: it ends up in reports and prompts.
+_ENV = {"NO_COLOR": "1", "FORCE_COLOR": "0", "PY_COLORS": "0", "CI": "1"}
+_DEFAULT_PREFIX: dict[Dialect, str] = {
+    "pytest": "python -m pytest",
+    "vitest": "npx vitest run",
+    "jest": "npx jest",
+    "go": "go test",
+    "surefire": "mvn -q test",
+    "junit": "",
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    run: str
+    format: Format
+    cwd: Path
+    timeout: float
+    # A report the command writes itself; None when agentloop adds the reporter flags.
+    report: str | None = None
+    # Which runner agentloop drives when it adds the flags itself.
+    runner: Runner | None = None
+    rerun: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    suite: Suite
+    command: str
+    exit_code: int | None
+    duration: float
+    timed_out: bool
+    report: ParsedReport
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _python_for(root: Path) -> str:
+    for candidate in (root / ".venv" / "bin" / "python", root / "venv" / "bin" / "python"):
+        if candidate.is_file():
+            return str(candidate.relative_to(root))
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and (Path(venv) / "bin" / "python").is_file():
+        return str(Path(venv) / "bin" / "python")
+    return shutil.which("python3") or shutil.which("python") or "python3"
+
+
+def _looks_like_pytest(root: Path) -> bool:
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and "[tool.pytest" in pyproject.read_text(errors="replace"):
+        return True
+    if any((root / name).is_file() for name in ("pytest.ini", "conftest.py")):
+        return True
+    for name, marker in (("setup.cfg", "[tool:pytest]"), ("tox.ini", "[pytest]")):
+        path = root / name
+        if path.is_file() and marker in path.read_text(errors="replace"):
+            return True
+    for folder in ("tests", "test"):
+        base = root / folder
+        if base.is_dir() and (any(base.rglob("test_*.py")) or any(base.rglob("*_test.py"))):
+            return True
+    return False
+
+
+def _pytest_suite(root: Path, timeout: float) -> Suite:
+    python = _python_for(root)
+    probe = proc.run(
+        [
+            python if os.path.isabs(python) else str(root / python),
+            "-c",
+            "import pytest\ntry:\n import pytest_jsonreport\nexcept ImportError:\n print('nojson')",
+        ],
+        cwd=root,
+        timeout=60,
+    )
+    if not probe.ok:
+        raise SuiteError(
+            f"this looks like a pytest project, but pytest is not importable by {python}",
+            hint=f"install it (`{python} -m pip install pytest pytest-json-report`) "
+            "or configure suites in agentloop.yaml",
+        )
+    prefix = f"{shlex.quote(python)} -m pytest"
+    if "nojson" in probe.stdout:
+        return Suite(
+            name="pytest",
+            run=f"{prefix} --continue-on-collection-errors -p no:cacheprovider "
+            "-o junit_family=xunit1",
+            format="junit",
+            cwd=root,
+            timeout=timeout,
+            runner="pytest",
+            rerun=prefix,
+            notes=(f"pytest-json-report is not installed for {python}; read pytest's JUnit XML",),
+        )
+    return Suite(
+        name="pytest",
+        run=f"{prefix} --continue-on-collection-errors -p no:cacheprovider",
+        format="pytest-json",
+        cwd=root,
+        timeout=timeout,
+        runner="pytest",
+        rerun=prefix,
+    )
+
+
+def _npm_suite(root: Path, timeout: float) -> Suite | None:
+    package = root / "package.json"
+    if not package.is_file():
+        return None
+    try:
+        data: Any = json.loads(package.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise SuiteError(
+            f"package.json is not valid JSON ({exc.msg} at line {exc.lineno})",
+            hint="fix package.json, or configure suites in agentloop.yaml",
+        ) from exc
+    script = str((data.get("scripts") or {}).get("test") or "") if isinstance(data, dict) else ""
+    try:
+        words = shlex.split(script)
+    except ValueError:
+        words = []
+    simple = bool(words) and not any(w in ("&&", "||", ";", "|") for w in words)
+    for runner in ("vitest", "jest"):
+        if runner not in script:
+            continue
+        # Keep the script's own options (e.g. --config) when it is one plain command.
+        extra = [w for w in words[1:] if w not in ("run", "watch", "--watch", "--watchAll")]
+        args = " ".join(shlex.quote(w) for w in extra) if simple and words[0] == runner else ""
+        if runner == "vitest":
+            return Suite(
+                name="vitest",
+                run=f"npx --no-install vitest run {args}".strip(),
+                format="junit",
+                cwd=root,
+                timeout=timeout,
+                runner="vitest",
+                rerun="npx vitest run",
+            )
+        if not (root / "node_modules" / "jest-junit").is_dir():
+            raise SuiteError(
+                "this jest project has no jest-junit reporter installed",
+                hint="run `npm install --save-dev jest-junit`, "
+                "or configure suites in agentloop.yaml",
+            )
+        return Suite(
+            name="jest",
+            run=f"npx --no-install jest --ci {args}".strip(),
+            format="junit",
+            cwd=root,
+            timeout=timeout,
+            runner="jest",
+            rerun="npx jest",
+        )
+    return None
+
+
+def _rerun_prefix(run: str, fmt: Format) -> str:
+    """`uv run pytest -x tests` → `uv run pytest`: the command up to the runner itself."""
+    try:
+        words = shlex.split(run)
+    except ValueError:
+        return _DEFAULT_PREFIX["pytest"]
+    for i, word in enumerate(words):
+        if re.search(r"(^|/)(py\.test|pytest)$", word):
+            return shlex.join(words[: i + 1])
+    return _DEFAULT_PREFIX["pytest"] if fmt == "pytest-json" else ""
+
+
+def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: float) -> Suite:
+    cwd = (root / suite.cwd).resolve()
+    if not cwd.is_dir():
+        raise ConfigError(
+            f"suites[{index}].cwd: {suite.cwd} is not a directory under {root}",
+            hint="set `cwd` relative to the repository root",
+        )
+    managed = suite.format == "pytest-json" and suite.report is None
+    return Suite(
+        name=suite.name,
+        run=suite.run,
+        format=suite.format,
+        cwd=cwd,
+        timeout=suite.timeout or default_timeout,
+        report=suite.report,
+        runner="pytest" if managed else None,
+        rerun=suite.rerun if suite.rerun is not None else _rerun_prefix(suite.run, suite.format),
+    )
+
+
+def discover(root: Path, config: Config) -> list[Suite]:
+    """The configured suites, or the ones agentloop can find: pytest, and npm with vitest/jest."""
+    timeout = config.detect.suite_timeout
+    if config.suites:
+        return [_configured(root, i, s, timeout) for i, s in enumerate(config.suites)]
+    found: list[Suite] = []
+    if _looks_like_pytest(root):
+        found.append(_pytest_suite(root, timeout))
+    npm = _npm_suite(root, timeout)
+    if npm is not None:
+        found.append(npm)
+    if not found:
+        raise SuiteError(
+            f"no test suite found in {root} (looked for pytest, and npm with vitest or jest)",
+            hint="configure `suites:` in agentloop.yaml (see docs/config.md)",
+        )
+    return found
+
+
+# ---------------------------------------------------------------- running
+
+
+def _command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
+    env = {**_ENV, **suite.env}
+    if suite.runner == "pytest":
+        env["AGENTLOOP_PROBE_FILE"] = str(probe)
+        probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (probe_dir, os.environ.get("PYTHONPATH")) if p
+        )
+        if suite.format == "pytest-json":
+            flags = f"--json-report --json-report-file={shlex.quote(str(report))} " + (
+                "--json-report-omit keywords log streams warnings"
+            )
+        else:
+            flags = f"--junitxml={shlex.quote(str(report))}"
+        return f"{suite.run} -p {_PROBE_MODULE} {flags}", env
+    if suite.runner == "vitest":
+        flags = f"--reporter=default --reporter=junit --outputFile.junit={shlex.quote(str(report))}"
+        return f"{suite.run} {flags}", env
+    if suite.runner == "jest":
+        env.update(
+            JEST_JUNIT_OUTPUT_FILE=str(report),
+            JEST_JUNIT_ADD_FILE_ATTRIBUTE="true",
+            JEST_JUNIT_REPORT_TEST_SUITE_ERRORS="true",
+        )
+        return f"{suite.run} --reporters=default --reporters=jest-junit", env
+    return suite.run, env
+
+
+def _from_probe(path: Path, suite: Suite) -> ParsedReport:
+    """What a killed pytest run had done: its failures, and the tests it was running."""
+    failures: list[ParsedFailure] = []
+    running: dict[str, tuple[str, int | None]] = {}
+    seen = 0
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the last line may be cut off by the kill
+        kind, nodeid = event.get("event"), str(event.get("nodeid", ""))
+        if kind == "start":
+            seen += 1
+            lineno = event.get("line")
+            running[nodeid] = (
+                str(event.get("file", "")),
+                lineno + 1 if isinstance(lineno, int) else None,
+            )
+        elif kind == "finish":
+            running.pop(nodeid, None)
+        elif kind == "collect_failed":
+            failures.append(pytest_json.collection_failure(nodeid, str(event.get("longrepr", ""))))
+        elif kind == "failed":
+            text = str(event.get("longrepr", ""))
+            when = event.get("when")
+            stage: Stage = (
+                "setup" if when == "setup" else "teardown" if when == "teardown" else "call"
+            )
+            collected = pytest_json.collection_failure(nodeid, text)
+            path_, _, name = nodeid.partition("::")
+            failures.append(
+                ParsedFailure(
+                    dialect="pytest",
+                    test_id=nodeid,
+                    test_name=name or nodeid,
+                    file=path_ or None,
+                    line=None,
+                    error_type=collected.error_type,
+                    message=collected.message,
+                    text=text,
+                    stage=stage,
+                    frames=collected.frames,
+                )
+            )
+    for nodeid, (file, lineno) in running.items():
+        path_, _, name = nodeid.partition("::")
+        failures.append(
+            ParsedFailure(
+                dialect="pytest",
+                test_id=nodeid,
+                test_name=name or nodeid,
+                file=file or path_,
+                line=lineno,
+                error_type="Timeout",
+                message=f"still running when suite {suite.name!r} "
+                f"hit its {suite.timeout:g}s timeout",
+                text="",
+                stage="call",
+                frames=(Location(file or path_, lineno),) if lineno else (),
+                timed_out=True,
+            )
+        )
+    return ParsedReport(dialect="pytest", format=suite.format, failures=tuple(failures), total=seen)
+
+
+def _suite_failure(
+    suite: Suite, error_type: str, message: str, text: str, *, timed_out: bool
+) -> ParsedReport:
+    failure = ParsedFailure(
+        dialect="junit" if suite.format == "junit" else "pytest",
+        test_id=f"<suite {suite.name}>",
+        test_name=f"<suite {suite.name}>",
+        file=None,
+        line=None,
+        error_type=error_type,
+        message=message,
+        text=text,
+        stage="collection",
+        timed_out=timed_out,
+    )
+    return ParsedReport(dialect=failure.dialect, format=suite.format, failures=(failure,), total=0)
+
+
+def run_suite(suite: Suite, workdir: Path, root: Path) -> SuiteOutcome:
+    report_path = (
+        workdir / f"{suite.name}.report" if suite.report is None else suite.cwd / suite.report
+    )
+    probe = workdir / f"{suite.name}.probe.jsonl"
+    if suite.report is not None:
+        report_path.unlink(missing_ok=True)  # a stale report from an earlier run would lie
+    command, extra_env = _command(suite, report_path, probe)
+    done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**os.environ, **extra_env})
+
+    def outcome(report: ParsedReport) -> SuiteOutcome:
+        return SuiteOutcome(suite, command, done.returncode, done.duration, done.timed_out, report)
+
+    if done.timed_out:
+        if suite.runner == "pytest":
+            return outcome(_from_probe(probe, suite))
+        return outcome(
+            _suite_failure(
+                suite,
+                "Timeout",
+                f"suite {suite.name!r} hit its {suite.timeout:g}s timeout and was killed",
+                done.tail(),
+                timed_out=True,
+            )
+        )
+    if not report_path.is_file():
+        where = (
+            "configure it in agentloop.yaml" if suite.runner else f"fix suites[{suite.name}].run"
+        )
+        if done.returncode == _NOT_FOUND:
+            raise SuiteError(
+                f"suite {suite.name!r}: command not found: {done.tail(1) or suite.run}",
+                hint=f"install the test runner, or {where}",
+            )
+        if not (done.stdout.strip() or done.stderr.strip()):
+            raise SuiteError(
+                f"suite {suite.name!r} printed nothing and wrote no report "
+                f"(exit {done.returncode})",
+                hint=f"run `{suite.run}` by hand in {suite.cwd}, or {where}",
+            )
+        last = done.tail(1)
+        raise SuiteError(
+            f"suite {suite.name!r} exited {done.returncode} without writing its report: {last}",
+            hint=f"run `{suite.run}` by hand in {suite.cwd} to see why",
+        )
+    report = parse_report(
+        report_path.read_bytes(),
+        fmt=suite.format,
+        name=f"suite {suite.name!r} report",
+        root=suite.cwd,
+    )
+    no_tests = suite.runner == "pytest" and done.returncode == _PYTEST_NO_TESTS
+    if done.returncode != 0 and not report.failures and not no_tests:
+        # A red suite must never look green: e.g. an unhandled error outside any test.
+        return outcome(
+            _suite_failure(
+                suite,
+                "SuiteError",
+                f"suite {suite.name!r} exited {done.returncode} "
+                "but its report lists no failing test",
+                done.tail(40),
+                timed_out=False,
+            )
+        )
+    return outcome(report)
+
+
+# ---------------------------------------------------------------- selectors
+
+
+def _go_selector(prefix: str, failure: ParsedFailure, cwd: Path) -> str:
+    module = ""
+    gomod = cwd / "go.mod"
+    if gomod.is_file():
+        match = re.search(r"^module\s+(\S+)", gomod.read_text(errors="replace"), re.M)
+        module = match.group(1) if match else ""
+    package = failure.classname
+    rel = package[len(module) :].lstrip("/") if module and package.startswith(module) else ""
+    target = f"./{rel}" if rel else "./..."
+    if failure.stage == "collection":
+        return f"{prefix} {target} -count=1"
+    pattern = "/".join(f"^{re.escape(part)}$" for part in failure.test_name.split("/"))
+    return f"{prefix} {target} -run {shlex.quote(pattern)} -count=1"
+
+
+def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
+    """The shell command that re-runs exactly this test, from the suite's cwd."""
+    if failure.test_id.startswith("<suite "):
+        return None
+    prefix = prefix or _DEFAULT_PREFIX[failure.dialect]
+    if not prefix:
+        return None
+    if failure.dialect == "pytest":
+        return f"{prefix} {shlex.quote(failure.test_id)}"
+    if failure.dialect in ("vitest", "jest"):
+        if failure.file is None:
+            return None
+        if failure.stage == "collection":
+            return f"{prefix} {shlex.quote(failure.file)}"
+        # Both runners match -t against the names of the describe blocks and the test
+        # joined by spaces; vitest's junit reporter joins them with " > ".
+        full = failure.test_name.replace(" > ", " ")
+        return f"{prefix} {shlex.quote(failure.file)} -t {shlex.quote('^' + re.escape(full) + '$')}"
+    if failure.dialect == "go":
+        return _go_selector(prefix, failure, cwd)
+    if failure.dialect == "surefire":
+        cls = failure.classname.rsplit(".", 1)[-1]
+        return (
+            f"{prefix} -Dtest={shlex.quote(cls + '#' + failure.test_name)} "
+            "-Dsurefire.failIfNoSpecifiedTests=false"
+        )
+    return None
+
+
+def rerun(command: str, *, cwd: Path, timeout: float) -> proc.Completed:
+    return proc.run(command, cwd=cwd, timeout=timeout, env={**os.environ, **_ENV})
