@@ -53,6 +53,7 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
     return Failure(
         id=short_hash(suite, parsed.test_id),
         suite=suite,
+        runner=parsed.dialect,
         test_id=parsed.test_id,
         file=file,
         line=parsed.line,
@@ -81,8 +82,9 @@ def _finish(
 ) -> Detection:
     def rerun(failure: Failure) -> bool:
         assert failure.selector is not None
-        done = suites_mod.rerun(failure.selector, cwd=root / failure.cwd, timeout=rerun_timeout)
-        return done.ok
+        return suites_mod.rerun_passed(
+            failure.selector, dialect=failure.runner, cwd=root / failure.cwd, timeout=rerun_timeout
+        )
 
     kept, flaky_tests = flaky.split_flaky(failures, reruns=reruns, rerun=rerun, progress=progress)
     tasks = group.group(kept)

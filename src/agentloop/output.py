@@ -65,6 +65,7 @@ def failure_doc(f: Failure) -> dict[str, Any]:
     return {
         "id": f.id,
         "suite": f.suite,
+        "runner": f.runner,
         "test_id": f.test_id,
         "file": f.file,
         "line": f.line,

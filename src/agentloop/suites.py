@@ -465,12 +465,34 @@ def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
         return _go_selector(prefix, failure, cwd)
     if failure.dialect == "surefire":
         cls = failure.classname.rsplit(".", 1)[-1]
+        # A parameterized case (`m{String}[1]`) cannot be named; its method can (`m*`).
+        method = re.split(r"[{\[]", failure.test_name, maxsplit=1)[0]
+        method += "*" if method != failure.test_name else ""
         return (
-            f"{prefix} -Dtest={shlex.quote(cls + '#' + failure.test_name)} "
+            f"{prefix} -Dtest={shlex.quote(cls + '#' + method)} "
             "-Dsurefire.failIfNoSpecifiedTests=false"
         )
     return None
 
 
-def rerun(command: str, *, cwd: Path, timeout: float) -> proc.Completed:
-    return proc.run(command, cwd=cwd, timeout=timeout, env={**os.environ, **_ENV})
+# Evidence in a runner's output that a test really ran and passed: a filter that matches
+# nothing exits 0 in vitest, jest, go and Surefire (with failIfNoSpecifiedTests=false).
+_RAN_AND_PASSED: dict[Dialect, re.Pattern[str]] = {
+    "vitest": re.compile(r"Tests\s+[1-9]\d* passed"),
+    "jest": re.compile(r"Tests:\s+(?:.*, )?[1-9]\d* passed"),
+    "go": re.compile(r"^(?:ok|---\s*PASS)", re.M),
+    "surefire": re.compile(r"Tests run: [1-9]\d*, Failures: 0, Errors: 0"),
+}
+
+
+def rerun_passed(command: str, *, dialect: Dialect, cwd: Path, timeout: float) -> bool:
+    """Run a selector; True only when the test ran and passed (pytest exits 5 when nothing
+    was collected; other runners need their output read)."""
+    done = proc.run(command, cwd=cwd, timeout=timeout, env={**os.environ, **_ENV})
+    if not done.ok:
+        return False
+    evidence = _RAN_AND_PASSED.get(dialect)
+    output = done.stdout + "\n" + done.stderr
+    if dialect == "go" and "no tests to run" in output:
+        return False
+    return evidence is None or bool(evidence.search(output))

@@ -49,10 +49,18 @@ _ENV_TEXT = re.compile(
     r"|could not connect|getaddrinfo)",
     re.I,
 )
-_TYPE_TYPES = {"TypeError", "AttributeError", "NameError", "UnboundLocalError", "ReferenceError"}
+_TYPE_TYPES = {
+    "TypeError",
+    "AttributeError",
+    "NameError",
+    "UnboundLocalError",
+    "ReferenceError",
+    "NullPointerException",
+    "ClassCastException",
+}
 _TYPE_TEXT = re.compile(
     r"(is not a function|Cannot read propert|is not defined|is not a constructor"
-    r"|cannot import name|undefined: |has no attribute)"
+    r"|cannot import name|undefined: |has no attribute|nil pointer dereference)"
 )
 
 
@@ -81,12 +89,28 @@ def is_test_path(path: str) -> bool:
     )
 
 
+def _report_root(failure: ParsedFailure) -> str | None:
+    """Where the project was when the report was written: the part of an absolute frame
+    path in front of the test's own (relative) file. Lets a report made on another
+    machine (CI) still name project files."""
+    if not failure.file:
+        return None
+    suffix = "/" + failure.file.lstrip("./")
+    for frame in failure.frames:
+        if frame.file.startswith("/") and frame.file.endswith(suffix):
+            return frame.file[: -len(suffix)]
+    return None
+
+
 def crash_location(failure: ParsedFailure, root: str | None = None) -> Location | None:
     """The deepest frame in the project's own, non-test code; failing that, the deepest
     frame in its tests; failing that, the test's own location."""
     own: list[Location] = []
+    elsewhere = _report_root(failure)
     for frame in failure.frames:
         rel = project_path(frame.file, root)
+        if rel is None and elsewhere is not None and elsewhere != root:
+            rel = project_path(frame.file, elsewhere)
         if rel is not None:
             own.append(Location(rel, frame.line))
     for location in reversed(own):
@@ -105,7 +129,11 @@ def categorize(failure: ParsedFailure) -> Category:
     innermost = failure.frames[-1].file if failure.frames else ""
     if failure.timed_out or _TIMEOUT.search(message):
         return "timeout"
-    if kind in _MISSING_TYPES or _MISSING.search(message):
+    if (
+        kind in _MISSING_TYPES
+        or _MISSING.search(message)
+        or (failure.stage == "collection" and _MISSING.search(text))
+    ):
         return "missing_dependency"
     if failure.stage == "collection":
         return "collection_error"

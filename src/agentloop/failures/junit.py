@@ -21,6 +21,7 @@ from agentloop.failures import text as tx
 from agentloop.failures.model import Dialect, ParsedFailure, ParsedReport, Stage
 
 _CHUNK = 1 << 20
+_JEST_SUITE_ERROR = "Test suite failed to run"
 _PYTEST_STAGE = re.compile(r'^failed on (setup|teardown) with "(.*)"$', re.S)
 _GO_MESSAGE = re.compile(r"^\s+[\w./-]+_test\.go:\d+: (?P<msg>.+)$", re.M)
 _GO_PANIC = re.compile(r"^panic: (?P<msg>.+)$", re.M)
@@ -43,6 +44,8 @@ class _Case:
 class _State:
     dialect: Dialect | None = None
     suites: list[str] = field(default_factory=list)
+    # Failures a runner counts on the root but attaches to no test (gotestsum build errors).
+    root_errors: int = 0
     # Keyed by (classname, name): re-run attempts repeat a testcase, the last one counts.
     last: dict[tuple[str, str], _Case | None] = field(default_factory=dict)
 
@@ -102,6 +105,8 @@ def _stream(data: bytes, state: _State) -> None:
             if event == "start":
                 if not root_seen:
                     root_seen = True
+                    errors = elem.get("errors", "0")
+                    state.root_errors = int(errors) if errors.isdigit() else 0
                     if tag not in ("testsuites", "testsuite"):
                         raise ReportError(
                             f"this XML is not a JUnit report (root element <{tag}>)",
@@ -115,7 +120,10 @@ def _stream(data: bytes, state: _State) -> None:
             if tag == "testcase":
                 key = (elem.get("classname", ""), elem.get("name", ""))
                 suite = depth_suites[-1].get("name", "") if depth_suites else ""
-                state.last[key] = _case_from(elem, suite)
+                # jest-junit reports a suite that failed to run twice (an <error>, then the
+                # same as JSON in a <failure>): keep the readable first one.
+                if not (key in state.last and key[0] == _JEST_SUITE_ERROR):
+                    state.last[key] = _case_from(elem, suite)
                 elem.clear()
             elif tag == "property" and elem.get("name") == "go.version":
                 state.dialect = state.dialect or "go"
@@ -160,6 +168,12 @@ def _error(case: _Case, dialect: Dialect) -> tuple[str, str]:
         if message == "collection failure":
             found = tx.python_error(case.text)
             return found if found else ("CollectionError", message)
+    if dialect == "jest" and case.classname == _JEST_SUITE_ERROR:
+        # "● Test suite failed to run", a blank line, then the error itself.
+        lines = [ln.strip() for ln in case.text.splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if not ln.startswith("●")), message)
+        found = tx.first_error(detail)
+        return (found[0], found[1]) if found else ("Error", detail)
     if dialect == "go":
         panic = _GO_PANIC.search(case.text)
         if panic:
@@ -187,7 +201,7 @@ def _stage(case: _Case, dialect: Dialect) -> Stage:
         match = _PYTEST_STAGE.match(case.message)
         if match:
             return "setup" if match.group(1) == "setup" else "teardown"
-    if dialect == "jest" and case.classname == "Test suite failed to run":
+    if dialect == "jest" and case.classname == _JEST_SUITE_ERROR:
         return "collection"
     if dialect == "vitest" and case.name == case.classname:
         return "collection"
@@ -216,8 +230,9 @@ def _to_failure(case: _Case, dialect: Dialect, root: Path | None) -> ParsedFailu
         file = file or case.classname or None
         test_id = f"{file} > {case.name}" if stage == "call" else case.name
     elif dialect == "jest":
-        file = file or None
-        test_id = f"{file} > {case.name}" if file else case.name
+        # Without a describe block jest-junit starts the name with a space.
+        test_name = case.name.strip()
+        test_id = f"{file} > {test_name}" if file else test_name
     elif dialect == "surefire":
         test_id = f"{case.classname}#{case.name}"
     frames = tx.frames(case.text)
@@ -248,7 +263,35 @@ def parse_junit(data: bytes, *, root: Path | None = None) -> ParsedReport:
             hint="re-run the suite; if the tool was killed before it finished, raise its timeout",
         ) from exc
     dialect: Dialect = state.dialect or "junit"
-    failures = tuple(
-        _to_failure(case, dialect, root) for case in state.last.values() if case is not None
+    cases = [case for case in state.last.values() if case is not None]
+    if dialect == "go":
+        cases = _go_leaves(cases)
+    failures = [_to_failure(case, dialect, root) for case in cases]
+    if not failures and state.root_errors:
+        failures.append(
+            ParsedFailure(
+                dialect=dialect,
+                test_id="<report>",
+                test_name="<report>",
+                file=None,
+                line=None,
+                error_type="BuildError",
+                message=f"the report counts {state.root_errors} error(s) outside any test case "
+                "(for Go, usually a package that failed to build)",
+                text="",
+                stage="collection",
+            )
+        )
+    return ParsedReport(
+        dialect=dialect, format="junit", failures=tuple(failures), total=len(state.last)
     )
-    return ParsedReport(dialect=dialect, format="junit", failures=failures, total=len(state.last))
+
+
+def _go_leaves(cases: list[_Case]) -> list[_Case]:
+    """go test fails every parent of a failing subtest too: keep only the subtests."""
+    names = {(c.classname, c.name) for c in cases}
+    return [
+        c
+        for c in cases
+        if not any(cls == c.classname and n.startswith(c.name + "/") for cls, n in names)
+    ]

@@ -81,6 +81,8 @@ class Failure:
 
     id: str
     suite: str
+    # The runner that reported it; decides how its selector's result is read.
+    runner: Dialect
     test_id: str
     file: str | None
     line: int | None

@@ -61,14 +61,27 @@ def parse_report(data: bytes, *, fmt: Format | None, name: str, root: Path | Non
 
 
 def read_report(path: Path, *, fmt: Format | None, root: Path | None) -> ParsedReport:
+    """One report file, or every *.xml in a directory (Surefire writes one per class)."""
+    if path.is_dir():
+        files = sorted(path.glob("*.xml"))
+        if not files:
+            raise ReportError(
+                f"report directory {path} holds no .xml files", hint="pass the report file itself"
+            )
+        parts = [read_report(f, fmt=fmt, root=root) for f in files]
+        return ParsedReport(
+            dialect=parts[0].dialect,
+            format=parts[0].format,
+            failures=tuple(f for part in parts for f in part.failures),
+            total=sum(part.total for part in parts),
+            notes=tuple(n for part in parts for n in part.notes),
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ReportError(
             f"report {path} does not exist", hint="check the path, or run the suite first"
         ) from None
-    except IsADirectoryError:
-        raise ReportError(f"report {path} is a directory", hint="pass the report file") from None
     except OSError as exc:
         raise ReportError(
             f"cannot read report {path}: {exc.strerror}", hint="check permissions"

@@ -14,18 +14,26 @@ from agentloop.failures.model import Location
 _PY_LONGREPR_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*?\.py):(?P<line>\d+): ", re.M)
 _PY_TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)', re.M)
 _NODE_FRAME = re.compile(
-    r"^\s*(?:at (?:.*?\()?|❯ )(?:file://)?(?P<path>[^\s()]+?):(?P<line>\d+)(?::\d+)?\)?\s*$", re.M
+    r"^\s*(?:at (?:.*?\()?|❯ (?:\S+ )?)(?:file://)?(?P<path>[^\s()]+?):(?P<line>\d+)(?::\d+)?\)?\s*$",
+    re.M,
 )
 _GO_FRAME = re.compile(r"^\s+(?P<path>[\w./-]+\.go):(?P<line>\d+)", re.M)
 _JAVA_FRAME = re.compile(
-    r"^\s*at [\w$.<>]+\((?P<path>[\w$]+\.(?:java|kt|scala)):(?P<line>\d+)\)", re.M
+    r"^\s*at (?:[\w.-]+/)?(?P<method>[\w$.<>]+)"
+    r"\((?P<path>[\w$]+\.(?:java|kt|scala)):(?P<line>\d+)\)",
+    re.M,
+)
+# Frames of the JDK and the test frameworks are never the project's own code.
+_JAVA_VENDOR = re.compile(
+    r"^(java|javax|jdk|sun|com\.sun|org\.junit|junit|org\.opentest4j|org\.apache\.maven"
+    r"|org\.gradle|kotlin|org\.hamcrest|org\.assertj|org\.mockito)\."
 )
 
 # `E   TypeError: message` in pytest's longrepr; the last such block is the raised error.
 _PY_E_LINE = re.compile(r"^E\s+(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$", re.M)
 _ERROR_LINE = re.compile(
     r"^\s*(?:Uncaught )?"
-    r"(?P<type>[A-Za-z_$][\w.$]*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault)"
+    r"(?P<type>(?:[A-Za-z_$][\w.$]*)?(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault)"
     r"|panic|AssertionError)(?::\s?(?P<msg>.*))?$",
     re.M,
 )
@@ -38,11 +46,14 @@ def frames(text: str) -> tuple[Location, ...]:
         py = [(m["path"], int(m["line"])) for m in _PY_TRACEBACK_FRAME.finditer(text)]
     if py:
         return tuple(Location(p, n) for p, n in py)
-    # Node, Java and Go print the innermost frame first.
-    for pattern in (_NODE_FRAME, _JAVA_FRAME):
-        found = [Location(m["path"], int(m["line"])) for m in pattern.finditer(text)]
-        if found:
-            return tuple(reversed(found))
+    # Java, Node and Go print the innermost frame first. Java first: a Node `at` line
+    # pattern would also match Java frames, JDK and framework ones included.
+    java = [(m["method"], Location(m["path"], int(m["line"]))) for m in _JAVA_FRAME.finditer(text)]
+    if java:
+        return tuple(reversed([loc for method, loc in java if not _JAVA_VENDOR.match(method)]))
+    node = [Location(m["path"], int(m["line"])) for m in _NODE_FRAME.finditer(text)]
+    if node:
+        return tuple(reversed(node))
     return tuple(Location(m["path"], int(m["line"])) for m in _GO_FRAME.finditer(text))
 
 
