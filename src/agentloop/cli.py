@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
 
-    def report(message: str, hint: str | None) -> None:
-        output.error(message, hint, as_json=as_json)
+    def report(message: str, hint: str | None, code: int) -> None:
+        output.error(message, hint, as_json=as_json, code=code)
 
     def body() -> int:
         try:

@@ -72,17 +72,17 @@ def write_crash_log(exc: BaseException) -> Path | None:
 def guarded(
     body: Callable[[], int],
     *,
-    report: Callable[[str, str | None], None],
+    report: Callable[[str, str | None, int], None],
 ) -> int:
-    """Run `body`, mapping every way it can end to an exit code. `report(message, hint)`
-    prints one expected error; it is the only output this function produces."""
+    """Run `body`, mapping every way it can end to an exit code. `report(message, hint,
+    code)` prints one error; it is the only output this function produces."""
     try:
         return body()
     except AgentloopError as exc:
-        report(exc.message, exc.hint)
+        report(exc.message, exc.hint, exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        report("interrupted", None)
+        report("interrupted", None, INTERRUPTED)
         return INTERRUPTED
     except Exception as exc:
         log = write_crash_log(exc)
@@ -90,5 +90,6 @@ def guarded(
         report(
             f"internal error: {type(exc).__name__}: {exc}",
             f"this is a bug in agentloop; {where} — please attach it to an issue",
+            INTERNAL,
         )
         return INTERNAL

@@ -27,7 +27,8 @@ out = Console(highlight=False)
 if not out.is_terminal and "COLUMNS" not in os.environ:
     # Piped or in CI: rich would assume 80 columns; a log has room for the whole table.
     out = Console(highlight=False, width=120)
-err = Console(stderr=True, highlight=False)
+# Messages are single lines: never wrap them (logs and tests read them whole).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def error(message: str, hint: str | None, *, as_json: bool = False, code: int = 2) -> None:

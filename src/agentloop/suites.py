@@ -443,6 +443,24 @@ def _go_selector(prefix: str, failure: ParsedFailure, cwd: Path) -> str:
     return f"{prefix} {target} -run {shlex.quote(pattern)} -count=1"
 
 
+def _name_pattern(failure: ParsedFailure) -> str:
+    """The -t regex for vitest and jest. Both match it against the names of the describe
+    blocks and the test joined by single spaces; vitest's JUnit name joins them with " > ",
+    which a test's own name may also contain, so either is accepted. Whitespace inside a
+    name may have been normalised by XML (a tab becomes a space): match any."""
+
+    def words(part: str) -> str:
+        return r"\s+".join(re.escape(word) for word in part.split())
+
+    separator = " > " if failure.dialect == "vitest" else None
+    parts = failure.test_name.split(separator) if separator else [failure.test_name]
+    body = r"(?:\s|\s>\s)".join(words(part) for part in parts)
+    # A failing describe-level hook: re-run every test in that block.
+    return (
+        f"^{body}\\s" if failure.stage == "setup" and failure.dialect == "vitest" else f"^{body}$"
+    )
+
+
 def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
     """The shell command that re-runs exactly this test, from the suite's cwd."""
     if failure.test_id.startswith("<suite "):
@@ -457,10 +475,7 @@ def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
             return None
         if failure.stage == "collection":
             return f"{prefix} {shlex.quote(failure.file)}"
-        # Both runners match -t against the names of the describe blocks and the test
-        # joined by spaces; vitest's junit reporter joins them with " > ".
-        full = failure.test_name.replace(" > ", " ")
-        return f"{prefix} {shlex.quote(failure.file)} -t {shlex.quote('^' + re.escape(full) + '$')}"
+        return f"{prefix} {shlex.quote(failure.file)} -t {shlex.quote(_name_pattern(failure))}"
     if failure.dialect == "go":
         return _go_selector(prefix, failure, cwd)
     if failure.dialect == "surefire":

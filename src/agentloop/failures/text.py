@@ -88,11 +88,11 @@ def first_error(text: str) -> tuple[str, str] | None:
 
 def trim(text: str, *, max_lines: int = 60, max_chars: int = 6000) -> str:
     """Keep a stack trace readable: its head and its tail, where the error is."""
-    lines = text.strip("\n").splitlines()
+    lines = [line.rstrip() for line in text.strip("\n").splitlines()]
     if len(lines) > max_lines:
         keep = max_lines // 2
         lines = [*lines[:keep], f"... ({len(lines) - 2 * keep} lines trimmed) ...", *lines[-keep:]]
-    out = "\n".join(lines)
+    out = "\n".join(lines).rstrip()
     if len(out) > max_chars:
         half = max_chars // 2
         out = f"{out[:half]}\n... (trimmed) ...\n{out[-half:]}"

@@ -1,0 +1,1 @@
+"""A deliberately buggy little web-shop backend (example project for agentloop)."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REAL_HOME = Path(os.path.expanduser("~"))
+SCHEMA = Path(__file__).resolve().parents[1] / "src/agentloop/schemas/detect.schema.json"
+
+
+def _home_state() -> tuple[float, frozenset[str]]:
+    try:
+        return REAL_HOME.stat().st_mtime, frozenset(os.listdir(REAL_HOME))
+    except OSError:
+        return 0.0, frozenset()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Every test gets its own HOME; a test that writes into the real home fails."""
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith("AGENTLOOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    before = _home_state()
+    yield home
+    assert _home_state() == before, f"the test wrote into the real home directory {REAL_HOME}"
+
+
+@pytest.fixture(scope="session")
+def detect_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA.read_text())
+    return schema
