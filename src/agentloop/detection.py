@@ -65,7 +65,7 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
         stack_trace=tx.trim(parsed.text),
         crash_location=location,
         stage=parsed.stage,
-        category=classify.categorize(parsed),
+        category=classify.categorize(parsed, str(cwd)),
     )
 
 

@@ -37,6 +37,9 @@ EVERY_KIND = {
         def test_never():
             pass
         """,
+    "tests/test_own_module.py": """\
+        import pkg.not_written_yet
+        """,
     "tests/test_syntax.py": """\
         def test_x(:
             pass
@@ -106,6 +109,8 @@ EVERY_KIND = {
 EXPECTED = {
     "tests/test_missing.py": ("missing_dependency", "collection"),
     "tests/test_syntax.py": ("collection_error", "collection"),
+    # A module of the project's own package, not a dependency to install.
+    "tests/test_own_module.py": ("collection_error", "collection"),
     "tests/test_kinds.py::test_type": ("type_error", "call"),
     "tests/test_kinds.py::test_logic": ("logic_bug", "call"),
     "tests/test_kinds.py::test_stale_mock": ("stale_mock", "call"),

@@ -1,7 +1,5 @@
 """Checkout: shipping, invoices and order confirmation e-mails."""
 
-import random
-
 from shop import mailer, money
 from shop.cart import Cart
 
@@ -26,14 +24,19 @@ def invoice_total(cart: Cart) -> int:
     return cart.total_with_tax() + shipping_cost(cart.subtotal())
 
 
-def lucky_discount_percent() -> int:
-    """One customer in two wins a 10% discount (unseeded on purpose)."""
-    return 10 if random.random() < 0.5 else 0
+# Orders placed since start-up. Module-level state: every test that places an order
+# leaves one behind here.
+PLACED: list[int] = []
+
+
+def orders_placed() -> int:
+    return len(PLACED)
 
 
 def place_order(cart: Cart, email: str) -> int:
     """Charge the cart and e-mail a confirmation. Returns the total in cents."""
     total = order_total(cart)
+    PLACED.append(total)
     mailer.send(
         email,
         "Your order",

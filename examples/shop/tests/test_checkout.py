@@ -27,8 +27,7 @@ def test_place_order_sends_confirmation(cart):
     send.assert_called_once_with("ann@example.com", "Your order", mock.ANY)
 
 
-def test_flaky_discount_lottery():
-    # Deliberately flaky: the draw is random and unseeded, so this
-    # passes about half the time.
-    discount = checkout.lucky_discount_percent()
-    assert discount == 10
+def test_no_orders_placed_yet():
+    # Order-dependent: passes alone, but fails after test_place_order_sends_confirmation
+    # has left an order in checkout.PLACED (shared module state, never reset).
+    assert checkout.orders_placed() == 0

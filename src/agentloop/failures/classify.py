@@ -7,7 +7,7 @@ timeout > missing dependency > collection > stale mock > environment > fixture >
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from agentloop.failures.model import Category, Location, ParsedFailure
 
@@ -123,17 +123,42 @@ def crash_location(failure: ParsedFailure, root: str | None = None) -> Location 
     return None
 
 
-def categorize(failure: ParsedFailure) -> Category:
+_MISSING_NAME = re.compile(
+    r"(?:No module named|Cannot find module|Failed to resolve import)\s+['\"]([^'\"]+)['\"]"
+)
+
+
+def _own_module_missing(message: str, root: str | None) -> bool:
+    """A missing module of the project itself (`./x`, or `pkg.x` where pkg is the
+    project's own package) is a broken import, not a missing dependency."""
+    match = _MISSING_NAME.search(message)
+    if match is None:
+        return False
+    name = match.group(1)
+    if name.startswith("."):
+        return True
+    if root is None:
+        return False
+    top = name.split(".")[0].split("/")[0]
+    base = Path(root)
+    return any(
+        (base / prefix / top).is_dir() or (base / prefix / f"{top}.py").is_file()
+        for prefix in ("", "src", "lib")
+    )
+
+
+def categorize(failure: ParsedFailure, root: str | None = None) -> Category:
     kind, message, text = failure.error_type, failure.message, failure.text
     haystack = f"{message}\n{text}"
     innermost = failure.frames[-1].file if failure.frames else ""
     if failure.timed_out or _TIMEOUT.search(message):
         return "timeout"
-    if (
+    missing = (
         kind in _MISSING_TYPES
         or _MISSING.search(message)
         or (failure.stage == "collection" and _MISSING.search(text))
-    ):
+    )
+    if missing and not _own_module_missing(f"{message}\n{text}", root):
         return "missing_dependency"
     if failure.stage == "collection":
         return "collection_error"
