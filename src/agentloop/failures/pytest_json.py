@@ -20,6 +20,15 @@ _STAGES: tuple[Stage, ...] = ("setup", "call", "teardown")
 _INTERRUPTED, _INTERNAL, _USAGE, _NO_TESTS = 2, 3, 4, 5
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    # Reports are input: a field of the wrong type is treated as absent, never trusted.
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _split_crash(message: str) -> tuple[str | None, str]:
     first, _, rest = message.partition("\n")
     head, sep, tail = first.partition(": ")
@@ -29,10 +38,10 @@ def _split_crash(message: str) -> tuple[str | None, str]:
 
 
 def _error(stage: dict[str, Any], longrepr: str) -> tuple[str, str]:
-    crash = stage.get("crash") or {}
+    crash = _dict(stage.get("crash"))
     named, message = _split_crash(str(crash.get("message") or ""))
-    traceback = stage.get("traceback") or []
-    last = str(traceback[-1].get("message") or "") if traceback else ""
+    traceback = _list(stage.get("traceback"))
+    last = str(_dict(traceback[-1]).get("message") or "") if traceback else ""
     from_text = tx.python_error(longrepr)
     if last.isidentifier():
         kind = last
@@ -46,7 +55,7 @@ def _error(stage: dict[str, Any], longrepr: str) -> tuple[str, str]:
 
 
 def _frames(stage: dict[str, Any], longrepr: str) -> tuple[Location, ...]:
-    traceback = stage.get("traceback") or []
+    traceback = _list(stage.get("traceback"))
     found = tuple(
         Location(str(entry.get("path") or ""), int(entry["lineno"]))
         for entry in traceback
@@ -59,7 +68,9 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
     outcome = test.get("outcome")
     if outcome not in ("failed", "error"):
         return None
-    nodeid = str(test["nodeid"])
+    nodeid = str(test.get("nodeid") or "")
+    if not nodeid:
+        return None
     stage_name: Stage = "call"
     stage: dict[str, Any] = {}
     for when in _STAGES:
@@ -71,7 +82,7 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
     longrepr = str(stage.get("longrepr") or "")
     if not stage:
         # e.g. a strict xpass: reported failed while every stage passed.
-        call = test.get("call") or {}
+        call = _dict(test.get("call"))
         longrepr = str(call.get("longrepr") or "[XPASS(strict)] test passed unexpectedly")
     kind, message = _error(stage, longrepr)
     path, _, name = nodeid.partition("::")
@@ -81,7 +92,7 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
         test_id=nodeid,
         test_name=name or nodeid,
         file=path or None,
-        line=lineno + 1 if isinstance(lineno, int) else None,
+        line=lineno + 1 if isinstance(lineno, int) and not isinstance(lineno, bool) else None,
         error_type=kind,
         message=message,
         text=longrepr,
@@ -125,14 +136,19 @@ def parse_pytest_json(data: str) -> ParsedReport:
             hint="produce it with `pytest --json-report --json-report-file=FILE`",
         )
     failures: list[ParsedFailure] = []
-    for collector in report.get("collectors") or []:
+    tests = report["tests"]
+    if not isinstance(tests, list):
+        raise ReportError(
+            "this pytest-json report's `tests` is not a list",
+            hint="produce it with `pytest --json-report --json-report-file=FILE`",
+        )
+    for collector in _list(report.get("collectors")):
         if isinstance(collector, dict) and collector.get("outcome") == "failed":
             failures.append(
                 collection_failure(
                     str(collector.get("nodeid", "")), str(collector.get("longrepr", ""))
                 )
             )
-    tests = report.get("tests") or []
     for test in tests:
         if isinstance(test, dict):
             failure = _test_failure(test)
