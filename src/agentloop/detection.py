@@ -116,25 +116,10 @@ def detect(
     with tempfile.TemporaryDirectory(prefix="agentloop-detect-") as workdir:
         for suite in found:
             progress(f"running suite {suite.name}: {suite.run}")
-            outcome = suites_mod.run_suite(suite, Path(workdir), root)
-            report = outcome.report
+            run, report = suites_mod.run_suite(suite, Path(workdir), root)
             notes.extend(suite.notes)
             notes.extend(f"{suite.name}: {n}" for n in report.notes)
-            runs.append(
-                SuiteRun(
-                    name=suite.name,
-                    format=suite.format,
-                    command=outcome.command,
-                    cwd=suite.cwd.relative_to(root).as_posix()
-                    if suite.cwd.is_relative_to(root)
-                    else str(suite.cwd),
-                    exit_code=outcome.exit_code,
-                    duration=outcome.duration,
-                    timed_out=outcome.timed_out,
-                    tests=report.total,
-                    notes=suite.notes + report.notes,
-                )
-            )
+            runs.append(run)
             failures.extend(
                 to_failure(p, suite=suite.name, root=root, cwd=suite.cwd, prefix=suite.rerun)
                 for p in report.failures

@@ -22,7 +22,14 @@ from agentloop import proc
 from agentloop.config import Config, SuiteConfig
 from agentloop.errors import ConfigError, SuiteError
 from agentloop.failures import pytest_json
-from agentloop.failures.model import Dialect, Location, ParsedFailure, ParsedReport, Stage
+from agentloop.failures.model import (
+    Dialect,
+    Location,
+    ParsedFailure,
+    ParsedReport,
+    Stage,
+    SuiteRun,
+)
 from agentloop.failures.reports import Format, parse_report
 
 Runner = Literal["pytest", "vitest", "jest"]
@@ -55,16 +62,8 @@ class Suite:
     rerun: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SuiteOutcome:
-    suite: Suite
-    command: str
-    exit_code: int | None
-    duration: float
-    timed_out: bool
-    report: ParsedReport
+    # From the user's configuration (rather than discovered): decides what a hint says.
+    configured: bool = False
 
 
 # ---------------------------------------------------------------- discovery
@@ -218,6 +217,7 @@ def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: flo
         report=suite.report,
         runner="pytest" if managed else None,
         rerun=suite.rerun if suite.rerun is not None else _rerun_prefix(suite.run, suite.format),
+        configured=True,
     )
 
 
@@ -275,6 +275,7 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
     """What a killed pytest run had done: its failures, and the tests it was running."""
     failures: list[ParsedFailure] = []
     running: dict[str, tuple[str, int | None]] = {}
+    reported: set[str] = set()
     seen = 0
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -296,28 +297,16 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
         elif kind == "finish":
             running.pop(nodeid, None)
         elif kind == "collect_failed":
-            failures.append(pytest_json.collection_failure(nodeid, str(event.get("longrepr", ""))))
-        elif kind == "failed":
-            text = str(event.get("longrepr", ""))
+            failures.append(pytest_json.text_failure(nodeid, str(event.get("longrepr", ""))))
+        elif kind == "failed" and nodeid not in reported:
+            # A test that failed its call and then its teardown is one failure.
+            reported.add(nodeid)
             when = event.get("when")
             stage: Stage = (
                 "setup" if when == "setup" else "teardown" if when == "teardown" else "call"
             )
-            collected = pytest_json.collection_failure(nodeid, text)
-            path_, _, name = nodeid.partition("::")
             failures.append(
-                ParsedFailure(
-                    dialect="pytest",
-                    test_id=nodeid,
-                    test_name=name or nodeid,
-                    file=path_ or None,
-                    line=None,
-                    error_type=collected.error_type,
-                    message=collected.message,
-                    text=text,
-                    stage=stage,
-                    frames=collected.frames,
-                )
+                pytest_json.text_failure(nodeid, str(event.get("longrepr", "")), stage=stage)
             )
     for nodeid, (file, lineno) in running.items():
         path_, _, name = nodeid.partition("::")
@@ -358,7 +347,9 @@ def _suite_failure(
     return ParsedReport(dialect=failure.dialect, format=suite.format, failures=(failure,), total=0)
 
 
-def run_suite(suite: Suite, workdir: Path, root: Path) -> SuiteOutcome:
+def run_suite(suite: Suite, workdir: Path, root: Path) -> tuple[SuiteRun, ParsedReport]:
+    """Run one suite with its reporter; what it did, and the failures it reported.
+    Raises SuiteError when there is nothing to read (no command, no report)."""
     report_path = (
         workdir / f"{suite.name}.report" if suite.report is None else suite.cwd / suite.report
     )
@@ -368,8 +359,20 @@ def run_suite(suite: Suite, workdir: Path, root: Path) -> SuiteOutcome:
     command, extra_env = _command(suite, report_path, probe)
     done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**os.environ, **extra_env})
 
-    def outcome(report: ParsedReport) -> SuiteOutcome:
-        return SuiteOutcome(suite, command, done.returncode, done.duration, done.timed_out, report)
+    def outcome(report: ParsedReport) -> tuple[SuiteRun, ParsedReport]:
+        cwd = suite.cwd.relative_to(root) if suite.cwd.is_relative_to(root) else suite.cwd
+        run = SuiteRun(
+            name=suite.name,
+            format=suite.format,
+            command=command,
+            cwd=cwd.as_posix(),
+            exit_code=done.returncode,
+            duration=done.duration,
+            timed_out=done.timed_out,
+            tests=report.total,
+            notes=suite.notes + report.notes,
+        )
+        return run, report
 
     if done.timed_out:
         if suite.runner == "pytest":
@@ -385,7 +388,9 @@ def run_suite(suite: Suite, workdir: Path, root: Path) -> SuiteOutcome:
         )
     if not report_path.is_file():
         where = (
-            "configure it in agentloop.yaml" if suite.runner else f"fix suites[{suite.name}].run"
+            f"fix `run` of suite {suite.name!r} in agentloop.yaml"
+            if suite.configured
+            else "configure the suite in agentloop.yaml"
         )
         if done.returncode == _NOT_FOUND:
             raise SuiteError(

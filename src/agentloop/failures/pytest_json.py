@@ -101,22 +101,23 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
     )
 
 
-def collection_failure(nodeid: str, longrepr: str) -> ParsedFailure:
-    error = tx.python_error(longrepr) or tx.first_error(longrepr) or ("CollectionError", "")
-    kind, message = error
+def text_failure(nodeid: str, longrepr: str, *, stage: Stage = "collection") -> ParsedFailure:
+    """A failure known only from pytest's text: a failed collector, or a report line the
+    probe plugin saved before a suite was killed."""
+    kind, message = tx.python_error(longrepr) or tx.first_error(longrepr) or ("Error", "")
     if not message:
-        message = longrepr.strip().splitlines()[-1] if longrepr.strip() else "collection failed"
-    path = nodeid.partition("::")[0]
+        message = longrepr.strip().splitlines()[-1] if longrepr.strip() else f"{stage} failed"
+    path, _, name = nodeid.partition("::")
     return ParsedFailure(
         dialect="pytest",
         test_id=nodeid,
-        test_name=nodeid,
+        test_name=nodeid if stage == "collection" else (name or nodeid),
         file=path or None,
         line=None,
-        error_type=kind,
+        error_type=kind if stage != "collection" or kind != "Error" else "CollectionError",
         message=message,
         text=longrepr,
-        stage="collection",
+        stage=stage,
         frames=tx.frames(longrepr),
     )
 
@@ -145,9 +146,7 @@ def parse_pytest_json(data: str) -> ParsedReport:
     for collector in _list(report.get("collectors")):
         if isinstance(collector, dict) and collector.get("outcome") == "failed":
             failures.append(
-                collection_failure(
-                    str(collector.get("nodeid", "")), str(collector.get("longrepr", ""))
-                )
+                text_failure(str(collector.get("nodeid", "")), str(collector.get("longrepr", "")))
             )
     for test in tests:
         if isinstance(test, dict):
