@@ -244,7 +244,10 @@ def _to_failure(
     elif dialect == "jest":
         # Without a describe block jest-junit starts the name with a space.
         test_name = case.name.strip()
-        test_id = f"{file} > {test_name}" if file else test_name
+        if stage == "collection":
+            test_id = test_name = file or test_name  # the file that failed to run
+        else:
+            test_id = f"{file} > {test_name}" if file else test_name
     elif dialect == "surefire":
         test_id = f"{case.classname}#{case.name}"
     frames = tx.frames(case.text)
