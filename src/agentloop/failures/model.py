@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Stage = Literal["collection", "setup", "call", "teardown"]
 Category = Literal[
@@ -17,16 +17,7 @@ Category = Literal[
     "fixture_error",
     "timeout",
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "missing_dependency",
-    "type_error",
-    "logic_bug",
-    "stale_mock",
-    "env_mismatch",
-    "collection_error",
-    "fixture_error",
-    "timeout",
-)
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 # Which runner wrote a report decides how a single test is re-run.
 Dialect = Literal["pytest", "vitest", "jest", "go", "surefire", "junit"]
 FlakyKind = Literal["flaky", "order_dependent"]
