@@ -160,7 +160,6 @@ def detect_report(
         duration=0.0,
         timed_out=False,
         tests=report.total,
-        notes=report.notes,
     )
     return _finish(
         root,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,7 +46,7 @@ def note(message: str) -> None:
 
 
 @contextmanager
-def progress(enabled: bool = True) -> Iterator[Any]:
+def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
     """A status line on stderr while long work runs; silent when stderr is no terminal."""
     if not enabled or not err.is_terminal:
         yield lambda _message: None

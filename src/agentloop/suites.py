@@ -12,8 +12,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +35,9 @@ Runner = Literal["pytest", "vitest", "jest"]
 _PROBE_MODULE = "agentloop_pytest_probe"
 _NOT_FOUND = 127
 _PYTEST_NO_TESTS = 5
-# Quiet, colourless output: it ends up in reports and prompts.
-_ENV = {"NO_COLOR": "1", "FORCE_COLOR": "0", "PY_COLORS": "0", "CI": "1"}
+# Colourless output: it ends up in reports and prompts. Nothing else of the user's
+# environment is changed (not even CI=1, which some test suites react to).
+_ENV = {"NO_COLOR": "1", "FORCE_COLOR": "0", "PY_COLORS": "0"}
 _DEFAULT_PREFIX: dict[Dialect, str] = {
     "pytest": "python -m pytest",
     "vitest": "npx vitest run",
@@ -60,7 +60,6 @@ class Suite:
     # Which runner agentloop drives when it adds the flags itself.
     runner: Runner | None = None
     rerun: str = ""
-    env: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     # From the user's configuration (rather than discovered): decides what a hint says.
     configured: bool = False
@@ -98,7 +97,7 @@ def _looks_like_pytest(root: Path) -> bool:
 
 def _pytest_suite(root: Path, timeout: float) -> Suite:
     python = _python_for(root)
-    probe = proc.run(
+    check = proc.run(
         [
             python if os.path.isabs(python) else str(root / python),
             "-c",
@@ -107,14 +106,14 @@ def _pytest_suite(root: Path, timeout: float) -> Suite:
         cwd=root,
         timeout=60,
     )
-    if not probe.ok:
+    if not check.ok:
         raise SuiteError(
             f"this looks like a pytest project, but pytest is not importable by {python}",
             hint=f"install it (`{python} -m pip install pytest pytest-json-report`) "
             "or configure suites in agentloop.yaml",
         )
     prefix = f"{shlex.quote(python)} -m pytest"
-    if "nojson" in probe.stdout:
+    if "nojson" in check.stdout:
         return Suite(
             name="pytest",
             run=f"{prefix} --continue-on-collection-errors -p no:cacheprovider "
@@ -244,7 +243,7 @@ def discover(root: Path, config: Config) -> list[Suite]:
 
 
 def _command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
-    env = {**_ENV, **suite.env}
+    env = dict(_ENV)
     if suite.runner == "pytest":
         env["AGENTLOOP_PROBE_FILE"] = str(probe)
         probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
@@ -370,7 +369,6 @@ def run_suite(suite: Suite, workdir: Path, root: Path) -> tuple[SuiteRun, Parsed
             duration=done.duration,
             timed_out=done.timed_out,
             tests=report.total,
-            notes=suite.notes + report.notes,
         )
         return run, report
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 Stage = Literal["collection", "setup", "call", "teardown"]
@@ -120,4 +120,3 @@ class SuiteRun:
     duration: float
     timed_out: bool
     tests: int
-    notes: tuple[str, ...] = field(default=())
