@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# Shared assertions in the helper package report like assertions in test files.
+pytest.register_assert_rewrite("agentloop.testing.detect")
+
 REAL_HOME = Path(os.path.expanduser("~"))
 SCHEMA = Path(__file__).resolve().parents[1] / "src/agentloop/schemas/detect.schema.json"
 

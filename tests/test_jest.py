@@ -10,20 +10,27 @@ sessions.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
-import agentloop
+from agentloop.testing.detect import (
+    NPM_RUNNER_ENV,
+    DetectRun,
+    by_test_id,
+    check_flaky_split,
+    detect,
+    failures,
+    junit_cases,
+    ran,
+    run_selector,
+    schema_errors,
+)
 from agentloop.testing.npm import make_jest_project
+from agentloop.testing.repos import run_cli
 
 _MISSING_TOOLS = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
 
@@ -36,7 +43,6 @@ pytestmark = [
 ]
 
 NPM_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "npm"
-SCHEMA_PATH = Path(agentloop.__file__).resolve().parent / "schemas" / "detect.schema.json"
 TIMEOUT = 300
 # What agentloop sets for jest-junit; a selector re-run adds the same.
 JEST_JUNIT_ENV = {
@@ -178,6 +184,13 @@ test('always fails', () => {
 });
 """
 
+# check_flaky_split writes these, with __COUNTER__ replaced by its run counter's path.
+FLAKY_FILES = {
+    "src/basket.js": BASKET_JS,
+    "tests/flaky.test.js": FLAKY_TEST_JS,
+    "tests/order.test.js": ORDER_TEST_JS,
+    "tests/real.test.js": REAL_TEST_JS,
+}
 FLAKY_ID = "tests/flaky.test.js > retry passes on even runs"
 ORDER_ID = "tests/order.test.js > basket starts empty"
 REAL_ID = "tests/real.test.js > always fails"
@@ -199,84 +212,6 @@ describe('money', () => {
 # ---------------------------------------------------------------- helpers
 
 
-@dataclass(frozen=True)
-class DetectRun:
-    project: Path
-    env: dict[str, str]
-    returncode: int
-    doc: dict[str, Any]
-    stderr: str
-
-
-def _env(home: Path) -> dict[str, str]:
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEST_JUNIT_")}
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        npm_config_update_notifier="false",
-        npm_config_fund="false",
-        NO_COLOR="1",
-        CI="1",
-    )
-    return env
-
-
-def _run_cli(
-    project: Path, home: Path, *flags: str, as_json: bool = True
-) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    env = _env(home)
-    json_flag = ["--json"] if as_json else []
-    done = subprocess.run(
-        [sys.executable, "-m", "agentloop", "detect", *json_flag, "--repo", str(project), *flags],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    return done, env
-
-
-def _detect(project: Path, home: Path, *flags: str) -> DetectRun:
-    done, env = _run_cli(project, home, *flags)
-    try:
-        doc = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"detect printed no JSON (exit {done.returncode})\n"
-            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-        )
-    return DetectRun(project, env, done.returncode, doc, done.stderr)
-
-
-def _failures(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return [failure for task in doc["tasks"] for failure in task["failures"]]
-
-
-def _by_test_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {failure["test_id"]: failure for failure in _failures(doc)}
-
-
-def _schema_errors(doc: dict[str, Any]) -> list[str]:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema)
-    return [
-        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-        for error in validator.iter_errors(doc)
-    ]
-
-
-def _testcases(report: Path) -> list[ET.Element]:
-    return list(ET.parse(report).getroot().iter("testcase"))
-
-
-def _ran(case: ET.Element) -> bool:
-    return case.find("skipped") is None
-
-
 def _identity(case: ET.Element) -> tuple[str | None, str]:
     # Without a describe block jest-junit starts the name with a space.
     return case.get("file"), case.get("name", "").strip()
@@ -286,7 +221,7 @@ def _identity(case: ET.Element) -> tuple[str | None, str]:
 def shop(tmp_path_factory: pytest.TempPathFactory) -> DetectRun:
     base = tmp_path_factory.mktemp("jest-shop")
     project = make_jest_project(base / "shop", SHOP_FILES, NPM_CACHE)
-    return _detect(project, base / "home", "--flaky-reruns", "0")
+    return detect(project, base / "home", "--flaky-reruns", "0", extra_env=NPM_RUNNER_ENV)
 
 
 # ---------------------------------------------------------------- the failing project
@@ -295,7 +230,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> DetectRun:
 def test_failing_project_exits_1_with_schema_valid_json(shop: DetectRun) -> None:
     assert shop.returncode == 1, shop.stderr
     assert "Traceback" not in shop.stderr
-    assert _schema_errors(shop.doc) == []
+    assert schema_errors(shop.doc) == []
     assert shop.doc["root"] == str(shop.project.resolve())
     assert shop.doc["summary"]["green"] is False
     assert shop.doc["flaky"] == []
@@ -312,20 +247,20 @@ def test_failing_project_exits_1_with_schema_valid_json(shop: DetectRun) -> None
 
 
 def test_failing_project_reports_exactly_the_failing_tests(shop: DetectRun) -> None:
-    failures = _failures(shop.doc)
-    assert {f["test_id"] for f in failures} == SHOP_FAILURES
-    assert len(failures) == len(SHOP_FAILURES)
+    found = failures(shop.doc)
+    assert {f["test_id"] for f in found} == SHOP_FAILURES
+    assert len(found) == len(SHOP_FAILURES)
     assert shop.doc["summary"]["failures"] == len(SHOP_FAILURES)
-    assert all(f["runner"] == "jest" and f["suite"] == "jest" for f in failures)
-    assert all(f["cwd"] == "." for f in failures)
+    assert all(f["runner"] == "jest" and f["suite"] == "jest" for f in found)
+    assert all(f["cwd"] == "." for f in found)
     # Neither the passing nor the skipped test is a failure.
-    names = {f["test_name"] for f in failures}
+    names = {f["test_name"] for f in found}
     assert "money parsing parses a plain price" not in names
     assert "money rounds to cents" not in names
 
 
 def test_failing_project_categories_and_stages(shop: DetectRun) -> None:
-    by_id = _by_test_id(shop.doc)
+    by_id = by_test_id(shop.doc)
     for test_id in (REJECTS_A_NUMBER, SUMS_LINE_PRICES):
         assert by_id[test_id]["category"] == "type_error", test_id
         assert by_id[test_id]["error_type"] == "TypeError", test_id
@@ -368,26 +303,21 @@ def test_helper_type_errors_group_into_one_task(shop: DetectRun) -> None:
 
 @pytest.mark.parametrize("test_id", sorted(SHOP_FAILURES))
 def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test_id: str) -> None:
-    failure = _by_test_id(shop.doc)[test_id]
+    failure = by_test_id(shop.doc)[test_id]
     selector = failure["selector"]
     assert selector is not None, failure
     report = tmp_path / "selector.xml"
-    done = subprocess.run(
+    done = run_selector(
         f"{selector} --reporters=jest-junit",
-        shell=True,
         cwd=Path(shop.doc["root"]) / failure["cwd"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
         env={**shop.env, **JEST_JUNIT_ENV, "JEST_JUNIT_OUTPUT_FILE": str(report)},
         timeout=TIMEOUT,
-        check=False,
     )
     assert report.is_file(), f"{selector!r} wrote no report:\n{done.stdout}\n{done.stderr}"
     # The test still fails when re-run alone.
     assert done.returncode == 1, f"{selector!r}:\n{done.stdout}\n{done.stderr}"
-    cases = _testcases(report)
-    ran = [case for case in cases if _ran(case)]
+    cases = junit_cases(report)
+    ran_cases = [case for case in cases if ran(case)]
     if failure["stage"] == "collection":
         # The suite error is re-run by its file alone; jest-junit writes it twice (the
         # readable message, then the error object), and nothing else ran.
@@ -396,8 +326,10 @@ def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test
         assert {case.get("classname") for case in cases} == {"Test suite failed to run"}
         assert len(list(ET.parse(report).getroot().iter("testsuite"))) == 1
         return
-    assert [_identity(case) for case in ran] == [(failure["file"], failure["test_name"])], selector
-    assert ran[0].find("failure") is not None
+    assert [_identity(case) for case in ran_cases] == [(failure["file"], failure["test_name"])], (
+        selector
+    )
+    assert ran_cases[0].find("failure") is not None
     # Every other test of the file was filtered out by -t, and no other file ran.
     assert {case.get("file") for case in cases} == {failure["file"]}
 
@@ -406,42 +338,15 @@ def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test
 
 
 def test_flaky_and_order_dependent_tests_are_set_apart(tmp_path: Path) -> None:
-    counter = tmp_path / "runs.txt"
-    files = {
-        "src/basket.js": BASKET_JS,
-        "tests/flaky.test.js": FLAKY_TEST_JS.replace("__COUNTER__", json.dumps(str(counter))),
-        "tests/order.test.js": ORDER_TEST_JS,
-        "tests/real.test.js": REAL_TEST_JS,
-    }
-    project = make_jest_project(tmp_path / "flaky", files, NPM_CACHE)
-
-    run = _detect(project, tmp_path / "home", "--flaky-reruns", "2")
-
-    assert _schema_errors(run.doc) == []
-    # The suite run and exactly two re-runs alone: fail, pass, fail.
-    assert counter.read_text(encoding="utf-8") == "3"
-    flaky = {entry["failure"]["test_id"]: entry for entry in run.doc["flaky"]}
-    assert set(flaky) == {FLAKY_ID, ORDER_ID}
-    assert (flaky[FLAKY_ID]["kind"], flaky[FLAKY_ID]["reruns"], flaky[FLAKY_ID]["passes"]) == (
-        "flaky",
-        2,
-        1,
+    check_flaky_split(
+        tmp_path,
+        partial(make_jest_project, cache_dir=NPM_CACHE),
+        FLAKY_FILES,
+        flaky_id=FLAKY_ID,
+        order_id=ORDER_ID,
+        real_id=REAL_ID,
+        extra_env=NPM_RUNNER_ENV,
     )
-    assert (flaky[ORDER_ID]["kind"], flaky[ORDER_ID]["reruns"], flaky[ORDER_ID]["passes"]) == (
-        "order_dependent",
-        2,
-        2,
-    )
-    # Only the test that fails every time is left for a task.
-    assert set(_by_test_id(run.doc)) == {REAL_ID}
-    assert run.doc["summary"] == {
-        "failures": 1,
-        "tasks": 1,
-        "flaky": 1,
-        "order_dependent": 1,
-        "green": False,
-    }
-    assert run.returncode == 1, run.stderr
 
 
 # ---------------------------------------------------------------- green
@@ -454,10 +359,10 @@ def test_green_project_exits_0(tmp_path: Path) -> None:
         NPM_CACHE,
     )
 
-    run = _detect(project, tmp_path / "home")
+    run = detect(project, tmp_path / "home", extra_env=NPM_RUNNER_ENV)
 
     assert run.returncode == 0, run.stderr
-    assert _schema_errors(run.doc) == []
+    assert schema_errors(run.doc) == []
     assert run.doc["summary"]["green"] is True
     assert run.doc["summary"]["failures"] == 0
     assert run.doc["tasks"] == []
@@ -486,7 +391,7 @@ def _jest_project_without_jest_junit(root: Path) -> Path:
 def test_jest_without_jest_junit_is_one_clear_error(tmp_path: Path) -> None:
     project = _jest_project_without_jest_junit(tmp_path / "no-junit")
 
-    done, _ = _run_cli(project, tmp_path / "home", as_json=False)
+    done = run_cli("detect", cwd=project, home=tmp_path / "home", extra_env=NPM_RUNNER_ENV)
 
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -500,7 +405,9 @@ def test_jest_without_jest_junit_is_one_clear_error(tmp_path: Path) -> None:
 def test_jest_without_jest_junit_is_a_json_error_with_json(tmp_path: Path) -> None:
     project = _jest_project_without_jest_junit(tmp_path / "no-junit")
 
-    done, _ = _run_cli(project, tmp_path / "home")
+    done = run_cli(
+        "detect", "--json", cwd=project, home=tmp_path / "home", extra_env=NPM_RUNNER_ENV
+    )
 
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout

@@ -3,16 +3,15 @@ prefixes derived from the configured command."""
 
 from __future__ import annotations
 
-import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from agentloop.testing.repos import agentloop_env, run_cli, write_tree
+from agentloop.testing.detect import detect, run_selector
+from agentloop.testing.repos import run_cli, write_tree
 
 
 def test_a_suite_in_a_subdirectory_speaks_repository_paths(tmp_path: Path) -> None:
@@ -37,20 +36,18 @@ def test_a_suite_in_a_subdirectory_speaks_repository_paths(tmp_path: Path) -> No
                 """,
         },
     )
-    done = run_cli("detect", "--json", "--flaky-reruns", "1", cwd=tmp_path, home=tmp_path / "h")
-    assert done.returncode == 1, done.stderr
-    doc = json.loads(done.stdout)
-    (task,) = doc["tasks"]
+    run = detect(tmp_path, tmp_path / "h", "--flaky-reruns", "1")
+    assert run.returncode == 1, run.stderr
+    (task,) = run.doc["tasks"]
     (failure,) = task["failures"]
     assert failure["cwd"] == "backend"
     assert failure["file"] == "backend/tests/test_views.py"
     assert task["crash_location"] == {"file": "backend/api/views.py", "line": 2}
     assert task["level"] == 0
     assert failure["selector"] == f"{python} -m pytest tests/test_views.py::test_render"
-    rerun = subprocess.run(
-        failure["selector"], shell=True, cwd=tmp_path / failure["cwd"], check=False,
-        env=agentloop_env(tmp_path / "h"), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    rerun = run_selector(
+        failure["selector"], cwd=tmp_path / failure["cwd"], env=run.env, timeout=60
+    )
     assert rerun.returncode == 1
     assert "1 failed" in rerun.stdout
 
@@ -70,16 +67,15 @@ def test_a_hanging_junit_suite_is_one_timeout_failure(tmp_path: Path) -> None:
         },
     )
     start = time.monotonic()
-    done = run_cli("detect", "--json", cwd=tmp_path, home=tmp_path / "h")
+    run = detect(tmp_path, tmp_path / "h")
     assert time.monotonic() - start < 15
-    assert done.returncode == 1, done.stderr
-    doc = json.loads(done.stdout)
-    (task,) = doc["tasks"]
+    assert run.returncode == 1, run.stderr
+    (task,) = run.doc["tasks"]
     assert task["category"] == "timeout"
     assert task["failures"][0]["test_id"] == "<suite e2e>"
     assert task["failures"][0]["selector"] is None
     assert "2s timeout" in task["message"]
-    assert doc["suites"][0]["timed_out"] is True
+    assert run.doc["suites"][0]["timed_out"] is True
 
 
 @pytest.mark.parametrize(

@@ -7,20 +7,25 @@ vitest (pinned in agentloop.testing.npm) is installed once into the repository's
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
-import agentloop
+from agentloop.testing.detect import (
+    NPM_RUNNER_ENV,
+    DetectRun,
+    by_test_id,
+    check_flaky_split,
+    detect,
+    failures,
+    junit_cases,
+    ran,
+    run_selector,
+    schema_errors,
+)
 from agentloop.testing.npm import make_vitest_project
 
 _MISSING_TOOLS = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
@@ -34,7 +39,6 @@ pytestmark = [
 ]
 
 NPM_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "npm"
-SCHEMA_PATH = Path(agentloop.__file__).resolve().parent / "schemas" / "detect.schema.json"
 TIMEOUT = 300
 
 # ---------------------------------------------------------------- the failing project
@@ -169,6 +173,13 @@ it('always fails', () => {
 });
 """
 
+# check_flaky_split writes these, with __COUNTER__ replaced by its run counter's path.
+FLAKY_FILES = {
+    "src/basket.js": BASKET_JS,
+    "tests/flaky.test.js": FLAKY_TEST_JS,
+    "tests/order.test.js": ORDER_TEST_JS,
+    "tests/real.test.js": REAL_TEST_JS,
+}
 FLAKY_ID = "tests/flaky.test.js > retry > passes on even runs"
 ORDER_ID = "tests/order.test.js > basket > starts empty"
 REAL_ID = "tests/real.test.js > always fails"
@@ -188,84 +199,11 @@ describe('money', () => {
 """
 
 
-# ---------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class DetectRun:
-    project: Path
-    env: dict[str, str]
-    returncode: int
-    doc: dict[str, Any]
-    stderr: str
-
-
-def _env(home: Path) -> dict[str, str]:
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        npm_config_update_notifier="false",
-        npm_config_fund="false",
-        NO_COLOR="1",
-        CI="1",
-    )
-    return env
-
-
-def _detect(project: Path, home: Path, *flags: str) -> DetectRun:
-    env = _env(home)
-    done = subprocess.run(
-        [sys.executable, "-m", "agentloop", "detect", "--json", "--repo", str(project), *flags],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    try:
-        doc = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"detect printed no JSON (exit {done.returncode})\n"
-            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-        )
-    return DetectRun(project, env, done.returncode, doc, done.stderr)
-
-
-def _failures(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return [failure for task in doc["tasks"] for failure in task["failures"]]
-
-
-def _by_test_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {failure["test_id"]: failure for failure in _failures(doc)}
-
-
-def _schema_errors(doc: dict[str, Any]) -> list[str]:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema)
-    return [
-        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-        for error in validator.iter_errors(doc)
-    ]
-
-
-def _testcases(report: Path) -> list[ET.Element]:
-    return list(ET.parse(report).getroot().iter("testcase"))
-
-
-def _ran(case: ET.Element) -> bool:
-    return case.find("skipped") is None
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> DetectRun:
     base = tmp_path_factory.mktemp("vitest-shop")
     project = make_vitest_project(base / "shop", SHOP_FILES, NPM_CACHE)
-    return _detect(project, base / "home", "--flaky-reruns", "0")
+    return detect(project, base / "home", "--flaky-reruns", "0", extra_env=NPM_RUNNER_ENV)
 
 
 # ---------------------------------------------------------------- the failing project
@@ -273,7 +211,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> DetectRun:
 
 def test_failing_project_exits_1_with_schema_valid_json(shop: DetectRun) -> None:
     assert shop.returncode == 1, shop.stderr
-    assert _schema_errors(shop.doc) == []
+    assert schema_errors(shop.doc) == []
     assert shop.doc["root"] == str(shop.project.resolve())
     assert shop.doc["summary"]["green"] is False
     assert shop.doc["flaky"] == []
@@ -288,20 +226,20 @@ def test_failing_project_exits_1_with_schema_valid_json(shop: DetectRun) -> None
 
 
 def test_failing_project_reports_exactly_the_failing_tests(shop: DetectRun) -> None:
-    failures = _failures(shop.doc)
-    assert {f["test_id"] for f in failures} == SHOP_FAILURES
-    assert len(failures) == len(SHOP_FAILURES)
+    found = failures(shop.doc)
+    assert {f["test_id"] for f in found} == SHOP_FAILURES
+    assert len(found) == len(SHOP_FAILURES)
     assert shop.doc["summary"]["failures"] == len(SHOP_FAILURES)
-    assert all(f["runner"] == "vitest" and f["suite"] == "vitest" for f in failures)
-    assert all(f["cwd"] == "." for f in failures)
+    assert all(f["runner"] == "vitest" and f["suite"] == "vitest" for f in found)
+    assert all(f["cwd"] == "." for f in found)
     # Neither the passing nor the skipped test is a failure.
-    names = {f["test_name"] for f in failures}
+    names = {f["test_name"] for f in found}
     assert "money > parsing > parses a plain price" not in names
     assert "money > rounds to cents" not in names
 
 
 def test_failing_project_categories_and_stages(shop: DetectRun) -> None:
-    by_id = _by_test_id(shop.doc)
+    by_id = by_test_id(shop.doc)
     for test_id in (REJECTS_A_NUMBER, SUMS_LINE_PRICES):
         assert by_id[test_id]["category"] == "type_error", test_id
         assert by_id[test_id]["error_type"] == "TypeError", test_id
@@ -341,29 +279,24 @@ def test_helper_type_errors_group_into_one_task(shop: DetectRun) -> None:
 
 @pytest.mark.parametrize("test_id", sorted(SHOP_FAILURES))
 def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test_id: str) -> None:
-    failure = _by_test_id(shop.doc)[test_id]
+    failure = by_test_id(shop.doc)[test_id]
     selector = failure["selector"]
     assert selector is not None, failure
     report = tmp_path / "selector.xml"
-    done = subprocess.run(
+    done = run_selector(
         f"{selector} --reporter=junit --outputFile.junit={report}",
-        shell=True,
         cwd=Path(shop.doc["root"]) / failure["cwd"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
         env=shop.env,
         timeout=TIMEOUT,
-        check=False,
     )
     assert report.is_file(), f"{selector!r} wrote no report:\n{done.stdout}\n{done.stderr}"
     # The test still fails when re-run alone.
     assert done.returncode == 1, f"{selector!r}:\n{done.stdout}\n{done.stderr}"
-    ran = [case for case in _testcases(report) if _ran(case)]
-    assert [(case.get("classname"), case.get("name")) for case in ran] == [
+    ran_cases = [case for case in junit_cases(report) if ran(case)]
+    assert [(case.get("classname"), case.get("name")) for case in ran_cases] == [
         (failure["file"], failure["test_name"])
     ], selector
-    assert ran[0].find("failure") is not None
+    assert ran_cases[0].find("failure") is not None
     if failure["stage"] == "collection":
         # The load error is re-run by its file alone.
         suites = {s.get("name") for s in ET.parse(report).getroot().iter("testsuite")}
@@ -375,42 +308,15 @@ def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test
 
 
 def test_flaky_and_order_dependent_tests_are_set_apart(tmp_path: Path) -> None:
-    counter = tmp_path / "runs.txt"
-    files = {
-        "src/basket.js": BASKET_JS,
-        "tests/flaky.test.js": FLAKY_TEST_JS.replace("__COUNTER__", json.dumps(str(counter))),
-        "tests/order.test.js": ORDER_TEST_JS,
-        "tests/real.test.js": REAL_TEST_JS,
-    }
-    project = make_vitest_project(tmp_path / "flaky", files, NPM_CACHE)
-
-    run = _detect(project, tmp_path / "home", "--flaky-reruns", "2")
-
-    assert _schema_errors(run.doc) == []
-    # The suite run and exactly two re-runs alone: fail, pass, fail.
-    assert counter.read_text(encoding="utf-8") == "3"
-    flaky = {entry["failure"]["test_id"]: entry for entry in run.doc["flaky"]}
-    assert set(flaky) == {FLAKY_ID, ORDER_ID}
-    assert (flaky[FLAKY_ID]["kind"], flaky[FLAKY_ID]["reruns"], flaky[FLAKY_ID]["passes"]) == (
-        "flaky",
-        2,
-        1,
+    check_flaky_split(
+        tmp_path,
+        partial(make_vitest_project, cache_dir=NPM_CACHE),
+        FLAKY_FILES,
+        flaky_id=FLAKY_ID,
+        order_id=ORDER_ID,
+        real_id=REAL_ID,
+        extra_env=NPM_RUNNER_ENV,
     )
-    assert (flaky[ORDER_ID]["kind"], flaky[ORDER_ID]["reruns"], flaky[ORDER_ID]["passes"]) == (
-        "order_dependent",
-        2,
-        2,
-    )
-    # Only the test that fails every time is left for a task.
-    assert set(_by_test_id(run.doc)) == {REAL_ID}
-    assert run.doc["summary"] == {
-        "failures": 1,
-        "tasks": 1,
-        "flaky": 1,
-        "order_dependent": 1,
-        "green": False,
-    }
-    assert run.returncode == 1, run.stderr
 
 
 # ---------------------------------------------------------------- green
@@ -423,10 +329,10 @@ def test_green_project_exits_0(tmp_path: Path) -> None:
         NPM_CACHE,
     )
 
-    run = _detect(project, tmp_path / "home")
+    run = detect(project, tmp_path / "home", extra_env=NPM_RUNNER_ENV)
 
     assert run.returncode == 0, run.stderr
-    assert _schema_errors(run.doc) == []
+    assert schema_errors(run.doc) == []
     assert run.doc["summary"]["green"] is True
     assert run.doc["summary"]["failures"] == 0
     assert run.doc["tasks"] == []
@@ -465,9 +371,9 @@ def test_hooks_duplicate_names_and_separators_in_names(tmp_path: Path) -> None:
     project = make_vitest_project(
         tmp_path / "awkward", {"tests/awkward.test.js": AWKWARD_TEST_JS}, NPM_CACHE
     )
-    run = _detect(project, tmp_path / "home", "--flaky-reruns", "0")
+    run = detect(project, tmp_path / "home", "--flaky-reruns", "0", extra_env=NPM_RUNNER_ENV)
     assert run.returncode == 1, run.stderr
-    by_name = {f["test_name"]: f for f in _failures(run.doc)}
+    by_name = {f["test_name"]: f for f in failures(run.doc)}
     # A repeated name is another test, not a re-run: its failure must not be dropped.
     assert set(by_name) == {"hooked", "dup > same name", "odd > a > b", "odd > tab here"}
     hook = by_name["hooked"]
@@ -479,15 +385,11 @@ def test_hooks_duplicate_names_and_separators_in_names(tmp_path: Path) -> None:
         ("odd > tab here", {"odd > tab here"}),
     ]:
         report = tmp_path / f"{len(name)}.xml"
-        subprocess.run(
+        run_selector(
             f"{by_name[name]['selector']} --reporter=junit --outputFile.junit={report}",
-            shell=True,
             cwd=project,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
             env=run.env,
             timeout=TIMEOUT,
-            check=False,
         )
-        ran = {case.get("name") for case in _testcases(report) if _ran(case)}
-        assert ran == expected_ran, (name, by_name[name]["selector"], ran)
+        names = {case.get("name") for case in junit_cases(report) if ran(case)}
+        assert names == expected_ran, (name, by_name[name]["selector"], names)

@@ -3,17 +3,24 @@ parametrized ids with spaces and slashes, and selectors that re-run exactly one 
 
 from __future__ import annotations
 
-import json
 import shlex
-import subprocess
-import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from agentloop.testing.repos import agentloop_env, git_init, pytest_project, run_cli
+from agentloop.testing.detect import (
+    DetectRun,
+    by_test_id,
+    detect,
+    failures,
+    junit_cases,
+    ran,
+    run_selector,
+)
+from agentloop.testing.repos import git_init, pytest_project, run_cli
 
 EVERY_KIND = {
     "pkg/__init__.py": "",
@@ -123,41 +130,30 @@ EXPECTED = {
 }
 
 
-def failures_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {f["test_id"]: f for task in doc["tasks"] for f in task["failures"]}
-
-
 @pytest.fixture(scope="module")
-def every_kind(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Path]:
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> DetectRun:
     root = git_init(pytest_project(tmp_path_factory.mktemp("every_kind"), EVERY_KIND))
-    home = tmp_path_factory.mktemp("home")
-    done = run_cli("detect", "--json", "--flaky-reruns", "0", cwd=root, home=home)
-    assert done.returncode == 1, done.stderr
-    return root, json.loads(done.stdout), home
+    run = detect(root, tmp_path_factory.mktemp("home"), "--flaky-reruns", "0")
+    assert run.returncode == 1, run.stderr
+    return run
 
 
-def test_every_category_and_stage_is_recognised(
-    every_kind: tuple[Path, dict[str, Any], Path],
-) -> None:
-    _, doc, _ = every_kind
-    found = {tid: (f["category"], f["stage"]) for tid, f in failures_of(doc).items()}
+def test_every_category_and_stage_is_recognised(every_kind: DetectRun) -> None:
+    found = {tid: (f["category"], f["stage"]) for tid, f in by_test_id(every_kind.doc).items()}
     assert found == EXPECTED
 
 
 def test_output_matches_the_published_schema(
-    every_kind: tuple[Path, dict[str, Any], Path], detect_schema: dict[str, Any]
+    every_kind: DetectRun, detect_schema: dict[str, Any]
 ) -> None:
-    _, doc, _ = every_kind
+    doc = every_kind.doc
     jsonschema.validate(doc, detect_schema, cls=jsonschema.Draft202012Validator)
     assert doc["summary"]["failures"] == len(EXPECTED)
     assert doc["git"] is True
 
 
-def test_records_point_at_the_code_that_failed(
-    every_kind: tuple[Path, dict[str, Any], Path],
-) -> None:
-    _, doc, _ = every_kind
-    by_id = failures_of(doc)
+def test_records_point_at_the_code_that_failed(every_kind: DetectRun) -> None:
+    by_id = by_test_id(every_kind.doc)
     typed = by_id["tests/test_kinds.py::test_type"]
     assert typed["crash_location"] == {"file": "pkg/util.py", "line": 2}
     assert typed["error_type"] == "TypeError"
@@ -174,47 +170,35 @@ def test_records_point_at_the_code_that_failed(
     assert by_id["tests/test_kinds.py::test_logic"]["line"] == 12
 
 
-def test_ids_are_stable_across_runs(
-    every_kind: tuple[Path, dict[str, Any], Path], tmp_path: Path
-) -> None:
-    root, doc, home = every_kind
-    again = run_cli("detect", "--json", "--flaky-reruns", "0", cwd=root, home=home)
-    ids = lambda d: sorted(f["id"] for t in d["tasks"] for f in t["failures"])  # noqa: E731
-    assert ids(json.loads(again.stdout)) == ids(doc)
-    assert sorted(t["id"] for t in json.loads(again.stdout)["tasks"]) == sorted(
-        t["id"] for t in doc["tasks"]
-    )
+def test_ids_are_stable_across_runs(every_kind: DetectRun, tmp_path: Path) -> None:
+    doc = every_kind.doc
+    again = detect(every_kind.project, every_kind.home, "--flaky-reruns", "0").doc
+    ids = lambda d: sorted(f["id"] for f in failures(d))  # noqa: E731
+    assert ids(again) == ids(doc)
+    assert sorted(t["id"] for t in again["tasks"]) == sorted(t["id"] for t in doc["tasks"])
 
 
-def _ran(selector: str, cwd: Path, home: Path, report: Path) -> list[str]:
+def _rerun(selector: str, cwd: Path, env: Mapping[str, str], report: Path) -> list[str]:
     """Run a printed selector (plus a JUnit report) and return the test ids that ran."""
     command = f"{selector} -p no:cacheprovider --junitxml={shlex.quote(str(report))}"
-    subprocess.run(
-        command, shell=True, cwd=cwd, env=agentloop_env(home), stdin=subprocess.DEVNULL,
-        capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    ran = []
-    for case in ET.parse(report).getroot().iter("testcase"):
-        if case.find("skipped") is None:
-            ran.append(f"{case.get('classname')}::{case.get('name')}")
-    return ran
+    run_selector(command, cwd=cwd, env=env, timeout=120)
+    return [f"{c.get('classname')}::{c.get('name')}" for c in junit_cases(report) if ran(c)]
 
 
-def test_every_selector_reruns_exactly_its_test(
-    every_kind: tuple[Path, dict[str, Any], Path], tmp_path: Path
-) -> None:
-    root, doc, home = every_kind
-    for number, failure in enumerate(failures_of(doc).values()):
+def test_every_selector_reruns_exactly_its_test(every_kind: DetectRun, tmp_path: Path) -> None:
+    root = every_kind.project
+    for number, failure in enumerate(by_test_id(every_kind.doc).values()):
         assert failure["selector"], failure
-        ran = _ran(failure["selector"], root / failure["cwd"], home, tmp_path / f"{number}.xml")
+        report = tmp_path / f"{number}.xml"
+        ids = _rerun(failure["selector"], root / failure["cwd"], every_kind.env, report)
         if failure["stage"] == "collection":
             module = failure["test_id"].removesuffix(".py").replace("/", ".")
-            assert ran == [f"::{module}"], (failure["selector"], ran)
+            assert ids == [f"::{module}"], (failure["selector"], ids)
         else:
             path, _, rest = failure["test_id"].partition("::")
             *classes, name = rest.split("::")
             classname = ".".join([path.removesuffix(".py").replace("/", "."), *classes])
-            assert ran == [f"{classname}::{name}"], (failure["selector"], ran)
+            assert ids == [f"{classname}::{name}"], (failure["selector"], ids)
 
 
 def test_collection_error_without_continue_flag_still_names_the_module(tmp_path: Path) -> None:
@@ -231,15 +215,14 @@ def test_collection_error_without_continue_flag_still_names_the_module(tmp_path:
             "tests/test_broken.py": "import nope_not_installed\n",
         },
     )
-    done = run_cli("detect", "--json", cwd=root, home=tmp_path / "home")
-    assert done.returncode == 1, done.stderr
-    doc = json.loads(done.stdout)
-    (task,) = doc["tasks"]
+    run = detect(root, tmp_path / "home")
+    assert run.returncode == 1, run.stderr
+    (task,) = run.doc["tasks"]
     (failure,) = task["failures"]
     assert failure["test_id"] == "tests/test_broken.py"
     assert failure["stage"] == "collection"
     assert failure["category"] == "missing_dependency"
-    assert doc["suites"][0]["exit_code"] == 2
+    assert run.doc["suites"][0]["exit_code"] == 2
 
 
 def test_a_green_suite_exits_zero(tmp_path: Path) -> None:

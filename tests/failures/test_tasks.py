@@ -3,19 +3,12 @@ pytest runs."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 from agentloop.failures.imports import import_graph, levels
-from agentloop.testing.repos import process_alive, pytest_project, run_cli, write_tree
-
-
-def detect(root: Path, home: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    done = run_cli("detect", "--json", *args, cwd=root, home=home)
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
+from agentloop.testing.detect import detect, failures
+from agentloop.testing.repos import process_alive, pytest_project, write_tree
 
 
 def test_one_broken_helper_failing_twenty_tests_is_one_task(tmp_path: Path) -> None:
@@ -31,8 +24,9 @@ def test_one_broken_helper_failing_twenty_tests_is_one_task(tmp_path: Path) -> N
             "tests/test_other.py": "def test_unrelated():\n    assert 1 + 1 == 3\n",
         },
     )
-    code, doc = detect(root, tmp_path / "home", "--flaky-reruns", "0")
-    assert code == 1
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "0")
+    assert run.returncode == 1, run.stderr
+    doc = run.doc
     assert doc["summary"] == {
         "failures": 21, "tasks": 2, "flaky": 0, "order_dependent": 0, "green": False,
     }  # fmt: skip
@@ -81,8 +75,10 @@ def test_low_level_module_is_fixed_before_the_feature_built_on_it(tmp_path: Path
                 """,
         },
     )
-    _, doc = detect(root, tmp_path / "home", "--flaky-reruns", "0")
-    order = [(t["crash_location"]["file"], t["level"], len(t["failures"])) for t in doc["tasks"]]
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "0")
+    assert run.returncode in (0, 1), run.stderr
+    tasks = run.doc["tasks"]
+    order = [(t["crash_location"]["file"], t["level"], len(t["failures"])) for t in tasks]
     assert order == [("shop/money.py", 0, 1), ("shop/cart.py", 1, 3)]
 
 
@@ -114,16 +110,15 @@ def test_flaky_and_order_dependent_tests_are_set_apart(tmp_path: Path) -> None:
             "tests/test_real.py": "def test_broken():\n    assert 2 * 2 == 5\n",
         },
     )
-    code, doc = detect(root, tmp_path / "home", "--flaky-reruns", "2")
-    assert code == 1
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+    assert run.returncode == 1, run.stderr
+    doc = run.doc
     apart = {f["failure"]["test_id"]: (f["kind"], f["passes"], f["reruns"]) for f in doc["flaky"]}
     assert apart == {
         "tests/test_flaky.py::test_sometimes": ("flaky", 1, 2),
         "tests/test_order.py::test_b_expects_clean_state": ("order_dependent", 2, 2),
     }
-    assert [f["test_id"] for t in doc["tasks"] for f in t["failures"]] == [
-        "tests/test_real.py::test_broken"
-    ]
+    assert [f["test_id"] for f in failures(doc)] == ["tests/test_real.py::test_broken"]
     assert doc["summary"]["flaky"] == 1
     assert doc["summary"]["order_dependent"] == 1
     assert int(counter.read_text()) == 3  # one full run and exactly two re-runs
@@ -149,11 +144,12 @@ def test_a_hanging_test_is_killed_with_its_children_and_reported(tmp_path: Path)
         },
     )
     start = time.monotonic()
-    code, doc = detect(root, tmp_path / "home", "--timeout", "4", "--flaky-reruns", "2")
+    run = detect(root, tmp_path / "home", "--timeout", "4", "--flaky-reruns", "2")
     elapsed = time.monotonic() - start
-    assert code == 1
+    assert run.returncode == 1, run.stderr
+    doc = run.doc
     assert elapsed < 20, f"detect took {elapsed:.1f}s with a 4s suite timeout"
-    found = {f["test_id"]: f["category"] for t in doc["tasks"] for f in t["failures"]}
+    found = {f["test_id"]: f["category"] for f in failures(doc)}
     assert found == {
         "tests/test_a_first.py::test_wrong": "logic_bug",
         "tests/test_b_hangs.py::test_hangs": "timeout",

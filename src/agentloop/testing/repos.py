@@ -50,10 +50,15 @@ def git_init(root: Path) -> Path:
     return root
 
 
-def agentloop_env(home: Path) -> dict[str, str]:
+def agentloop_env(home: Path, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for running the agentloop CLI in a subprocess, isolated from the real
-    home, with this interpreter's environment active (as a user's activated venv)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLOOP_", "GIT_"))}
+    home, with this interpreter's environment active (as a user's activated venv), npm
+    quiet, no jest-junit settings of the caller's, and extra_env on top."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENTLOOP_", "GIT_", "JEST_JUNIT_"))
+    }
     env.update(
         HOME=str(home),
         XDG_CACHE_HOME=str(home / ".cache"),
@@ -61,19 +66,27 @@ def agentloop_env(home: Path) -> dict[str, str]:
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         VIRTUAL_ENV=sys.prefix,
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        npm_config_update_notifier="false",
+        npm_config_fund="false",
     )
+    env.update(extra_env or {})
     return env
 
 
 def run_cli(
-    *args: str, cwd: Path, home: Path, timeout: float = 300
+    *args: str,
+    cwd: Path,
+    home: Path,
+    timeout: float = 300,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m agentloop ARGS` as a user would run it: stdin closed, output captured."""
+    """`python -m agentloop ARGS` as a user would run it: stdin closed, output captured, in
+    `agentloop_env(home, extra_env)`."""
     return subprocess.run(
         [sys.executable, "-m", "agentloop", *args],
         check=False,
         cwd=cwd,
-        env=agentloop_env(home),
+        env=agentloop_env(home, extra_env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
