@@ -1,0 +1,1 @@
+"""The autofix loop: tasks, attempts, checks after each attempt, verify, accept or revert."""
