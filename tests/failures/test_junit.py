@@ -173,3 +173,17 @@ def test_pytest_json_rerun_outcome_counts_as_passed() -> None:
     report = parse_pytest_json(data)
     assert report.failures == ()
     assert report.total == 1
+
+
+def test_an_encoding_python_does_not_know_is_read_as_utf8() -> None:
+    # Found by hypothesis: expat raised LookupError for encoding="AUTF-8".
+    from agentloop.failures.reports import parse_report
+
+    xml = (
+        b'<?xml version="1.0" encoding="AUTF-8"?><testsuites name="vitest tests">'
+        b'<testsuite name="a.test.js"><testcase classname="a.test.js" name="x">'
+        b'<failure message="boom" type="Error">Error: boom</failure></testcase>'
+        b"</testsuite></testsuites>"
+    )
+    report = parse_report(xml, fmt=None, name="r", root=None)
+    assert [f.test_id for f in report.failures] == ["a.test.js > x"]

@@ -270,6 +270,11 @@ def parse_junit(data: bytes, *, root: Path | None = None) -> ParsedReport:
     state = _State()
     try:
         _stream(data, state)
+    except LookupError as exc:  # expat: an encoding it does not know, e.g. encoding="x"
+        raise ReportError(
+            f"the JUnit report declares an encoding Python does not know ({exc})",
+            hint="write the report as UTF-8",
+        ) from exc
     except ET.ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
         raise ReportError(

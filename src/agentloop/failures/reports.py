@@ -30,11 +30,10 @@ def sniff(data: bytes) -> Format | None:
 
 
 def _lenient_xml(data: bytes) -> bytes:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data = data.decode("utf-8", errors="replace").encode("utf-8")
-        data = _XML_DECL_ENCODING.sub(rb"\1", data, count=1)
+    """UTF-8 (bad bytes replaced), without an encoding declaration that could contradict
+    it, and without the control characters XML forbids."""
+    data = data.decode("utf-8", errors="replace").encode("utf-8")
+    data = _XML_DECL_ENCODING.sub(rb"\1", data, count=1)
     return _XML_INVALID.sub(b"?", data)
 
 
