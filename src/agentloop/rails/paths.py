@@ -1,0 +1,145 @@
+"""Forbidden paths: which changed files an attempt may not touch.
+
+Patterns use git's wildmatch rules through `pathspec` (registered there as "gitignore"; the
+older name "gitwildmatch" is deprecated since pathspec 1.0). `fnmatch` would get them
+wrong: its `*` crosses `/`, it knows no `**`, and a pattern without a slash does not match
+at any depth, so `**/auth/**` and `.env*` would both mean something else.
+
+Matching is case-insensitive, on purpose. macOS and Windows file systems are
+case-insensitive, so `Auth/login.py` and `auth/login.py` can be the same file, and a user
+who forbids `**/auth/**` means the code, not the spelling. A rail should err towards
+refusing: the cost of a false positive is one rejected attempt that names the pattern.
+
+Paths are pure strings (no file system, no git): the loop feeds them from
+`git diff --name-status -z`, the hook from a tool call's arguments.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from pathspec import PathSpec, Pattern
+
+DEFAULT_FORBIDDEN: tuple[str, ...] = (
+    "**/auth/**",
+    "**/payments/**",
+    "**/billing/**",
+    "**/*delet*",
+    # Django and most Python/JS tools, Alembic, Rails.
+    "**/migrations/**",
+    "**/alembic/versions/**",
+    "**/db/migrate/**",
+    # No slash: gitignore rules match it at any depth (`config/.env`, `.env.production`).
+    ".env*",
+    ".github/workflows/**",
+    ".claude/**",
+    # Also a nested project's own config in a monorepo, which is what a user would expect.
+    "agentloop.yaml",
+)
+
+# What `match` names instead of a pattern when a path is not inside the repository at all.
+OUTSIDE_REPOSITORY = "<outside the repository>"
+
+_DRIVE = re.compile(r"^[A-Za-z]:/")
+
+
+@dataclass(frozen=True)
+class Rename:
+    """A file moved by the change: both sides count, since moving a forbidden file away
+    deletes it and moving a file into a forbidden place creates one there."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class PathViolation:
+    path: str
+    # The forbidden pattern the path matched, or OUTSIDE_REPOSITORY.
+    pattern: str
+    # The other side when `path` is one side of a rename.
+    renamed_with: str | None = None
+
+    def __str__(self) -> str:
+        if self.pattern == OUTSIDE_REPOSITORY:
+            return f"{self.path}: outside the repository"
+        return f"{self.path}: matches forbidden pattern {self.pattern}"
+
+
+@dataclass(frozen=True)
+class ForbiddenPaths:
+    patterns: tuple[str, ...] = DEFAULT_FORBIDDEN
+    # The repository's absolute POSIX path. Absolute paths under it (the hook sees those)
+    # are matched relative to it; any other absolute path is outside the repository.
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        # Fail at construction, naming the pattern, rather than at the first match.
+        for pattern in self.patterns:
+            try:
+                PathSpec.from_lines("gitignore", [pattern])
+            except (ValueError, re.error) as exc:
+                raise ValueError(f"invalid forbidden-path pattern {pattern!r}: {exc}") from exc
+
+    @cached_property
+    def _spec(self) -> PathSpec[Pattern]:
+        return PathSpec.from_lines("gitignore", [p.lower() for p in self.patterns])
+
+    def relative(self, path: str) -> str | None:
+        """`path` as a normalised repository-relative POSIX path, or None when it does not
+        name a file inside the repository (`../x`, an absolute path elsewhere, empty)."""
+        # A backslash is a separator to Windows tools; treating it as one can only add
+        # matches, never hide one.
+        posix = path.replace("\\", "/")
+        if posix.startswith("/") or _DRIVE.match(posix):
+            if self.root is None:
+                return None
+            prefix = posixpath.normpath(self.root.replace("\\", "/")).rstrip("/") + "/"
+            posix = posixpath.normpath(posix)
+            if not posix.startswith(prefix):
+                return None
+            posix = posix[len(prefix) :]
+        # Pure string normalisation (`./a`, `a//b`, `a/b/../c`; "" becomes "."): git never
+        # reports a path through a symlink, and the hook's paths are the agent's spelling.
+        posix = posixpath.normpath(posix)
+        if posix in (".", "..") or posix.startswith("../"):
+            return None
+        return posix
+
+    def match(self, path: str) -> str | None:
+        """The pattern that forbids `path` (OUTSIDE_REPOSITORY when it escapes the
+        repository), or None when the path is allowed. With `!` patterns the last
+        matching pattern decides, as in a .gitignore file."""
+        relative = self.relative(path)
+        if relative is None:
+            return OUTSIDE_REPOSITORY
+        # Also as a directory: the hook sees `rm -r src/auth`, where `**/auth/**` matches
+        # what is inside but not the name itself. (A parent such as `.github` cannot be
+        # judged from its name; the caller passes the files under it.)
+        for candidate in (relative.lower(), relative.lower() + "/"):
+            result = self._spec.check_file(candidate)
+            if result.index is not None:
+                # The last matching pattern decides; a `!` pattern allows.
+                return self.patterns[result.index] if result.include else None
+        return None
+
+    def violations(self, paths: Iterable[str | Rename]) -> tuple[PathViolation, ...]:
+        """One violation per forbidden path, in the order given, each path once."""
+        found: list[PathViolation] = []
+        seen: set[str] = set()
+        for item in paths:
+            sides = (
+                [(item.old, item.new), (item.new, item.old)]
+                if isinstance(item, Rename)
+                else [(item, None)]
+            )
+            for path, other in sides:
+                pattern = self.match(path)
+                if pattern is not None and path not in seen:
+                    seen.add(path)
+                    found.append(PathViolation(path, pattern, other))
+        return tuple(found)
