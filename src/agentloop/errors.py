@@ -51,6 +51,10 @@ class SuiteError(AgentloopError):
     """A test suite could not be run or produced nothing agentloop can read."""
 
 
+class WorkspaceError(AgentloopError):
+    """The isolated checkout a run works in cannot be made, prepared or removed."""
+
+
 def crash_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "agentloop"

@@ -1,17 +1,169 @@
-"""Small verb-named git functions. Everything goes through `proc.run`."""
+"""Small verb-named git functions. Everything goes through `proc.run`.
+
+A failing git command raises `GitError` (command, exit code, stderr, and a hint). Functions
+that read take `--no-optional-locks`, so looking at a checkout never rewrites its index.
+Functions that throw work away or commit (`reset_hard`, `clean_untracked`, `commit_all`,
+`revert_commit`) refuse to run anywhere but on an agentloop branch.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentloop import proc
+from agentloop.errors import AgentloopError
+
+# Every branch agentloop creates starts with this; nothing else is ever reset or deleted.
+BRANCH_PREFIX = "agentloop/"
+
+# Seconds for commands that touch a handful of objects; checkouts get longer.
+QUICK = 60.0
+CHECKOUT = 600.0
+
+# Hooks are the user's, written for the user's checkout: in agentloop's own worktree a
+# pre-commit hook may lack its dependencies, prompt, or rewrite the fix being committed.
+# `workspace.setup` is the supported way to prepare a worktree. (/dev/null/<hook> is never
+# an executable file, so git finds no hook at all.)
+_NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+
+# Variables that say *who* runs git or *how* it reaches the network, not *which*
+# repository: keep them. Everything else GIT_* (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE,
+# GIT_OBJECT_DIRECTORY, GIT_COMMON_DIR, GIT_PREFIX…) is exported by git to hooks and would
+# point our commands at the wrong repository or index.
+_KEEP = frozenset(
+    {
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_COUNT",
+    }
+)
+
+
+class GitError(AgentloopError):
+    """A git command failed. Carries the command, its exit code and stderr."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        command: str = "",
+        returncode: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
 
 
 def clean_env() -> dict[str, str]:
     # Inside a git hook (or a worktree) inherited GIT_DIR/GIT_INDEX_FILE would point
     # git at the wrong repository; strip them so paths decide.
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GIT_")
+        or k in _KEEP
+        or k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+    }
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = clean_env()
+    # Error messages are matched below to give a precise hint: have them in English.
+    env["LC_ALL"] = "C"
+    env.update(extra or {})
+    return env
+
+
+def _hint(stderr: str, cwd: Path) -> str:
+    text = stderr.lower()
+    if "please tell me who you are" in text or "unable to auto-detect email" in text:
+        return (
+            "tell git who commits: git config --global user.name 'Your Name' && "
+            "git config --global user.email you@example.com (or set GIT_AUTHOR_NAME/EMAIL "
+            "and GIT_COMMITTER_NAME/EMAIL)"
+        )
+    if "dubious ownership" in text:
+        return f"trust the repository: git config --global --add safe.directory {cwd}"
+    if "index.lock" in text:
+        return (
+            "another git process is running in this repository; wait for it, or remove "
+            "the stale index.lock it names if none is"
+        )
+    if "not a git repository" in text:
+        return f"{cwd} is not inside a git repository; run agentloop in one (or git init)"
+    return f"run the command yourself in {cwd} to see the whole story"
+
+
+def _git(
+    cwd: Path,
+    *args: str,
+    timeout: float = QUICK,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> proc.Completed:
+    command = ["git", *args]
+    try:
+        done = proc.run(command, cwd=cwd, env=env if env is not None else _env(), timeout=timeout)
+    except proc.CommandNotFound:
+        raise GitError(
+            "git is not installed (or not on PATH)", hint="install git 2.30 or newer"
+        ) from None
+    except FileNotFoundError:
+        raise GitError(f"{cwd} does not exist", hint="pass an existing directory") from None
+    if check and not done.ok:
+        raise _error(done, cwd)
+    return done
+
+
+def _error(done: proc.Completed, cwd: Path) -> GitError:
+    stderr = done.stderr.strip()
+    why = f"timed out after {done.duration:.0f}s" if done.timed_out else f"exit {done.returncode}"
+    last = stderr.splitlines()[-1] if stderr else "(no output)"
+    return GitError(
+        f"`{done.command}` failed in {cwd} ({why}): {last}",
+        hint=_hint(stderr, cwd),
+        command=done.command,
+        returncode=done.returncode,
+        stderr=stderr,
+    )
+
+
+def _read(cwd: Path, *args: str, timeout: float = QUICK, check: bool = True) -> proc.Completed:
+    # A read-only look must not refresh and rewrite the index of the user's checkout
+    # (`git status` does that by default to cache stat data).
+    return _git(cwd, "--no-optional-locks", *args, timeout=timeout, check=check)
+
+
+def _split_z(text: str) -> list[str]:
+    return [part for part in text.split("\0") if part]
+
+
+# ---------------------------------------------------------------- where am I
 
 
 def find_toplevel(path: Path) -> Path | None:
@@ -22,6 +174,392 @@ def find_toplevel(path: Path) -> Path | None:
         )
     except proc.CommandNotFound:
         return None
-    if not done.ok:
+    if not done.ok or not done.stdout.strip():
         return None
     return Path(done.stdout.strip()).resolve()
+
+
+def common_dir(cwd: Path) -> Path:
+    """The git directory shared by all worktrees (`.git` of the main checkout)."""
+    # Printed relative to cwd in the main checkout and absolute in a linked worktree;
+    # --path-format=absolute would settle it but needs git 2.31.
+    out = _read(cwd, "rev-parse", "--git-common-dir").stdout.strip()
+    return (cwd / out).resolve()
+
+
+def rev_parse(cwd: Path, rev: str) -> str | None:
+    """The object name `rev` resolves to, or None when it does not resolve."""
+    done = _read(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, check=False)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def head_sha(cwd: Path) -> str:
+    sha = rev_parse(cwd, "HEAD^{commit}")
+    if sha is None:
+        raise GitError(
+            f"{cwd} has no commit yet (HEAD is unborn)",
+            hint="commit something first: git add -A && git commit -m 'initial commit'",
+        )
+    return sha
+
+
+def current_branch(cwd: Path) -> str | None:
+    """The short name of the checked-out branch; None when HEAD is detached."""
+    done = _read(cwd, "symbolic-ref", "--quiet", "HEAD", check=False)
+    ref = done.stdout.strip()
+    if done.returncode != 0 or not ref.startswith("refs/heads/"):
+        return None
+    return ref.removeprefix("refs/heads/")
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """One line of `git status --porcelain`: `code` is XY ("??" untracked, " M", "R " …);
+    `orig` is the source of a rename or copy."""
+
+    code: str
+    path: str
+    orig: str | None = None
+
+
+def status_porcelain(cwd: Path) -> list[StatusEntry]:
+    """Staged, unstaged and untracked (not ignored) changes, every untracked file listed."""
+    out = _read(
+        cwd, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"
+    ).stdout
+    parts = out.split("\0")
+    entries: list[StatusEntry] = []
+    i = 0
+    while i < len(parts):
+        item = parts[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        code, path = item[:2], item[3:]
+        orig = None
+        # With -z a rename is "R  new\0old\0": the source follows as its own field.
+        if "R" in code or "C" in code:
+            orig = parts[i]
+            i += 1
+        entries.append(StatusEntry(code, path, orig))
+    return entries
+
+
+def is_dirty(cwd: Path) -> bool:
+    """True when anything is staged, modified or untracked (ignored files do not count)."""
+    return bool(status_porcelain(cwd))
+
+
+# ---------------------------------------------------------------- worktrees and branches
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None
+    bare: bool = False
+    detached: bool = False
+    locked: bool = False
+    prunable: bool = False
+
+
+def add_worktree(repo: Path, path: Path, branch: str, base_sha: str) -> None:
+    """Check out `base_sha` at `path` on a new branch `branch`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # -b (not -B) refuses a branch that exists: never reset someone's branch. The base is
+    # an explicit sha, not "HEAD", so what is checked out cannot change under us.
+    _git(
+        repo,
+        *_NO_HOOKS,
+        "worktree",
+        "add",
+        "--quiet",
+        "-b",
+        branch,
+        str(path),
+        base_sha,
+        timeout=CHECKOUT,
+    )
+
+
+def remove_worktree(repo: Path, path: Path, *, force: bool) -> None:
+    """Remove a linked worktree (its directory and git's record of it). Without `force`
+    git refuses a worktree with modified or untracked files. A registered worktree whose
+    directory is already gone is simply unregistered."""
+    args = ["worktree", "remove"]
+    if force:
+        args.append("--force")
+    _git(repo, *_NO_HOOKS, *args, str(path), timeout=CHECKOUT)
+
+
+def list_worktrees(repo: Path) -> list[Worktree]:
+    done = _read(repo, "worktree", "list", "--porcelain", "-z", check=False)
+    if done.returncode == 129:
+        # `worktree list -z` is git 2.36+ (Ubuntu 22.04 ships 2.34): older git rejects the
+        # switch with a usage error, and separates fields with newlines.
+        done = _read(repo, "worktree", "list", "--porcelain")
+        return _parse_worktrees(done.stdout.replace("\n", "\0"))
+    if not done.ok:
+        raise _error(done, repo)
+    return _parse_worktrees(done.stdout)
+
+
+def _parse_worktrees(out: str) -> list[Worktree]:
+    found: list[Worktree] = []
+    fields: dict[str, str] = {}
+
+    def flush() -> None:
+        if "worktree" in fields:
+            branch = fields.get("branch")
+            found.append(
+                Worktree(
+                    path=Path(fields["worktree"]),
+                    head=fields.get("HEAD"),
+                    branch=branch.removeprefix("refs/heads/") if branch else None,
+                    bare="bare" in fields,
+                    detached="detached" in fields,
+                    locked="locked" in fields,
+                    prunable="prunable" in fields,
+                )
+            )
+        fields.clear()
+
+    # Records are attribute lines ("HEAD <sha>", "locked <reason>", "bare") ended by an
+    # empty one; with -z that is two NULs in a row.
+    for line in out.split("\0"):
+        if not line:
+            flush()
+            continue
+        key, _, value = line.partition(" ")
+        fields[key] = value
+    flush()
+    return found
+
+
+def prune_worktrees(repo: Path) -> None:
+    """Forget every registered worktree whose directory is gone — anyone's, not only
+    agentloop's (a worktree on an unmounted disk included): `clean` does not use it."""
+    _git(repo, "worktree", "prune")
+
+
+def branches(repo: Path, prefix: str = BRANCH_PREFIX) -> dict[str, str]:
+    """Local branches whose name starts with `prefix`, mapped to the sha they point at."""
+    # Filtered here: a for-each-ref pattern matches literally only up to a "/" boundary
+    # (refs/heads/agentloop/autofix- matches nothing), and "*" does not cross a "/".
+    # Full refnames: %(refname:short) turns into "heads/x" when a tag is also called x.
+    out = _read(repo, "for-each-ref", "--format=%(refname)%00%(objectname)", "refs/heads/").stdout
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        ref, _, sha = line.partition("\0")
+        name = ref.removeprefix("refs/heads/")
+        if name.startswith(prefix):
+            found[name] = sha
+    return found
+
+
+def branch_exists(repo: Path, name: str) -> bool:
+    return rev_parse(repo, f"refs/heads/{name}") is not None
+
+
+def delete_branch(repo: Path, name: str, *, expected_sha: str | None = None) -> None:
+    """Delete a local branch. With `expected_sha`, only if it still points there (it may
+    have moved since it was inspected)."""
+    if expected_sha is not None:
+        now = rev_parse(repo, f"refs/heads/{name}")
+        if now != expected_sha:
+            raise GitError(
+                f"branch {name} moved to {now} since it was inspected (was {expected_sha})",
+                hint="someone is using it; run again once they are done",
+            )
+    # `branch -D`, not `update-ref -d`: it refuses a branch checked out in any worktree
+    # ("cannot delete branch … used by worktree"), which update-ref would happily orphan.
+    _git(repo, "branch", "--quiet", "-D", name)
+
+
+def create_and_switch(cwd: Path, branch: str) -> None:
+    """Create `branch` at HEAD and check it out, carrying nothing (the tree is clean)."""
+    _git(cwd, *_NO_HOOKS, "switch", "--quiet", "--no-track", "-c", branch, timeout=CHECKOUT)
+
+
+def switch(cwd: Path, ref: str, *, detach: bool = False) -> None:
+    args = ["switch", "--quiet"]
+    if detach:
+        args.append("--detach")
+    _git(cwd, *_NO_HOOKS, *args, ref, timeout=CHECKOUT)
+
+
+def commits_between(cwd: Path, base: str, tip: str) -> list[str]:
+    """Commits reachable from `tip` but not from `base`, oldest first."""
+    out = _read(cwd, "rev-list", "--reverse", f"{base}..{tip}", "--").stdout
+    return out.split()
+
+
+def unique_commits(repo: Path, branch: str) -> list[str]:
+    """Commits of `branch` that no other ref (branch, tag, remote, stash) reaches."""
+    ref = f"refs/heads/{branch}"
+    # --exclude applies to the --all that follows it. Without --single-worktree, --all
+    # also counts every worktree's HEAD: a worktree with the branch checked out would
+    # make all its commits look reached.
+    out = _read(
+        repo, "rev-list", ref, "--not", "--single-worktree", f"--exclude={ref}", "--all", "--"
+    ).stdout
+    return out.split()
+
+
+# ---------------------------------------------------------------- what changed
+
+
+@contextmanager
+def _full_index(cwd: Path) -> Iterator[dict[str, str]]:
+    """An environment whose index holds the whole working state of `cwd` — staged,
+    unstaged and untracked (not ignored) — in a throwaway copy: the real index is not
+    touched. Copying keeps the stat cache, so only changed files are hashed."""
+    index = Path(_read(cwd, "rev-parse", "--git-path", "index").stdout.strip())
+    index = index if index.is_absolute() else cwd / index
+    with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
+        copy = Path(tmp) / "index"
+        if index.exists():
+            shutil.copyfile(index, copy)
+        env = _env({"GIT_INDEX_FILE": str(copy)})
+        _git(cwd, "add", "--all", env=env, timeout=CHECKOUT)
+        yield env
+
+
+# Options that keep a diff the same whatever the user's config says: no external diff or
+# textconv driver, no colour, a/ b/ prefixes even under diff.noprefix, and paths from the
+# top even under diff.relative (git 2.28+).
+_DIFF_OPTS = (
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-color",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--no-relative",
+)
+
+
+def changed_paths(cwd: Path, base: str) -> list[str]:
+    """Every path that differs between `base` and the working state of `cwd`: committed
+    since base, staged, unstaged and untracked. A rename gives both its paths."""
+    with _full_index(cwd) as env:
+        out = _git(
+            cwd,
+            "diff",
+            "--cached",
+            "--name-status",
+            "-z",
+            "-M",
+            "--no-relative",
+            base,
+            "--",
+            env=env,
+        ).stdout
+    parts = _split_z(out)
+    paths: set[str] = set()
+    i = 0
+    while i < len(parts):
+        status = parts[i]
+        # Renames and copies ("R087", "C100") carry two paths; everything else one.
+        width = 2 if status[:1] in ("R", "C") else 1
+        paths.update(parts[i + 1 : i + 1 + width])
+        i += 1 + width
+    return sorted(paths)
+
+
+def diff(cwd: Path, base: str, *, binary: bool = False) -> str:
+    """The diff from `base` to the working state of `cwd`, untracked files included, as
+    text (decoded leniently: to keep the bytes, use `save_diff`)."""
+    with _full_index(cwd) as env:
+        extra = ["--binary"] if binary else []
+        return _git(cwd, "diff", "--cached", *_DIFF_OPTS, *extra, base, "--", env=env).stdout
+
+
+def save_diff(cwd: Path, base: str, dest: Path) -> None:
+    """Write the diff from `base` to the working state of `cwd` (untracked files
+    included, binary files too) to `dest`, byte for byte; `git apply` takes it back."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _full_index(cwd) as env:
+        # --output: git writes the bytes itself; a file in Latin-1 survives, which it would
+        # not through our (lenient UTF-8) decoding of stdout.
+        _git(
+            cwd,
+            "diff",
+            "--cached",
+            *_DIFF_OPTS,
+            "--binary",
+            f"--output={dest}",
+            base,
+            "--",
+            env=env,
+        )
+
+
+def show_file(cwd: Path, rev: str, path: str) -> str | None:
+    """The text of `path` (relative to the repository's top) at `rev`; None when `rev`
+    has no file there. Raises GitError when `rev` itself does not exist."""
+    if rev_parse(cwd, rev) is None:
+        raise GitError(f"{rev} is not a revision in {cwd}", hint="pass a commit sha or branch")
+    # --full-tree: without it ls-tree takes paths relative to cwd. Its "paths" are
+    # patterns, so keep only the entry that is exactly `path`.
+    out = _read(cwd, "ls-tree", "-z", "--full-tree", rev, "--", path).stdout
+    for entry in _split_z(out):
+        meta, _, name = entry.partition("\t")
+        mode_type_sha = meta.split()
+        if name == path and len(mode_type_sha) == 3 and mode_type_sha[1] == "blob":
+            return _read(cwd, "cat-file", "blob", mode_type_sha[2]).stdout
+    return None
+
+
+# ---------------------------------------------------------------- changing a worktree
+
+
+def _require_agentloop_checkout(cwd: Path, verb: str) -> None:
+    # The one guard in front of every command that throws work away or moves a branch:
+    # whatever calls it, it runs only where agentloop's own branch is checked out.
+    branch = current_branch(cwd)
+    if branch is None or not branch.startswith(BRANCH_PREFIX):
+        raise RuntimeError(
+            f"refusing to {verb} in {cwd}: its branch is {branch or '(detached)'}, "
+            f"not an {BRANCH_PREFIX}* branch"
+        )
+
+
+def commit_all(cwd: Path, message: str) -> str:
+    """Commit every change in `cwd` (untracked files included) and return the new sha."""
+    _require_agentloop_checkout(cwd, "commit")  # `add --all` would rewrite the user's index
+    _git(cwd, "add", "--all", timeout=CHECKOUT)
+    staged = _read(cwd, "diff", "--cached", "--quiet", "--no-ext-diff", check=False)
+    if staged.returncode == 0:  # --quiet: 0 means no difference
+        raise GitError(f"nothing to commit in {cwd}", hint="commit only after a change")
+    _git(cwd, *_NO_HOOKS, "commit", "--quiet", "--no-verify", "--message", message)
+    return head_sha(cwd)
+
+
+def revert_commit(cwd: Path, sha: str) -> str:
+    """Add a commit that undoes `sha`; return it. On a conflict nothing is left behind."""
+    _require_agentloop_checkout(cwd, "revert")
+    done = _git(cwd, *_NO_HOOKS, "revert", "--no-edit", sha, check=False, timeout=CHECKOUT)
+    if not done.ok:
+        _git(cwd, "revert", "--abort", check=False)
+        raise _error(done, cwd)
+    return head_sha(cwd)
+
+
+def reset_hard(cwd: Path, sha: str) -> None:
+    """Move the agentloop branch checked out in `cwd` to `sha`, discarding changes to
+    tracked files. Untracked files stay: see `clean_untracked`."""
+    _require_agentloop_checkout(cwd, "reset --hard")
+    _git(cwd, *_NO_HOOKS, "reset", "--quiet", "--hard", sha, timeout=CHECKOUT)
+
+
+def clean_untracked(cwd: Path) -> None:
+    """Delete untracked files and directories in an agentloop checkout. Ignored files
+    (.venv, node_modules, .env) stay: no -x."""
+    _require_agentloop_checkout(cwd, "clean")
+    # -f because clean.requireForce defaults to true; -d for directories; a nested
+    # repository survives (that would need -ff).
+    _git(cwd, "clean", "--quiet", "-f", "-d", timeout=CHECKOUT)
