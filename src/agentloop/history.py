@@ -1,0 +1,664 @@
+"""The ledger: every run, attempt and task outcome in SQLite at `.agentloop/history.db`,
+and the statistics `agentloop stats` shows from it.
+
+Several runs may write at once (parallel CI jobs, a developer's run beside a hook's), each
+in its own process. SQLite in WAL mode lets readers and one writer proceed together; every
+write is one short `BEGIN IMMEDIATE` transaction, so a writer that has to wait does so in
+SQLite's busy handler (up to the busy timeout) instead of failing with "database is
+locked". `filelock` is not needed on top: SQLite's own locks already cover the file.
+
+Times are stored as UTC ISO-8601 text with a fixed width, so text comparison orders them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from agentloop.errors import AgentloopError
+
+LEDGER = Path(".agentloop") / "history.db"
+
+RunStatus = Literal["running", "completed", "interrupted", "failed"]
+"""`completed`: the run reached its report, whatever it fixed (caps end runs this way too);
+`interrupted`: ^C or a signal; `failed`: an error ended it; `running`: not finished yet, or
+killed before it could say (SIGKILL, power loss)."""
+AttemptOutcome = Literal[
+    "fixed",
+    "rejected_forbidden_path",
+    "rejected_integrity",
+    "tests_failed",
+    "no_progress",
+    "agent_error",
+    "max_turns",
+    "budget",
+    "timeout",
+    "regressed",
+    "interrupted",
+]
+TaskOutcome = Literal["fixed", "unfixed", "regressed", "skipped"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+ATTEMPT_OUTCOMES: tuple[AttemptOutcome, ...] = get_args(AttemptOutcome)
+TASK_OUTCOMES: tuple[TaskOutcome, ...] = get_args(TaskOutcome)
+
+Clock = Callable[[], datetime]
+
+# A run holds its connection for up to its whole runtime; a writer waits this long for
+# another process's transaction (each lasts milliseconds) before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ledger_path(root: Path) -> Path:
+    """Where the ledger of the project at root lives (the run and `stats` agree on it)."""
+    return root / LEDGER
+
+
+class HistoryError(AgentloopError):
+    """The ledger cannot be opened or read: not a database, corrupt, locked, newer."""
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    branch: str
+    base_sha: str
+    status: RunStatus
+    tasks_total: int
+    tasks_fixed: int
+    cost_usd: float
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: str
+    task_id: str
+    category: str
+    attempt_no: int
+    outcome: AttemptOutcome
+    cost_usd: float
+    duration_s: float
+    turns: int
+    started_at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """How a task ended in a run. `verified`: a fixed task went through the final full-suite
+    run and held (regressed tasks went through it and did not)."""
+
+    run_id: str
+    task_id: str
+    category: str
+    outcome: TaskOutcome
+    tests: int
+    verified: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Ledger:
+    runs: tuple[RunRecord, ...] = ()
+    attempts: tuple[AttemptRecord, ...] = ()
+    tasks: tuple[TaskRecord, ...] = ()
+
+
+# ---------------------------------------------------------------- schema
+
+# Step n brings a ledger from user_version n-1 to n. Never edit a released step: append
+# one. Statements, not scripts: sqlite3's executescript() commits first, and a migration
+# must be one transaction with its user_version bump. No CHECK constraints on enumerations
+# either: SQLite cannot alter one without rebuilding the table, and adding an outcome must
+# not need that (values are checked on write, in Python).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            run_id      TEXT PRIMARY KEY,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            branch      TEXT NOT NULL,
+            base_sha    TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            tasks_total INTEGER NOT NULL,
+            tasks_fixed INTEGER NOT NULL DEFAULT 0,
+            cost_usd    REAL NOT NULL DEFAULT 0,
+            duration_s  REAL
+        )""",
+        """CREATE TABLE attempts (
+            run_id     TEXT NOT NULL REFERENCES runs (run_id),
+            task_id    TEXT NOT NULL,
+            category   TEXT NOT NULL,
+            attempt_no INTEGER NOT NULL,
+            outcome    TEXT NOT NULL,
+            cost_usd   REAL NOT NULL,
+            duration_s REAL NOT NULL,
+            turns      INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            note       TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (run_id, task_id, attempt_no)
+        )""",
+        "CREATE INDEX runs_by_start ON runs (started_at)",
+    ),
+    # Per-task outcomes came after the first draft of the ledger. Keeping them a step of
+    # their own means the upgrade path is exercised (and tested) from the first release.
+    (
+        """CREATE TABLE tasks (
+            run_id   TEXT NOT NULL REFERENCES runs (run_id),
+            task_id  TEXT NOT NULL,
+            category TEXT NOT NULL,
+            outcome  TEXT NOT NULL,
+            tests    INTEGER NOT NULL,
+            verified INTEGER NOT NULL,
+            reason   TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (run_id, task_id)
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _iso(moment: datetime) -> str:
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the ledger stores UTC, pass an aware one")
+    # Fixed width (always milliseconds, always +00:00) so that text order is time order.
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _checked(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(allowed)}")
+
+
+@contextmanager
+def _translated(path: Path, timeout: float) -> Iterator[None]:
+    """SQLite's failures as one line and a hint. An IntegrityError is a bug of the caller
+    (a run recorded twice, an attempt of an unknown run) and stays what it is."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            hint = (
+                f"move it aside (mv {path} {path}.bad); the next run starts a new ledger "
+                "(the old file keeps whatever SQLite tools can still recover)"
+            )
+        elif "locked" in text or "busy" in text:
+            hint = (
+                f"another process kept it locked for over {timeout:g} s; "
+                "look for a hung agentloop and try again"
+            )
+        elif "readonly" in text or "unable to open" in text:
+            hint = f"check that {path.parent} exists and is writable by you"
+        else:
+            hint = f"if it persists, move {path} aside; the next run starts a new ledger"
+        raise HistoryError(f"cannot use the run ledger {path}: {text}", hint=hint) from None
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+class History:
+    """An open ledger. Use `History.open(path)`; each method is one short transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock, timeout: float):
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+        self._timeout = timeout
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls, path: Path, *, clock: Clock = utc_now, timeout: float = BUSY_TIMEOUT_S
+    ) -> Iterator[History]:
+        """Open (creating it and its directory if need be) and bring up to date."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(
+                f"cannot create {path.parent} for the run ledger: {exc.strerror or exc}",
+                hint=f"check that {path.parent.parent} is writable by you",
+            ) from None
+        with _translated(path, timeout):
+            # isolation_level=None: no implicit transactions; each write says BEGIN
+            # IMMEDIATE itself, taking the write lock up front. A deferred transaction that
+            # reads and then writes can get SQLITE_BUSY at once, without waiting, when
+            # another writer committed in between.
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            with _translated(path, timeout):
+                _prepare(conn, timeout=timeout)
+            yield cls(conn, path, clock, timeout)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with _translated(self.path, self._timeout), _transaction(self._conn, "BEGIN IMMEDIATE"):
+            yield self._conn
+
+    # ------------------------------------------------------------ writes
+
+    def start_run(self, run_id: str, *, branch: str, base_sha: str, tasks_total: int) -> RunRecord:
+        run = RunRecord(
+            run_id=run_id,
+            started_at=self._now(),
+            finished_at=None,
+            branch=branch,
+            base_sha=base_sha,
+            status="running",
+            tasks_total=tasks_total,
+            tasks_fixed=0,
+            cost_usd=0.0,
+            duration_s=None,
+        )
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runs (run_id, started_at, branch, base_sha, status, tasks_total)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, _iso(run.started_at), branch, base_sha, run.status, tasks_total),
+            )
+        return run
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        _checked(attempt.outcome, ATTEMPT_OUTCOMES, "attempt outcome")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO attempts (run_id, task_id, category, attempt_no, outcome,"
+                " cost_usd, duration_s, turns, started_at, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    attempt.run_id,
+                    attempt.task_id,
+                    attempt.category,
+                    attempt.attempt_no,
+                    attempt.outcome,
+                    attempt.cost_usd,
+                    attempt.duration_s,
+                    attempt.turns,
+                    _iso(attempt.started_at),
+                    attempt.note,
+                ),
+            )
+
+    def finish_task(self, task: TaskRecord) -> None:
+        """Record how a task ended. Recording it again replaces the outcome: VERIFY can turn
+        a task already recorded `fixed` into `regressed`."""
+        _checked(task.outcome, TASK_OUTCOMES, "task outcome")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO tasks (run_id, task_id, category, outcome, tests, verified, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, task_id) DO UPDATE SET category = excluded.category,"
+                " outcome = excluded.outcome, tests = excluded.tests,"
+                " verified = excluded.verified, reason = excluded.reason",
+                (
+                    task.run_id,
+                    task.task_id,
+                    task.category,
+                    task.outcome,
+                    task.tests,
+                    int(task.verified),
+                    task.reason,
+                ),
+            )
+
+    def finish_run(self, run_id: str, *, status: RunStatus) -> RunRecord:
+        """Close a run. Its totals are derived from what was recorded under it, so the run
+        row cannot disagree with its tasks and attempts."""
+        _checked(status, RUN_STATUSES, "run status")
+        finished = _iso(self._now())
+        with self._write() as conn:
+            row = conn.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise ValueError(f"no run {run_id!r} in {self.path}")
+            duration = (_moment(finished) - _moment(row[0])).total_seconds()
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, duration_s = ?,"
+                " tasks_fixed = (SELECT count(*) FROM tasks"
+                "                WHERE run_id = runs.run_id AND outcome = 'fixed'),"
+                " cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM attempts"
+                "             WHERE run_id = runs.run_id)"
+                " WHERE run_id = ?",
+                (finished, status, duration, run_id),
+            )
+            result = conn.execute(f"{_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+        return _run(result)
+
+    # ------------------------------------------------------------ reads
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with _translated(self.path, self._timeout):
+            row = self._conn.execute(f"{_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _run(row)
+
+    def ledger(self, *, since: datetime | None = None) -> Ledger:
+        """Runs started at or after `since` (all when None) with their attempts and tasks,
+        read in one transaction: a consistent snapshot while other runs keep writing."""
+        start = "" if since is None else _iso(since)
+        in_runs = "run_id IN (SELECT run_id FROM runs WHERE started_at >= ?)"
+        with _translated(self.path, self._timeout), _transaction(self._conn, "BEGIN"):
+            runs = self._conn.execute(
+                f"{_RUNS} WHERE started_at >= ? ORDER BY started_at, run_id", (start,)
+            ).fetchall()
+            attempts = self._conn.execute(
+                f"{_ATTEMPTS} WHERE {in_runs} ORDER BY run_id, task_id, attempt_no", (start,)
+            ).fetchall()
+            tasks = self._conn.execute(
+                f"{_TASKS} WHERE {in_runs} ORDER BY run_id, task_id", (start,)
+            ).fetchall()
+        return Ledger(
+            runs=tuple(_run(r) for r in runs),
+            attempts=tuple(_attempt(r) for r in attempts),
+            tasks=tuple(_task(r) for r in tasks),
+        )
+
+    def _now(self) -> datetime:
+        return _moment(_iso(self._clock()))
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        # Also after a failed COMMIT: the connection must not stay inside a transaction.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _prepare(conn: sqlite3.Connection, *, timeout: float) -> None:
+    # Reading user_version is the first touch of the file: a file that is not a database
+    # fails here, before anything is written to it.
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise HistoryError(
+            f"the run ledger has schema version {version}; this agentloop knows up to "
+            f"{SCHEMA_VERSION}",
+            hint="a newer agentloop wrote it: upgrade agentloop (pip install -U agentloop)",
+        )
+    _use_wal(conn, deadline=time.monotonic() + timeout)
+    # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if version == SCHEMA_VERSION:
+        return
+    with _transaction(conn, "BEGIN IMMEDIATE"):
+        # Read again under the write lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+
+def _use_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
+    """Put the file in WAL mode (it stays so; later opens only read the mode).
+
+    Switching needs an exclusive lock, and SQLite asks for it without calling the busy
+    handler: processes opening a new ledger together got "database is locked" at once in
+    the concurrency test. So wait here, until the busy timeout's deadline."""
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            # A file system without WAL support: the rollback journal still works, with
+            # the busy handler, only with less concurrency.
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+_RUNS = (
+    "SELECT run_id, started_at, finished_at, branch, base_sha, status, tasks_total,"
+    " tasks_fixed, cost_usd, duration_s FROM runs"
+)
+_ATTEMPTS = (
+    "SELECT run_id, task_id, category, attempt_no, outcome, cost_usd, duration_s, turns,"
+    " started_at, note FROM attempts"
+)
+_TASKS = "SELECT run_id, task_id, category, outcome, tests, verified, reason FROM tasks"
+
+
+# Values read back are not checked against the Literals: a newer agentloop sharing the
+# ledger may have written an outcome this one does not know, and stats should still count it.
+# Column affinity gives back str, int and float as written; only times and flags convert.
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    run_id, started, finished, branch, base_sha, status, total, fixed, cost, duration = row
+    return RunRecord(
+        run_id=run_id,
+        started_at=_moment(started),
+        finished_at=None if finished is None else _moment(finished),
+        branch=branch,
+        base_sha=base_sha,
+        status=status,
+        tasks_total=total,
+        tasks_fixed=fixed,
+        cost_usd=cost,
+        duration_s=duration,
+    )
+
+
+def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
+    run_id, task_id, category, number, outcome, cost, duration, turns, started, note = row
+    return AttemptRecord(
+        run_id=run_id,
+        task_id=task_id,
+        category=category,
+        attempt_no=number,
+        outcome=outcome,
+        cost_usd=cost,
+        duration_s=duration,
+        turns=turns,
+        started_at=_moment(started),
+        note=note,
+    )
+
+
+def _task(row: tuple[Any, ...]) -> TaskRecord:
+    run_id, task_id, category, outcome, tests, verified, reason = row
+    return TaskRecord(
+        run_id=run_id,
+        task_id=task_id,
+        category=category,
+        outcome=outcome,
+        tests=tests,
+        verified=bool(verified),
+        reason=reason,
+    )
+
+
+# ---------------------------------------------------------------- statistics
+
+TaskState = Literal["fixed", "unfixed", "regressed", "skipped", "unfinished"]
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """One task of one run, its outcome joined with its attempts. `unfinished`: attempts
+    were recorded but no outcome (the run was killed mid-task)."""
+
+    run_id: str
+    task_id: str
+    category: str
+    state: TaskState
+    verified: bool
+    attempts: int
+    cost_usd: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Counts say how large each sample is; a rate or median is None when its sample is
+    empty.
+
+    - tasks: tasks attempted = fixed + unfixed + regressed + unfinished (skipped apart);
+    - fix_rate = fixed / tasks;
+    - fixes_with_attempts: fixed tasks that had attempts of their own (a task closed by
+      another task's fix had none); the sample of attempts_per_fix and the medians, which
+      count every attempt of the task, failed ones included;
+    - verified: fixed tasks that went through the final verification, plus regressed ones;
+      regression_rate = regressed / verified.
+    """
+
+    runs: int
+    tasks: int
+    fixed: int
+    unfixed: int
+    regressed: int
+    unfinished: int
+    skipped: int
+    attempts: int
+    fixes_with_attempts: int
+    verified: int
+    cost_usd: float
+    fix_rate: float | None
+    attempts_per_fix: float | None
+    regression_rate: float | None
+    median_time_per_fix_s: float | None
+    median_cost_per_fix_usd: float | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    overall: Metrics
+    by_category: tuple[tuple[str, Metrics], ...]
+    by_week: tuple[tuple[str, Metrics], ...]
+    by_run: tuple[tuple[RunRecord, Metrics], ...]
+
+
+def summarize(ledger: Ledger) -> tuple[TaskSummary, ...]:
+    """Every task of the ledger: those with an outcome, and those with attempts only."""
+    spent: dict[tuple[str, str], list[AttemptRecord]] = {}
+    for attempt in ledger.attempts:
+        spent.setdefault((attempt.run_id, attempt.task_id), []).append(attempt)
+    outcomes = {(t.run_id, t.task_id): t for t in ledger.tasks}
+    summaries = []
+    for key in sorted(outcomes.keys() | spent.keys()):
+        attempts = spent.get(key, [])
+        task = outcomes.get(key)
+        summaries.append(
+            TaskSummary(
+                run_id=key[0],
+                task_id=key[1],
+                category=task.category if task else attempts[-1].category,
+                state=task.outcome if task else "unfinished",
+                verified=bool(task and task.verified),
+                attempts=len(attempts),
+                cost_usd=sum(a.cost_usd for a in attempts),
+                duration_s=sum(a.duration_s for a in attempts),
+            )
+        )
+    return tuple(summaries)
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def metrics(tasks: Iterable[TaskSummary], *, runs: int) -> Metrics:
+    tasks = list(tasks)
+    count = {state: 0 for state in get_args(TaskState)}
+    for task in tasks:
+        count[task.state] += 1
+    attempted = len(tasks) - count["skipped"]
+    fixes = [t for t in tasks if t.state == "fixed" and t.attempts]
+    verified = sum(1 for t in tasks if t.state == "fixed" and t.verified) + count["regressed"]
+    return Metrics(
+        runs=runs,
+        tasks=attempted,
+        fixed=count["fixed"],
+        unfixed=count["unfixed"],
+        regressed=count["regressed"],
+        unfinished=count["unfinished"],
+        skipped=count["skipped"],
+        attempts=sum(t.attempts for t in tasks),
+        fixes_with_attempts=len(fixes),
+        verified=verified,
+        cost_usd=sum(t.cost_usd for t in tasks),
+        fix_rate=_ratio(count["fixed"], attempted),
+        attempts_per_fix=_ratio(sum(t.attempts for t in fixes), len(fixes)),
+        regression_rate=_ratio(count["regressed"], verified),
+        median_time_per_fix_s=_median([t.duration_s for t in fixes]),
+        median_cost_per_fix_usd=_median([t.cost_usd for t in fixes]),
+    )
+
+
+def iso_week(moment: datetime) -> str:
+    """`2025-W02`: ISO weeks start on Monday and never split a week across two years."""
+    year, week, _day = moment.astimezone(timezone.utc).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _grouped(
+    tasks: Sequence[TaskSummary], runs: Sequence[RunRecord], key: Callable[[RunRecord], str]
+) -> tuple[tuple[str, Metrics], ...]:
+    """Metrics per group of runs, in order of first appearance (runs come sorted by start).
+    A group whose runs had no task still appears, with zeros."""
+    groups: dict[str, set[str]] = {}
+    for run in runs:
+        groups.setdefault(key(run), set()).add(run.run_id)
+    return tuple(
+        (name, metrics((t for t in tasks if t.run_id in ids), runs=len(ids)))
+        for name, ids in groups.items()
+    )
+
+
+def compute(ledger: Ledger) -> Stats:
+    """Everything `agentloop stats` shows; an empty ledger gives zeros and Nones."""
+    tasks = summarize(ledger)
+    runs = sorted(ledger.runs, key=lambda r: (r.started_at, r.run_id))
+    by_category = tuple(
+        (
+            category,
+            metrics(
+                (t for t in tasks if t.category == category),
+                runs=len({t.run_id for t in tasks if t.category == category}),
+            ),
+        )
+        for category in sorted({t.category for t in tasks})
+    )
+    by_run_metrics = dict(_grouped(tasks, runs, lambda r: r.run_id))
+    return Stats(
+        overall=metrics(tasks, runs=len(runs)),
+        by_category=by_category,
+        by_week=_grouped(tasks, runs, lambda r: iso_week(r.started_at)),
+        by_run=tuple((run, by_run_metrics[run.run_id]) for run in runs),
+    )
