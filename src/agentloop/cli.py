@@ -94,6 +94,37 @@ def detect(
     )
 
 
+@app.command()
+def clean(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Repository to clean (default: here).")
+    ] = Path(),
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """Remove worktrees and branches left by killed runs; save any uncommitted work first."""
+    from agentloop.commands.clean import clean as run_clean
+
+    return run_clean(repo=repo, dry_run=dry_run, as_json=as_json)
+
+
+@app.command()
+def stats(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Project whose ledger to read (default: here).")
+    ] = Path(),
+    since: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Only runs since: 7d, 4w, 36h, a date or a UTC time."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: stats).")] = False,
+) -> int:
+    """Fix success rate, attempts per fix, regression rate, time and cost per fix."""
+    from agentloop.commands.stats import stats as run_stats
+
+    return run_stats(repo=repo, as_json=as_json, since=since)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
