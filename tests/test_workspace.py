@@ -122,10 +122,16 @@ def agentloop_branches(repo: Path) -> dict[str, str]:
 # ---------------------------------------------------------------- the default worktree
 
 
-def test_a_run_gets_its_own_branch_and_worktree_inside_the_git_dir(repo: Path) -> None:
+def worktree_of(repo: Path, run_id: str) -> Path:
+    return Places.of(repo / ".git").worktree(run_id)
+
+
+def test_a_run_gets_its_own_branch_and_a_worktree_outside_the_repository(repo: Path) -> None:
     base = git.head_sha(repo)
     with Workspace.open(repo, run_id="r1") as ws:
-        assert ws.path == (repo / ".git" / "agentloop" / "worktrees" / "r1").resolve()
+        # Not inside .git either: Claude Code refuses edits there.
+        assert ws.path == worktree_of(repo, "r1").resolve()
+        assert not ws.path.is_relative_to(repo.resolve())
         assert ws.root == ws.path
         assert ws.branch == "agentloop/autofix-r1"
         assert ws.base_sha == base
@@ -285,7 +291,7 @@ def test_a_failing_setup_removes_what_it_made(repo: Path) -> None:
     assert err.value.hint is not None
     assert "workspace.setup" in err.value.hint
     assert snapshot(repo) == before
-    assert not (repo / ".git/agentloop/worktrees/s").exists()
+    assert not worktree_of(repo, "s").exists()
     assert agentloop_branches(repo) == {}
 
 
@@ -522,7 +528,7 @@ def test_ctrl_c_in_a_real_process_cleans_up_on_the_way_out(repo: Path, start_run
     assert b"KeyboardInterrupt" in err
     assert snapshot(repo) == before
     assert agentloop_branches(repo) == {}
-    assert not (repo / ".git/agentloop/worktrees/int").exists()
+    assert not worktree_of(repo, "int").exists()
     assert (repo / ".git/agentloop/rescued/int.patch").exists()
     assert list((repo / ".git/agentloop/runs").iterdir()) == []
 
@@ -654,7 +660,7 @@ def test_clean_puts_a_killed_in_place_run_back(repo: Path, tmp_path: Path) -> No
 
 def test_clean_unregisters_a_dead_runs_worktree_deleted_by_hand(repo: Path, start_run: Any) -> None:
     kill(start_run(repo, "gone", "dirty"))
-    shutil.rmtree(repo / ".git/agentloop/worktrees/gone")
+    shutil.rmtree(worktree_of(repo, "gone"))
     report = clean_leftovers(repo, dry_run=False)
     assert report.errors == []
     [item] = report.items

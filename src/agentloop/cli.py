@@ -95,6 +95,61 @@ def detect(
 
 
 @app.command()
+def run(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Project to fix (default: current directory).")
+    ] = Path(),
+    in_place: Annotated[
+        bool,
+        typer.Option(help="Work in this checkout (must be clean) instead of a new worktree."),
+    ] = False,
+    max_turns: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Model turns per attempt (default 50)."),
+    ] = None,
+    max_attempts: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, max=20, help="Attempts per task (default 3)."),
+    ] = None,
+    max_runtime: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=1, help="Seconds for the whole run (default 1200)."),
+    ] = None,
+    max_budget_usd: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=0.01, help="Dollars for the whole run (default 10)."),
+    ] = None,
+    forbid: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Another forbidden path glob (repeatable)."),
+    ] = None,
+    task: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Only this task id (repeatable; ids from `agentloop detect`)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan only: list the tasks, fix nothing.")] = False,
+    squash: Annotated[bool, typer.Option(help="One commit with a per-fix summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: run).")] = False,
+) -> int:
+    """Fix failing tests with Claude Code in an isolated worktree, under agentloop's rails."""
+    from agentloop.commands.run import run as run_loop
+
+    return run_loop(
+        repo=repo,
+        in_place=in_place,
+        max_turns=max_turns,
+        max_attempts=max_attempts,
+        max_runtime=max_runtime,
+        max_budget_usd=max_budget_usd,
+        forbid=forbid or [],
+        task_ids=task or [],
+        dry_run=dry_run,
+        squash=squash,
+        as_json=as_json,
+    )
+
+
+@app.command()
 def clean(
     repo: Annotated[
         Path, typer.Option("--repo", "-C", help="Repository to clean (default: here).")

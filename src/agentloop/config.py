@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentloop.errors import ConfigError
+from agentloop.rails.paths import DEFAULT_FORBIDDEN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,9 +61,39 @@ class DetectConfig(_Model):
     rerun_timeout: float = Field(default=120, gt=0)
 
 
+class AgentConfig(_Model):
+    cli_path: str | None = Field(
+        default=None, description="Claude Code binary; default: the one bundled in the SDK"
+    )
+    model: str | None = None
+    allowed_tools: tuple[str, ...] = ("Bash", "Read", "Edit", "Grep", "Glob")
+    max_turns: int = Field(default=50, ge=1)
+    budget_per_attempt_usd: float = Field(default=2.0, gt=0)
+
+
+class RunConfig(_Model):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_runtime: float = Field(default=1200, gt=0, description="seconds for the whole run")
+    max_budget_usd: float = Field(default=10.0, gt=0)
+
+
+class RailsConfig(_Model):
+    forbidden_paths: tuple[str, ...] = DEFAULT_FORBIDDEN
+    allow_test_edits: bool = False
+
+
+class WorkspaceConfig(_Model):
+    setup: tuple[str, ...] = ()
+    setup_timeout: float = Field(default=600, gt=0)
+
+
 class Config(_Model):
     suites: tuple[SuiteConfig, ...] = ()
     detect: DetectConfig = DetectConfig()
+    agent: AgentConfig = AgentConfig()
+    run: RunConfig = RunConfig()
+    rails: RailsConfig = RailsConfig()
+    workspace: WorkspaceConfig = WorkspaceConfig()
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

@@ -528,6 +528,16 @@ def _require_agentloop_checkout(cwd: Path, verb: str) -> None:
         )
 
 
+def _identity(cwd: Path) -> tuple[str, ...]:
+    """`-c` options naming agentloop as the committer when git knows no one (a fresh CI
+    machine, an isolated HOME); a configured identity is always kept."""
+    known = _read(cwd, "config", "user.email", check=False).stdout.strip()
+    has_env = os.environ.get("GIT_AUTHOR_EMAIL") and os.environ.get("GIT_COMMITTER_EMAIL")
+    if known or has_env:
+        return ()
+    return ("-c", "user.name=agentloop", "-c", "user.email=agentloop@localhost")
+
+
 def commit_all(cwd: Path, message: str) -> str:
     """Commit every change in `cwd` (untracked files included) and return the new sha."""
     _require_agentloop_checkout(cwd, "commit")  # `add --all` would rewrite the user's index
@@ -535,14 +545,23 @@ def commit_all(cwd: Path, message: str) -> str:
     staged = _read(cwd, "diff", "--cached", "--quiet", "--no-ext-diff", check=False)
     if staged.returncode == 0:  # --quiet: 0 means no difference
         raise GitError(f"nothing to commit in {cwd}", hint="commit only after a change")
-    _git(cwd, *_NO_HOOKS, "commit", "--quiet", "--no-verify", "--message", message)
+    _git(cwd, *_NO_HOOKS, *_identity(cwd), "commit", "--quiet", "--no-verify", "--message", message)
     return head_sha(cwd)
 
 
 def revert_commit(cwd: Path, sha: str) -> str:
     """Add a commit that undoes `sha`; return it. On a conflict nothing is left behind."""
     _require_agentloop_checkout(cwd, "revert")
-    done = _git(cwd, *_NO_HOOKS, "revert", "--no-edit", sha, check=False, timeout=CHECKOUT)
+    done = _git(
+        cwd,
+        *_NO_HOOKS,
+        *_identity(cwd),
+        "revert",
+        "--no-edit",
+        sha,
+        check=False,
+        timeout=CHECKOUT,
+    )
     if not done.ok:
         _git(cwd, "revert", "--abort", check=False)
         raise _error(done, cwd)
@@ -563,3 +582,27 @@ def clean_untracked(cwd: Path) -> None:
     # -f because clean.requireForce defaults to true; -d for directories; a nested
     # repository survives (that would need -ff).
     _git(cwd, "clean", "--quiet", "-f", "-d", timeout=CHECKOUT)
+
+
+def squash(cwd: Path, base: str, message: str) -> str:
+    """Replace the commits since `base` on the agentloop branch in `cwd` by one."""
+    _require_agentloop_checkout(cwd, "squash")
+    _git(cwd, "reset", "--quiet", "--soft", base)
+    _git(cwd, *_NO_HOOKS, *_identity(cwd), "commit", "--quiet", "--no-verify", "--message", message)
+    return head_sha(cwd)
+
+
+def ignore_locally(cwd: Path, pattern: str) -> None:
+    """Add `pattern` to the repository's own exclude file (`info/exclude` in the common git
+    dir), once: agentloop's state directory then never shows in `git status`, and no
+    tracked file such as .gitignore is touched."""
+    exclude = common_dir(cwd) / "info" / "exclude"
+    try:
+        lines = exclude.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if pattern in lines:
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n# agentloop's own state (runs, history)\n{pattern}\n")

@@ -20,6 +20,7 @@ from rich.table import Table
 from agentloop import __version__
 from agentloop.detection import Detection
 from agentloop.failures.model import Failure, FlakyTest, Location, Task
+from agentloop.loop.model import RunReport
 
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
 
@@ -186,4 +187,49 @@ def print_detection(d: Detection) -> None:
     style = "green" if not d.tasks else "red"
     out.print(
         f"[bold {style}]{summary_line(d)}[/] [dim]({tests} tests in {len(d.suites)} suites)[/]"
+    )
+
+
+# ---------------------------------------------------------------- run
+
+
+def print_run(run: RunReport) -> None:
+    title = (
+        "Plan (dry run): tasks in the order they would be tried"
+        if run.dry_run
+        else (f"agentloop run {run.run_id}")
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("file", "tests", "category", "attempts", "outcome", "approach"):
+        table.add_column(name, overflow="fold")
+    table.add_column("cost", justify="right")
+    table.add_column("time", justify="right")
+    for t in run.tasks:
+        where = str(t.task.crash_location) if t.task.crash_location else "?"
+        approach = f"fixed by {t.fixed_by[:8]}" if t.fixed_by else (t.commit or "")[:8] or t.reason
+        style = {"fixed": "green", "regressed": "yellow"}.get(t.outcome, "red")
+        table.add_row(
+            escape(where),
+            str(len(t.task.failures)),
+            t.task.category,
+            str(len(t.attempts)),
+            f"[{style}]{t.outcome}[/]" if not run.dry_run else "planned",
+            escape(approach),
+            f"${t.cost_usd:.2f}",
+            f"{t.duration_s:.0f}s",
+        )
+    out.print(table)
+    for t in run.tasks:
+        if t.outcome not in ("fixed",) and not run.dry_run:
+            out.print(f"[red]✗[/] {escape(t.task.id)}: {escape(t.reason)}")
+            if t.suggestion:
+                out.print(f"  [dim]suggested:[/] {escape(t.suggestion)}")
+    if run.dry_run:
+        return
+    if run.stopped_by:
+        note(f"stopped early: {run.stopped_by} reached")
+    where = f"on branch {run.branch}" if run.branch else "no fix survived; the branch was removed"
+    out.print(
+        f"[bold]{run.fixed}/{len(run.tasks)} fixed[/] · ${run.cost_usd:.2f} · "
+        f"{run.duration_s:.0f}s · {escape(where)} (nothing was pushed)"
     )

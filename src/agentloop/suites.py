@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -503,14 +504,25 @@ _RAN_AND_PASSED: dict[Dialect, re.Pattern[str]] = {
 }
 
 
-def rerun_passed(command: str, *, dialect: Dialect, cwd: Path, timeout: float) -> bool:
-    """Run a selector; True only when the test ran and passed (pytest exits 5 when nothing
-    was collected; other runners need their output read)."""
-    done = proc.run(command, cwd=cwd, timeout=timeout, env={**os.environ, **_ENV})
-    if not done.ok:
-        return False
-    evidence = _RAN_AND_PASSED.get(dialect)
+def run_selector(
+    command: str,
+    *,
+    dialect: Dialect,
+    cwd: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> tuple[bool, str]:
+    """Run a selector: (True only when the test ran and passed, its output). pytest exits 5
+    when nothing was collected; the other runners need their output read."""
+    done = proc.run(command, cwd=cwd, timeout=timeout, env={**(env or os.environ), **_ENV})
     output = done.stdout + "\n" + done.stderr
+    if not done.ok:
+        return False, output
     if dialect == "go" and "no tests to run" in output:
-        return False
-    return evidence is None or bool(evidence.search(output))
+        return False, output
+    evidence = _RAN_AND_PASSED.get(dialect)
+    return evidence is None or bool(evidence.search(output)), output
+
+
+def rerun_passed(command: str, *, dialect: Dialect, cwd: Path, timeout: float) -> bool:
+    return run_selector(command, dialect=dialect, cwd=cwd, timeout=timeout)[0]

@@ -7,17 +7,19 @@ git directory (`git rev-parse --git-common-dir`, the main checkout's `.git`):
 
     .git/agentloop/lock                   serialises making and removing worktrees/branches
     .git/agentloop/runs/<run-id>.json     a run's state; the live run holds a lock on it
-    .git/agentloop/worktrees/<run-id>/    a run's worktree
     .git/agentloop/rescued/<run-id>.patch uncommitted work saved before a worktree goes
 
-Why there: it is outside the working tree, so no tool of the project's crawls a second copy
-of it (jest-haste-map sees duplicate modules in worktrees nested in a repo, crystal#19;
-vitest, pytest, ruff, tsc and rg all skip `.git`), and `git status` never shows it, so
-nothing needs a .gitignore entry; it belongs to this repository and goes away with it; it
-is on the same filesystem, in a place the user can always write, even with a read-only or
-throwaway HOME in CI. One consequence: Node resolves a bare import by walking up the
-directories, so a worktree without its own node_modules falls back to the checkout's
-(same commit, usually the same lockfile); run `npm ci` in `workspace.setup` to be exact.
+Why there: `git status` never shows it, so nothing needs a .gitignore entry, and it belongs
+to this repository and goes away with it.
+
+The worktrees themselves live in the user's cache,
+`$XDG_CACHE_HOME/agentloop/worktrees/<repository hash>/<run-id>/` (~/.cache by default):
+outside the working tree, so no tool of the project's crawls a second copy of it
+(jest-haste-map sees duplicate modules in worktrees nested in a repo, crystal#19), and not
+inside `.git`, where Claude Code refuses every edit as a protected path (seen with CLI
+2.1.330: "Permission to use Edit has been denied"). Node resolves a bare import by walking
+up the directories, so a worktree needs its own node_modules: run `npm ci` in
+`workspace.setup`.
 
 A run that is killed leaves its state file behind; the kernel drops its lock, so `clean`
 (see `clean_leftovers`) can tell a dead run from a live one without trusting a pid that
@@ -27,6 +29,7 @@ may have been reused.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import fcntl
 import json
 import os
@@ -62,10 +65,13 @@ class Places:
     """Where agentloop keeps things for one repository."""
 
     root: Path  # <common git dir>/agentloop
+    worktrees: Path  # <cache>/agentloop/worktrees/<hash of the common git dir>
 
     @classmethod
     def of(cls, common_dir: Path) -> Places:
-        return cls(common_dir / HOME)
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        key = hashlib.sha1(str(common_dir.resolve()).encode()).hexdigest()[:12]
+        return cls(common_dir / HOME, Path(cache) / "agentloop" / "worktrees" / key)
 
     @property
     def lock(self) -> Path:
@@ -74,10 +80,6 @@ class Places:
     @property
     def runs(self) -> Path:
         return self.root / "runs"
-
-    @property
-    def worktrees(self) -> Path:
-        return self.root / "worktrees"
 
     @property
     def rescued(self) -> Path:

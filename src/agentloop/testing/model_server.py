@@ -20,8 +20,10 @@ Every request is recorded (secrets dropped) for assertions.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import re
 import sys
 import threading
 import uuid
@@ -216,6 +218,34 @@ class _Script:
         return self.fallback
 
 
+# Searched in the JSON text of the request, where a newline is the two characters \\n.
+_WORKING_DIRECTORY = re.compile(r"Primary working directory: ([^\s\\\\\"]+)")
+CWD = "{cwd}"
+
+
+def _in_working_directory(turn: Turn, body: Mapping[str, Any]) -> Turn:
+    """Replace `{cwd}` in tool inputs by the session's working directory, as Claude Code
+    tells the model in its environment notes: a scenario written before the run knows
+    neither the worktree's path nor the temporary directory's."""
+    if not any(isinstance(b, ToolUse) for b in turn.blocks):
+        return turn
+    match = _WORKING_DIRECTORY.search(json.dumps(body))
+    if match is None:
+        return turn
+    cwd = match.group(1)
+    blocks = [
+        ToolUse(
+            b.name,
+            {k: v.replace(CWD, cwd) if isinstance(v, str) else v for k, v in b.input.items()},
+            b.id,
+        )
+        if isinstance(b, ToolUse)
+        else b
+        for b in turn.blocks
+    ]
+    return dataclasses.replace(turn, blocks=tuple(blocks))
+
+
 def _sse(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -376,6 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"type": "error", "error": {"type": error.type, "message": error.message}},
             )
             return
+        turn = _in_working_directory(turn, body)
         model = str(body.get("model") or "claude-offline")
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if not body.get("stream"):

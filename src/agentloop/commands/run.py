@@ -1,0 +1,225 @@
+"""`agentloop run`: the headless autofix loop on the project's failing tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from agentloop import detection, errors, git, output, suites
+from agentloop.agents.base import Agent, SessionLimits
+from agentloop.config import load_config
+from agentloop.errors import UsageError
+from agentloop.history import History, RunStatus, TaskRecord, ledger_path
+from agentloop.loop.model import RunReport, TaskReport
+from agentloop.loop.runner import AutofixLoop, LoopSettings
+from agentloop.rails.guard import make_guard
+from agentloop.rails.paths import ForbiddenPaths
+from agentloop.reports.run import to_json, to_markdown
+from agentloop.workspace import Workspace
+
+
+def _overrides(
+    *,
+    max_turns: int | None,
+    max_attempts: int | None,
+    max_runtime: float | None,
+    max_budget_usd: float | None,
+) -> dict[str, Any]:
+    layers: dict[str, dict[str, Any]] = {
+        "agent": {"max_turns": max_turns},
+        "run": {
+            "max_attempts": max_attempts,
+            "max_runtime": max_runtime,
+            "max_budget_usd": max_budget_usd,
+        },
+    }
+    return {
+        section: {k: v for k, v in values.items() if v is not None}
+        for section, values in layers.items()
+        if any(v is not None for v in values.values())
+    }
+
+
+def run(
+    *,
+    repo: Path,
+    in_place: bool,
+    max_turns: int | None,
+    max_attempts: int | None,
+    max_runtime: float | None,
+    max_budget_usd: float | None,
+    forbid: list[str],
+    task_ids: list[str],
+    dry_run: bool,
+    squash: bool,
+    as_json: bool,
+    agent: Agent | None = None,
+) -> int:
+    root = repo.resolve()
+    if not root.is_dir():
+        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
+    if git.find_toplevel(root) is None:
+        raise UsageError(
+            f"{root} is not a git repository: agentloop run commits fixes on a branch",
+            hint="run `git init` and commit first, or use `agentloop detect` to only list failures",
+        )
+    config, _ = load_config(
+        root,
+        overrides=_overrides(
+            max_turns=max_turns,
+            max_attempts=max_attempts,
+            max_runtime=max_runtime,
+            max_budget_usd=max_budget_usd,
+        ),
+    )
+    patterns = (*config.rails.forbidden_paths, *forbid)
+    git.ignore_locally(root, ".agentloop/")
+    report: RunReport
+    with (
+        output.progress(not as_json) as progress,
+        History.open(ledger_path(root)) as history,
+        Workspace.open(
+            root,
+            in_place=in_place,
+            setup=config.workspace.setup,
+            setup_timeout=config.workspace.setup_timeout,
+        ) as ws,
+    ):
+        found = suites.discover(ws.root, config)
+        progress("baseline: running the suites")
+        baseline = detection.detect(
+            ws.root,
+            found,
+            git=True,
+            reruns=config.detect.flaky_reruns,
+            rerun_timeout=config.detect.rerun_timeout,
+            progress=progress,
+        )
+        tasks = list(baseline.tasks)
+        if task_ids:
+            unknown = sorted(set(task_ids) - {t.id for t in tasks})
+            if unknown:
+                raise UsageError(
+                    f"no task {', '.join(unknown)} in this run's baseline",
+                    hint="see the task ids with `agentloop detect`",
+                )
+            tasks = [t for t in tasks if t.id in task_ids]
+        failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
+        failing |= {(f.failure.suite, f.failure.test_id) for f in baseline.flaky}
+        forbidden = ForbiddenPaths(patterns, root=str(ws.path))
+        settings = LoopSettings(
+            max_attempts=config.run.max_attempts,
+            max_runtime_s=config.run.max_runtime,
+            max_budget_usd=config.run.max_budget_usd,
+            budget_per_attempt_usd=config.agent.budget_per_attempt_usd,
+            limits=SessionLimits(
+                max_turns=config.agent.max_turns, allowed_tools=config.agent.allowed_tools
+            ),
+            forbidden=forbidden,
+            allow_test_edits=config.rails.allow_test_edits,
+            rerun_timeout=config.detect.rerun_timeout,
+        )
+        if agent is None:
+            from agentloop.agents.claude import ClaudeCodeAgent
+
+            agent = ClaudeCodeAgent(
+                cli_path=config.agent.cli_path,
+                model=config.agent.model,
+                guard=make_guard(forbidden),
+            )
+        loop = AutofixLoop(
+            top=ws.path,
+            root=ws.root,
+            base_sha=ws.base_sha,
+            run_id=ws.run_id,
+            agent=agent,
+            settings=settings,
+            env=ws.env(),
+            history=None if dry_run else history,
+            progress=progress,
+        )
+        if dry_run:
+            skipped = [TaskReport(t, "skipped", reason="dry run") for t in tasks]
+            report = dataclasses.replace(
+                loop.report(skipped, stopped_by=None, branch=None), dry_run=True
+            )
+        else:
+            history.start_run(
+                ws.run_id, branch=ws.branch, base_sha=ws.base_sha, tasks_total=len(tasks)
+            )
+            status: RunStatus = "failed"
+            try:
+                reports, stopped_by = loop.fix(tasks)
+                regressed, broken = (
+                    loop.verify(found, failing) if loop.state.commits else (set(), [])
+                )
+                reports = [_after_verify(r, regressed) for r in reports]
+                commits = [sha for sha, _ in loop.state.commits]
+                if squash and len(commits) > 1:
+                    summary = "\n".join(
+                        f"- {r.task.category} at {r.task.crash_location}: "
+                        f"{len(r.task.failures)} test(s)"
+                        for r in reports
+                        if r.outcome == "fixed" and r.commit
+                    )
+                    sha = git.squash(
+                        ws.path, ws.base_sha, f"agentloop: {len(commits)} fixes\n\n{summary}\n"
+                    )
+                    loop.state.commits[:] = [(sha, "squashed")]
+                for r in reports:
+                    if r.outcome in ("fixed", "regressed"):
+                        history.finish_task(_task_record(ws.run_id, r, verified=True))
+                report = loop.report(
+                    reports,
+                    stopped_by=stopped_by,
+                    branch=ws.branch if loop.state.commits else None,
+                    regressions=broken,
+                )
+                status = "completed"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            finally:
+                history.finish_run(ws.run_id, status=status)
+    _publish(root, report)
+    if as_json:
+        output.print_json(to_json(report))
+    else:
+        output.print_run(report)
+    if report.dry_run:
+        return errors.FAILURES_FOUND if tasks else errors.OK
+    return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
+
+
+def _after_verify(report: TaskReport, regressed: set[str]) -> TaskReport:
+    if report.task.id in regressed:
+        return dataclasses.replace(
+            report, outcome="regressed", reason="its fix broke other tests and was reverted"
+        )
+    return report
+
+
+def _task_record(run_id: str, report: TaskReport, *, verified: bool) -> TaskRecord:
+    return TaskRecord(
+        run_id=run_id,
+        task_id=report.task.id,
+        category=report.task.category,
+        outcome=report.outcome,
+        tests=len(report.task.failures),
+        verified=verified,
+        reason=report.reason,
+    )
+
+
+def _publish(root: Path, report: RunReport) -> None:
+    """report.md under .agentloop/runs/<run-id>/, and the GitHub step summary if any."""
+    markdown = to_markdown(report)
+    folder = root / ".agentloop" / "runs" / report.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(markdown, encoding="utf-8")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown)

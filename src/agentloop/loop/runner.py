@@ -1,0 +1,467 @@
+"""The autofix loop: DIAGNOSE → FIX → VERIFY → COMMIT for each task, under rails that
+agentloop enforces itself after every attempt (the agent's guard hook is only a first
+line). Limits are checked in one place (`_check_caps`); an attempt ends in exactly one
+`AttemptOutcome`; every attempt is written to the ledger as it ends.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentloop import detection, git
+from agentloop import suites as suites_mod
+from agentloop.agents.base import Agent, SessionLimits, SessionResult
+from agentloop.failures import imports
+from agentloop.failures.group import normalize_message
+from agentloop.failures.model import Failure, Task
+from agentloop.history import AttemptOutcome, AttemptRecord, History, TaskRecord, utc_now
+from agentloop.loop.model import AttemptReport, RunReport, TaskReport
+from agentloop.loop.prompt import EarlierAttempt, build_prompt
+from agentloop.rails.integrity import check_integrity
+from agentloop.rails.paths import ForbiddenPaths
+
+Progress = Callable[[str], None]
+
+_AGENT_OUTCOMES: Mapping[str, AttemptOutcome] = {
+    "max_turns": "max_turns",
+    "budget": "budget",
+    "timeout": "timeout",
+}
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    max_attempts: int = 3
+    max_runtime_s: float = 1200
+    max_budget_usd: float = 10.0
+    budget_per_attempt_usd: float = 2.0
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    forbidden: ForbiddenPaths = field(default_factory=ForbiddenPaths)
+    allow_test_edits: bool = False
+    rerun_timeout: float = 120
+
+
+class CapReached(Exception):
+    """The run's runtime or budget is used up: which, and how the task in hand ended."""
+
+    def __init__(self, cap: str, report: TaskReport | None = None) -> None:
+        super().__init__(cap)
+        self.cap = cap
+        self.report = report
+
+
+@dataclass
+class _State:
+    spent_usd: float = 0.0
+    commits: list[tuple[str, str]] = field(default_factory=list)  # (sha, task id)
+
+
+class AutofixLoop:
+    def __init__(
+        self,
+        *,
+        top: Path,
+        root: Path,
+        base_sha: str,
+        run_id: str,
+        agent: Agent,
+        settings: LoopSettings,
+        env: Mapping[str, str],
+        history: History | None,
+        clock: Callable[[], float] = time.monotonic,
+        progress: Progress = lambda _message: None,
+    ) -> None:
+        self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
+        self.agent, self.settings, self.env = agent, settings, dict(env)
+        self.history, self.clock, self.progress = history, clock, progress
+        self.start = clock()
+        self.state = _State()
+        # The project's path inside the checkout: git speaks top-relative paths, the
+        # failure records project-relative ones.
+        rel = root.relative_to(top).as_posix()
+        self._prefix = "" if rel == "." else rel + "/"
+
+    # ------------------------------------------------------------ the loop
+
+    def fix(self, tasks: Sequence[Task]) -> tuple[list[TaskReport], str | None]:
+        """Try every task in order; return their reports and the cap that stopped the run."""
+        reports: dict[str, TaskReport] = {}
+        graph = imports.import_graph(self.root)
+        stopped_by: str | None = None
+        for task in tasks:
+            if task.id in reports:
+                continue  # closed by an earlier fix
+            if stopped_by is not None:
+                reports[task.id] = TaskReport(task, "skipped", reason=f"{stopped_by} reached")
+                continue
+            try:
+                report = self._fix_task(task)
+            except CapReached as cap:
+                stopped_by = cap.cap
+                report = (
+                    cap.args[1]
+                    if len(cap.args) > 1
+                    else TaskReport(task, "skipped", reason=f"{cap.cap} reached")
+                )
+            reports[task.id] = report
+            self._finish_task(report)
+            if report.outcome == "fixed" and report.commit:
+                for other in self._closed_by(report, tasks, reports, graph):
+                    reports[other.task.id] = other
+                    self._finish_task(other)
+        return [reports[t.id] for t in tasks], stopped_by
+
+    def _check_caps(self) -> float:
+        """Seconds left in the run; raises CapReached when a cap is used up."""
+        left = self.settings.max_runtime_s - (self.clock() - self.start)
+        if left <= 0:
+            raise CapReached("max_runtime")
+        if self.state.spent_usd >= self.settings.max_budget_usd:
+            raise CapReached("max_budget")
+        return left
+
+    def _fix_task(self, task: Task) -> TaskReport:
+        attempts: list[AttemptReport] = []
+        fingerprints: list[str] = []
+        for number in range(1, self.settings.max_attempts + 1):
+            try:
+                left = self._check_caps()
+            except CapReached as cap:
+                raise CapReached(
+                    cap.cap, self._unfixed(task, attempts, f"{cap.cap} reached")
+                ) from None
+            self.progress(f"task {task.id} ({task.category}), attempt {number}")
+            attempt, commit, fingerprint = self._attempt(task, number, attempts, left)
+            attempts.append(attempt)
+            self._record_attempt(task, attempt)
+            if commit is not None:
+                return TaskReport(task, "fixed", tuple(attempts), commit=commit)
+            if (
+                attempt.outcome == "timeout"
+                and self.clock() - self.start >= self.settings.max_runtime_s
+            ):
+                raise CapReached(
+                    "max_runtime", self._unfixed(task, attempts, "max_runtime reached")
+                )
+            if fingerprint is not None:
+                if fingerprint in fingerprints:
+                    attempts[-1] = _replace_outcome(attempts[-1], "no_progress")
+                    return self._unfixed(
+                        task, attempts, "two attempts left the same failure: no progress"
+                    )
+                fingerprints.append(fingerprint)
+        return self._unfixed(task, attempts, f"{self.settings.max_attempts} attempts failed")
+
+    def _attempt(
+        self, task: Task, number: int, earlier: Sequence[AttemptReport], seconds_left: float
+    ) -> tuple[AttemptReport, str | None, str | None]:
+        """One session and the checks after it: (its report, the fix commit, the failure
+        fingerprint when the tests still failed)."""
+        budget = min(
+            self.settings.budget_per_attempt_usd,
+            self.settings.max_budget_usd - self.state.spent_usd,
+        )
+        limits = SessionLimits(
+            max_turns=self.settings.limits.max_turns,
+            max_budget_usd=max(budget, 0.01),
+            timeout_s=max(seconds_left, 1.0),
+            allowed_tools=self.settings.limits.allowed_tools,
+        )
+        prompt = build_prompt(
+            task,
+            rails=self.rails(),
+            read=self._read,
+            earlier=[EarlierAttempt(a.number, a.changed, a.reason) for a in earlier if a.reason],
+        )
+        started = self.clock()
+        result = self.agent.run(prompt, cwd=self.root, limits=limits, env=self.env)
+        self.state.spent_usd += result.cost_usd
+        changed = tuple(git.changed_paths(self.top, "HEAD"))
+
+        def report(outcome: AttemptOutcome, reason: str) -> AttemptReport:
+            return AttemptReport(
+                number=number,
+                outcome=outcome,
+                reason=reason,
+                changed=changed,
+                cost_usd=result.cost_usd,
+                duration_s=self.clock() - started,
+                turns=result.num_turns,
+                agent_outcome=result.outcome,
+            )
+
+        rejected = self._judge_change(changed)
+        if rejected is not None:
+            self._discard()
+            return report(*rejected), None, None
+        if not result.ok and result.outcome in _AGENT_OUTCOMES:
+            self._discard()
+            return report(_AGENT_OUTCOMES[result.outcome], _agent_reason(result)), None, None
+        if not changed:
+            return report("agent_error", _agent_reason(result) or "changed nothing"), None, None
+        passed, output = self._run_selectors(task.failures)
+        if not passed:
+            self._discard()
+            first = _first_error(output)
+            return (
+                report("tests_failed", f"the task's tests still failed: {first}"),
+                None,
+                normalize_message(first),
+            )
+        commit = git.commit_all(self.top, _commit_message(task))
+        self.state.commits.append((commit, task.id))
+        return report("fixed", ""), commit, None
+
+    def _judge_change(self, changed: Sequence[str]) -> tuple[AttemptOutcome, str] | None:
+        """The rails, checked by agentloop on the diff whatever the agent said."""
+        violations = self.settings.forbidden.violations(changed)
+        if violations:
+            return "rejected_forbidden_path", "touched forbidden paths: " + "; ".join(
+                str(v) for v in violations
+            )
+        if self.settings.allow_test_edits:
+            return None
+        before = {p: git.show_file(self.top, "HEAD", p) for p in changed}
+        after = {p: self._read_top(p) for p in changed}
+        problems = check_integrity(before, after)
+        if problems:
+            return "rejected_integrity", "weakened the tests: " + "; ".join(
+                str(p) for p in problems[:5]
+            )
+        return None
+
+    def _run_selectors(self, failures: Sequence[Failure]) -> tuple[bool, str]:
+        outputs = []
+        for failure in failures:
+            if failure.selector is None:
+                return False, f"{failure.test_id} has no selector"
+            passed, output = suites_mod.run_selector(
+                failure.selector,
+                dialect=failure.runner,
+                cwd=self.root / failure.cwd,
+                timeout=self.settings.rerun_timeout,
+                env=self.env,
+            )
+            if not passed:
+                return False, output
+            outputs.append(output)
+        return True, "\n".join(outputs)
+
+    def _closed_by(
+        self,
+        fixed: TaskReport,
+        tasks: Sequence[Task],
+        reports: Mapping[str, TaskReport],
+        graph: Mapping[str, set[str]],
+    ) -> list[TaskReport]:
+        """Remaining tasks whose tests now pass thanks to `fixed`'s commit. Only tasks the
+        change can reach through the import graph are re-run: a suite with hanging tests
+        must not pay their timeouts after every fix."""
+        changed = {
+            p[len(self._prefix) :]
+            for p in git.changed_paths(self.top, f"{fixed.commit}^")
+            if p.startswith(self._prefix)
+        }
+        reach = _importers_of(changed, graph)
+        closed = []
+        for task in tasks:
+            if task.id in reports or task.id == fixed.task.id:
+                continue
+            files = {f.file for f in task.failures if f.file}
+            if task.crash_location is not None:
+                files.add(task.crash_location.file)
+            if not files & reach:
+                continue
+            passed, _ = self._run_selectors(task.failures)
+            if passed:
+                closed.append(TaskReport(task, "fixed", fixed_by=fixed.commit))
+        return closed
+
+    # ------------------------------------------------------------ verify
+
+    def verify(
+        self, found: Sequence[suites_mod.Suite], baseline: set[tuple[str, str]]
+    ) -> tuple[set[str], list[str]]:
+        """Run the full suites; revert the fix behind each regression, newest first.
+        Returns (ids of tasks whose fix was reverted, the regressed tests)."""
+        regressed_tasks: set[str] = set()
+        regressions = self._regressions(found, baseline)
+        seen = sorted(regressions)
+        for sha, task_id in reversed(list(self.state.commits)):
+            if not regressions:
+                break
+            self.progress(f"a fix broke {len(regressions)} test(s): trying without {sha[:8]}")
+            revert = git.revert_commit(self.top, sha)
+            remaining = self._regressions(found, baseline)
+            if len(remaining) < len(regressions):
+                regressed_tasks.add(task_id)
+                self.state.commits.remove((sha, task_id))
+                regressions = remaining
+            else:  # not this one: drop the revert again (only ever in agentloop's branch)
+                git.reset_hard(self.top, f"{revert}^")
+        return regressed_tasks, seen
+
+    def _regressions(
+        self, found: Sequence[suites_mod.Suite], baseline: set[tuple[str, str]]
+    ) -> set[str]:
+        self.progress("verifying: running the full suites")
+        result = detection.detect(
+            self.root, list(found), git=True, reruns=0, rerun_timeout=1, progress=self.progress
+        )
+        now = {(f.suite, f.test_id) for t in result.tasks for f in t.failures}
+        return {f"{suite}::{test}" for suite, test in now - baseline}
+
+    # ------------------------------------------------------------ helpers
+
+    def rails(self) -> list[str]:
+        s = self.settings
+        rules = [
+            "Never create, edit, move or delete files matching: " + ", ".join(s.forbidden.patterns),
+            "Never push, and do not commit: agentloop commits verified fixes itself.",
+            f"At most {s.max_attempts} attempts per task; this run stops after "
+            f"{s.max_runtime_s / 60:g} minutes or ${s.max_budget_usd:g}.",
+            "A change that breaks another test is reverted.",
+        ]
+        if not s.allow_test_edits:
+            rules.append(
+                "Do not delete, skip or loosen tests or assertions, and do not raise timeouts."
+            )
+        return rules
+
+    def _read(self, path: str) -> str | None:
+        return self._read_top(self._prefix + path)
+
+    def _read_top(self, path: str) -> str | None:
+        try:
+            return (self.top / path).read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def _discard(self) -> None:
+        git.reset_hard(self.top, "HEAD")
+        git.clean_untracked(self.top)
+
+    def _unfixed(self, task: Task, attempts: Sequence[AttemptReport], reason: str) -> TaskReport:
+        return TaskReport(
+            task, "unfixed", tuple(attempts), reason=reason, suggestion=_suggestion(task, attempts)
+        )
+
+    def _record_attempt(self, task: Task, attempt: AttemptReport) -> None:
+        if self.history is None:
+            return
+        self.history.record_attempt(
+            AttemptRecord(
+                run_id=self.run_id,
+                task_id=task.id,
+                category=task.category,
+                attempt_no=attempt.number,
+                outcome=attempt.outcome,
+                cost_usd=attempt.cost_usd,
+                duration_s=attempt.duration_s,
+                turns=attempt.turns,
+                started_at=utc_now(),
+                note=attempt.reason[:500],
+            )
+        )
+
+    def _finish_task(self, report: TaskReport) -> None:
+        if self.history is None:
+            return
+        self.history.finish_task(
+            TaskRecord(
+                run_id=self.run_id,
+                task_id=report.task.id,
+                category=report.task.category,
+                outcome=report.outcome,
+                tests=len(report.task.failures),
+                verified=False,
+                reason=report.reason,
+            )
+        )
+
+    def report(
+        self,
+        reports: Sequence[TaskReport],
+        *,
+        stopped_by: str | None,
+        branch: str | None,
+        regressions: Sequence[str] = (),
+    ) -> RunReport:
+        return RunReport(
+            run_id=self.run_id,
+            branch=branch,
+            base_sha=self.base_sha,
+            commits=tuple(sha for sha, _ in self.state.commits),
+            tasks=tuple(reports),
+            duration_s=self.clock() - self.start,
+            cost_usd=self.state.spent_usd,
+            stopped_by=stopped_by,
+            regressions=tuple(regressions),
+        )
+
+
+def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
+    """Every file that imports one of `changed`, directly or not, and `changed` itself."""
+    importers: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            importers.setdefault(target, set()).add(source)
+    reach, todo = set(changed), list(changed)
+    while todo:
+        for source in importers.get(todo.pop(), ()):
+            if source not in reach:
+                reach.add(source)
+                todo.append(source)
+    return reach
+
+
+def _replace_outcome(attempt: AttemptReport, outcome: AttemptOutcome) -> AttemptReport:
+    from dataclasses import replace
+
+    return replace(attempt, outcome=outcome)
+
+
+def _agent_reason(result: SessionResult) -> str:
+    if result.ok:
+        return ""
+    detail = "; ".join(result.errors) or result.text[:200]
+    return f"the agent session ended with {result.outcome}" + (f": {detail}" if detail else "")
+
+
+_ERROR_LINE = re.compile(r"^(?:E\s+)?\w*(?:Error|Exception|assert|Assertion)\b.*$", re.M)
+
+
+def _first_error(output: str) -> str:
+    match = _ERROR_LINE.search(output)
+    if match:
+        return match.group(0).strip()[:300]
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _commit_message(task: Task) -> str:
+    where = f" at {task.crash_location}" if task.crash_location else ""
+    tests = "\n".join(f"- {f.test_id}" for f in task.failures[:50])
+    more = f"\n- ... and {len(task.failures) - 50} more" if len(task.failures) > 50 else ""
+    return (
+        f"agentloop: fix {task.category}{where}\n\n{task.error_type}: "
+        f"{task.message.splitlines()[0] if task.message else ''}\n\nTests now passing:\n"
+        f"{tests}{more}\n"
+    )
+
+
+def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
+    outcomes = {a.outcome for a in attempts}
+    if "rejected_forbidden_path" in outcomes:
+        return "the fix needs a forbidden path: fix it by hand, or review the rails"
+    if "rejected_integrity" in outcomes:
+        return "the agent wanted to change the tests: check whether the test is wrong"
+    if task.category == "env_mismatch":
+        return "set up the missing environment (variables, services) and re-run"
+    if task.category == "missing_dependency":
+        return "install the missing dependency and re-run"
+    return "run the selector and debug it by hand; the attempts' notes are in the report"

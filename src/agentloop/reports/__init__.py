@@ -1,0 +1,1 @@
+"""Renderers of a run: Markdown (report.md, GitHub step summary) and the --json document."""

@@ -1,0 +1,106 @@
+"""A run, rendered: the Markdown report and the JSON document (schemas/run.schema.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentloop import __version__
+from agentloop.loop.model import RunReport, TaskReport
+
+RUN_SCHEMA_ID = "https://agentloop.dev/schemas/run-1.json"
+
+
+def _approach(task: TaskReport) -> str:
+    if task.fixed_by:
+        return f"fixed by {task.fixed_by[:8]}"
+    if task.commit:
+        return f"commit {task.commit[:8]}"
+    return task.reason
+
+
+def to_json(run: RunReport) -> dict[str, Any]:
+    return {
+        "$schema": RUN_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "run_id": run.run_id,
+        "branch": run.branch,
+        "base_sha": run.base_sha,
+        "commits": list(run.commits),
+        "dry_run": run.dry_run,
+        "stopped_by": run.stopped_by,
+        "regressions": list(run.regressions),
+        "tasks": [
+            {
+                "id": t.task.id,
+                "category": t.task.category,
+                "crash_location": str(t.task.crash_location) if t.task.crash_location else None,
+                "tests": [f.test_id for f in t.task.failures],
+                "outcome": t.outcome,
+                "commit": t.commit,
+                "fixed_by": t.fixed_by,
+                "reason": t.reason,
+                "suggestion": t.suggestion,
+                "cost_usd": round(t.cost_usd, 6),
+                "duration_s": round(t.duration_s, 3),
+                "attempts": [
+                    {
+                        "number": a.number,
+                        "outcome": a.outcome,
+                        "agent_outcome": a.agent_outcome,
+                        "reason": a.reason,
+                        "changed": list(a.changed),
+                        "cost_usd": round(a.cost_usd, 6),
+                        "duration_s": round(a.duration_s, 3),
+                        "turns": a.turns,
+                    }
+                    for a in t.attempts
+                ],
+            }
+            for t in run.tasks
+        ],
+        "totals": {
+            "tasks": len(run.tasks),
+            "fixed": run.fixed,
+            "cost_usd": round(run.cost_usd, 6),
+            "duration_s": round(run.duration_s, 3),
+        },
+    }
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(run: RunReport) -> str:
+    lines = [
+        f"# agentloop run {run.run_id}",
+        "",
+        f"**{run.fixed}/{len(run.tasks)} fixed** · ${run.cost_usd:.2f} · "
+        f"{run.duration_s:.0f}s · branch `{run.branch or '(removed: nothing to keep)'}`",
+        "",
+    ]
+    if run.stopped_by:
+        lines += [f"Stopped early: {run.stopped_by} reached.", ""]
+    if run.regressions:
+        lines += ["Reverted because they broke other tests: " + ", ".join(run.regressions), ""]
+    lines += [
+        "| file | tests | category | attempts | outcome | approach | cost | time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in run.tasks:
+        where = str(t.task.crash_location) if t.task.crash_location else "?"
+        lines.append(
+            f"| `{_cell(where)}` | {len(t.task.failures)} | {t.task.category} | "
+            f"{len(t.attempts)} | {t.outcome} | {_cell(_approach(t))} | ${t.cost_usd:.2f} | "
+            f"{t.duration_s:.0f}s |"
+        )
+    unfixed = [t for t in run.tasks if t.outcome != "fixed"]
+    if unfixed:
+        lines += ["", "## Not fixed", ""]
+        for t in unfixed:
+            lines.append(f"- `{_cell(t.task.id)}` ({t.task.category}): {_cell(t.reason)}")
+            if t.suggestion:
+                lines.append(f"  - suggested: {_cell(t.suggestion)}")
+            for a in t.attempts:
+                lines.append(f"  - attempt {a.number}: {a.outcome} — {_cell(a.reason)[:300]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""`agentloop run` end to end: the real Claude Code CLI bundled in claude-agent-sdk,
+driven by the scripted Messages API on 127.0.0.1, on real git repositories."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentloop.testing.model_server import CWD, Match, ModelServer, Text, ToolUse, Turn, offline_env
+from agentloop.testing.repos import agentloop_env, git_init, pytest_project
+
+CALC = {
+    "calc/__init__.py": "",
+    "calc/ops.py": "def add(a, b):\n    return a - b\n",
+    "tests/test_ops.py": """\
+        from calc import ops
+
+        def test_add():
+            assert ops.add(2, 3) == 5
+
+        def test_add_zero():
+            assert ops.add(4, 0) == 4
+        """,
+    "tests/test_ok.py": "def test_ok():\n    assert True\n",
+}
+
+
+def snapshot(root: Path) -> dict[str, Any]:
+    """Everything a user could lose: every file's bytes (outside .git and agentloop's own
+    .agentloop/), HEAD, the branch, the status and the stash list."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+
+    files = {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and ".git" not in p.relative_to(root).parts
+        and ".agentloop" not in p.relative_to(root).parts
+        and "__pycache__" not in p.parts
+    }
+    return {
+        "files": files,
+        "head": git("rev-parse", "HEAD"),
+        "branch": git("branch", "--show-current"),
+        "status": git("status", "--porcelain", "--untracked-files=all"),
+        "stash": git("stash", "list"),
+    }
+
+
+def run_agentloop(
+    root: Path, home: Path, turns: Sequence[Turn], *args: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], ModelServer]:
+    with ModelServer(turns) as server:
+        env = {**agentloop_env(home), **offline_env(home, server.base_url)}
+        done = subprocess.run(
+            [sys.executable, "-m", "agentloop", "run", "--json", "--repo", str(root), *args],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    try:
+        doc = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done, doc, server
+
+
+def fix(path: str, old: str, new: str) -> list[Turn]:
+    """A model that reads `path` (relative to its working directory), then edits it."""
+    file = f"{CWD}/{path}"
+    return [
+        Turn(
+            [Text("Let me look."), ToolUse("Read", {"file_path": file})],
+            match=Match(assistant_turns=0),
+        ),
+        Turn(
+            [ToolUse("Edit", {"file_path": file, "old_string": old, "new_string": new})],
+            match=Match(assistant_turns=1),
+        ),
+        Turn([Text("Fixed.")], match=Match(assistant_turns=2)),
+    ]
+
+
+def git_out(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_correct_fix_is_verified_committed_and_the_checkout_untouched(tmp_path: Path) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", CALC))
+    # The user has work in progress: an uncommitted change and an untracked file.
+    (root / "tests" / "test_ok.py").write_text("def test_ok():\n    assert 1 == 1\n")
+    (root / "notes.txt").write_text("my notes\n")
+    before = snapshot(root)
+    done, doc, server = run_agentloop(root, tmp_path / "home", fix("calc/ops.py", "a - b", "a + b"))
+    assert done.returncode == 0, done.stderr
+    assert snapshot(root) == before
+    (task,) = doc["tasks"]
+    assert task["outcome"] == "fixed", task
+    assert task["tests"] == ["tests/test_ops.py::test_add"]
+    branch = doc["branch"]
+    assert branch.startswith("agentloop/autofix-")
+    assert "a + b" in git_out(root, "show", f"{branch}:calc/ops.py")
+    (subject,) = git_out(root, "log", "--format=%s", f"main..{branch}").splitlines()
+    assert subject == "agentloop: fix logic_bug at tests/test_ops.py:4"
+    assert (root / ".agentloop" / "runs" / doc["run_id"] / "report.md").is_file()
+    (prompt,) = server.prompts()
+    assert "tests/test_ops.py::test_add" in prompt
+    assert "Never push" in prompt
