@@ -29,8 +29,8 @@ may have been reused.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import fcntl
+import hashlib
 import json
 import os
 import re
