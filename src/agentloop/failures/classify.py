@@ -147,6 +147,17 @@ def _own_module_missing(message: str, root: str | None) -> bool:
     )
 
 
+def _from_environment(innermost: str, text: str) -> bool:
+    """A KeyError raised by os.environ. Some pytest versions leave the `<frozen os>` frame
+    out of the structured traceback, so the text is read too."""
+    return (
+        innermost in ("<frozen os>", "os.py")
+        or innermost.endswith("/os.py")
+        or "<frozen os>" in text
+        or "os.environ[" in text
+    )
+
+
 def categorize(failure: ParsedFailure, root: str | None = None) -> Category:
     kind, message, text = failure.error_type, failure.message, failure.text
     haystack = f"{message}\n{text}"
@@ -170,10 +181,7 @@ def categorize(failure: ParsedFailure, root: str | None = None) -> Category:
         return "stale_mock"
     if (
         kind in _ENV_TYPES
-        or (
-            kind == "KeyError"
-            and (innermost in ("<frozen os>", "os.py") or innermost.endswith("/os.py"))
-        )
+        or (kind == "KeyError" and _from_environment(innermost, text))
         or _ENV_TEXT.search(message)
     ):
         return "env_mismatch"
