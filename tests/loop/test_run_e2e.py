@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import agentloop
 from agentloop.testing.model_server import CWD, Match, ModelServer, Text, ToolUse, Turn, offline_env
 from agentloop.testing.repos import agentloop_env, git_init, pytest_project
 
@@ -79,6 +80,17 @@ def run_agentloop(
     return done, doc, server
 
 
+RUN_SCHEMA = json.loads(
+    (Path(agentloop.__file__).parent / "schemas" / "run.schema.json").read_text()
+)
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    return [error.message for error in Draft202012Validator(RUN_SCHEMA).iter_errors(doc)]
+
+
 def fix(path: str, old: str, new: str) -> list[Turn]:
     """A model that reads `path` (relative to its working directory), then edits it."""
     file = f"{CWD}/{path}"
@@ -110,6 +122,7 @@ def test_a_correct_fix_is_verified_committed_and_the_checkout_untouched(tmp_path
     done, doc, server = run_agentloop(root, tmp_path / "home", fix("calc/ops.py", "a - b", "a + b"))
     assert done.returncode == 0, done.stderr
     assert snapshot(root) == before
+    assert schema_errors(doc) == []
     (task,) = doc["tasks"]
     assert task["outcome"] == "fixed", task
     assert task["tests"] == ["tests/test_ops.py::test_add"]
