@@ -606,3 +606,16 @@ def ignore_locally(cwd: Path, pattern: str) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
         handle.write(f"\n# agentloop's own state (runs, history)\n{pattern}\n")
+
+
+def drop_commit(cwd: Path, sha: str) -> None:
+    """Remove commit `sha` from the agentloop branch checked out in `cwd`, replaying the
+    later ones on its parent. On a conflict nothing changes and GitError is raised."""
+    _require_agentloop_checkout(cwd, "rebase")
+    done = _git(
+        cwd, *_NO_HOOKS, *_identity(cwd), "rebase", "--quiet", "--onto", f"{sha}^", sha,
+        check=False, timeout=CHECKOUT,
+    )  # fmt: skip
+    if not done.ok:
+        _git(cwd, "rebase", "--abort", check=False)
+        raise _error(done, cwd)

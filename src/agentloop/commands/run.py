@@ -155,7 +155,8 @@ def run(
                 regressed, broken = (
                     loop.verify(found, failing) if loop.state.commits else (set(), [])
                 )
-                reports = [_after_verify(r, regressed) for r in reports]
+                final = dict((task_id, sha) for sha, task_id in loop.state.commits)
+                reports = [_after_verify(r, regressed, final) for r in reports]
                 commits = [sha for sha, _ in loop.state.commits]
                 if squash and len(commits) > 1:
                     summary = "\n".join(
@@ -193,11 +194,19 @@ def run(
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
 
 
-def _after_verify(report: TaskReport, regressed: set[str]) -> TaskReport:
+def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:
+    """Regressed tasks lose their commit; the others point at their commit as it is now
+    (dropping a commit rewrites the ones after it)."""
     if report.task.id in regressed:
         return dataclasses.replace(
-            report, outcome="regressed", reason="its fix broke other tests and was reverted"
+            report,
+            outcome="regressed",
+            commit=None,
+            reason="its fix broke other tests and was removed",
+            suggestion="run the full suite with the fix applied and fix both together by hand",
         )
+    if report.commit and report.task.id in final:
+        return dataclasses.replace(report, commit=final[report.task.id])
     return report
 
 

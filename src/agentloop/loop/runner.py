@@ -295,15 +295,30 @@ class AutofixLoop:
             if not regressions:
                 break
             self.progress(f"a fix broke {len(regressions)} test(s): trying without {sha[:8]}")
-            revert = git.revert_commit(self.top, sha)
+            before = git.head_sha(self.top)
+            try:
+                # Dropping keeps no fix-and-revert pair on the branch (and a branch with no
+                # fix left has no commits, so it is removed at the end).
+                git.drop_commit(self.top, sha)
+            except git.GitError:  # a later fix builds on this one: undo it with a revert
+                git.revert_commit(self.top, sha)
             remaining = self._regressions(found, baseline)
             if len(remaining) < len(regressions):
                 regressed_tasks.add(task_id)
                 self.state.commits.remove((sha, task_id))
+                self._renumber()
                 regressions = remaining
-            else:  # not this one: drop the revert again (only ever in agentloop's branch)
-                git.reset_hard(self.top, f"{revert}^")
+            else:  # not this one: put it back (only ever on agentloop's branch)
+                git.reset_hard(self.top, before)
         return regressed_tasks, seen
+
+    def _renumber(self) -> None:
+        """After a drop the later fixes are new commits: follow them by position."""
+        shas = git.commits_between(self.top, self.base_sha, "HEAD")
+        if len(shas) == len(self.state.commits):
+            self.state.commits[:] = [
+                (new, task_id) for new, (_, task_id) in zip(shas, self.state.commits, strict=True)
+            ]
 
     def _regressions(
         self, found: Sequence[suites_mod.Suite], baseline: set[tuple[str, str]]
@@ -428,7 +443,10 @@ def _replace_outcome(attempt: AttemptReport, outcome: AttemptOutcome) -> Attempt
 def _agent_reason(result: SessionResult) -> str:
     if result.ok:
         return ""
-    detail = "; ".join(result.errors) or result.text[:200]
+    # What was refused says more than the model's last words ("Fixed."): the guard's
+    # message names the path and the rail, and reaches the next attempt's prompt.
+    denied = [d.message or f"{d.tool_name} was refused" for d in result.permission_denials[:3]]
+    detail = "; ".join([*denied, *result.errors]) or result.text[:200]
     return f"the agent session ended with {result.outcome}" + (f": {detail}" if detail else "")
 
 
@@ -456,7 +474,7 @@ def _commit_message(task: Task) -> str:
 
 def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
     outcomes = {a.outcome for a in attempts}
-    if "rejected_forbidden_path" in outcomes:
+    if "rejected_forbidden_path" in outcomes or any("forbidden path" in a.reason for a in attempts):
         return "the fix needs a forbidden path: fix it by hand, or review the rails"
     if "rejected_integrity" in outcomes:
         return "the agent wanted to change the tests: check whether the test is wrong"
