@@ -198,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             ctx = getattr(exc, "ctx", None)
             command = ctx.command_path if ctx is not None else "agentloop"
             raise errors.UsageError(exc.format_message(), hint=f"see `{command} --help`") from None
-        return int(result) if isinstance(result, int) else errors.OK
+        code = int(result) if isinstance(result, int) else errors.OK
+        if code == errors.INTERRUPTED:
+            # typer catches ^C itself and returns 130 (no command returns it): report it
+            # like any interruption, so --json still prints a document.
+            raise KeyboardInterrupt
+        return code
 
     return errors.guarded(body, report=report)

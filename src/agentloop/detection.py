@@ -4,7 +4,7 @@ order. Pure domain: no CLI, no rich; progress is a callback."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +79,16 @@ def _finish(
     rerun_timeout: float,
     progress: Progress,
     notes: list[str],
+    env: Mapping[str, str] | None = None,
 ) -> Detection:
     def rerun(failure: Failure) -> bool:
         assert failure.selector is not None
         return suites_mod.rerun_passed(
-            failure.selector, dialect=failure.runner, cwd=root / failure.cwd, timeout=rerun_timeout
+            failure.selector,
+            dialect=failure.runner,
+            cwd=root / failure.cwd,
+            timeout=rerun_timeout,
+            env=env,
         )
 
     kept, flaky_tests = flaky.split_flaky(failures, reruns=reruns, rerun=rerun, progress=progress)
@@ -109,14 +114,17 @@ def detect(
     reruns: int,
     rerun_timeout: float,
     progress: Progress,
+    env: Mapping[str, str] | None = None,
 ) -> Detection:
+    """Run the suites in `root` with `env` (default: this process's environment; a run
+    passes its workspace's, so the worktree's code is the code under test)."""
     runs: list[SuiteRun] = []
     failures: list[Failure] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="agentloop-detect-") as workdir:
         for suite in found:
             progress(f"running suite {suite.name}: {suite.run}")
-            run, report = suites_mod.run_suite(suite, Path(workdir), root)
+            run, report = suites_mod.run_suite(suite, Path(workdir), root, env=env)
             notes.extend(suite.notes)
             notes.extend(f"{suite.name}: {n}" for n in report.notes)
             runs.append(run)
@@ -133,6 +141,7 @@ def detect(
         rerun_timeout=rerun_timeout,
         progress=progress,
         notes=notes,
+        env=env,
     )
 
 

@@ -243,14 +243,14 @@ def discover(root: Path, config: Config) -> list[Suite]:
 # ---------------------------------------------------------------- running
 
 
-def _command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
+def _command(
+    suite: Suite, report: Path, probe: Path, base: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
     env = dict(_ENV)
     if suite.runner == "pytest":
         env["AGENTLOOP_PROBE_FILE"] = str(probe)
         probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (probe_dir, os.environ.get("PYTHONPATH")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (probe_dir, base.get("PYTHONPATH")) if p)
         if suite.format == "pytest-json":
             flags = f"--json-report --json-report-file={shlex.quote(str(report))} " + (
                 "--json-report-omit keywords log streams warnings"
@@ -347,7 +347,9 @@ def _suite_failure(
     return ParsedReport(dialect=failure.dialect, format=suite.format, failures=(failure,), total=0)
 
 
-def run_suite(suite: Suite, workdir: Path, root: Path) -> tuple[SuiteRun, ParsedReport]:
+def run_suite(
+    suite: Suite, workdir: Path, root: Path, *, env: Mapping[str, str] | None = None
+) -> tuple[SuiteRun, ParsedReport]:
     """Run one suite with its reporter; what it did, and the failures it reported.
     Raises SuiteError when there is nothing to read (no command, no report)."""
     report_path = (
@@ -356,8 +358,9 @@ def run_suite(suite: Suite, workdir: Path, root: Path) -> tuple[SuiteRun, Parsed
     probe = workdir / f"{suite.name}.probe.jsonl"
     if suite.report is not None:
         report_path.unlink(missing_ok=True)  # a stale report from an earlier run would lie
-    command, extra_env = _command(suite, report_path, probe)
-    done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**os.environ, **extra_env})
+    base = os.environ if env is None else env
+    command, extra_env = _command(suite, report_path, probe, base)
+    done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**base, **extra_env})
 
     def outcome(report: ParsedReport) -> tuple[SuiteRun, ParsedReport]:
         cwd = suite.cwd.relative_to(root) if suite.cwd.is_relative_to(root) else suite.cwd
@@ -524,5 +527,12 @@ def run_selector(
     return evidence is None or bool(evidence.search(output)), output
 
 
-def rerun_passed(command: str, *, dialect: Dialect, cwd: Path, timeout: float) -> bool:
-    return run_selector(command, dialect=dialect, cwd=cwd, timeout=timeout)[0]
+def rerun_passed(
+    command: str,
+    *,
+    dialect: Dialect,
+    cwd: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    return run_selector(command, dialect=dialect, cwd=cwd, timeout=timeout, env=env)[0]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import signal
+import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -129,6 +131,7 @@ class _Transcript:
     exit_code: int | None = None
     pid: int | None = None
     timed_out: bool = False
+    interrupted: bool = False
     unavailable: CLINotFoundError | None = None
 
     def add(self, message: Message) -> None:
@@ -276,6 +279,8 @@ class ClaudeCodeAgent:
         start = time.monotonic()
         try:
             anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
+            if transcript.interrupted:
+                raise KeyboardInterrupt
         finally:
             # Whatever happened (a normal end, a timeout, Ctrl-C): nothing the session
             # started outlives it, background jobs of its Bash commands included.
@@ -299,6 +304,8 @@ class ClaudeCodeAgent:
         async with anyio.create_task_group() as group:
             if timeout_s is not None:
                 group.start_soon(self._watchdog, timeout_s, mark, transcript, group.cancel_scope)
+            if threading.current_thread() is threading.main_thread():
+                group.start_soon(self._on_interrupt, mark, transcript, group.cancel_scope)
             # Errors are recorded, not raised: a task group would wrap them in a group.
             messages = query(prompt=prompt, options=options)
             try:
@@ -318,6 +325,18 @@ class ClaudeCodeAgent:
                 if isinstance(messages, AsyncGenerator):
                     await messages.aclose()
             group.cancel_scope.cancel()
+
+    @staticmethod
+    async def _on_interrupt(mark: str, transcript: _Transcript, scope: anyio.CancelScope) -> None:
+        """^C: kill the session at once. Left to asyncio, ^C would cancel the message loop
+        and the SDK's cleanup would give the CLI 5 s to exit on its own first (CI runners
+        send SIGTERM about 7.5 s after SIGINT)."""
+        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _ in signals:
+                transcript.interrupted = True
+                processes.kill_marked(mark)
+                scope.cancel()
+                return
 
     @staticmethod
     async def _watchdog(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def run(
             max_budget_usd=max_budget_usd,
         ),
     )
+    started = time.monotonic()  # the runtime cap counts the baseline too
     patterns = (*config.rails.forbidden_paths, *forbid)
     git.ignore_locally(root, ".agentloop/")
     report: RunReport
@@ -96,6 +98,7 @@ def run(
             reruns=config.detect.flaky_reruns,
             rerun_timeout=config.detect.rerun_timeout,
             progress=progress,
+            env=ws.env(),
         )
         tasks = list(baseline.tasks)
         if task_ids:
@@ -138,6 +141,7 @@ def run(
             settings=settings,
             env=ws.env(),
             history=None if dry_run else history,
+            started=started,
             progress=progress,
         )
         if dry_run:

@@ -33,6 +33,11 @@ _AGENT_OUTCOMES: Mapping[str, AttemptOutcome] = {
 }
 
 
+# Sessions that did not finish what they were asked: whatever they changed is not a fix,
+# even when it happens to make the task's tests pass.
+_BROKEN_SESSIONS = frozenset({"api_error", "error", "crashed"})
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     max_attempts: int = 3
@@ -73,12 +78,14 @@ class AutofixLoop:
         env: Mapping[str, str],
         history: History | None,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
         progress: Progress = lambda _message: None,
     ) -> None:
         self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
         self.agent, self.settings, self.env = agent, settings, dict(env)
         self.history, self.clock, self.progress = history, clock, progress
-        self.start = clock()
+        # The runtime cap counts from the start of the run, the baseline included.
+        self.start = clock() if started is None else started
         self.state = _State()
         # The project's path inside the checkout: git speaks top-relative paths, the
         # failure records project-relative ones.
@@ -102,11 +109,7 @@ class AutofixLoop:
                 report = self._fix_task(task)
             except CapReached as cap:
                 stopped_by = cap.cap
-                report = (
-                    cap.args[1]
-                    if len(cap.args) > 1
-                    else TaskReport(task, "skipped", reason=f"{cap.cap} reached")
-                )
+                report = cap.report or TaskReport(task, "skipped", reason=f"{cap.cap} reached")
             reports[task.id] = report
             self._finish_task(report)
             if report.outcome == "fixed" and report.commit:
@@ -131,9 +134,9 @@ class AutofixLoop:
             try:
                 left = self._check_caps()
             except CapReached as cap:
-                raise CapReached(
-                    cap.cap, self._unfixed(task, attempts, f"{cap.cap} reached")
-                ) from None
+                # A task the cap stops before its first attempt was skipped, not tried.
+                unfixed = self._unfixed(task, attempts, f"{cap.cap} reached") if attempts else None
+                raise CapReached(cap.cap, unfixed) from None
             self.progress(f"task {task.id} ({task.category}), attempt {number}")
             attempt, commit, fingerprint = self._attempt(task, number, attempts, left)
             attempts.append(attempt)
@@ -201,6 +204,9 @@ class AutofixLoop:
         if not result.ok and result.outcome in _AGENT_OUTCOMES:
             self._discard()
             return report(_AGENT_OUTCOMES[result.outcome], _agent_reason(result)), None, None
+        if result.outcome in _BROKEN_SESSIONS:
+            self._discard()
+            return report("agent_error", _agent_reason(result)), None, None
         if not changed:
             return report("agent_error", _agent_reason(result) or "changed nothing"), None, None
         passed, output = self._run_selectors(task.failures)
@@ -325,7 +331,13 @@ class AutofixLoop:
     ) -> set[str]:
         self.progress("verifying: running the full suites")
         result = detection.detect(
-            self.root, list(found), git=True, reruns=0, rerun_timeout=1, progress=self.progress
+            self.root,
+            list(found),
+            git=True,
+            reruns=0,
+            rerun_timeout=1,
+            progress=self.progress,
+            env=self.env,
         )
         now = {(f.suite, f.test_id) for t in result.tasks for f in t.failures}
         return {f"{suite}::{test}" for suite, test in now - baseline}
