@@ -3,6 +3,7 @@ driven by the scripted Messages API on 127.0.0.1, on real git repositories."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -59,10 +60,15 @@ def snapshot(root: Path) -> dict[str, Any]:
 
 
 def run_agentloop(
-    root: Path, home: Path, turns: Sequence[Turn], *args: str, timeout: float = 300
+    root: Path,
+    home: Path,
+    turns: Sequence[Turn],
+    *args: str,
+    timeout: float = 300,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], ModelServer]:
     with ModelServer(turns) as server:
-        env = {**agentloop_env(home), **offline_env(home, server.base_url)}
+        env = {**agentloop_env(home), **offline_env(home, server.base_url), **(extra_env or {})}
         done = subprocess.run(
             [sys.executable, "-m", "agentloop", "run", "--json", "--repo", str(root), *args],
             cwd=root,
@@ -135,3 +141,45 @@ def test_a_correct_fix_is_verified_committed_and_the_checkout_untouched(tmp_path
     (prompt,) = server.prompts()
     assert "tests/test_ops.py::test_add" in prompt
     assert "Never push" in prompt
+
+
+def test_secrets_stay_out_of_the_agents_environment(tmp_path: Path) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", CALC))
+    secret = "ghp_do-not-leak-0123456789"
+    probe = Turn(
+        [ToolUse("Bash", {"command": "printenv GITHUB_TOKEN DB_PASSWORD; echo probed"})],
+        match=Match(assistant_turns=0),
+    )
+    turns = [probe, *(_shifted(turn) for turn in fix("calc/ops.py", "a - b", "a + b"))]
+    done, doc, server = run_agentloop(
+        root,
+        tmp_path / "home",
+        turns,
+        extra_env={"GITHUB_TOKEN": secret, "DB_PASSWORD": "hunter2"},
+    )
+    assert done.returncode == 0, done.stderr
+    outputs = [r.content for r in server.tool_results()]
+    assert any("probed" in output for output in outputs)
+    assert not any(secret in output or "hunter2" in output for output in outputs)
+    assert doc["tasks"][0]["outcome"] == "fixed"
+
+
+def _shifted(turn: Turn) -> Turn:
+    """The same turn one assistant message later (after the probe)."""
+    turns = turn.match.assistant_turns
+    return dataclasses.replace(
+        turn, match=dataclasses.replace(turn.match, assistant_turns=(turns or 0) + 1)
+    )
+
+
+def test_the_secret_filter_keeps_what_the_cli_needs() -> None:
+    from agentloop.agents.secrets import agent_env
+
+    env = agent_env(
+        {"GITHUB_TOKEN": "x", "ANTHROPIC_API_KEY": "k", "SSH_AUTH_SOCK": "/s", "HOME": "/h"},
+        {"PATH": "/bin", "DATABASE_PASSWORD": "p", "PYTHONPATH": "/w"},
+    )
+    assert env["GITHUB_TOKEN"] == env["SSH_AUTH_SOCK"] == env["DATABASE_PASSWORD"] == ""
+    assert "ANTHROPIC_API_KEY" not in env  # inherited untouched by the CLI
+    assert env["PATH"] == "/bin"
+    assert env["PYTHONPATH"] == "/w"

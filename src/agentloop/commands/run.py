@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentloop import detection, errors, git, output, suites
+from agentloop.agents import secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
 from agentloop.errors import UsageError
@@ -140,6 +141,7 @@ def run(
             agent=agent,
             settings=settings,
             env=ws.env(),
+            agent_env=secrets.agent_env(os.environ, ws.env()),
             history=None if dry_run else history,
             started=started,
             progress=progress,

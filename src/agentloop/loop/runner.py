@@ -77,12 +77,16 @@ class AutofixLoop:
         settings: LoopSettings,
         env: Mapping[str, str],
         history: History | None,
+        agent_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
         progress: Progress = lambda _message: None,
     ) -> None:
         self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
         self.agent, self.settings, self.env = agent, settings, dict(env)
+        # The agent's sessions get the environment without secrets; the test runs
+        # agentloop makes itself keep everything the suites may need.
+        self.agent_env = dict(env if agent_env is None else agent_env)
         self.history, self.clock, self.progress = history, clock, progress
         # The runtime cap counts from the start of the run, the baseline included.
         self.start = clock() if started is None else started
@@ -181,7 +185,7 @@ class AutofixLoop:
             earlier=[EarlierAttempt(a.number, a.changed, a.reason) for a in earlier if a.reason],
         )
         started = self.clock()
-        result = self.agent.run(prompt, cwd=self.root, limits=limits, env=self.env)
+        result = self.agent.run(prompt, cwd=self.root, limits=limits, env=self.agent_env)
         self.state.spent_usd += result.cost_usd
         changed = tuple(git.changed_paths(self.top, "HEAD"))
 
