@@ -34,6 +34,7 @@ AttemptOutcome = Literal[
     "fixed",
     "rejected_forbidden_path",
     "rejected_integrity",
+    "rejected_check",
     "tests_failed",
     "no_progress",
     "agent_error",

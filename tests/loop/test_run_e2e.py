@@ -183,3 +183,29 @@ def test_the_secret_filter_keeps_what_the_cli_needs() -> None:
     assert "ANTHROPIC_API_KEY" not in env  # inherited untouched by the CLI
     assert env["PATH"] == "/bin"
     assert env["PYTHONPATH"] == "/w"
+
+
+def test_a_fix_that_adds_findings_to_a_configured_check_is_rejected(tmp_path: Path) -> None:
+    project = {
+        **CALC,
+        "agentloop.yaml": """\
+            run:
+              max_attempts: 1
+              checks: ["grep -rn 'print(' calc || true"]
+            detect:
+              flaky_reruns: 0
+            """,
+    }
+    root = git_init(pytest_project(tmp_path / "repo", project))
+    before = snapshot(root)
+    noisy = fix("calc/ops.py", "return a - b", "print(a, b)\n    return a + b")
+    done, doc, _ = run_agentloop(root, tmp_path / "home", noisy)
+    assert done.returncode == 1, done.stderr
+    assert snapshot(root) == before
+    (task,) = doc["tasks"]
+    (attempt,) = task["attempts"]
+    assert attempt["outcome"] == "rejected_check"
+    assert "grep -rn 'print(' calc || true" in attempt["reason"]
+    assert "print(a, b)" in attempt["reason"]
+    assert doc["commits"] == []
+    assert doc["branch"] is None

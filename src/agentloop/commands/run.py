@@ -124,6 +124,7 @@ def run(
             forbidden=forbidden,
             allow_test_edits=config.rails.allow_test_edits,
             rerun_timeout=config.detect.rerun_timeout,
+            checks=config.run.checks,
         )
         if agent is None:
             from agentloop.agents.claude import ClaudeCodeAgent
@@ -157,6 +158,7 @@ def run(
             )
             status: RunStatus = "failed"
             try:
+                loop.baseline_checks()
                 reports, stopped_by = loop.fix(tasks)
                 regressed, broken = (
                     loop.verify(found, failing) if loop.state.commits else (set(), [])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentloop import detection, git
+from agentloop import detection, git, proc
 from agentloop import suites as suites_mod
 from agentloop.agents.base import Agent, SessionLimits, SessionResult
 from agentloop.failures import imports
@@ -48,6 +49,9 @@ class LoopSettings:
     forbidden: ForbiddenPaths = field(default_factory=ForbiddenPaths)
     allow_test_edits: bool = False
     rerun_timeout: float = 120
+    # Commands such as `ruff check .` or `mypy src`: a fix may not add to their findings.
+    checks: tuple[str, ...] = ()
+    check_timeout: float = 300
 
 
 class CapReached(Exception):
@@ -91,6 +95,7 @@ class AutofixLoop:
         # The runtime cap counts from the start of the run, the baseline included.
         self.start = clock() if started is None else started
         self.state = _State()
+        self._check_baseline: dict[str, Counter[str]] | None = None
         # The project's path inside the checkout: git speaks top-relative paths, the
         # failure records project-relative ones.
         rel = root.relative_to(top).as_posix()
@@ -222,6 +227,10 @@ class AutofixLoop:
                 None,
                 normalize_message(first),
             )
+        new_findings = self._new_findings()
+        if new_findings:
+            self._discard()
+            return report("rejected_check", "tests pass, but " + new_findings), None, None
         commit = git.commit_all(self.top, _commit_message(task))
         self.state.commits.append((commit, task.id))
         return report("fixed", ""), commit, None
@@ -243,6 +252,39 @@ class AutofixLoop:
                 str(p) for p in problems[:5]
             )
         return None
+
+    def _findings(self) -> dict[str, Counter[str]]:
+        found: dict[str, Counter[str]] = {}
+        for command in self.settings.checks:
+            done = proc.run(
+                command, cwd=self.root, timeout=self.settings.check_timeout, env=self.env
+            )
+            found[command] = Counter(
+                _finding(line, str(self.root)) for line in (done.stdout + done.stderr).splitlines()
+            )
+            found[command].pop("", None)
+        return found
+
+    def baseline_checks(self) -> None:
+        """Record the checks' findings before any fix (call once, on the untouched tree)."""
+        if self.settings.checks:
+            self.progress("checks: recording the baseline")
+            self._check_baseline = self._findings()
+
+    def _new_findings(self) -> str:
+        """'' when no check reports more than in the baseline; else what is new."""
+        if not self.settings.checks:
+            return ""
+        if self._check_baseline is None:
+            self.baseline_checks()
+            return ""
+        messages = []
+        for command, now in self._findings().items():
+            added = now - self._check_baseline.get(command, Counter())
+            if added:
+                sample = "; ".join(list(added)[:3])
+                messages.append(f"`{command}` reports {sum(added.values())} new: {sample}")
+        return " / ".join(messages)
 
     def _run_selectors(self, failures: Sequence[Failure]) -> tuple[bool, str]:
         outputs = []
@@ -433,6 +475,12 @@ class AutofixLoop:
             stopped_by=stopped_by,
             regressions=tuple(regressions),
         )
+
+
+def _finding(line: str, root: str) -> str:
+    """A check's output line without what shifts between runs: the worktree's path and
+    line, column and count numbers."""
+    return re.sub(r"\d+", "N", line.replace(root, "")).strip()
 
 
 def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
