@@ -177,6 +177,15 @@ def run(
                         ws.path, ws.base_sha, f"agentloop: {len(commits)} fixes\n\n{summary}\n"
                     )
                     loop.state.commits[:] = [(sha, "squashed")]
+                    # The fixes' own commits are gone: every fix now lives in `sha`.
+                    reports = [
+                        dataclasses.replace(
+                            r,
+                            commit=sha if r.commit else None,
+                            fixed_by=sha if r.fixed_by else None,
+                        )
+                        for r in reports
+                    ]
                 for r in reports:
                     if r.outcome in ("fixed", "regressed"):
                         history.finish_task(_task_record(ws.run_id, r, verified=True))
