@@ -13,7 +13,7 @@ from agentloop.agents import secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
 from agentloop.errors import UsageError
-from agentloop.history import History, RunStatus, TaskRecord, ledger_path
+from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
 from agentloop.rails.guard import make_guard
@@ -188,7 +188,7 @@ def run(
                     ]
                 for r in reports:
                     if r.outcome in ("fixed", "regressed"):
-                        history.finish_task(_task_record(ws.run_id, r, verified=True))
+                        loop.record_task(r, verified=True)
                 report = loop.report(
                     reports,
                     stopped_by=stopped_by,
@@ -225,18 +225,6 @@ def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]
     if report.commit and report.task.id in final:
         return dataclasses.replace(report, commit=final[report.task.id])
     return report
-
-
-def _task_record(run_id: str, report: TaskReport, *, verified: bool) -> TaskRecord:
-    return TaskRecord(
-        run_id=run_id,
-        task_id=report.task.id,
-        category=report.task.category,
-        outcome=report.outcome,
-        tests=len(report.task.failures),
-        verified=verified,
-        reason=report.reason,
-    )
 
 
 def _publish(root: Path, report: RunReport) -> None:

@@ -6,6 +6,7 @@ line). Limits are checked in one place (`_check_caps`); an attempt ends in exact
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -120,11 +121,11 @@ class AutofixLoop:
                 stopped_by = cap.cap
                 report = cap.report or TaskReport(task, "skipped", reason=f"{cap.cap} reached")
             reports[task.id] = report
-            self._finish_task(report)
+            self.record_task(report)
             if report.outcome == "fixed" and report.commit:
                 for other in self._closed_by(report, tasks, reports, graph):
                     reports[other.task.id] = other
-                    self._finish_task(other)
+                    self.record_task(other)
         return [reports[t.id] for t in tasks], stopped_by
 
     def _check_caps(self) -> float:
@@ -148,6 +149,9 @@ class AutofixLoop:
                 raise CapReached(cap.cap, unfixed) from None
             self.progress(f"task {task.id} ({task.category}), attempt {number}")
             attempt, commit, fingerprint = self._attempt(task, number, attempts, left)
+            repeated = fingerprint is not None and fingerprint in fingerprints
+            if repeated:
+                attempt = dataclasses.replace(attempt, outcome="no_progress")
             attempts.append(attempt)
             self._record_attempt(task, attempt)
             if commit is not None:
@@ -159,12 +163,11 @@ class AutofixLoop:
                 raise CapReached(
                     "max_runtime", self._unfixed(task, attempts, "max_runtime reached")
                 )
+            if repeated:
+                return self._unfixed(
+                    task, attempts, "two attempts left the same failure: no progress"
+                )
             if fingerprint is not None:
-                if fingerprint in fingerprints:
-                    attempts[-1] = _replace_outcome(attempts[-1], "no_progress")
-                    return self._unfixed(
-                        task, attempts, "two attempts left the same failure: no progress"
-                    )
                 fingerprints.append(fingerprint)
         return self._unfixed(task, attempts, f"{self.settings.max_attempts} attempts failed")
 
@@ -441,7 +444,8 @@ class AutofixLoop:
             )
         )
 
-    def _finish_task(self, report: TaskReport) -> None:
+    def record_task(self, report: TaskReport, *, verified: bool = False) -> None:
+        """Write how a task ended; VERIFY writes it again (verified, or regressed)."""
         if self.history is None:
             return
         self.history.finish_task(
@@ -451,7 +455,7 @@ class AutofixLoop:
                 category=report.task.category,
                 outcome=report.outcome,
                 tests=len(report.task.failures),
-                verified=False,
+                verified=verified,
                 reason=report.reason,
             )
         )
@@ -496,12 +500,6 @@ def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
                 reach.add(source)
                 todo.append(source)
     return reach
-
-
-def _replace_outcome(attempt: AttemptReport, outcome: AttemptOutcome) -> AttemptReport:
-    from dataclasses import replace
-
-    return replace(attempt, outcome=outcome)
 
 
 def _agent_reason(result: SessionResult) -> str:
