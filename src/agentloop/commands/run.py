@@ -12,7 +12,7 @@ from agentloop import detection, errors, git, output, suites
 from agentloop.agents import secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
-from agentloop.errors import UsageError
+from agentloop.errors import ConfigError, UsageError
 from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
@@ -78,6 +78,14 @@ def run(
     )
     started = time.monotonic()  # the runtime cap counts the baseline too
     patterns = (*config.rails.forbidden_paths, *forbid)
+    try:
+        ForbiddenPaths(patterns)
+    except ValueError as exc:  # e.g. --forbid '[a'
+        raise ConfigError(
+            str(exc), hint="fix the pattern in --forbid or rails.forbidden_paths"
+        ) from None
+    # Fail before making a worktree, naming the user's project rather than the worktree.
+    suites.discover(root, config)
     git.ignore_locally(root, ".agentloop/")
     report: RunReport
     with (
