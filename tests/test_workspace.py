@@ -17,7 +17,12 @@ import pytest
 from agentloop import git
 from agentloop.commands.clean import clean
 from agentloop.errors import WorkspaceError
-from agentloop.testing.repos import git_init, write_tree
+from agentloop.testing.repos import (
+    SRC_LAYOUT_PYPROJECT,
+    editable_install,
+    git_init,
+    write_tree,
+)
 from agentloop.workspace import (
     BRANCH_PREFIX,
     Places,
@@ -394,29 +399,13 @@ def test_env_uses_a_venv_that_setup_made_in_the_worktree(repo: Path) -> None:
         assert env["PATH"].split(os.pathsep)[0] == str(ws.path / ".venv" / "bin")
 
 
-EDITABLE_PYPROJECT = """\
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "tinypkg"
-version = "0"
-
-[tool.hatch.build.targets.wheel]
-packages = ["src/tinypkg"]
-# A .pth entry pointing at src/, as setuptools writes for a src layout.
-dev-mode-dirs = ["src"]
-"""
-
-
 def test_an_editable_install_of_the_checkout_imports_the_worktrees_code(tmp_path: Path) -> None:
-    hatchling = pytest.importorskip("hatchling", reason="the offline build backend")
+    pytest.importorskip("hatchling", reason="the offline build backend")
     project = git_init(
         write_tree(
             tmp_path / "tiny",
             {
-                "pyproject.toml": EDITABLE_PYPROJECT,
+                "pyproject.toml": SRC_LAYOUT_PYPROJECT,
                 "src/tinypkg/__init__.py": "def answer():\n    return 42\n",
                 "tests/test_answer.py": """\
                     import unittest
@@ -430,19 +419,9 @@ def test_an_editable_install_of_the_checkout_imports_the_worktrees_code(tmp_path
             },
         )
     )
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
     # No network: pip and hatchling come from agentloop's own environment, for the
     # install step only; the venv ends up with nothing but the editable tinypkg.
-    tools = os.pathsep.join(
-        {str(Path(hatchling.__file__).parents[1]), str(Path(pytest.__file__).parents[1])}
-    )
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
-         "--disable-pip-version-check", "-e", str(project)],
-        check=True, capture_output=True, env={**git.clean_env(), "PYTHONPATH": tools},
-    )  # fmt: skip
+    python = editable_install(project, tmp_path / "venv")
     plain = {k: v for k, v in git.clean_env().items() if k != "PYTHONPATH"}
 
     def run_tests(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

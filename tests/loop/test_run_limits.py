@@ -39,7 +39,9 @@ from agentloop.testing.model_server import (
     offline_env,
 )
 from agentloop.testing.repos import (
+    SRC_LAYOUT_PYPROJECT,
     agentloop_env,
+    editable_install,
     git_init,
     process_alive,
     pytest_project,
@@ -558,23 +560,13 @@ def test_an_interrupted_json_run_still_prints_a_json_document(sigint_run: dict[s
 
 # ---------------------------------------------------------------- the editable-install trap
 
-SRC_LAYOUT_PYPROJECT = """\
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "tinypkg"
-version = "0"
-
-[tool.hatch.build.targets.wheel]
-packages = ["src/tinypkg"]
-# A .pth entry pointing at src/, as setuptools writes for a src layout.
-dev-mode-dirs = ["src"]
-
+PYTEST_SRC_LAYOUT_PYPROJECT = (
+    SRC_LAYOUT_PYPROJECT
+    + """
 [tool.pytest.ini_options]
 testpaths = ["tests"]
 """
+)
 
 BUGGY_MOD = """\
 def add(a, b):
@@ -591,12 +583,12 @@ def editable_project(tmp: Path) -> tuple[Path, dict[str, str]]:
     the environment that makes that venv the active one (first on PATH, VIRTUAL_ENV).
     No network: pip and hatchling come from agentloop's environment for the install step;
     the venv sees pytest through a .pth file, as if it were installed there."""
-    hatchling = pytest.importorskip("hatchling", reason="the offline build backend")
+    pytest.importorskip("hatchling", reason="the offline build backend")
     root = git_init(
         write_tree(
             tmp / "tiny",
             {
-                "pyproject.toml": SRC_LAYOUT_PYPROJECT,
+                "pyproject.toml": PYTEST_SRC_LAYOUT_PYPROJECT,
                 **NO_RERUNS,
                 "src/tinypkg/__init__.py": "",
                 "src/tinypkg/mod.py": BUGGY_MOD,
@@ -615,24 +607,7 @@ def editable_project(tmp: Path) -> tuple[Path, dict[str, str]]:
         )
     )
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    tools = os.pathsep.join(
-        {str(Path(hatchling.__file__).parents[1]), str(Path(pytest.__file__).parents[1])}
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PIP_", "PYTHON"))}
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
-         "--no-cache-dir", "--disable-pip-version-check", "-e", str(root)],
-        check=True, capture_output=True, env={**env, "PYTHONPATH": tools},
-    )  # fmt: skip
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(site) / "zz_test_tools.pth").write_text(str(Path(pytest.__file__).parents[1]) + "\n")
+    python = editable_install(root, venv, site_packages_for=["pytest"])
     # The trap is set: the venv's python imports the checkout's copy from anywhere.
     where = subprocess.run(
         [python, "-c", "import tinypkg.mod; print(tinypkg.mod.__file__)"],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PYPROJECT = """\
@@ -17,6 +18,24 @@ version = "0"
 [tool.pytest.ini_options]
 pythonpath = ["."]
 """
+
+
+SRC_LAYOUT_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "tinypkg"
+version = "0"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/tinypkg"]
+# A .pth entry pointing at src/, as setuptools writes for a src layout.
+dev-mode-dirs = ["src"]
+"""
+"""pyproject.toml of `tinypkg`, a hatchling project with its package under src/, for
+`editable_install`."""
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:
@@ -48,6 +67,42 @@ def git_init(root: Path) -> Path:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
     return root
+
+
+def _site_packages(module: str) -> str:
+    """The directory this interpreter imports the package `module` from."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named {module!r}", name=module)
+    return str(Path(spec.origin).parents[1])
+
+
+def editable_install(project: Path, venv: Path, *, site_packages_for: Sequence[str] = ()) -> Path:
+    """`pip install -e project` into a new venv of its own at `venv`; return its python.
+
+    No network: pip and hatchling (which must be importable here) come from this
+    interpreter's environment for the install step only, so the venv ends up with nothing
+    but the editable project, plus, through a .pth file, the site-packages of each module
+    in `site_packages_for` (as if those were installed there too)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    tools = os.pathsep.join(dict.fromkeys(_site_packages(m) for m in ("hatchling", "pip")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PIP_", "PYTHON"))}
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
+         "--no-cache-dir", "--disable-pip-version-check", "-e", str(project)],
+        check=True, capture_output=True, env={**env, "PYTHONPATH": tools},
+    )  # fmt: skip
+    if site_packages_for:
+        site = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        lines = dict.fromkeys(_site_packages(m) for m in site_packages_for)
+        (Path(site) / "zz_test_tools.pth").write_text("".join(f"{d}\n" for d in lines))
+    return python
 
 
 def agentloop_env(home: Path, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
