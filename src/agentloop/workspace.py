@@ -28,6 +28,7 @@ may have been reused.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import hashlib
@@ -396,6 +397,13 @@ class Workspace:
                 self._lock_fd = None
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """Leave no empty per-repository folder behind in the user's cache."""
+    # Not empty (another run's worktree) or already gone: nothing to do.
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def _valid_run_id(run_id: str) -> bool:
     return bool(_RUN_ID.fullmatch(run_id)) and not run_id.endswith(".lock")
 
@@ -500,6 +508,7 @@ def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = Fals
                 if dirty:
                     rescued = _rescue(checkout, places, state.run_id, state.branch)
                 git.remove_worktree(repo, checkout, force=True)
+                _remove_if_empty(checkout.parent)
             removed = True
         elif checkout.exists():
             # Not git's: we cannot tell what it holds, so we do not delete it.
@@ -661,6 +670,7 @@ def _release_orphan(top: Path, places: Places, wt: git.Worktree, *, dry_run: boo
         )
     if not dry_run:
         git.remove_worktree(top, wt.path, force=True)
+        _remove_if_empty(wt.path.parent)
     done = Cleanup(
         run_id=run_id, worktree=wt.path, branch=None, rescued=rescued, removed_worktree=True
     )
