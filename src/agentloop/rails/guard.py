@@ -1,9 +1,9 @@
 """The PreToolUse guard the agent runs under: defence in depth, never the only check.
 
 After every attempt agentloop itself diffs the worktree against the rails (loop/runner);
-this guard only stops the obvious cases early, before anything is written: an edit of a
-forbidden path, a shell command that names one, and `git push`. Shell analysis is
-deliberately coarse here: any word of the command that names a forbidden path denies it.
+this guard only stops what it can see early, before anything is written: an edit of a
+forbidden path, a shell command that writes one or whose targets cannot be known
+(rails/shell.py says what shell analysis cannot see), and `git push`.
 """
 
 from __future__ import annotations
@@ -15,21 +15,37 @@ from typing import Any
 
 from agentloop.agents.base import Guard
 from agentloop.rails.paths import OUTSIDE_REPOSITORY, ForbiddenPaths
+from agentloop.rails.shell import forbidden_writes
 
 _EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
-_NOTEBOOK = {"NotebookEdit": "notebook_path"}
-_PUSH = re.compile(r"\bgit\b[^|;&]*\bpush\b")
+# Files that hold secrets: not even read (the model would see their contents).
+_SECRET_FILES = ("**/.env*",)
 
 
-def _words(command: str) -> list[str]:
+def _names_secret_file(command: str, secret_files: ForbiddenPaths) -> str | None:
     try:
-        return shlex.split(command, comments=True)
-    except ValueError:  # unbalanced quotes: fall back to whitespace
-        return command.split()
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    for word in words:
+        for part in re.split(r"[<>|&;=]+", word):
+            if part and secret_files.match(part) not in (None, OUTSIDE_REPOSITORY):
+                return part
+    return None
+
+
+_NOTEBOOK = {"NotebookEdit": "notebook_path"}
 
 
 def make_guard(forbidden: ForbiddenPaths) -> Guard:
+    secret_files = ForbiddenPaths(_SECRET_FILES, root=forbidden.root)
+
     def guard(tool: str, tool_input: Mapping[str, Any]) -> str | None:
+        if tool == "Read":
+            path = str(tool_input.get("file_path") or "")
+            if secret_files.match(path) not in (None, OUTSIDE_REPOSITORY):
+                return f"agentloop rails: {path} holds secrets; do not read it"
+            return None
         key = _EDIT_TOOLS.get(tool) or _NOTEBOOK.get(tool)
         if key is not None:
             path = str(tool_input.get(key) or "")
@@ -39,20 +55,12 @@ def make_guard(forbidden: ForbiddenPaths) -> Guard:
             return None
         if tool == "Bash":
             command = str(tool_input.get("command") or "")
-            if _PUSH.search(command):
-                return "agentloop rails: git push is not allowed; agentloop commits and pushes"
-            for word in _words(command):
-                # Redirections glue paths to operators: `x>auth/t.py`, `2>>.env`.
-                for candidate in re.split(r"[<>|&;]+", word):
-                    if candidate.startswith("-") or not ("/" in candidate or "." in candidate):
-                        continue
-                    pattern = forbidden.match(candidate)
-                    # Reading /usr/lib is fine; only the repository's forbidden paths count.
-                    if pattern is not None and pattern != OUTSIDE_REPOSITORY:
-                        return (
-                            f"agentloop rails: the command touches {candidate}, a forbidden "
-                            f"path ({pattern})"
-                        )
+            reasons = forbidden_writes(command, forbidden)
+            if reasons:
+                return "agentloop rails: " + "; ".join(reasons[:3])
+            secret = _names_secret_file(command, secret_files)
+            if secret is not None:
+                return f"agentloop rails: {secret} holds secrets; do not read it"
         return None
 
     return guard
