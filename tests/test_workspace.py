@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import git
+from agentloop import git, workspace
 from agentloop.commands.clean import clean
 from agentloop.errors import WorkspaceError
 from agentloop.testing.repos import (
@@ -159,14 +160,16 @@ def test_a_run_gets_its_own_branch_and_a_worktree_outside_the_repository(repo: P
 
 
 def test_the_default_run_id_is_a_utc_timestamp_and_runs_in_the_same_second_differ(
-    repo: Path,
+    repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    moment = datetime.datetime(2026, 1, 15, 10, 30, tzinfo=datetime.timezone.utc)
+    assert workspace.new_run_id(moment) == "20260115T103000Z"
+    # Both runs start "in the same second", whatever the machine's clock does meanwhile.
+    monkeypatch.setattr(workspace, "new_run_id", lambda: "20260115T103000Z")
     with Workspace.open(repo) as one, Workspace.open(repo) as two:
-        assert one.run_id != two.run_id
+        assert one.run_id == "20260115T103000Z"
+        assert two.run_id == "20260115T103000Z-2"
         assert one.branch == f"{BRANCH_PREFIX}{one.run_id}"
-        assert one.run_id[:15].replace("T", "").isdigit()
-        assert one.run_id[15] == "Z"
-        assert two.run_id.startswith(one.run_id[:16])
 
 
 def test_a_run_id_already_used_is_refused(repo: Path) -> None:
