@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from agentloop import git
-from agentloop.testing.repos import git_init, write_tree
+from agentloop.testing.repos import SAMPLE_REPO, git_init, run_git, write_tree
 
 
 @pytest.fixture(autouse=True)
@@ -19,25 +18,9 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "tests@agentloop.invalid")
 
 
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=git.clean_env()
-    ).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return git_init(
-        write_tree(
-            tmp_path / "repo",
-            {
-                "README.md": "hello\n",
-                "src/app/__init__.py": "VALUE = 1\n",
-                "tests/test_app.py": "from app import VALUE\n\ndef test(): assert VALUE == 1\n",
-                ".gitignore": "*.log\n",
-            },
-        )
-    )
+    return git_init(write_tree(tmp_path / "repo", SAMPLE_REPO))
 
 
 def agentloop_worktree(repo: Path, name: str = "w1") -> Path:

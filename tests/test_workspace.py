@@ -19,9 +19,11 @@ from agentloop import git, workspace
 from agentloop.commands.clean import clean
 from agentloop.errors import WorkspaceError
 from agentloop.testing.repos import (
+    SAMPLE_REPO,
     SRC_LAYOUT_PYPROJECT,
     editable_install,
     git_init,
+    run_git,
     write_tree,
 )
 from agentloop.workspace import (
@@ -42,30 +44,9 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "tests@agentloop.invalid")
 
 
-def run_git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--no-optional-locks", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=git.clean_env(),
-    ).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return git_init(
-        write_tree(
-            tmp_path / "repo",
-            {
-                "README.md": "hello\n",
-                "src/app/__init__.py": "VALUE = 1\n",
-                "tests/test_app.py": "from app import VALUE\n\ndef test(): assert VALUE == 1\n",
-                ".gitignore": "*.log\n",
-            },
-        )
-    )
+    return git_init(write_tree(tmp_path / "repo", SAMPLE_REPO))
 
 
 @pytest.fixture

@@ -161,3 +161,27 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+# A small committed project for the git and workspace tests.
+SAMPLE_REPO = {
+    "README.md": "hello\n",
+    "src/app/__init__.py": "VALUE = 1\n",
+    "tests/test_app.py": "from app import VALUE\n\ndef test(): assert VALUE == 1\n",
+    ".gitignore": "*.log\n",
+}
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    """git's stdout, for assertions; --no-optional-locks so looking never touches the index."""
+    from agentloop import git
+
+    return subprocess.run(
+        ["git", "--no-optional-locks", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=git.clean_env(),
+        stdin=subprocess.DEVNULL,
+    ).stdout
