@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -387,3 +388,21 @@ def test_worktree_records_from_git_before_2_36_without_z() -> None:
         (True, True, False),
         (False, False, True),
     ]
+
+
+def test_changed_paths_sees_an_edit_the_stat_cache_cannot(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Racy git": an edit in the same second as the index was written keeps size and mtime;
+    # git then compares contents only if the index is no older than the file. The throwaway
+    # index must keep the real one's mtime. (ctime off: it cannot be set back.)
+    for key, value in {"COUNT": "1", "KEY_0": "core.trustctime", "VALUE_0": "false"}.items():
+        monkeypatch.setenv(f"GIT_CONFIG_{key}", value)
+    readme = repo / "README.md"
+    past = time.time() - 3600
+    os.utime(readme, (past, past))
+    run_git(repo, "update-index", "--refresh")
+    readme.write_text("HELLO\n")  # the same size as "hello\n"
+    os.utime(readme, (past, past))
+    os.utime(repo / ".git" / "index", (past, past))
+    assert git.changed_paths(repo, "HEAD") == ["README.md"]

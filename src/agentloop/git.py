@@ -423,7 +423,10 @@ def _full_index(cwd: Path) -> Iterator[dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
         copy = Path(tmp) / "index"
         if index.exists():
-            shutil.copyfile(index, copy)
+            # copy2 keeps the index's mtime: git trusts the stat cache of a file changed
+            # no later than the index was written, so a fresh mtime on the copy would hide
+            # an edit made in the same second as the last commit ("racy git").
+            shutil.copy2(index, copy)
         env = _env({"GIT_INDEX_FILE": str(copy)})
         _git(cwd, "add", "--all", env=env, timeout=CHECKOUT)
         yield env

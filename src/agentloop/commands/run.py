@@ -120,7 +120,7 @@ def run(
             tasks = [t for t in tasks if t.id in task_ids]
         failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
         failing |= {(f.failure.suite, f.failure.test_id) for f in baseline.flaky}
-        forbidden = ForbiddenPaths(patterns, root=str(ws.path))
+        forbidden = ForbiddenPaths.with_protected(patterns, root=str(ws.path))
         settings = LoopSettings(
             max_attempts=config.run.max_attempts,
             max_runtime_s=config.run.max_runtime,

@@ -8,6 +8,7 @@ forbidden path, a shell command that writes one or whose targets cannot be known
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping
@@ -37,25 +38,32 @@ def _names_secret_file(command: str, secret_files: ForbiddenPaths) -> str | None
 _NOTEBOOK = {"NotebookEdit": "notebook_path"}
 
 
-def make_guard(forbidden: ForbiddenPaths) -> Guard:
+def make_guard(forbidden: ForbiddenPaths, cwd: str | None = None) -> Guard:
+    """The guard for a session in `cwd` (absolute; default: the repository root, which is
+    where relative paths are then taken from)."""
     secret_files = ForbiddenPaths(_SECRET_FILES, root=forbidden.root)
+
+    def absolute(path: str) -> str:
+        if cwd and path and not path.startswith("/"):
+            return posixpath.join(cwd, path)
+        return path
 
     def guard(tool: str, tool_input: Mapping[str, Any]) -> str | None:
         if tool == "Read":
-            path = str(tool_input.get("file_path") or "")
+            path = absolute(str(tool_input.get("file_path") or ""))
             if secret_files.match(path) not in (None, OUTSIDE_REPOSITORY):
                 return f"agentloop rails: {path} holds secrets; do not read it"
             return None
         key = _EDIT_TOOLS.get(tool) or _NOTEBOOK.get(tool)
         if key is not None:
-            path = str(tool_input.get(key) or "")
+            path = absolute(str(tool_input.get(key) or ""))
             pattern = forbidden.match(path)
             if pattern is not None:
                 return f"agentloop rails: {path} is a forbidden path ({pattern}); do not edit it"
             return None
         if tool == "Bash":
             command = str(tool_input.get("command") or "")
-            reasons = forbidden_writes(command, forbidden)
+            reasons = forbidden_writes(command, forbidden, cwd)
             if reasons:
                 return "agentloop rails: " + "; ".join(reasons[:3])
             secret = _names_secret_file(command, secret_files)

@@ -41,6 +41,19 @@ DEFAULT_FORBIDDEN: tuple[str, ...] = (
     "agentloop.yaml",
 )
 
+# The rails themselves: forbidden whatever the configuration says, so an agent can never
+# loosen the rules it runs under (Claude Code's settings can switch hooks off:
+# `disableAllHooks`), nor forge agentloop's own records (the interactive session state
+# the stop gate reads lives in .agentloop/).
+PROTECTED: tuple[str, ...] = (
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".claude/hooks/**",
+    ".claude/skills/**",
+    "agentloop.yaml",
+    ".agentloop/**",
+)
+
 # What `match` names instead of a pattern when a path is not inside the repository at all.
 OUTSIDE_REPOSITORY = "<outside the repository>"
 
@@ -126,6 +139,13 @@ class ForbiddenPaths:
                 # The last matching pattern decides; a `!` pattern allows.
                 return self.patterns[result.index] if result.include else None
         return None
+
+    @classmethod
+    def with_protected(cls, patterns: Iterable[str], root: str | None = None) -> ForbiddenPaths:
+        """`patterns` and then PROTECTED: last, so no `!` pattern can allow them again.
+        (pyproject.toml is not protected even when it holds [tool.agentloop]: fixes need
+        to edit it; the diff check after each headless attempt still sees it.)"""
+        return cls((*(p for p in patterns if p not in PROTECTED), *PROTECTED), root=root)
 
     def violations(self, paths: Iterable[str | Rename]) -> tuple[PathViolation, ...]:
         """One violation per forbidden path, in the order given, each path once."""

@@ -166,10 +166,12 @@ def analyse(command: str) -> ShellVerdict:
     )
 
 
-def forbidden_writes(command: str, forbidden: ForbiddenPaths) -> list[str]:
+def forbidden_writes(command: str, forbidden: ForbiddenPaths, cwd: str | None = None) -> list[str]:
     """Reasons to refuse `command`: forbidden or out-of-repository write targets (scratch
     paths such as /dev/null and /tmp excepted), `git push`, and targets that cannot be
-    known. Empty when the command may run."""
+    known. Empty when the command may run. `cwd` is the absolute directory the command
+    runs in (Claude Code's Bash keeps the last `cd`); without it relative paths are taken
+    relative to the repository root."""
     verdict = analyse(command)
     reasons: list[str] = []
     if verdict.pushes:
@@ -177,13 +179,16 @@ def forbidden_writes(command: str, forbidden: ForbiddenPaths) -> list[str]:
     for target in verdict.targets:
         if _is_scratch(target.path):
             continue
-        pattern = (
-            OUTSIDE_REPOSITORY if target.path.startswith("~") else forbidden.match(target.path)
-        )
+        path = target.path
+        if cwd and not path.startswith(("/", "~")):
+            path = posixpath.join(cwd, path)
+        pattern = OUTSIDE_REPOSITORY if path.startswith("~") else forbidden.match(path)
         if pattern == OUTSIDE_REPOSITORY:
             reasons.append(f"it would {target.action} {target.path}, outside the repository")
         elif pattern is not None:
-            reasons.append(f"it would {target.action} {target.path}, a forbidden path ({pattern})")
+            # Named from the repository root: `token.py` said in auth/ is auth/token.py.
+            shown = forbidden.relative(path) if cwd else target.path
+            reasons.append(f"it would {target.action} {shown}, a forbidden path ({pattern})")
     reasons.extend(f"cannot tell what it writes: {r}" for r in verdict.unknown_reasons)
     return list(dict.fromkeys(reasons))
 
