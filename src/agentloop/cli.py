@@ -150,6 +150,31 @@ def run(
 
 
 @app.command()
+def check(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Project to check (default: current directory).")
+    ] = Path(),
+    base: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Compare the working state with this commit (default: HEAD; inside an "
+            "/autofix session, HEAD when the session started)."
+        ),
+    ] = None,
+    forbid: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Another forbidden path glob (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: check).")] = False,
+) -> int:
+    """Check the change since --base (committed, staged, unstaged, untracked) against the
+    rails: forbidden paths and test integrity. Exit 1 when it breaks them."""
+    from agentloop.commands.check import check as run_check
+
+    return run_check(repo=repo, base=base, forbid=forbid or [], as_json=as_json)
+
+
+@app.command()
 def clean(
     repo: Annotated[
         Path, typer.Option("--repo", "-C", help="Repository to clean (default: here).")
@@ -161,6 +186,29 @@ def clean(
     from agentloop.commands.clean import clean as run_clean
 
     return run_clean(repo=repo, dry_run=dry_run, as_json=as_json)
+
+
+@app.command()
+def init(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="Project to set up (default: current directory).")
+    ] = Path(),
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite files you changed (a copy goes to .agentloop/backups/)."
+        ),
+    ] = False,
+    uninstall: Annotated[
+        bool,
+        typer.Option("--uninstall", help="Remove what init installed; restore what it replaced."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: init).")] = False,
+) -> int:
+    """Install the /autofix skill, the hooks and a CLAUDE.md block for Claude Code here."""
+    from agentloop.commands.init import init as run_init
+
+    return run_init(repo=repo, force=force, uninstall=uninstall, as_json=as_json)
 
 
 @app.command()
@@ -178,6 +226,62 @@ def stats(
     from agentloop.commands.stats import stats as run_stats
 
     return run_stats(repo=repo, as_json=as_json, since=since)
+
+
+@app.command()
+def hook(
+    name: Annotated[str, typer.Argument(help="guard, stop-gate or post-edit.")],
+) -> int:
+    """Answer a Claude Code hook event on stdin (run by .claude/hooks/, not by hand)."""
+    from agentloop.commands.hook import hook as run_hook
+
+    return run_hook(name=name)
+
+
+session_app = typer.Typer(
+    help="The state of an interactive /autofix session (used by the /autofix skill).",
+    no_args_is_help=True,
+)
+app.add_typer(session_app, name="session")
+
+_SessionRepo = Annotated[
+    Path, typer.Option("--repo", "-C", help="The project (default: current directory).")
+]
+_SessionId = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--id", help="Claude Code session id (default: $CLAUDE_CODE_SESSION_ID)."),
+]
+_SessionJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@session_app.command("start")
+def session_start(
+    repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
+) -> int:
+    """Start an /autofix session and print its limits from the project's configuration."""
+    from agentloop.commands.session import start
+
+    return start(repo=repo, session_id=session_id, as_json=as_json)
+
+
+@session_app.command("status")
+def session_status(
+    repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
+) -> int:
+    """Attempts used per failing task and the time left."""
+    from agentloop.commands.session import status
+
+    return status(repo=repo, session_id=session_id, as_json=as_json)
+
+
+@session_app.command("stop")
+def session_stop(
+    repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
+) -> int:
+    """End the session: the stop gate lets it finish."""
+    from agentloop.commands.session import stop
+
+    return stop(repo=repo, session_id=session_id, as_json=as_json)
 
 
 def main(argv: list[str] | None = None) -> int:

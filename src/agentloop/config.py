@@ -90,6 +90,14 @@ class WorkspaceConfig(_Model):
     setup_timeout: float = Field(default=600, gt=0)
 
 
+class HooksConfig(_Model):
+    post_edit: tuple[str, ...] = Field(
+        default=(),
+        description="fast checks run on a file Claude Code just edited; {file} is its path",
+    )
+    post_edit_timeout: float = Field(default=30, gt=0, description="seconds per command")
+
+
 class Config(_Model):
     suites: tuple[SuiteConfig, ...] = ()
     detect: DetectConfig = DetectConfig()
@@ -97,6 +105,7 @@ class Config(_Model):
     run: RunConfig = RunConfig()
     rails: RailsConfig = RailsConfig()
     workspace: WorkspaceConfig = WorkspaceConfig()
+    hooks: HooksConfig = HooksConfig()
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,9 +21,15 @@ from rich.table import Table
 from agentloop import __version__
 from agentloop.detection import Detection
 from agentloop.failures.model import Failure, FlakyTest, Location, Task
+from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
+from agentloop.rails.change import ChangeCheck
+from agentloop.rails.paths import OUTSIDE_REPOSITORY, PathViolation
+from agentloop.session import Session
 
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
+INIT_SCHEMA_ID = "https://agentloop.dev/schemas/init-1.json"
+CHECK_SCHEMA_ID = "https://agentloop.dev/schemas/check-1.json"
 
 out = Console(highlight=False)
 if not out.is_terminal and "COLUMNS" not in os.environ:
@@ -190,6 +197,60 @@ def print_detection(d: Detection) -> None:
     )
 
 
+# ---------------------------------------------------------------- init
+
+_INIT_STYLE = {
+    "created": "green",
+    "updated": "cyan",
+    "merged": "cyan",
+    "restored": "cyan",
+    "removed": "magenta",
+    "kept": "yellow",
+    "unchanged": "dim",
+}
+
+
+def init_doc(report: InitReport) -> dict[str, Any]:
+    return {
+        "$schema": INIT_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "root": str(report.root),
+        "command": "uninstall" if report.uninstall else "install",
+        "changed": report.wrote,
+        "files": [{"path": r.path, "action": r.action, "detail": r.detail} for r in report.results],
+        "notes": list(report.notes),
+    }
+
+
+def print_init(report: InitReport) -> None:
+    """One line per file, then what it amounts to."""
+    for r in report.results:
+        style = _INIT_STYLE[r.action]
+        detail = f" [dim]({escape(r.detail)})[/]" if r.detail else ""
+        # One line per file, however long: logs and scripts read them whole.
+        out.print(f"[{style}]{r.action:>9}[/] {escape(r.path)}{detail}", soft_wrap=True)
+    for message in report.notes:
+        note(message)
+    where = escape(str(report.root))
+    if report.uninstall:
+        if not report.results and not report.wrote:
+            return
+        if report.kept:
+            out.print(
+                f"[bold yellow]agentloop is uninstalled from {where}, except what is kept "
+                "above[/] [dim](nothing of yours was deleted)[/]"
+            )
+        else:
+            out.print(f"[bold green]agentloop is uninstalled from {where}[/]")
+    elif report.wrote:
+        out.print(
+            f"[bold green]agentloop is installed in {where}[/] "
+            "[dim](type /autofix in Claude Code; `agentloop init --uninstall` removes it)[/]"
+        )
+    else:
+        out.print(f"[bold]agentloop is already installed in {where}; nothing changed[/]")
+
+
 # ---------------------------------------------------------------- run
 
 
@@ -233,3 +294,158 @@ def print_run(run: RunReport) -> None:
         f"[bold]{run.fixed}/{len(run.tasks)} fixed[/] · ${run.cost_usd:.2f} · "
         f"{run.duration_s:.0f}s · {escape(where)} (nothing was pushed)"
     )
+
+
+# ---------------------------------------------------------------- check
+
+
+def _forbidden_detail(v: PathViolation) -> str:
+    detail = (
+        "outside the repository"
+        if v.pattern == OUTSIDE_REPOSITORY
+        else f"matches forbidden pattern {v.pattern}"
+    )
+    return detail + (f" (renamed with {v.renamed_with})" if v.renamed_with else "")
+
+
+def check_doc(
+    c: ChangeCheck, *, repository: Path, base: str, base_sha: str, patterns: Sequence[str]
+) -> dict[str, Any]:
+    violations: list[dict[str, Any]] = [
+        {
+            "kind": "forbidden_path",
+            "path": v.path,
+            "test": None,
+            "detail": _forbidden_detail(v),
+            "pattern": None if v.pattern == OUTSIDE_REPOSITORY else v.pattern,
+        }
+        for v in c.forbidden
+    ]
+    violations += [
+        {"kind": v.kind, "path": v.path, "test": v.test, "detail": v.detail, "pattern": None}
+        for v in c.integrity
+    ]
+    return {
+        "$schema": CHECK_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "ok": c.ok,
+        "repository": str(repository),
+        "base": base_sha,
+        "base_ref": base,
+        "changed": list(c.changed),
+        "forbidden_paths": list(patterns),
+        "test_integrity": c.integrity_checked,
+        "violations": violations,
+    }
+
+
+def _line(text: str) -> None:
+    # One line each, never wrapped: a model reads this output as much as a person does.
+    out.print(text, soft_wrap=True)
+
+
+def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
+    since = escape(f"{base} ({base_sha[:8]})" if base != base_sha else base_sha[:8])
+    files = f"{len(c.changed)} changed file{'s' if len(c.changed) != 1 else ''}"
+    if c.ok:
+        unchecked = (
+            "" if c.integrity_checked else " (tests not checked: rails.allow_test_edits is true)"
+        )
+        if c.changed:
+            _line(f"[bold green]rails kept:[/] {files} checked against {since}{unchecked}")
+        else:
+            _line(f"[bold green]rails kept:[/] no changes since {since}")
+        return
+    problems = f"{c.problems} problem{'s' if c.problems != 1 else ''}"
+    _line(f"[bold red]rails broken:[/] {problems} in {files} since {since}")
+    for p in c.forbidden:
+        _line(f"[red]forbidden path[/]  {escape(p.path)}: {escape(_forbidden_detail(p))}")
+    for i in c.integrity:
+        _line(f"[red]test integrity[/]  {escape(str(i))} [dim]({i.kind})[/]")
+    todo = []
+    if c.forbidden:
+        paths = ", ".join(dict.fromkeys(p.path for p in c.forbidden))
+        todo.append(
+            f"undo the changes to {paths} (`git checkout {base} -- <path>`; delete it if new)"
+        )
+    if c.integrity:
+        tests = ", ".join(dict.fromkeys(i.path for i in c.integrity))
+        todo.append(
+            f"restore the tests in {tests} as they were at {base} and fix the code under test"
+            " instead"
+        )
+    _line(f"[yellow]to fix:[/] {escape('; '.join(todo))}")
+
+
+# ---------------------------------------------------------------- /autofix sessions
+
+
+def _clock(epoch: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%H:%M UTC")
+
+
+def print_session_start(s: Session, forbidden: Sequence[str], source: str | None) -> None:
+    """Plain text, no markup: the /autofix skill puts this into the model's instructions."""
+    minutes = s.max_runtime / 60
+    lines = [
+        f"Session {s.id} started at {_clock(s.started_at)}; limits from "
+        f"{source or 'agentloop defaults (no agentloop.yaml)'}:",
+        f"- at most {s.max_attempts} attempts per failing task "
+        "(an attempt is one FIX followed by one `agentloop detect --json`)",
+        f"- {minutes:g} minutes in all: stop fixing at {_clock(s.started_at + s.max_runtime)}",
+        "- forbidden paths: " + ", ".join(forbidden),
+    ]
+    if s.user_files:
+        shown = ", ".join(s.user_files[:20]) + (" …" if len(s.user_files) > 20 else "")
+        lines.append(f"- the user's uncommitted files (not yours, never touch them): {shown}")
+    else:
+        lines.append("- the working tree was clean when the session started")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def print_session_status(s: Session, now: float) -> None:
+    state = "active" if s.active else "stopped"
+    left = max(0.0, s.time_left(now))
+    _line(
+        f"/autofix session {escape(s.id)}: {state}, {len(s.verifications)} verification(s), "
+        f"{left / 60:.0f} min left"
+    )
+    last = s.last
+    if last is None:
+        _line("no `agentloop detect` yet")
+    elif last.green:
+        _line("[green]last verification: green[/]")
+    else:
+        _line(f"[red]last verification: {len(last.failing)} failing task(s)[/]")
+        for task in last.failing:
+            used = s.attempts(task.id)
+            _line(
+                f"  {escape(task.id)}  attempts {used}/{s.max_attempts}  "
+                f"{escape(', '.join(task.tests[:3]))}"
+            )
+
+
+def session_doc(
+    s: Session, forbidden: Sequence[str] | None, source: str | None, now: float
+) -> dict[str, Any]:
+    last = s.last
+    return {
+        "id": s.id,
+        "active": s.active,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "max_attempts": s.max_attempts,
+        "max_runtime": s.max_runtime,
+        "time_left": max(0.0, s.time_left(now)),
+        "config_source": source,
+        "forbidden_paths": list(forbidden) if forbidden is not None else None,
+        "user_files": list(s.user_files),
+        "verifications": len(s.verifications),
+        "green": None if last is None else last.green,
+        "failing": [
+            {"id": t.id, "tests": list(t.tests), "attempts": s.attempts(t.id)}
+            for t in (last.failing if last else ())
+        ],
+    }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from agentloop import detection, errors, git, output, suites
+from agentloop import session as session_mod
 from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
 from agentloop.failures.reports import Format
@@ -76,8 +78,25 @@ def detect(
                 rerun_timeout=settings.rerun_timeout,
                 progress=progress,
             )
+    if report is None and not only:
+        _record_in_session(root, result)
     if as_json:
         output.print_json(output.detection_doc(result))
     else:
         output.print_detection(result)
     return errors.FAILURES_FOUND if result.tasks else errors.OK
+
+
+def _record_in_session(root: Path, result: detection.Detection) -> None:
+    """Inside an /autofix session in Claude Code (whose Bash sets CLAUDE_CODE_SESSION_ID), a
+    full run of the suites is that session's latest verification: the stop gate reads it.
+    A run of some suites only, or of a report, verifies nothing as a whole."""
+    session_id = os.environ.get(session_mod.SESSION_ENV, "")
+    found = session_mod.find(root, session_id) if session_id else None
+    if found is None:
+        return
+    failing = [
+        session_mod.FailingTask(id=task.id, tests=tuple(f.test_id for f in task.failures[:10]))
+        for task in result.tasks
+    ]
+    session_mod.record_verification(found, failing)

@@ -52,8 +52,7 @@ def pytest_project(root: Path, files: Mapping[str, str]) -> Path:
     return write_tree(root, {"pyproject.toml": PYPROJECT, **files})
 
 
-def git_init(root: Path) -> Path:
-    """Make root a git repository with everything committed."""
+def _identity_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_AUTHOR_NAME="agentloop tests",
@@ -61,12 +60,27 @@ def git_init(root: Path) -> Path:
         GIT_COMMITTER_NAME="agentloop tests",
         GIT_COMMITTER_EMAIL="tests@agentloop.invalid",
     )
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
+    return env
+
+
+def _git_steps(root: Path, *steps: list[str]) -> None:
+    for args in steps:
         subprocess.run(
-            ["git", *args], cwd=root, env=env, check=True, capture_output=True,
+            ["git", *args], cwd=root, env=_identity_env(), check=True, capture_output=True,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
+
+
+def git_init(root: Path) -> Path:
+    """Make root a git repository with everything committed."""
+    _git_steps(root, ["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"])
     return root
+
+
+def commit_all(root: Path, message: str) -> None:
+    """Commit everything in root's work tree, as the tests' identity (HOME is isolated, so
+    no user identity exists)."""
+    _git_steps(root, ["add", "-A"], ["commit", "-q", "-m", message])
 
 
 def _site_packages(module: str) -> str:
@@ -113,6 +127,8 @@ def agentloop_env(home: Path, extra_env: Mapping[str, str] | None = None) -> dic
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AGENTLOOP_", "GIT_", "JEST_JUNIT_"))
+        # A test run from inside Claude Code must not join that session.
+        and k != "CLAUDE_CODE_SESSION_ID"
     }
     env.update(
         HOME=str(home),
@@ -134,15 +150,18 @@ def run_cli(
     home: Path,
     timeout: float = 300,
     extra_env: Mapping[str, str] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m agentloop ARGS` as a user would run it: stdin closed, output captured, in
-    `agentloop_env(home, extra_env)`."""
+    """`python -m agentloop ARGS` as a user would run it: stdin closed (or `input` on it, as
+    Claude Code gives a hook its event), output captured, in `agentloop_env(home,
+    extra_env)`."""
     return subprocess.run(
         [sys.executable, "-m", "agentloop", *args],
         check=False,
         cwd=cwd,
         env=agentloop_env(home, extra_env),
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,137 @@
+"""`agentloop check`: does the change since `--base` keep agentloop's rails?
+
+The same rails the headless loop applies after every attempt (`loop.runner`): forbidden
+paths with the protected ones appended, and test integrity unless test edits are allowed;
+the same inputs too: `git.changed_paths` against the base (committed, staged, unstaged,
+untracked; both sides of a rename), BEFORE from git, AFTER from the disk. Paths are
+relative to the repository's top level, as git and the loop speak them, also when the
+project is a subdirectory of the repository (its own agentloop.yaml is the one read).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentloop import errors, git, output
+from agentloop import session as session_mod
+from agentloop.config import CONFIG_FILE, RailsConfig, load_config
+from agentloop.errors import ConfigError, UsageError
+from agentloop.rails.change import check_change
+from agentloop.rails.paths import ForbiddenPaths
+
+_CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
+
+
+def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> int:
+    root = repo.resolve()
+    if not root.is_dir():
+        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
+    top = git.find_toplevel(root)
+    if top is None:
+        raise UsageError(
+            f"{root} is not in a git repository: agentloop check reads the change from git",
+            hint="run it inside a git checkout (or pass one with --repo)",
+        )
+    config, _ = load_config(root)
+    _forbidden(config.rails, forbid, top)  # a bad pattern fails before any git work
+    mine: set[str] = set()
+    if base is None:
+        base, mine = _session_base(root)
+    base_sha = _resolve(top, base)
+    changed = [path for path in git.changed_paths(top, base_sha) if path not in mine]
+    rails = _rails_at_base(
+        config.rails, root=root, top=top, base=base, sha=base_sha, changed=changed
+    )
+    forbidden = _forbidden(rails, forbid, top)
+    result = check_change(
+        changed,
+        forbidden=forbidden,
+        allow_test_edits=rails.allow_test_edits,
+        before=lambda path: git.show_file(top, base_sha, path),
+        after=lambda path: _read(top / path),
+    )
+    if as_json:
+        output.print_json(
+            output.check_doc(
+                result, repository=top, base=base, base_sha=base_sha, patterns=forbidden.patterns
+            )
+        )
+    else:
+        output.print_check(result, base=base, base_sha=base_sha)
+    return errors.OK if result.ok else errors.FAILURES_FOUND
+
+
+def _session_base(root: Path) -> tuple[str, set[str]]:
+    """Inside an active /autofix session (Claude's Bash sets its id), the change is the
+    session's: since HEAD as it was when the session started, so fixes the agent already
+    committed are checked too, and without the files the user had uncommitted then (theirs,
+    not the agent's). Elsewhere: since HEAD."""
+    session_id = os.environ.get(session_mod.SESSION_ENV, "")
+    found = session_mod.find(root, session_id) if session_id else None
+    if found is not None:
+        record = session_mod.load(found)
+        if record.active and record.base_sha:
+            return record.base_sha, set(record.user_files)
+    return "HEAD", set()
+
+
+def _forbidden(rails: RailsConfig, forbid: Sequence[str], top: Path) -> ForbiddenPaths:
+    try:
+        return ForbiddenPaths.with_protected((*rails.forbidden_paths, *forbid), root=str(top))
+    except ValueError as exc:  # e.g. --forbid '[a'
+        raise ConfigError(
+            str(exc), hint="fix the pattern in --forbid or rails.forbidden_paths"
+        ) from None
+
+
+def _rails_at_base(
+    current: RailsConfig, *, root: Path, top: Path, base: str, sha: str, changed: Sequence[str]
+) -> RailsConfig:
+    """The rails as configured at the base. A change must not loosen the rules it is
+    checked against: agentloop.yaml is protected, but [tool.agentloop] in pyproject.toml
+    is not (fixes edit pyproject.toml), and `rails.allow_test_edits = true` added there
+    would switch the integrity check off. (The loop reads its config before any attempt.)"""
+    rel = root.relative_to(top).as_posix()
+    prefix = "" if rel == "." else rel + "/"
+    if not any(prefix + name in changed for name in _CONFIG_FILES):
+        return current  # the files on disk are the committed ones
+    with tempfile.TemporaryDirectory(prefix="agentloop-check-") as tmp:
+        for name in _CONFIG_FILES:
+            text = git.show_file(top, sha, prefix + name)
+            if text is not None:
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+        try:
+            config, _ = load_config(Path(tmp))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc.message} (as committed at {base})",
+                hint="the rails are read from the base commit: pass a --base whose "
+                "configuration is valid, or commit the fixed configuration first",
+            ) from None
+    return config.rails
+
+
+def _resolve(top: Path, base: str) -> str:
+    sha = git.rev_parse(top, f"{base}^{{commit}}")
+    if sha is not None:
+        return sha
+    if git.rev_parse(top, "HEAD^{commit}") is None:
+        raise UsageError(
+            f"{top} has no commit yet, so there is no {base} to compare with",
+            hint="commit first: git add -A && git commit -m 'initial commit'",
+        )
+    raise UsageError(
+        f"--base {base!r} is not a commit in {top}",
+        hint="pass a commit sha, branch or tag that exists (see `git log --oneline`)",
+    )
+
+
+def _read(path: Path) -> str | None:
+    # As the loop reads AFTER: leniently decoded, None when there is no file.
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None

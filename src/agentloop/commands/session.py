@@ -1,0 +1,101 @@
+"""`agentloop session start|status|stop`: the state of an interactive /autofix session.
+
+`start` is run by the skill itself (a `!` line, before the model reads the skill), so the
+limits the model is given come from the project's configuration, as for `agentloop run`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from agentloop import errors, git, output
+from agentloop import session as session_mod
+from agentloop.config import load_config
+from agentloop.errors import UsageError
+from agentloop.rails.paths import ForbiddenPaths
+
+
+def _session_id(given: str | None) -> str:
+    session_id = given or os.environ.get(session_mod.SESSION_ENV)
+    if not session_id:
+        raise UsageError(
+            "no session id: this command belongs to an /autofix session in Claude Code",
+            hint="pass --id (the /autofix skill passes ${CLAUDE_SESSION_ID})",
+        )
+    return session_mod.check_id(session_id)
+
+
+def _root(repo: Path) -> tuple[Path, Path]:
+    root = repo.resolve()
+    if not root.is_dir():
+        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
+    toplevel = git.find_toplevel(root)
+    if toplevel is None:
+        raise UsageError(
+            f"{root} is not a git repository: /autofix reverts and commits with git",
+            hint="run `git init` and commit first",
+        )
+    return root, toplevel
+
+
+def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
+    root, toplevel = _root(repo)
+    config, source = load_config(root)
+    sid = _session_id(session_id)
+    # agentloop's own state must not count as the user's work (nor dirty the tree).
+    git.ignore_locally(root, ".agentloop/")
+    user_files = [
+        path
+        for entry in git.status_porcelain(root)
+        for path in (entry.path, entry.orig)
+        if path and not path.startswith(".agentloop/")
+    ]
+    record = session_mod.start(
+        root,
+        sid,
+        max_attempts=config.run.max_attempts,
+        max_runtime=config.run.max_runtime,
+        toplevel=toplevel,
+        user_files=user_files,
+        base_sha=git.rev_parse(toplevel, "HEAD^{commit}") or "",
+    )
+    forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
+    if as_json:
+        output.print_json(output.session_doc(record, forbidden.patterns, source, time.time()))
+    else:
+        output.print_session_start(record, forbidden.patterns, source)
+    return errors.OK
+
+
+def _load(repo: Path, session_id: str | None) -> tuple[Path, session_mod.Session]:
+    sid = _session_id(session_id)
+    found = session_mod.find(repo.resolve(), sid)
+    if found is None:
+        raise UsageError(
+            f"no /autofix session {sid} in {repo.resolve()}",
+            hint="start one by typing /autofix in Claude Code",
+        )
+    return found, session_mod.load(found)
+
+
+def status(*, repo: Path, session_id: str | None, as_json: bool) -> int:
+    _, record = _load(repo, session_id)
+    now = time.time()
+    if as_json:
+        output.print_json(output.session_doc(record, None, None, now))
+    else:
+        output.print_session_status(record, now)
+    return errors.OK
+
+
+def stop(*, repo: Path, session_id: str | None, as_json: bool) -> int:
+    path, _ = _load(repo, session_id)
+    record = session_mod.end(path)
+    now = time.time()
+    if as_json:
+        output.print_json(output.session_doc(record, None, None, now))
+    else:
+        output.print_session_status(record, now)
+    return errors.OK

@@ -1,0 +1,506 @@
+"""Install and uninstall: plan every change, refuse before writing anything, then apply.
+
+The rules that keep the user's bytes safe:
+- a file is ours only by the record (.agentloop/init.json): the sha256 it had when init
+  wrote it. One that differs was changed by the user; a file at one of our paths that
+  the record does not know is theirs (unless it is byte-identical to ours). Either is
+  overwritten only with --force, after a copy to .agentloop/backups/.
+- a file of ours that is unchanged but outdated (a newer agentloop ships another version)
+  is simply updated.
+- uninstall deletes only what is unchanged since init wrote it, puts backups back, and
+  takes out of CLAUDE.md, .gitignore and settings.json exactly what init put in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+from agentloop import __version__
+from agentloop.errors import UsageError
+from agentloop.install import files, settings, texts
+from agentloop.install.files import (
+    MANIFEST,
+    Backup,
+    BlockRecord,
+    Copy,
+    LinesRecord,
+    Manifest,
+    Move,
+    Op,
+    Remove,
+    SettingsRecord,
+    Write,
+)
+from agentloop.install.model import Action, FileResult, InitReport
+
+
+class _Plan:
+    """The changes one command will make, gathered before any of them is made."""
+
+    def __init__(self, root: Path, old: Manifest | None, *, force: bool = False) -> None:
+        self.root = root
+        self.old = old
+        self.force = force
+        self.ops: list[Op] = []
+        self.results: list[FileResult] = []
+        self.conflicts: list[str] = []
+        self.notes: list[str] = []
+        self.backups: list[Backup] = list(old.backups) if old else []
+        self.taken: set[str] = {b.backup for b in self.backups}
+        if old and old.settings and old.settings.backup:
+            self.taken.add(old.settings.backup)
+
+    def report(self, path: str, action: Action, detail: str = "") -> None:
+        self.results.append(FileResult(path, action, detail))
+
+    def write(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Write one of our own files: a symlink there is replaced, never followed."""
+        self.ops.append(Write(path, data, mode))
+
+    def edit(self, path: str, data: bytes) -> None:
+        """Write a file of the user's (CLAUDE.md, .gitignore, settings.json): through a
+        symlink, keeping its mode."""
+        self.ops.append(Write(path, data, follow=True))
+
+    def save(self, path: str, data: bytes | None = None) -> str:
+        """Copy the file at `path` under .agentloop/backups/ (its bytes when given: a
+        symlink's own copy would point nowhere from there); return where."""
+        name = files.free_backup_name(self.root, path, self.taken)
+        if data is None:
+            self.ops.append(Copy(path, name))
+        else:
+            self.ops.append(Write(name, data, _mode(self.root / path)))
+        return name
+
+    def backup(self, path: str, data: bytes | None = None) -> str:
+        """Save a file init is about to replace; uninstall puts it back."""
+        name = self.save(path, data)
+        self.backups.append(Backup(path, name))
+        return name
+
+    def conflict(self, path: str, why: str) -> bool:
+        """Record a file init may not overwrite; True when --force says to go ahead."""
+        self.conflicts.append(f"{path} ({why})")
+        return self.force
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _is_plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _not_a_file(path: str) -> UsageError:
+    return UsageError(
+        f"{path} is not a regular file; agentloop will not touch it",
+        hint=f"move {path} away and run the command again",
+    )
+
+
+# ---------------------------------------------------------------- install
+
+
+def _plan_assets(plan: _Plan) -> dict[str, str]:
+    root, old = plan.root, plan.old
+    owned: dict[str, str] = {}
+    for asset in files.assets():
+        path = root / asset.path
+        owned[asset.path] = files.sha256(asset.data)
+        recorded = old.files.get(asset.path) if old else None
+        if not os.path.lexists(path):
+            plan.write(asset.path, asset.data, asset.mode)
+            plan.report(asset.path, "created")
+            continue
+        if path.is_dir() and not path.is_symlink():
+            raise _not_a_file(asset.path)
+        current = None if path.is_symlink() else path.read_bytes()
+        if current == asset.data:
+            if _mode(path) != asset.mode:
+                plan.write(asset.path, asset.data, asset.mode)
+                plan.report(asset.path, "updated", f"mode {asset.mode:o}")
+            else:
+                plan.report(asset.path, "unchanged")
+            continue
+        if current is not None and recorded == files.sha256(current):
+            plan.write(asset.path, asset.data, asset.mode)
+            plan.report(asset.path, "updated", "a newer version")
+            continue
+        if current is None:
+            why = "a symbolic link"
+        elif recorded is not None:
+            why = "changed since agentloop init installed it"
+        else:
+            why = "not installed by agentloop init"
+        if plan.conflict(asset.path, why):
+            name = plan.backup(asset.path)
+            plan.write(asset.path, asset.data, asset.mode)
+            plan.report(asset.path, "updated", f"{why}; your version is in {name}")
+    # Files an older agentloop installed that this one no longer ships.
+    for rel, sha in sorted(old.files.items()) if old else ():
+        path = root / rel
+        if rel in owned or rel == texts.CONFIG_FILE or not os.path.lexists(path):
+            continue
+        if _is_plain_file(path) and files.sha256(path.read_bytes()) == sha:
+            _restore_or_remove(plan, rel, "no longer shipped")
+        else:
+            plan.report(rel, "kept", "changed since agentloop init installed it; yours now")
+    return owned
+
+
+def _restore_or_remove(plan: _Plan, rel: str, detail: str = "") -> None:
+    """Take out an unchanged file of ours: put back what it replaced, if anything."""
+    backups = [b for b in plan.backups if b.path == rel]
+    if backups and os.path.lexists(plan.root / backups[-1].backup):
+        last = backups[-1]
+        plan.ops.append(Move(last.backup, rel))
+        plan.backups.remove(last)
+        plan.report(rel, "restored", f"from {last.backup}")
+    else:
+        plan.ops.append(Remove(rel))
+        plan.report(rel, "removed", detail)
+
+
+def _plan_config(plan: _Plan, project: texts.ProjectConfig) -> str | None:
+    """agentloop.yaml: written only where the project has no configuration at all."""
+    rel = texts.CONFIG_FILE
+    recorded = plan.old.files.get(rel) if plan.old else None
+    if project.prefill is not None:
+        if os.path.lexists(plan.root / rel):
+            raise _not_a_file(rel)
+        data = texts.encode(project.prefill)
+        plan.write(rel, data)
+        names = ", ".join(s.name for s in project.suites)
+        plan.report(rel, "created", f"suites: {names}" if names else "no suite found")
+        return files.sha256(data)
+    if recorded is not None and project.source == texts.CONFIG_FILE:
+        plan.report(rel, "unchanged", "init never rewrites it")
+        return recorded
+    where = "pyproject.toml" if project.source and project.source != rel else rel
+    plan.report(where, "unchanged", "your configuration; init never changes it")
+    return None
+
+
+def _plan_settings(plan: _Plan) -> SettingsRecord:
+    rel, path = settings.PATH, plan.root / settings.PATH
+    recorded = plan.old.settings if plan.old else None
+    if not os.path.lexists(path):
+        plan.edit(rel, settings.dumps(settings.generated()))
+        plan.report(rel, "created")
+        return recorded or SettingsRecord(existed=False)
+    if not path.is_file():
+        raise _not_a_file(rel)
+    raw = path.read_bytes()
+    current = settings.parse(raw)
+    merged = settings.merge(current)
+    if recorded is None:
+        # The user's own file, byte for byte: uninstall writes it back when nothing but
+        # our hooks changed, so their formatting survives.
+        recorded = SettingsRecord(existed=True, backup=plan.save(rel, raw))
+    if merged == current:
+        plan.report(rel, "unchanged")
+    else:
+        plan.edit(rel, settings.dumps(merged))
+        plan.report(rel, "merged", "your keys and hooks kept")
+    return recorded
+
+
+def _plan_claude_md(plan: _Plan, block: str) -> BlockRecord:
+    rel, path = texts.CLAUDE_MD, plan.root / texts.CLAUDE_MD
+    recorded = plan.old.claude_md if plan.old else None
+    sha = files.sha256(texts.encode(block))
+    if not path.exists():
+        if os.path.lexists(path):
+            raise _not_a_file(rel)
+        plan.edit(rel, texts.encode(block))
+        plan.report(rel, "created")
+        return BlockRecord(recorded.existed if recorded else False, "", sha)
+    if not path.is_file():
+        raise _not_a_file(rel)
+    text = texts.read_text(path)
+    span = texts.find_block(text)
+    if span is None:
+        new, separator = texts.append_block(text, block)
+        plan.edit(rel, texts.encode(new))
+        plan.report(rel, "updated", "agentloop block added")
+        return BlockRecord(recorded.existed if recorded else True, separator, sha)
+    current = text[span[0] : span[1]]
+    if current == block:
+        plan.report(rel, "unchanged")
+        return replace(recorded, sha256=sha) if recorded else BlockRecord(True, "", sha)
+    if recorded is None or files.sha256(texts.encode(current)) != recorded.sha256:
+        why = (
+            "its agentloop block was edited"
+            if recorded
+            else "an agentloop block init did not write"
+        )
+        if not plan.conflict(rel, why):
+            return recorded or BlockRecord(True, "", sha)
+        name = plan.backup(rel, path.read_bytes())
+        detail = f"{why}; the whole file as it was is in {name}"
+    else:
+        detail = "agentloop block updated"
+    plan.edit(rel, texts.encode(text[: span[0]] + block + text[span[1] :]))
+    plan.report(rel, "updated", detail)
+    return BlockRecord(
+        recorded.existed if recorded else True, recorded.separator if recorded else "", sha
+    )
+
+
+def _plan_gitignore(plan: _Plan) -> LinesRecord:
+    rel, path = texts.GITIGNORE, plan.root / texts.GITIGNORE
+    recorded = plan.old.gitignore if plan.old else None
+    if not path.exists():
+        if os.path.lexists(path):
+            raise _not_a_file(rel)
+        plan.edit(rel, texts.encode(texts.GITIGNORE_LINES))
+        plan.report(rel, "created")
+        return LinesRecord(recorded.existed if recorded else False, texts.GITIGNORE_LINES)
+    if not path.is_file():
+        raise _not_a_file(rel)
+    text = texts.read_text(path)
+    if texts.ignores_state(text):
+        plan.report(rel, "unchanged")
+        return recorded or LinesRecord(existed=True, added="")
+    new, added = texts.append_lines(text)
+    plan.edit(rel, texts.encode(new))
+    plan.report(rel, "updated", ".agentloop/ ignored")
+    return LinesRecord(recorded.existed if recorded else True, added)
+
+
+def _refuse(conflicts: list[str]) -> UsageError:
+    many = len(conflicts) > 1
+    return UsageError(
+        f"agentloop init would overwrite {len(conflicts)} file{'s' if many else ''} of "
+        f"yours: {'; '.join(conflicts)}; nothing was changed",
+        hint="look at them first; `agentloop init --force` overwrites them and keeps a copy "
+        "of each in .agentloop/backups/ (`agentloop init --uninstall` puts it back)",
+    )
+
+
+def install(root: Path, *, force: bool = False) -> InitReport:
+    old = files.read_manifest(root)
+    plan = _Plan(root, old, force=force)
+    project = texts.project_config(root)
+    owned = _plan_assets(plan)
+    config_sha = _plan_config(plan, project)
+    settings_record = _plan_settings(plan)
+    block = texts.render_block(project.config, project.suites)
+    block_record = _plan_claude_md(plan, block)
+    lines_record = _plan_gitignore(plan)
+    if plan.conflicts and not force:
+        raise _refuse(plan.conflicts)
+    targets = [t for t in map(files.target, plan.ops) if t is not None]
+    created = files.new_dirs(root, [*targets, MANIFEST])
+    if config_sha is not None:
+        owned[texts.CONFIG_FILE] = config_sha
+    manifest = Manifest(
+        agentloop_version=__version__,
+        files=owned,
+        settings=settings_record,
+        claude_md=block_record,
+        gitignore=lines_record,
+        created_dirs=tuple(sorted({*(old.created_dirs if old else ()), *created})),
+        backups=tuple(plan.backups),
+    )
+    data = files.dump_manifest(manifest)
+    manifest_path = root / MANIFEST
+    if not (_is_plain_file(manifest_path) and manifest_path.read_bytes() == data):
+        plan.write(MANIFEST, data)
+        if not any(r.action != "unchanged" for r in plan.results):
+            plan.notes.append(f"recorded the installation in {MANIFEST}")
+    files.apply(root, plan.ops)
+    return InitReport(
+        root=root,
+        uninstall=False,
+        results=tuple(plan.results),
+        notes=(*project.notes, *plan.notes),
+        wrote=bool(plan.ops),
+    )
+
+
+# ---------------------------------------------------------------- uninstall
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Files of agentloop's in a project without an install record."""
+    found: list[str] = []
+    claude = root / files.CLAUDE_DIR
+    for dirpath, _dirs, names in os.walk(claude) if claude.is_dir() else ():
+        for name in names:
+            path = Path(dirpath) / name
+            if _is_plain_file(path) and files.is_marked(path.read_bytes()):
+                found.append(path.relative_to(root).as_posix())
+    settings_path = root / settings.PATH
+    if _is_plain_file(settings_path):
+        try:
+            doc = json.loads(settings_path.read_bytes())
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and settings.ours(doc):
+            found.append(settings.PATH)
+    claude_md = root / texts.CLAUDE_MD
+    if claude_md.is_file() and texts.BEGIN in texts.read_text(claude_md):
+        found.append(texts.CLAUDE_MD)
+    config = root / texts.CONFIG_FILE
+    if _is_plain_file(config) and files.is_marked(config.read_bytes()):
+        found.append(texts.CONFIG_FILE)
+    return sorted(set(found))
+
+
+def _unplan_files(plan: _Plan, old: Manifest) -> None:
+    for rel, sha in sorted(old.files.items()):
+        path = plan.root / rel
+        if not os.path.lexists(path):
+            continue
+        if _is_plain_file(path) and files.sha256(path.read_bytes()) == sha:
+            _restore_or_remove(plan, rel)
+        else:
+            plan.report(rel, "kept", "changed since agentloop init installed it")
+    # Backups not put back above: an earlier version of a file, or the file is there.
+    for backup in list(plan.backups):
+        if not os.path.lexists(plan.root / backup.backup):
+            continue
+        if not os.path.lexists(plan.root / backup.path):
+            plan.ops.append(Move(backup.backup, backup.path))
+            plan.report(backup.path, "restored", f"from {backup.backup}")
+        else:
+            plan.report(backup.backup, "kept", f"an earlier version of your {backup.path}")
+
+
+def _unplan_settings(plan: _Plan, record: SettingsRecord | None) -> None:
+    if record is None:
+        return
+    rel, path = settings.PATH, plan.root / settings.PATH
+    backup = plan.root / record.backup if record.backup else None
+    original = backup.read_bytes() if backup is not None and _is_plain_file(backup) else None
+    if not os.path.lexists(path):
+        if original is not None and record.backup:
+            plan.ops.append(Move(record.backup, rel))
+            plan.report(rel, "restored", f"from {record.backup}")
+        return
+    if not path.is_file():
+        raise _not_a_file(rel)
+    raw = path.read_bytes()
+    current = settings.parse(raw, retry="agentloop init --uninstall")
+    remaining = settings.unmerge(current)
+    if record.backup and original is not None:
+        plan.ops.append(Remove(record.backup))
+        try:
+            before = json.loads(original)
+        except ValueError:
+            before = None
+        # The original bytes go back when the only difference is our hooks (and the
+        # original had none of ours: uninstall never leaves a hook of ours behind).
+        if isinstance(before, dict) and settings.unmerge(before) == before == remaining:
+            if raw != original:
+                plan.edit(rel, original)
+                plan.report(rel, "restored", "your original file, byte for byte")
+            else:
+                plan.report(rel, "unchanged")
+            return
+    if not record.existed and not remaining:
+        plan.ops.append(Remove(rel))
+        plan.report(rel, "removed")
+    elif remaining != current:
+        plan.edit(rel, settings.dumps(remaining))
+        plan.report(rel, "updated", "agentloop's hooks taken out; the rest kept")
+    else:
+        plan.report(rel, "unchanged")
+
+
+def _unplan_claude_md(plan: _Plan, record: BlockRecord | None) -> None:
+    rel, path = texts.CLAUDE_MD, plan.root / texts.CLAUDE_MD
+    if record is None or not path.is_file():
+        return
+    text = texts.read_text(path)
+    span = texts.find_block(text)
+    if span is None:
+        return
+    if files.sha256(texts.encode(text[span[0] : span[1]])) != record.sha256:
+        plan.report(rel, "kept", "its agentloop block was edited since init; remove it by hand")
+        return
+    new = texts.remove_block(text, span, record.separator)
+    if not record.existed and not new:
+        plan.ops.append(Remove(rel))
+        plan.report(rel, "removed")
+    else:
+        plan.edit(rel, texts.encode(new))
+        plan.report(rel, "updated", "agentloop block taken out")
+
+
+def _state_left(plan: _Plan) -> list[str]:
+    """What stays in .agentloop/ after this uninstall (run history, reports…)."""
+    going = {op.path for op in plan.ops if isinstance(op, Remove)}
+    going |= {op.src for op in plan.ops if isinstance(op, Move)}
+    state = plan.root / files.STATE_DIR
+    left: list[str] = []
+    for dirpath, _dirs, names in os.walk(state) if state.is_dir() else ():
+        for name in names:
+            rel = (Path(dirpath) / name).relative_to(plan.root).as_posix()
+            if rel not in going:
+                left.append(rel)
+    return sorted(left)
+
+
+def _unplan_gitignore(plan: _Plan, record: LinesRecord | None) -> None:
+    rel, path = texts.GITIGNORE, plan.root / texts.GITIGNORE
+    if record is None or not record.added or not path.is_file():
+        return
+    text = texts.read_text(path)
+    new = texts.remove_lines(text, record.added)
+    if new is None:
+        return
+    left = _state_left(plan)
+    if left:
+        # Taking the lines out now would put run history and reports in `git status`
+        # (and in the next `git add -A`).
+        plan.report(
+            rel,
+            "kept",
+            f"{files.STATE_DIR}/ still holds {left[0]}"
+            + (f" and {len(left) - 1} more" if len(left) > 1 else "")
+            + f"; delete {files.STATE_DIR}/, then the agentloop lines",
+        )
+        return
+    if not record.existed and not new:
+        plan.ops.append(Remove(rel))
+        plan.report(rel, "removed")
+    else:
+        plan.edit(rel, texts.encode(new))
+        plan.report(rel, "updated", "agentloop lines taken out")
+
+
+def uninstall(root: Path) -> InitReport:
+    old = files.read_manifest(root)
+    if old is None:
+        leftovers = _leftovers(root)
+        if leftovers:
+            raise UsageError(
+                f"no install record ({MANIFEST}) here, but agentloop files are: "
+                f"{', '.join(leftovers)}; uninstall only removes what it has a record of",
+                hint="remove them by hand (they may be committed: `git rm`), or run "
+                "`agentloop init` first to record them and then `agentloop init --uninstall`",
+            )
+        return InitReport(
+            root=root,
+            uninstall=True,
+            results=(),
+            notes=("nothing to uninstall: agentloop is not installed here",),
+        )
+    plan = _Plan(root, old)
+    _unplan_files(plan, old)
+    _unplan_settings(plan, old.settings)
+    _unplan_claude_md(plan, old.claude_md)
+    plan.ops.append(Remove(MANIFEST))
+    _unplan_gitignore(plan, old.gitignore)
+    files.apply(root, plan.ops)
+    files.remove_empty_dirs(root, old.created_dirs)
+    return InitReport(
+        root=root, uninstall=True, results=tuple(plan.results), notes=tuple(plan.notes), wrote=True
+    )

@@ -1,0 +1,432 @@
+"""`agentloop check`: the change since a base against the rails, through the real CLI in
+real git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+
+from agentloop.rails.integrity import IntegrityKind
+from agentloop.testing.repos import SAMPLE_REPO, git_init, run_cli, run_git, write_tree
+
+TEST_CALC = """\
+    from app.calc import add
+
+    def test_add():
+        assert add(1, 2) == 3
+        assert add(0, 0) == 0
+
+    def test_add_negative():
+        assert add(-1, -1) == -2
+    """
+
+PROJECT = {
+    **SAMPLE_REPO,
+    "src/app/calc.py": "def add(a, b):\n    return a + b\n",
+    "src/auth/token.py": "SECRET = 'x'\n",
+    "src/core/engine.py": "SPEED = 1\n",
+    "tests/test_calc.py": TEST_CALC,
+    ".claude/settings.json": "{}\n",
+}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return git_init(write_tree(tmp_path / "repo", PROJECT))
+
+
+def check(repo: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return run_cli("check", *args, cwd=cwd or repo, home=repo.parent / "home", timeout=60)
+
+
+def commit_all(repo: Path, message: str = "change") -> None:
+    run_git(repo, "add", "-A")
+    run_git(
+        repo, "-c", "user.name=t", "-c", "user.email=t@agentloop.invalid",
+        "commit", "-q", "-m", message,
+    )  # fmt: skip
+
+
+def edit(repo: Path, path: str, text: str) -> None:
+    write_tree(repo, {path: text})
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return done.stdout.splitlines()
+
+
+def assert_no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def assert_one_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert_no_traceback(done)
+    assert done.stdout == ""
+    found = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(found) == 2, done.stderr
+    assert found[0].startswith("error: "), done.stderr
+    assert found[1].startswith("hint: "), done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr
+
+
+# ---------------------------------------------------------------- kept
+
+
+def test_no_changes_pass(repo: Path) -> None:
+    done = check(repo)
+    assert done.returncode == 0, done.stderr
+    assert lines(done) == [lines(done)[0]]
+    assert lines(done)[0].startswith("rails kept: no changes since HEAD (")
+
+
+def test_an_ordinary_fix_passes(repo: Path) -> None:
+    edit(repo, "src/app/calc.py", "def add(a, b):\n    return b + a\n")
+    done = check(repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done)[0].startswith("rails kept: 1 changed file checked against HEAD (")
+    assert done.stderr == ""
+
+
+def test_adding_tests_and_assertions_passes(repo: Path) -> None:
+    target = repo / "tests/test_calc.py"
+    target.write_text(target.read_text() + "    assert add(2, 2) == 4\n")
+    edit(repo, "tests/test_more.py", "def test_more():\n    assert True\n")
+    done = check(repo)
+    assert done.returncode == 0, done.stdout
+    assert "2 changed files checked" in done.stdout
+
+
+# ---------------------------------------------------------------- forbidden paths
+
+
+def test_an_edit_under_auth_is_refused(repo: Path) -> None:
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    done = check(repo)
+    assert done.returncode == 1
+    assert lines(done)[0].startswith("rails broken: 1 problem in 1 changed file since HEAD (")
+    assert "forbidden path  src/auth/token.py: matches forbidden pattern **/auth/**" in lines(done)
+    assert lines(done)[-1].startswith("to fix: undo the changes to src/auth/token.py")
+    assert_no_traceback(done)
+
+
+def test_a_new_untracked_file_under_auth_is_refused(repo: Path) -> None:
+    edit(repo, "src/auth/backdoor.py", "OPEN = True\n")
+    assert "?? src/auth/backdoor.py" in run_git(repo, "status", "--porcelain")
+    done = check(repo)
+    assert done.returncode == 1
+    assert "forbidden path  src/auth/backdoor.py" in done.stdout
+
+
+def test_an_ignored_file_under_auth_is_not_a_change(repo: Path) -> None:
+    edit(repo, "src/auth/debug.log", "noise\n")  # *.log is in .gitignore
+    done = check(repo)
+    assert done.returncode == 0, done.stdout
+    assert "no changes" in done.stdout
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_moving_a_file_out_of_a_forbidden_dir_is_refused(repo: Path, staged: bool) -> None:
+    if staged:
+        run_git(repo, "mv", "src/auth/token.py", "src/app/token.py")
+    else:
+        os.rename(repo / "src/auth/token.py", repo / "src/app/token.py")
+    done = check(repo, "--json")
+    assert done.returncode == 1
+    doc = json.loads(done.stdout)
+    assert doc["changed"] == ["src/app/token.py", "src/auth/token.py"]
+    assert [(v["kind"], v["path"], v["pattern"]) for v in doc["violations"]] == [
+        ("forbidden_path", "src/auth/token.py", "**/auth/**")
+    ]
+
+
+def test_forbid_adds_a_pattern(repo: Path) -> None:
+    edit(repo, "src/core/engine.py", "SPEED = 2\n")
+    assert check(repo).returncode == 0
+    done = check(repo, "--forbid", "src/core/**", "--forbid", "docs/**")
+    assert done.returncode == 1
+    assert "src/core/engine.py: matches forbidden pattern src/core/**" in done.stdout
+
+
+@pytest.mark.parametrize("path", [".claude/settings.json", "agentloop.yaml"])
+def test_the_rails_own_files_are_protected_whatever_the_config(tmp_path: Path, path: str) -> None:
+    repo = git_init(
+        write_tree(
+            tmp_path / "repo",
+            {**PROJECT, "agentloop.yaml": "rails:\n  forbidden_paths: []\n"},
+        )
+    )
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")  # allowed by this config
+    assert check(repo).returncode == 0
+    edit(
+        repo,
+        path,
+        '{"disableAllHooks": true}\n'
+        if path.endswith(".json")
+        else "rails:\n  forbidden_paths: []\n  allow_test_edits: true\n",
+    )
+    done = check(repo)
+    assert done.returncode == 1
+    assert f"forbidden path  {path}: matches forbidden pattern" in done.stdout
+    assert "src/auth/token.py" not in done.stdout.splitlines()[1]
+
+
+def test_committed_changes_since_base_count(repo: Path) -> None:
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    commit_all(repo)
+    assert "no changes" in check(repo).stdout
+    done = check(repo, "--base", "HEAD~1")
+    assert done.returncode == 1
+    assert "forbidden path  src/auth/token.py" in done.stdout
+    assert "since HEAD~1 (" in done.stdout
+    # Committed, staged and unstaged changes together.
+    edit(repo, "src/app/calc.py", "def add(a, b):\n    return b + a\n")
+    edit(repo, "src/app/extra.py", "X = 1\n")
+    run_git(repo, "add", "src/app/extra.py")
+    doc = json.loads(check(repo, "--base", "HEAD~1", "--json").stdout)
+    assert doc["changed"] == ["src/app/calc.py", "src/app/extra.py", "src/auth/token.py"]
+    assert doc["base"] == run_git(repo, "rev-parse", "HEAD~1").strip()
+    assert doc["base_ref"] == "HEAD~1"
+
+
+# ---------------------------------------------------------------- test integrity
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        ("delete_file", "test_file_deleted"),
+        ("delete_test", "test_deleted"),
+        ("remove_assertion", "assertion_removed"),
+        ("skip", "skip_added"),
+    ],
+)
+def test_weakened_tests_are_refused(repo: Path, change: str, kind: str) -> None:
+    target = repo / "tests/test_calc.py"
+    text = target.read_text()
+    if change == "delete_file":
+        target.unlink()
+    elif change == "delete_test":
+        target.write_text(text.split("def test_add_negative")[0])
+    elif change == "remove_assertion":
+        target.write_text(text.replace("    assert add(0, 0) == 0\n", ""))
+    else:
+        target.write_text(
+            "import pytest\n\n"
+            + text.replace("def test_add():", "@pytest.mark.skip\ndef test_add():")
+        )
+    done = check(repo)
+    assert done.returncode == 1, done.stdout
+    integrity = [line for line in lines(done) if line.startswith("test integrity  ")]
+    assert len(integrity) == 1, done.stdout
+    assert integrity[0].startswith("test integrity  tests/test_calc.py")
+    assert integrity[0].endswith(f"({kind})")
+    assert lines(done)[-1].startswith("to fix: restore the tests in tests/test_calc.py")
+    doc = json.loads(check(repo, "--json").stdout)
+    assert [v["kind"] for v in doc["violations"]] == [kind]
+
+
+def test_removed_assertion_names_the_test_and_the_assertion(repo: Path) -> None:
+    target = repo / "tests/test_calc.py"
+    target.write_text(target.read_text().replace("    assert add(0, 0) == 0\n", ""))
+    done = check(repo)
+    assert (
+        "test integrity  tests/test_calc.py::test_add: `assert add(0, 0) == 0` removed "
+        "(assertion_removed)"
+    ) in lines(done)
+
+
+def test_allow_test_edits_lets_test_changes_pass(tmp_path: Path) -> None:
+    repo = git_init(
+        write_tree(
+            tmp_path / "repo", {**PROJECT, "agentloop.yaml": "rails:\n  allow_test_edits: true\n"}
+        )
+    )
+    (repo / "tests/test_calc.py").unlink()
+    done = check(repo)
+    assert done.returncode == 0, done.stdout
+    assert "tests not checked: rails.allow_test_edits is true" in done.stdout
+    assert json.loads(check(repo, "--json").stdout)["test_integrity"] is False
+
+
+def test_a_change_cannot_allow_test_edits_for_itself(repo: Path) -> None:
+    # pyproject.toml is not protected (fixes edit it): the rails come from the base.
+    with (repo / "pyproject.toml").open("a") as handle:
+        handle.write("\n[tool.agentloop.rails]\nallow_test_edits = true\nforbidden_paths = []\n")
+    (repo / "tests/test_calc.py").unlink()
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    done = check(repo, "--json")
+    assert done.returncode == 1
+    doc = json.loads(done.stdout)
+    assert doc["test_integrity"] is True
+    assert {v["kind"] for v in doc["violations"]} == {"forbidden_path", "test_file_deleted"}
+    # Once committed, the new configuration is the base's.
+    commit_all(repo)
+    edit(repo, "src/auth/token.py", "SECRET = 'z'\n")
+    assert check(repo).returncode == 0
+
+
+def test_both_kinds_are_reported_together(repo: Path) -> None:
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    (repo / "tests/test_calc.py").unlink()
+    done = check(repo)
+    assert done.returncode == 1
+    assert lines(done)[0].startswith("rails broken: 2 problems in 2 changed files")
+    assert lines(done)[-1] == (
+        "to fix: undo the changes to src/auth/token.py (`git checkout HEAD -- <path>`; "
+        "delete it if new); restore the tests in tests/test_calc.py as they were at HEAD and "
+        "fix the code under test instead"
+    )
+
+
+# ---------------------------------------------------------------- a project in a subdirectory
+
+
+def test_a_project_in_a_subdirectory(tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    write_tree(top, {"README.md": "mono\n", ".claude/settings.json": "{}\n"})
+    write_tree(
+        top / "proj", {**PROJECT, "agentloop.yaml": "rails:\n  forbidden_paths: ['**/core/**']\n"}
+    )
+    git_init(top)
+    project = top / "proj"
+    edit(project, "src/auth/token.py", "SECRET = 'y'\n")  # allowed by proj's config
+    done = check(project, "--json")
+    assert done.returncode == 0, done.stdout
+    doc = json.loads(done.stdout)
+    assert doc["repository"] == str(top.resolve())
+    assert doc["changed"] == ["proj/src/auth/token.py"]
+    # Run from the top with -C, too; paths stay relative to the top.
+    edit(project, "src/core/engine.py", "SPEED = 2\n")
+    (project / "tests/test_calc.py").unlink()
+    edit(top, ".claude/settings.json", "{}\n\n")
+    done = check(top, "-C", "proj")
+    assert done.returncode == 1
+    assert "forbidden path  proj/src/core/engine.py: matches forbidden pattern **/core/**" in lines(
+        done
+    )
+    assert "forbidden path  .claude/settings.json: matches forbidden pattern" in done.stdout
+    assert "test integrity  proj/tests/test_calc.py" in done.stdout
+    edit(project, "agentloop.yaml", "rails:\n  forbidden_paths: []\n")
+    assert "forbidden path  proj/agentloop.yaml" in check(project).stdout
+
+
+# ---------------------------------------------------------------- usage errors
+
+
+def test_an_unknown_base_is_a_usage_error(repo: Path) -> None:
+    assert_one_error(check(repo, "--base", "nope"), "--base 'nope' is not a commit")
+
+
+def test_not_a_git_repository_is_a_usage_error(tmp_path: Path) -> None:
+    plain = write_tree(tmp_path / "plain", {"a.py": "x = 1\n"})
+    assert_one_error(check(plain), "is not in a git repository")
+
+
+def test_a_missing_directory_is_a_usage_error(repo: Path) -> None:
+    assert_one_error(check(repo, "-C", "nowhere"), "nowhere is not a directory")
+
+
+def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "fresh", {"a.py": "x = 1\n"})
+    run_git(repo, "init", "-q")
+    assert_one_error(check(repo), "has no commit yet")
+
+
+def test_an_invalid_forbid_pattern_is_a_usage_error(repo: Path) -> None:
+    assert_one_error(check(repo, "--forbid", "[z-a]"), "invalid forbidden-path pattern")
+
+
+def test_an_invalid_config_is_a_usage_error(repo: Path) -> None:
+    edit(repo, "agentloop.yaml", "rails:\n  allow_test_edits: maybe\n")
+    done = check(repo)
+    assert done.returncode == 2
+    assert_no_traceback(done)
+    assert done.stderr.startswith("error: ")
+
+
+def test_errors_in_json_mode_are_a_document(repo: Path) -> None:
+    done = check(repo, "--base", "nope", "--json")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"]["exit_code"] == 2
+
+
+# ---------------------------------------------------------------- --json
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
+    text = resources.files("agentloop.schemas").joinpath("check.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def valid(validator: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
+    assert problems == []
+    return doc
+
+
+def test_json_validates_and_has_the_fields(repo: Path, validator: Any) -> None:
+    doc = valid(validator, json.loads(check(repo, "--json").stdout))
+    assert doc["ok"] is True
+    assert doc["changed"] == []
+    assert doc["violations"] == []
+    assert doc["base"] == run_git(repo, "rev-parse", "HEAD").strip()
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    target = repo / "tests/test_calc.py"
+    target.write_text(target.read_text().replace("    assert add(0, 0) == 0\n", ""))
+    done = check(repo, "--json", "--forbid", "src/core/**")
+    assert done.returncode == 1
+    doc = valid(validator, json.loads(done.stdout))
+    assert doc["ok"] is False
+    assert doc["repository"] == str(repo.resolve())
+    assert doc["changed"] == ["src/auth/token.py", "tests/test_calc.py"]
+    assert doc["test_integrity"] is True
+    assert "src/core/**" in doc["forbidden_paths"]
+    assert doc["forbidden_paths"][-1] == ".agentloop/**"
+    assert doc["violations"] == [
+        {
+            "kind": "forbidden_path",
+            "path": "src/auth/token.py",
+            "test": None,
+            "detail": "matches forbidden pattern **/auth/**",
+            "pattern": "**/auth/**",
+        },
+        {
+            "kind": "assertion_removed",
+            "path": "tests/test_calc.py",
+            "test": "test_add",
+            "detail": "`assert add(0, 0) == 0` removed",
+            "pattern": None,
+        },
+    ]
+
+
+def test_json_error_document_validates(repo: Path) -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(
+        resources.files("agentloop.schemas").joinpath("check.schema.json").read_text("utf-8")
+    )
+    error_schema = {**schema["$defs"]["error"], "$defs": schema["$defs"]}
+    doc = json.loads(check(repo, "--base", "nope", "--json").stdout)
+    assert list(Draft202012Validator(error_schema).iter_errors(doc)) == []
+
+
+def test_schema_kinds_match_the_records() -> None:
+    schema = json.loads(
+        resources.files("agentloop.schemas").joinpath("check.schema.json").read_text("utf-8")
+    )
+    kinds = schema["$defs"]["violation"]["properties"]["kind"]["enum"]
+    assert tuple(kinds) == ("forbidden_path", *get_args(IntegrityKind))
