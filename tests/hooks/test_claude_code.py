@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,37 @@ def test_the_stop_gate_does_not_hold_a_session_without_autofix(
         result = claude(repo, isolated_home, server, "run the tests", "--allowedTools", "Bash")
         assert len(server.messages_requests()) == 2
     assert result["result"] == "Red, as you said."
+
+
+def test_the_post_edit_check_tells_claude_about_a_problem_its_edit_made(
+    repo: Path, isolated_home: Path
+) -> None:
+    ruff = (
+        f"{shlex.quote(sys.executable)} -m ruff check --output-format concise --isolated {{file}}"
+    )
+    with (repo / "agentloop.yaml").open("a") as config:
+        config.write(f"hooks:\n  post_edit: [{json.dumps(ruff)}]\n")
+    commit_all(repo, "post-edit check")
+    turns = [
+        Turn([ToolUse("Read", {"file_path": "{cwd}/calc.py"})]),
+        Turn(
+            [
+                ToolUse(
+                    "Edit",
+                    {
+                        "file_path": "{cwd}/calc.py",
+                        "old_string": "def add(a, b):",
+                        "new_string": "import os\n\n\ndef add(a, b):",
+                    },
+                )
+            ],
+            match=Match(assistant_turns=1),
+        ),
+        Turn([Text("Noted.")], match=Match(assistant_turns=2)),
+    ]
+    with ModelServer(turns) as server:
+        claude(repo, isolated_home, server, "tidy calc", "--permission-mode", "acceptEdits")
+        after_edit = request_text(server, 2)
+    assert "agentloop post-edit check" in after_edit
+    assert "F401" in after_edit  # `os` imported but unused, on the line the edit wrote
+    assert "import os" in (repo / "calc.py").read_text()  # PostToolUse cannot undo an edit

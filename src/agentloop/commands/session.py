@@ -80,22 +80,19 @@ def _load(repo: Path, session_id: str | None) -> tuple[Path, session_mod.Session
     return found, session_mod.load(found)
 
 
-def status(*, repo: Path, session_id: str | None, as_json: bool) -> int:
-    _, record = _load(repo, session_id)
+def _show(record: session_mod.Session, as_json: bool) -> int:
     now = time.time()
     if as_json:
         output.print_json(output.session_doc(record, None, None, now))
     else:
         output.print_session_status(record, now)
     return errors.OK
+
+
+def status(*, repo: Path, session_id: str | None, as_json: bool) -> int:
+    return _show(_load(repo, session_id)[1], as_json)
 
 
 def stop(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     path, _ = _load(repo, session_id)
-    record = session_mod.end(path)
-    now = time.time()
-    if as_json:
-        output.print_json(output.session_doc(record, None, None, now))
-    else:
-        output.print_session_status(record, now)
-    return errors.OK
+    return _show(session_mod.end(path), as_json)
