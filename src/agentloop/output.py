@@ -6,6 +6,7 @@ piped straight into another program.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -381,8 +382,6 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
 
 
 def _clock(epoch: float) -> str:
-    import datetime
-
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%H:%M UTC")
 
 
