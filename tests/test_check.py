@@ -327,7 +327,7 @@ def test_an_unknown_base_is_a_usage_error(repo: Path) -> None:
 
 def test_not_a_git_repository_is_a_usage_error(tmp_path: Path) -> None:
     plain = write_tree(tmp_path / "plain", {"a.py": "x = 1\n"})
-    assert_one_error(check(plain), "is not in a git repository")
+    assert_one_error(check(plain), "is not a git repository")
 
 
 def test_a_missing_directory_is_a_usage_error(repo: Path) -> None:

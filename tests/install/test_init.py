@@ -356,7 +356,7 @@ def test_outside_a_git_repository(tmp_path: Path, isolated_home: Path) -> None:
     (tmp_path / "p").mkdir()
     done = init(tmp_path / "p", isolated_home)
     assert done.returncode == 2
-    one_error(done.stderr, "not inside a git repository", "git init")
+    one_error(done.stderr, "is not a git repository", "git init")
     assert list((tmp_path / "p").iterdir()) == []
 
 

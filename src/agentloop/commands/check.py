@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agentloop import errors, git, output
 from agentloop import session as session_mod
+from agentloop.commands._project import git_project
 from agentloop.config import CONFIG_FILE, RailsConfig, load_config
 from agentloop.errors import ConfigError, UsageError
 from agentloop.rails.change import check_change
@@ -26,15 +27,11 @@ _CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
 
 
 def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> int:
-    root = repo.resolve()
-    if not root.is_dir():
-        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
-    top = git.find_toplevel(root)
-    if top is None:
-        raise UsageError(
-            f"{root} is not in a git repository: agentloop check reads the change from git",
-            hint="run it inside a git checkout (or pass one with --repo)",
-        )
+    root, top = git_project(
+        repo,
+        why="agentloop check reads the change from git",
+        hint="run it inside a git checkout (or pass one with --repo)",
+    )
     config, _ = load_config(root)
     _forbidden(config.rails, forbid, top)  # a bad pattern fails before any git work
     mine: set[str] = set()

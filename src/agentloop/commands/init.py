@@ -6,23 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentloop import git, output
+from agentloop import output
+from agentloop.commands._project import git_project
 from agentloop.errors import UsageError
 from agentloop.install import installer
-
-
-def _project_root(repo: Path) -> Path:
-    root = repo.resolve()
-    if not root.is_dir():
-        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
-    # Outside a repository the files would be neither committed nor reviewable, and the
-    # rails (which read diffs) could not work.
-    if git.find_toplevel(root) is None:
-        raise UsageError(
-            f"{root} is not inside a git repository",
-            hint="run `git init` there first, or pass the project with --repo",
-        )
-    return root
 
 
 def init(*, repo: Path, force: bool, uninstall: bool, as_json: bool) -> int:
@@ -31,7 +18,11 @@ def init(*, repo: Path, force: bool, uninstall: bool, as_json: bool) -> int:
             "--force cannot be combined with --uninstall",
             hint="uninstall never deletes a file you changed; run it without --force",
         )
-    root = _project_root(repo)
+    # Outside a repository the files would be neither committed nor reviewable, and the
+    # rails (which read diffs) could not work.
+    root, _ = git_project(
+        repo, why="agentloop init installs files to commit", hint="run `git init` there first"
+    )
     report = installer.uninstall(root) if uninstall else installer.install(root, force=force)
     if as_json:
         output.print_json(output.init_doc(report))

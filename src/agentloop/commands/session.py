@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agentloop import errors, git, output
 from agentloop import session as session_mod
+from agentloop.commands._project import git_project
 from agentloop.config import load_config
 from agentloop.errors import UsageError
 from agentloop.rails.paths import ForbiddenPaths
@@ -27,21 +28,8 @@ def _session_id(given: str | None) -> str:
     return session_mod.check_id(session_id)
 
 
-def _root(repo: Path) -> tuple[Path, Path]:
-    root = repo.resolve()
-    if not root.is_dir():
-        raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
-    toplevel = git.find_toplevel(root)
-    if toplevel is None:
-        raise UsageError(
-            f"{root} is not a git repository: /autofix reverts and commits with git",
-            hint="run `git init` and commit first",
-        )
-    return root, toplevel
-
-
 def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
-    root, toplevel = _root(repo)
+    root, toplevel = git_project(repo, why="/autofix reverts and commits with git")
     config, source = load_config(root)
     sid = _session_id(session_id)
     # agentloop's own state must not count as the user's work (nor dirty the tree).
