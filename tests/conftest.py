@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from agentloop.testing.repos import GIT_IDENTITY
+
 # Shared assertions in the helper package report like assertions in test files.
 pytest.register_assert_rewrite("agentloop.testing.detect")
 
@@ -44,3 +46,10 @@ def isolated_home(
 def detect_schema() -> dict[str, Any]:
     schema: dict[str, Any] = json.loads(SCHEMA.read_text())
     return schema
+
+
+@pytest.fixture
+def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For code that commits in this process: the test HOME has no .gitconfig."""
+    for name, value in GIT_IDENTITY.items():
+        monkeypatch.setenv(name, value)

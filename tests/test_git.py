@@ -10,13 +10,8 @@ import pytest
 from agentloop import git
 from agentloop.testing.repos import SAMPLE_REPO, git_init, run_git, write_tree
 
-
-@pytest.fixture(autouse=True)
-def identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The test HOME has no .gitconfig: commits need a name from the environment.
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "agentloop tests")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "tests@agentloop.invalid")
+# The code under test commits in this process.
+pytestmark = pytest.mark.usefixtures("git_identity")
 
 
 @pytest.fixture

@@ -35,13 +35,8 @@ from agentloop.workspace import (
     locked,
 )
 
-
-@pytest.fixture(autouse=True)
-def identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The test HOME has no .gitconfig: commits (and stashes) need a name from the environment.
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "agentloop tests")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "tests@agentloop.invalid")
+# The code under test commits in this process.
+pytestmark = pytest.mark.usefixtures("git_identity")
 
 
 @pytest.fixture

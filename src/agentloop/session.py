@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,13 @@ def find(start: Path, session_id: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def in_environment(start: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The record of the session whose Claude Code Bash runs this process (it sets
+    CLAUDE_CODE_SESSION_ID), searched from `start` up; None outside one."""
+    session_id = (os.environ if environ is None else environ).get(SESSION_ENV, "")
+    return find(start, session_id) if session_id else None
 
 
 def load(path: Path) -> Session:

@@ -6,7 +6,6 @@ the installed hook scripts, which run this agentloop; nothing is faked but the m
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -49,8 +48,8 @@ def repo(tmp_path: Path, isolated_home: Path) -> Path:
 def claude(repo: Path, home: Path, server: ModelServer, prompt: str, *flags: str) -> dict[str, Any]:
     """`claude -p PROMPT` in `repo` with the installed project settings (the default
     setting sources), agentloop on PATH as in the user's activated venv."""
-    env = {**agentloop_env(home), **offline_env(home, server.base_url)}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    # agentloop_env puts this interpreter's bin first on PATH: the hooks find this agentloop.
+    env = agentloop_env(home, offline_env(home, server.base_url))
     done = subprocess.run(
         [str(bundled_cli()), "-p", prompt, "--output-format", "json", *flags],
         cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 import agentloop
 from agentloop.testing.model_server import CWD, Match, ModelServer, Text, ToolUse, Turn, offline_env
-from agentloop.testing.repos import agentloop_env, git_init, pytest_project
+from agentloop.testing.repos import git_init, pytest_project, run_cli
 
 CALC = {
     "calc/__init__.py": "",
@@ -68,17 +67,10 @@ def run_agentloop(
     extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], ModelServer]:
     with ModelServer(turns) as server:
-        env = {**agentloop_env(home), **offline_env(home, server.base_url), **(extra_env or {})}
-        done = subprocess.run(
-            [sys.executable, "-m", "agentloop", "run", "--json", "--repo", str(root), *args],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        done = run_cli(
+            "run", "--json", "--repo", str(root), *args, cwd=root, home=home, timeout=timeout,
+            extra_env={**offline_env(home, server.base_url), **(extra_env or {})},
+        )  # fmt: skip
     try:
         doc = json.loads(done.stdout)
     except json.JSONDecodeError:

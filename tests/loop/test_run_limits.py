@@ -45,6 +45,7 @@ from agentloop.testing.repos import (
     git_init,
     process_alive,
     pytest_project,
+    run_cli,
     write_tree,
 )
 
@@ -108,16 +109,11 @@ def run_json(
     """`python -m agentloop run --json --repo root ARGS` against a scripted model."""
     with ModelServer(turns) as server:
         start = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "agentloop", "run", "--json", "--repo", str(root), *args],
-            cwd=root,
-            env=cli_env(home, server.base_url, extra_env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
+        done = run_cli(
+            "run", "--json", "--repo", str(root), *args, cwd=root, home=home,
+            extra_env={**offline_env(home, server.base_url), **(extra_env or {})},
             timeout=timeout,
-            check=False,
-        )
+        )  # fmt: skip
         wall = time.monotonic() - start
     try:
         doc = json.loads(done.stdout)
@@ -270,16 +266,7 @@ def runtime_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     probe = tmp / "probe"
     subprocess.run(["git", "clone", "-q", str(root), str(probe)], check=True)
     start = time.monotonic()
-    detect = subprocess.run(
-        [sys.executable, "-m", "agentloop", "detect", "--json", "--repo", str(probe)],
-        cwd=probe,
-        env=agentloop_env(home),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    detect = run_cli("detect", "--json", "--repo", str(probe), cwd=probe, home=home, timeout=120)
     baseline_s = time.monotonic() - start
     assert detect.returncode == 1, detect.stderr
     token = f"leftover-{uuid.uuid4().hex}"
@@ -533,16 +520,7 @@ def test_sigint_during_an_attempt_exits_130_and_clean_removes_the_leftovers(
         (recorded,) = history.ledger().runs
     assert recorded.status == "interrupted"
 
-    clean = subprocess.run(
-        [sys.executable, "-m", "agentloop", "clean", "--json", "--repo", str(root)],
-        cwd=root,
-        env=agentloop_env(home),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    clean = run_cli("clean", "--json", "--repo", str(root), cwd=root, home=home, timeout=60)
     assert clean.returncode == 0, clean.stderr
     assert json.loads(clean.stdout)["errors"] == []
     assert_no_leftovers(root, home)

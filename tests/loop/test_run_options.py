@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentloop.testing.model_server import ModelServer, Turn, offline_env
-from agentloop.testing.repos import agentloop_env, git_init, pytest_project, run_cli
+from agentloop.testing.repos import git_init, pytest_project, run_cli
 
 from .test_run_e2e import fix, git_out, run_agentloop, schema_errors, snapshot
 
@@ -87,16 +86,10 @@ def run_plain(
 ) -> tuple[subprocess.CompletedProcess[str], ModelServer]:
     """`agentloop run ARGS` without --json, as a user types it, against the scripted model."""
     with ModelServer(turns) as server:
-        done = subprocess.run(
-            [sys.executable, "-m", "agentloop", "run", "--repo", str(root), *args],
-            cwd=root,
-            env={**agentloop_env(home), **offline_env(home, server.base_url)},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = run_cli(
+            "run", "--repo", str(root), *args, cwd=root, home=home,
+            extra_env=offline_env(home, server.base_url),
+        )  # fmt: skip
     return done, server
 
 

@@ -10,7 +10,6 @@ project is a subdirectory of the repository (its own agentloop.yaml is the one r
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,8 +65,7 @@ def _session_base(root: Path) -> tuple[str, set[str]]:
     session's: since HEAD as it was when the session started, so fixes the agent already
     committed are checked too, and without the files the user had uncommitted then (theirs,
     not the agent's). Elsewhere: since HEAD."""
-    session_id = os.environ.get(session_mod.SESSION_ENV, "")
-    found = session_mod.find(root, session_id) if session_id else None
+    found = session_mod.in_environment(root)
     if found is not None:
         record = session_mod.load(found)
         if record.active and record.base_sha:

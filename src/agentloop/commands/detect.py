@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +90,7 @@ def _record_in_session(root: Path, result: detection.Detection) -> None:
     """Inside an /autofix session in Claude Code (whose Bash sets CLAUDE_CODE_SESSION_ID), a
     full run of the suites is that session's latest verification: the stop gate reads it.
     A run of some suites only, or of a report, verifies nothing as a whole."""
-    session_id = os.environ.get(session_mod.SESSION_ENV, "")
-    found = session_mod.find(root, session_id) if session_id else None
+    found = session_mod.in_environment(root)
     if found is None:
         return
     failing = [

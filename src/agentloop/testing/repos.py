@@ -52,14 +52,18 @@ def pytest_project(root: Path, files: Mapping[str, str]) -> Path:
     return write_tree(root, {"pyproject.toml": PYPROJECT, **files})
 
 
+# Tests run with an isolated HOME, so no .gitconfig: commits need a name from somewhere.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "agentloop tests",
+    "GIT_AUTHOR_EMAIL": "tests@agentloop.invalid",
+    "GIT_COMMITTER_NAME": "agentloop tests",
+    "GIT_COMMITTER_EMAIL": "tests@agentloop.invalid",
+}
+
+
 def _identity_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        GIT_AUTHOR_NAME="agentloop tests",
-        GIT_AUTHOR_EMAIL="tests@agentloop.invalid",
-        GIT_COMMITTER_NAME="agentloop tests",
-        GIT_COMMITTER_EMAIL="tests@agentloop.invalid",
-    )
+    env.update(GIT_IDENTITY)
     return env
 
 
