@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentloop.errors import ConfigError
-from agentloop.rails.paths import DEFAULT_FORBIDDEN
+from agentloop.rails.paths import DEFAULT_FORBIDDEN, DEFAULT_SECRETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,18 @@ class RunConfig(_Model):
 
 class RailsConfig(_Model):
     forbidden_paths: tuple[str, ...] = DEFAULT_FORBIDDEN
+    secret_paths: tuple[str, ...] = Field(
+        default=DEFAULT_SECRETS, description="files the agent may not read"
+    )
     allow_test_edits: bool = False
+
+
+class SandboxConfig(_Model):
+    network: tuple[str, ...] = Field(
+        default=(),
+        description="domains Bash may reach from inside the sandbox (e.g. pypi.org); none "
+        "by default",
+    )
 
 
 class WorkspaceConfig(_Model):
@@ -104,6 +115,7 @@ class Config(_Model):
     agent: AgentConfig = AgentConfig()
     run: RunConfig = RunConfig()
     rails: RailsConfig = RailsConfig()
+    sandbox: SandboxConfig = SandboxConfig()
     workspace: WorkspaceConfig = WorkspaceConfig()
     hooks: HooksConfig = HooksConfig()
 

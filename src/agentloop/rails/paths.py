@@ -41,6 +41,24 @@ DEFAULT_FORBIDDEN: tuple[str, ...] = (
     "agentloop.yaml",
 )
 
+# Files that hold secrets: the agent may not read them (the model would see their contents,
+# and the transcript keeps them). The sandbox denies Bash reading them, permission rules and
+# the guard deny the file tools. Patterns as above; matched case-insensitively.
+DEFAULT_SECRETS: tuple[str, ...] = (
+    ".env*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "credentials.json",
+    "**/.aws/credentials",
+)
+
 # The rails themselves: forbidden whatever the configuration says, so an agent can never
 # loosen the rules it runs under (Claude Code's settings can switch hooks off:
 # `disableAllHooks`), nor forge agentloop's own records (the interactive session state
