@@ -253,6 +253,26 @@ def is_dirty(cwd: Path) -> bool:
     return bool(status_porcelain(cwd))
 
 
+def ignored_entries(cwd: Path) -> tuple[str, ...]:
+    """Ignored files and directories in `cwd`'s work tree, a wholly ignored directory as
+    one entry ending in "/" (`.venv/`, `node_modules/`), top-relative."""
+    out = _read(
+        cwd, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory",
+        "--full-name", timeout=CHECKOUT,
+    ).stdout  # fmt: skip
+    return tuple(_split_z(out))
+
+
+def listed_paths(cwd: Path) -> tuple[str, ...]:
+    """Every path git can name in `cwd`'s work tree: tracked and untracked files, and the
+    ignored entries (directories collapsed, ending in "/"), top-relative."""
+    out = _read(
+        cwd, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--full-name",
+        timeout=CHECKOUT,
+    ).stdout  # fmt: skip
+    return tuple(dict.fromkeys((*_split_z(out), *ignored_entries(cwd))))
+
+
 # ---------------------------------------------------------------- worktrees and branches
 
 
