@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -642,3 +642,58 @@ def drop_commit(cwd: Path, sha: str) -> None:
     if not done.ok:
         _git(cwd, "rebase", "--abort", check=False)
         raise _error(done, cwd)
+
+
+# ---------------------------------------------------------------- the judge's trees
+
+
+def tree_with_paths_from(cwd: Path, tree: str, source: str, paths: Sequence[str]) -> str:
+    """`tree` with each of `paths` as it is in `source` (absent there: absent here too),
+    written as a new tree object. How a fix's code meets the base's tests."""
+    if not paths:
+        return tree
+    with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
+        env = _env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        _git(cwd, "read-tree", tree, env=env)
+        out = _read(cwd, "ls-tree", "-r", "-z", "--full-tree", source, "--", *paths).stdout
+        present: dict[str, tuple[str, str]] = {}
+        for entry in _split_z(out):
+            meta, _, name = entry.partition("\t")
+            mode, _kind, sha = meta.split()
+            present[name] = (mode, sha)
+        missing = sorted(set(paths) - present.keys())
+        if missing:
+            _git(cwd, "update-index", "--force-remove", "--", *missing, env=env)
+        cacheinfo = [
+            arg
+            for name, (mode, sha) in sorted(present.items())
+            if name in set(paths)
+            for arg in ("--cacheinfo", mode, sha, name)
+        ]
+        if cacheinfo:
+            _git(cwd, "update-index", "--add", *cacheinfo, env=env)
+        return _git(cwd, "write-tree", env=env).stdout.strip()
+
+
+def add_detached_worktree(repo: Path, path: Path, sha: str) -> None:
+    """A linked worktree at `path` with `sha` checked out and no branch of its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _git(repo, *_NO_HOOKS, "worktree", "add", "--quiet", "--detach", str(path), sha,
+         timeout=CHECKOUT)  # fmt: skip
+
+
+def show_tree(cwd: Path, tree: str, keep: Sequence[str]) -> None:
+    """Make the detached checkout `cwd` hold exactly `tree` (index and files; HEAD does not
+    move), with no other file but the `keep` entries (top-relative, "/"-ended for a
+    directory). Only in a detached worktree under agentloop's own directory: it is how the
+    judge puts a candidate in place."""
+    if current_branch(cwd) is not None:
+        raise RuntimeError(f"refusing to overwrite {cwd}: a branch is checked out there")
+    _git(cwd, *_NO_HOOKS, "read-tree", "-u", "--reset", tree, timeout=CHECKOUT)
+    excludes = [f"--exclude=/{entry}" for entry in keep]
+    _git(cwd, "clean", "-ffdxq", *excludes, timeout=CHECKOUT)
+
+
+def tree_diff(cwd: Path, old: str, new: str, paths: Sequence[str]) -> str:
+    """The diff of `paths` between two tree-ish objects, whatever the user's diff config."""
+    return _git(cwd, "diff", *_DIFF_OPTS, old, new, "--", *paths).stdout

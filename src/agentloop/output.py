@@ -26,6 +26,7 @@ from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
 from agentloop.rails.change import ChangeCheck
 from agentloop.rails.paths import OUTSIDE_REPOSITORY, PathViolation
+from agentloop.reports.run import NO_SANDBOX
 from agentloop.session import Session
 
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
@@ -282,12 +283,20 @@ def print_run(run: RunReport) -> None:
         )
     out.print(table)
     for t in run.tasks:
+        changed = [p for a in t.attempts if a.outcome == "fixed" for p in a.tests_changed]
+        if changed:
+            out.print(
+                f"[bold yellow]![/] {escape(t.task.id)}: fixed WITH TEST CHANGES "
+                f"({escape(', '.join(changed))}); the commit message has the diff"
+            )
         if t.outcome not in ("fixed",) and not run.dry_run:
             out.print(f"[red]✗[/] {escape(t.task.id)}: {escape(t.reason)}")
             if t.suggestion:
                 out.print(f"  [dim]suggested:[/] {escape(t.suggestion)}")
     if run.dry_run:
         return
+    if not run.sandboxed:
+        out.print(f"[bold red]{escape(NO_SANDBOX)}[/]")
     if run.stopped_by:
         note(f"stopped early: {run.stopped_by} reached")
     where = f"on branch {run.branch}" if run.branch else "no fix survived; the branch was removed"

@@ -80,6 +80,9 @@ class Policy:
     deny_edit_globs: tuple[str, ...] = ()
     deny_read_globs: tuple[str, ...] = ()
     network: tuple[str, ...] = ()
+    # False (`--no-sandbox`): only the permission rules for the file tools apply; Bash
+    # runs unconfined.
+    sandboxed: bool = True
 
 
 def _abs(path: Path) -> str:
@@ -105,7 +108,11 @@ def settings(policy: Policy) -> dict[str, Any]:
     deny += [f"Read({_abs(p)})" for p in policy.deny_read]
     deny += [f"Read({_abs(p)}/**)" for p in policy.deny_read]
     deny += [f"Read({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_read_globs]
+    permissions = {"permissions": {"deny": list(dict.fromkeys(deny))}}
+    if not policy.sandboxed:
+        return permissions
     return {
+        **permissions,
         "sandbox": {
             "enabled": True,
             "failIfUnavailable": True,
@@ -118,7 +125,6 @@ def settings(policy: Policy) -> dict[str, Any]:
             },
             "network": {"allowedDomains": list(policy.network)},
         },
-        "permissions": {"deny": list(dict.fromkeys(deny))},
     }
 
 
@@ -181,6 +187,7 @@ def build_policy(
     network: Sequence[str] = (),
     home: Path | None = None,
     extra_deny_write: Iterable[Path] = (),
+    sandboxed: bool = True,
 ) -> Policy:
     """The policy for a session in the worktree `top` of the user's checkout `repo` (the
     same directory when the run is in place)."""
@@ -216,6 +223,7 @@ def build_policy(
         deny_edit_globs=tuple(p for p in (*forbidden.patterns,) if not p.startswith("!")),
         deny_read_globs=tuple(secrets),
         network=tuple(network),
+        sandboxed=sandboxed,
     )
 
 
