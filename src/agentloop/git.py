@@ -520,8 +520,8 @@ def _changed_between(cwd: Path, old: str, new: str) -> tuple[str, ...]:
     # is what is wanted, and rename limits in the config cannot change the answer.
     # --ignore-submodules=none: diff.ignoreSubmodules=all would hide a moved gitlink.
     out = _git(
-        cwd, "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-relative",
-        "--ignore-submodules=none", old, new, "--",
+        cwd, *_TRUST_NOTHING, "diff-tree", "-r", "-z", "--name-only", "--no-renames",
+        "--no-relative", "--ignore-submodules=none", old, new, "--",
     ).stdout  # fmt: skip
     return tuple(sorted(set(_split_z(out))))
 
@@ -553,20 +553,33 @@ def diff(cwd: Path, base: str, *, binary: bool = False) -> str:
     snap = snapshot_tree(cwd, base)
     extra = ["--binary"] if binary else []
     top = _top(cwd)
-    return _git(top, "diff", *_DIFF_OPTS, *extra, snap.base_tree, snap.tree, "--").stdout
+    return _git(
+        top, *_TRUST_NOTHING, "diff", *_DIFF_OPTS, *extra, snap.base_tree, snap.tree, "--"
+    ).stdout
 
 
 def save_diff(cwd: Path, base: str, dest: Path) -> None:
     """Write the diff from `base` to the working state of `cwd` (untracked files
     included, binary files too) to `dest`, byte for byte; `git apply` takes it back."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     snap = snapshot_tree(cwd, base)
+    save_tree_diff(cwd, snap.base_tree, snap.tree, dest)
+
+
+def save_tree_diff(cwd: Path, old: str, new: str, dest: Path) -> None:
+    """Write the diff between two trees (or commits) to `dest`, byte for byte."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     # --output: git writes the bytes itself; a file in Latin-1 survives, which it would
     # not through our (lenient UTF-8) decoding of stdout.
     _git(
-        _top(cwd), "diff", *_DIFF_OPTS, "--binary", f"--output={dest}",
-        snap.base_tree, snap.tree, "--",
+        _top(cwd), *_TRUST_NOTHING, "diff", *_DIFF_OPTS, "--binary", f"--output={dest}",
+        old, new, "--",
     )  # fmt: skip
+
+
+def empty_tree(cwd: Path) -> str:
+    """The object name of the empty tree (its hash differs with the repository's hash
+    function): the base of a repository without commits."""
+    return _read(cwd, "hash-object", "-t", "tree", "/dev/null").stdout.strip()
 
 
 def ignored_entries(cwd: Path) -> tuple[str, ...]:
@@ -896,3 +909,9 @@ def config_entries(cwd: Path, data: bytes) -> list[str] | None:
     if done.returncode != 0:
         return None
     return [entry.replace("\n", "=", 1) for entry in _split_z(done.stdout)]
+
+
+def git_dir(cwd: Path) -> Path:
+    """The git directory of the checkout containing `cwd`: `.git` of the main checkout,
+    `.git/worktrees/<name>` of a linked one."""
+    return Path(_read(cwd, "rev-parse", "--absolute-git-dir").stdout.strip())

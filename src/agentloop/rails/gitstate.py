@@ -141,7 +141,7 @@ class GitState:
         return sorted(
             label
             for label in labels
-            if self.files.get(label) != other.files.get(label)
+            if not _same(self, other, label)
             and (label in self.watched or not Path(label).is_absolute())
             and not _ignored(label, ignore)
         )
@@ -269,6 +269,14 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
+
+
+def _same(before: GitState, after: GitState, label: str) -> bool:
+    if label == STASH_LOG:
+        # The entries are the stash; a reflog line also holds the time it was written,
+        # which `git stash store` (the way back by hand) cannot keep.
+        return _stash_entries(before) == _stash_entries(after)
+    return before.files.get(label) == after.files.get(label)
 
 
 def _ignored(item: str, ignore: Sequence[str]) -> bool:
