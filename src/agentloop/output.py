@@ -335,6 +335,10 @@ def check_doc(
         {"kind": v.kind, "path": v.path, "test": v.test, "detail": v.detail, "pattern": None}
         for v in c.integrity
     ]
+    violations += [
+        {"kind": v.kind, "path": v.path, "test": None, "detail": v.detail, "pattern": None}
+        for v in c.session
+    ]
     return {
         "$schema": CHECK_SCHEMA_ID,
         "agentloop_version": __version__,
@@ -372,6 +376,9 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
         _line(f"[red]forbidden path[/]  {escape(p.path)}: {escape(_forbidden_detail(p))}")
     for i in c.integrity:
         _line(f"[red]test integrity[/]  {escape(str(i))} [dim]({i.kind})[/]")
+    for v in c.session:
+        what = "user work lost" if v.kind == "user_work_lost" else "git state"
+        _line(f"[red]{what}[/]  {escape(v.path)}: {escape(v.detail)}")
     todo = []
     if c.forbidden:
         paths = ", ".join(dict.fromkeys(p.path for p in c.forbidden))
@@ -383,6 +390,11 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
         todo.append(
             f"restore the tests in {tests} as they were at {base} and fix the code under test"
             " instead"
+        )
+    if c.session:
+        todo.append(
+            "put back what this /autofix session lost or moved, as each line above says "
+            "(the user's work and git's state are not yours to change)"
         )
     _line(f"[yellow]to fix:[/] {escape('; '.join(todo))}")
 
