@@ -120,6 +120,20 @@ _WRAPPERS: dict[str, set[str]] = {
 }  # fmt: skip
 # Wrappers whose first operand is not the command (`taskset MASK cmd`, `flock FILE cmd`).
 _POSITIONAL_WRAPPERS = {"taskset", "flock", "chroot"}
+# Project runners: `uv run python -c ...` is `python -c ...`. The sets are the options with
+# a value each accepts before the command; `-c` of npx is a command line.
+_RUNNERS: dict[tuple[str, str], set[str]] = {
+    ("uv", "run"): {"--with", "--python", "-p", "--package", "--extra", "--group",
+                    "--env-file", "--directory", "--project", "--with-requirements"},
+    ("poetry", "run"): {"-C", "--directory", "-P", "--project"},
+    ("pipenv", "run"): set(), ("pdm", "run"): {"-p", "--project"},
+    ("hatch", "run"): set(), ("rye", "run"): set(), ("pixi", "run"): {"-e", "--environment"},
+    ("conda", "run"): {"-n", "--name", "-p", "--prefix"},
+    ("bundle", "exec"): set(), ("npm", "exec"): {"-p", "--package", "-c", "--call"},
+    ("pnpm", "exec"): set(), ("pnpm", "dlx"): set(), ("yarn", "dlx"): set(),
+    ("yarn", "exec"): set(),
+}  # fmt: skip
+_NPX = {"npx": {"-p", "--package", "-c", "--call"}, "bunx": {"-p", "--package"}}
 _OUT_REDIRECTS = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
 _DYNAMIC_KINDS = {"parameter", "commandsubstitution", "processsubstitution", "tilde"}
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\+?=(.*)$", re.S)
@@ -208,7 +222,10 @@ def judge(
     real = None
     if resolve is not None and forbidden.root:
         real = replace(forbidden, root=resolve(forbidden.root))
+    named = {t.path for t in verdict.targets if t.action != "reference"}
     for target in verdict.targets:
+        if target.action == "reference" and target.path in named:
+            continue  # a write call's literal: said once, as the write
         path = target.path
         if cwd and not path.startswith(("/", "~")):
             path = posixpath.join(cwd, path)
@@ -229,7 +246,7 @@ def judge(
     return list(dict.fromkeys(reasons))
 
 
-_VERBS = {"extract": "unpack or copy files into", "point": "link to"}
+_VERBS = {"extract": "unpack or copy files into", "point": "link to", "mode": "change the mode of"}
 
 
 def _judge_path(path: str, target: Target, forbidden: ForbiddenPaths, joined: bool) -> str | None:
@@ -503,6 +520,13 @@ def _simple_command(words: list[Word], state: State, stdin: str | None) -> None:
             for index, option in enumerate(options[:-1]):
                 if option == "-o":
                     state.add(options[index + 1], "write")
+        _simple_command(rest, state, stdin)
+    elif (name, args[0].text if args else "") in _RUNNERS or name in _NPX:
+        skip = _NPX[name] if name in _NPX else _RUNNERS[(name, args[0].text)]
+        options, rest = _split_leading_options(args if name in _NPX else args[1:], skip)
+        for index, option in enumerate(options[:-1]):
+            if option in ("-c", "--call"):
+                _nested(options[index + 1], state)
         _simple_command(rest, state, stdin)
     elif name in _POSITIONAL_WRAPPERS:
         _, rest = _split_leading_options(args, {"-E", "-w", "-c"})

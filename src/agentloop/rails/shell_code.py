@@ -327,18 +327,9 @@ def scripting(name: str, args: Sequence[Word], state: State, stdin: str | None) 
             elif option not in code_options:
                 code.append(Word(text[2:]))  # perl -e'print 1'
             continue
-        if language in ("perl", "ruby") and re.match(r"^-[a-zA-Z]+", text):
-            # Clusters: `-pi.bak`, `-pie 's/a/b/'`, `-ne`.
-            letters = text[1:]
-            if "i" in letters:
-                in_place = True
-            if letters.endswith("e") or letters.endswith("E"):
-                if index < len(args):
-                    code.append(args[index])
-                    index += 1
-                continue
-            if letters[0] in "IMmxCEr" and len(letters) == 1:
-                index += 1
+        if language in ("perl", "ruby") and re.match(r"^-[a-zA-Z]", text):
+            index, edits = _cluster(name, text, args, index, code, state)
+            in_place = in_place or edits
             continue
         if option in value_options and not equals:
             index += 1
@@ -359,6 +350,41 @@ def scripting(name: str, args: Sequence[Word], state: State, stdin: str | None) 
             state.add(word.text, "write", word.dynamic)
     for word in code:
         _scripting_code(word.text, word.dynamic, language, name, state)
+
+
+# Libraries whose functions act on the command's operands: `perl -MExtUtils::Command -e
+# rm_f auth/x`, `ruby -run -e cp -- a auth/b`.
+_OPERAND_LIBRARIES = {"perl": ("ExtUtils::Command",), "ruby": ("un", "fileutils")}
+
+
+def _cluster(
+    name: str, text: str, args: Sequence[Word], index: int, code: list[Word], state: State
+) -> tuple[int, bool]:
+    """One perl/ruby option cluster (`-pi.bak`, `-lne`, `-MFile::Copy`, `-run`): the index
+    of the next word, and whether it edits files in place."""
+    language = SCRIPTING[name][0]
+    takes = "IMmCx" if language == "perl" else "IrCEx"
+    for position, letter in enumerate(text[1:], start=1):
+        rest = text[position + 1 :]
+        if letter == "i":
+            return index, True  # the rest is a backup suffix
+        if letter == "e" or (letter == "E" and language == "perl"):
+            if rest:
+                code.append(Word(rest))
+            elif index < len(args):
+                code.append(args[index])
+                index += 1
+            return index, False
+        if letter in takes:
+            value = rest
+            if not rest and letter != "x" and index < len(args):
+                value = args[index].text
+                index += 1
+            library = value.split("=")[0]
+            if letter in "Mmr" and library.startswith(_OPERAND_LIBRARIES[language]):
+                state.flag(f"{name} -{letter}{library} acts on the files it is given")
+            return index, False
+    return index, False
 
 
 def _scripting_code(code: str, dynamic: bool, language: str, name: str, state: State) -> None:

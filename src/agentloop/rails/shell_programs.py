@@ -78,6 +78,18 @@ def _copy(move: bool) -> Handler:
     return handle
 
 
+def _scp(args: list[Word], state: State) -> None:
+    parsed = parse_options(args, "cFiJlmoPSDX")
+    if parsed.has("-S"):
+        state.flag("scp -S runs a program")
+    if len(parsed.operands) < 2:
+        return
+    destination, sources = parsed.operands[-1], parsed.operands[:-1]
+    if re.match(r"^[^/]*:", destination.text):
+        return  # to another host: the sandbox's network rules decide
+    _into(destination, sources, "extract" if parsed.has("-r") else "write", state)
+
+
 def _ln(args: list[Word], state: State) -> None:
     parsed = parse_options(args, "tS", {"--target-directory", "--suffix"})
     operands = parsed.operands
@@ -279,6 +291,7 @@ def _sed_script(script: str, state: State) -> None:
 # --- awk -----------------------------------------------------------------------------
 
 _AWK_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_AWK_REGEX = re.compile(r"(^|[~(,!{;&|]\s*)/(?:[^/\\\n]|\\.)*/")
 
 
 def _awk(args: list[Word], state: State) -> None:
@@ -317,6 +330,8 @@ def _awk_program(program: str, state: State) -> None:
         return f'"{len(strings) - 1}"'
 
     code = _AWK_STRING.sub(keep, program)
+    # Regular expressions (`$1 ~ /a|b/`) are not pipes; a `/` after an operand divides.
+    code = _AWK_REGEX.sub(lambda m: m.group(1) + "//", code)
     if "@include" in code or "@load" in code:
         state.flag("awk @include/@load reads code this analysis does not see")
     if re.search(r"\bsystem\s*\(", code) or re.search(r"(?<!\|)\|(?!\|)", code):
@@ -605,6 +620,10 @@ HANDLERS: dict[str, Handler] = {
     "chmod": _mode,
     "chown": _mode,
     "chgrp": _mode,
+    "chattr": _mode,
+    "setfacl": _mode,
+    "scp": _scp,
+    "sponge": _all("write"),
     "patch": _patch,
     "awk": _awk,
     "gawk": _awk,
