@@ -15,25 +15,28 @@ What counts as a write target (the per-program rules are in shell_programs.py):
   * redirections `>`, `>>`, `>|`, `&>`, `&>>`, `<>`, `N>`, `>& file` (not `>&2`);
   * `tee`, `sed -i` and sed's `w`/`W` commands and `s///w` flag, `perl -i`, `ruby -i`,
     `awk -i inplace` and awk's `print > "file"`, `mv` (every operand), `cp`/`install`/
-    `ln`/`rsync` (the destination, and DEST/NAME for each source; `-t DIR` too), `rm`,
-    `rmdir`, `unlink`, `shred`, `mkdir`, `truncate`, `touch`, `dd of=`, `chmod`/`chown`/
-    `chgrp`, `sort -o`, `uniq IN OUT`, `split`, `zip`, `gzip` and friends, `curl -o`,
-    `wget -O`, `patch -o`, `git diff --output=`, what `ln` points at and what `cp -l/-s`
-    links to (a link into auth/ is a way to write auth/ later);
+    `ln`/`rsync`/`scp` (the destination, and DEST/NAME for each source; `-t DIR` too),
+    `rm`, `rmdir`, `unlink`, `shred`, `mkdir`, `truncate`, `touch`, `dd of=`, `chmod`/
+    `chown`/`chgrp`/`chattr`/`setfacl`, `sort -o`, `uniq IN OUT`, `split`, `sponge`, `zip`,
+    `gzip` and friends, `curl -o`, `wget -O`, `patch -o`, `git diff --output=`, the files
+    given to `vim`/`ex`/`ed` (whose commands are unknown), what `ln` points at and what
+    `cp -l/-s` links to (a link into auth/ is a way to write auth/ later);
   * destinations that receive files the command does not name ("extract" targets):
     `tar -x [-C DIR]`, `unzip [-d DIR]`, `cpio -i`, `cp -r`, `rsync -a`, `curl -O`,
     `wget` without `-O`; refused unless they are a scratch directory outside the
     repository;
   * in an interactive /autofix session, the files named by `git add`, `git checkout --`
     and `git restore` (the agent commits and reverts its own work there; shell_git.py);
-  * `bash -c`, `sh -c` and friends, `eval`, `env -S`, `watch`, and a shell reading a
-    heredoc are analysed recursively; code given to `python -c` / `python -` / a heredoc,
-    `node -e`/`-p`, `perl -e`, `ruby -e`, `php -r` is read by shell_code.py: literal targets
-    of write calls are targets, a literal naming a forbidden path is refused, code that
-    runs programs or writes computed paths is unknown;
+  * `bash -c`, `sh -c` and friends, `eval`, `env -S`, `watch`, `su -c`, the value of an
+    `alias`, and a shell reading a heredoc are analysed recursively; code given to
+    `python -c` / `python -` / a heredoc, `node -e`/`-p`, `perl -e`, `ruby -e`, `php -r`
+    is read by shell_code.py: literal targets of write calls are targets, a literal
+    naming a forbidden path is refused, code that runs programs or writes computed paths
+    is unknown;
   * wrappers: `command`, `builtin`, `exec`, `sudo`, `env`, `nohup`, `time`, `nice`,
-    `timeout`, `setsid`, `strace`, `busybox`, `xargs` (a writer behind `xargs` or
-    `find -exec`, or `find -delete`, has targets from its input: unknown).
+    `timeout`, `setsid`, `strace`, `taskset`, `busybox`, project runners (`uv run`,
+    `poetry run`, `npx`, `npm exec`, `bundle exec`, ...), `xargs` (a writer behind
+    `xargs` or `find -exec`, or `find -delete`, has targets from its input: unknown).
 git runs only from an allow-list of reading subcommands (shell_git.py): `git push` in any
 spelling, commits, resets, checkouts, config writes, aliases (`git -c alias.x=...`, or any
 subcommand git does not read with), `--git-dir`/`--exec-path=`, `GIT_*=` assignments, and

@@ -53,8 +53,8 @@ _INFORMATION = {"-V", "--version", "-h", "--help", "-v"}
 
 def python(args: Sequence[Word], state: State, stdin: str | None) -> None:
     """`stdin` is a heredoc's or a here-string's text, when the command has one."""
-    if any(w.text in _INFORMATION - {"-v"} for w in args):
-        return
+    if args and all(w.text in _INFORMATION - {"-v"} for w in args):
+        return  # `python3 --version`
     index = 0
     while index < len(args):
         word = args[index]
@@ -271,8 +271,7 @@ _SCRIPTING_RULES: dict[str, tuple[str, str]] = {
         r"\btouch\b|chmod|chown|tempnam|fwrite|SplFileObject",
     ),
 }
-# program name: (language, options whose value is code, options whose value is another
-# option's argument, options that read a script file or module).
+# program name: (language, options whose value is code, other options that take a value).
 SCRIPTING: dict[str, tuple[str, set[str], set[str]]] = {
     "node": ("js", {"-e", "--eval", "-p", "--print"},
              {"-r", "--require", "--import", "--input-type", "--loader", "--conditions",
@@ -295,8 +294,8 @@ def scripting(name: str, args: Sequence[Word], state: State, stdin: str | None) 
     """node/bun/tsx/perl/ruby/php: the code they are given, and (perl -i, ruby -i) the
     files they edit in place."""
     language, code_options, value_options = SCRIPTING[name]
-    if any(w.text in _INFORMATION for w in args) and not any(w.text in code_options for w in args):
-        return
+    if args and all(w.text in _INFORMATION for w in args):
+        return  # `node --version`
     code: list[Word] = []
     in_place = False
     script: Word | None = None
