@@ -175,6 +175,19 @@ def matching(top: Path, spec: ForbiddenPaths) -> list[Path]:
 _PROBE = "agentloop-sandbox-probe"
 
 
+def _environments(top: Path) -> list[Path]:
+    """The environments among the ignored entries, and one level inside an ignored
+    directory (git lists `web/` alone when web/ holds only node_modules)."""
+    found = []
+    for entry in git.ignored_entries(top):
+        path = top / entry.rstrip("/")
+        if path.name in ENVIRONMENTS:
+            found.append(path)
+        elif entry.endswith("/"):
+            found += [path / name for name in ENVIRONMENTS if (path / name).is_dir()]
+    return found
+
+
 def home_secrets(home: Path) -> list[Path]:
     return [home / name for name in HOME_SECRETS]
 
@@ -195,11 +208,7 @@ def build_policy(
     top, repo = top.resolve(), repo.resolve()
     secret_spec = ForbiddenPaths(tuple(secrets))
     git_dirs = {git.common_dir(top), top / ".git"}
-    environments = [
-        top / entry.rstrip("/")
-        for entry in git.ignored_entries(top)
-        if Path(entry.rstrip("/")).name in ENVIRONMENTS
-    ]
+    environments = _environments(top)
     # The rails' own files, whether they exist or not (a masked path cannot be created).
     protected = [top / p.removesuffix("/**") for p in PROTECTED if "*" not in p.removesuffix("/**")]
     own = Path(agentloop.__file__).resolve().parent
