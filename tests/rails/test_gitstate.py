@@ -117,7 +117,7 @@ CASES = {
         "echo 'ref: refs/heads/feature' > ../repo/.git/HEAD",
         "HEAD changed (was ref: refs/heads/main, now ref: refs/heads/feature)",
     ),
-    "worktree added": ("git worktree add -q ../other feature", "worktrees/other/HEAD added"),
+    "worktree added": ("git worktree add -q ../other feature", "worktree other added ("),
     "alternates": (
         "mkdir -p ../repo/.git/objects/info && echo /tmp/x > ../repo/.git/objects/info/alternates",
         "objects/info/alternates added",
@@ -245,3 +245,18 @@ def test_a_ref_whose_object_is_gone_is_reported_and_the_rest_put_back(
     with pytest.raises(gitstate.GitStateError, match="refs/stash"):
         gitstate.restore(wt, before, GitState.capture(wt), tmp_path / "rescue")
     assert b"alias" not in (repo / ".git" / "config").read_bytes()
+
+
+def test_a_hook_added_to_a_shared_hooks_directory_is_seen(
+    repo: Path, wt: Path, tmp_path: Path
+) -> None:
+    shared = Path.home() / ".githooks"
+    shared.mkdir()
+    run_git(repo, "config", "--global", "core.hooksPath", str(shared))
+    before = GitState.capture(wt)
+    attack(wt, f"printf '#!/bin/sh\\n' > {shared}/pre-push && chmod +x {shared}/pre-push")
+    (change,) = before.changes(GitState.capture(wt))
+    assert change.detail == "~/.githooks/pre-push added"
+    gitstate.restore(wt, before, GitState.capture(wt), tmp_path / "rescue")
+    assert list(shared.iterdir()) == []
+    assert (tmp_path / "rescue" / "files" / str(shared).lstrip("/") / "pre-push").exists()
