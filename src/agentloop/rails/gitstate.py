@@ -301,12 +301,31 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+# What Claude Code's sandbox appends to the user's global git ignore file (creating it if
+# need be) so its own .cc-writes directories never show; agents/sandbox.py undoes it after
+# a headless session, an interactive one keeps it while it runs.
+_SANDBOX_IGNORE_LINES = frozenset({"**/.claude/.cc-writes/", ""})
+
+
 def _same(before: GitState, after: GitState, label: str) -> bool:
+    old, new = before.files.get(label), after.files.get(label)
     if label == STASH_LOG:
         # The entries are the stash; a reflog line also holds the time it was written,
         # which `git stash store` (the way back by hand) cannot keep.
         return _stash_entries(before) == _stash_entries(after)
-    return before.files.get(label) == after.files.get(label)
+    if old == new:
+        return True
+    if old is None and new is not None and new.link is None and not new.data:
+        # An empty file where there was none changes nothing git does (no key, no rule,
+        # no alternate); Claude Code's sandbox mounts its masks on such stubs while it
+        # runs (config.worktree, objects/info/alternates).
+        return True
+    if Path(label).is_absolute() and label not in before.configs and new is not None:
+        # The global ignore file: the sandbox's own line appended is not the agent's.
+        base = old.data if old else b""
+        extra = new.data[len(base) :].decode("utf-8", "replace").splitlines()
+        return new.data.startswith(base) and set(extra) <= _SANDBOX_IGNORE_LINES
+    return False
 
 
 def _ignored(item: str, ignore: Sequence[str]) -> bool:
@@ -340,6 +359,7 @@ def _lines_diff(old: bytes, new: bytes) -> tuple[list[str], list[str]]:
 
 def _summary(added: Sequence[str], removed: Sequence[str], limit: int = 4) -> str:
     items = [f"+{a}" for a in added] + [f"-{r}" for r in removed]
+    items = [i if len(i) <= 80 else i[:79] + "…" for i in items]
     shown = ", ".join(items[:limit]) + (
         f", … {len(items) - limit} more" if len(items) > limit else ""
     )
@@ -376,7 +396,15 @@ def _file_change(before: GitState, after: GitState, label: str) -> StateChange:
     if label == STASH_LOG:
         return _stash_log_change(before, after)
     if old is None:
-        return StateChange("file", label, "added", f"{name} added", f"rm {path}")
+        summary = ""
+        hook = label.startswith("hooks/") or any(
+            w.endswith("/") and label.startswith(w) for w in after.watched
+        )
+        if new is not None and new.link is None and not hook:
+            is_config = label in after.configs or label.endswith("/config.worktree")
+            listed = git.config_entries(Path(before.common_dir), new.data) if is_config else None
+            summary = _summary(listed or _lines_diff(b"", new.data)[0], [])
+        return StateChange("file", label, "added", f"{name} added{summary}", f"rm {path}")
     if new is None:
         return StateChange("file", label, "deleted", f"{name} deleted")
     if old.link is not None or new.link is not None:
