@@ -273,3 +273,41 @@ def test_the_edit_tools_are_scoped_and_denied_by_permission_rules(
     assert (repo / "auth" / "token.py").read_text() == "TOKEN = 1\n"
     assert not (repo / ".git" / "hooks" / "pre-commit").exists()
     assert (repo / "calc" / "ok.py").read_text() == "ok\n"
+
+
+_NODE_TOOLS = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
+
+
+@needs_sandbox
+@pytest.mark.npm
+@pytest.mark.skipif(bool(_NODE_TOOLS), reason=f"needs node and npm; missing: {_NODE_TOOLS}")
+def test_vitest_runs_inside_the_sandbox_with_node_modules_read_only(tmp_path: Path) -> None:
+    from agentloop.testing.npm import make_vitest_project
+
+    project = make_vitest_project(
+        tmp_path / "web",
+        {
+            "src/math.js": "export const add = (a, b) => a + b\n",
+            "test/math.test.js": "import { add } from '../src/math.js'\n"
+            "import { test, expect } from 'vitest'\n"
+            "test('add', () => expect(add(2, 3)).toBe(5))\n",
+            ".gitignore": "node_modules/\n",
+        },
+        Path(__file__).resolve().parents[2] / ".cache" / "npm",
+    )
+    git_init(project)
+    policy = policy_for(project, tmp_path / "home")
+    assert project / "node_modules" in policy.deny_write
+    result, server = run(
+        bash(
+            "node_modules/.bin/vitest run 2>&1 | tail -5",
+            "touch node_modules/x; echo rc=$?",
+        ),
+        project,
+        tmp_path / "home",
+    )
+    first, second = (r.content for r in server.tool_results())
+    assert "1 passed" in first, first
+    assert "Read-only file system" in second
+    assert not (project / "node_modules" / "x").exists()
+    assert result.ok

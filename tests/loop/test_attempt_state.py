@@ -5,18 +5,18 @@ the same repository meanwhile is left alone when the sandbox kept the agent out 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agentloop import detection, suites
 from agentloop.agents import sandbox
-from agentloop.agents.base import SessionLimits, SessionResult
 from agentloop.config import load_config
 from agentloop.loop.model import TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
 from agentloop.rails.paths import DEFAULT_FORBIDDEN, ForbiddenPaths
+from agentloop.testing.agents import ScriptedAgent
 from agentloop.testing.repos import GIT_IDENTITY, git_init, pytest_project, repo_state
 from agentloop.workspace import Workspace
 
@@ -39,39 +39,12 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-class Scripted:
-    """An agent whose session is a Python function of (worktree, user's checkout)."""
-
-    def __init__(self, session: Callable[[Path], None]) -> None:
-        self.session = session
-
-    def run(
-        self,
-        prompt: str,
-        *,
-        cwd: Path,
-        limits: SessionLimits,
-        env: Mapping[str, str],
-        policy: sandbox.Policy | None = None,
-    ) -> SessionResult:
-        self.session(cwd)
-        return SessionResult(
-            outcome="success",
-            subtype="success",
-            is_error=False,
-            terminal_reason="completed",
-            num_turns=1,
-            cost_usd=0.01,
-            duration_s=0.1,
-        )
-
-
 def fix(worktree: Path) -> None:
     ops = worktree / "calc" / "ops.py"
     ops.write_text(ops.read_text().replace("a - b", "a + b"))
 
 
-def attempt(root: Path, session: Callable[[Path], None], *, sandboxed: bool) -> TaskReport:
+def attempt(root: Path, session: Callable[[Path], None], *, sandboxed: bool = True) -> TaskReport:
     with Workspace.open(root) as ws:
         config, _ = load_config(ws.root)
         found = suites.discover(ws.root, config)
@@ -85,7 +58,7 @@ def attempt(root: Path, session: Callable[[Path], None], *, sandboxed: bool) -> 
             root=ws.root,
             base_sha=ws.base_sha,
             run_id=ws.run_id,
-            agent=Scripted(session),
+            agent=ScriptedAgent(session),
             settings=LoopSettings(max_attempts=1, forbidden=forbidden, rerun_timeout=60),
             env=ws.env(),
             history=None,
@@ -164,3 +137,129 @@ def test_the_agent_moving_its_own_branch_is_undone(root: Path) -> None:
     (only,) = report.attempts
     assert only.outcome == "rejected_git_state", only
     assert "moved" in only.reason
+
+
+# ------------------------------------------------------------------ judged by the original tests
+
+STALE_MOCK = {
+    "shop/__init__.py": "",
+    "shop/mailer.py": "def send(to, subject, body, reply_to=None):\n    pass\n",
+    "shop/checkout.py": """\
+        from shop import mailer
+
+        def place_order(to):
+            mailer.send(to, "Your order", "thanks", reply_to="shop@example.com")
+        """,
+    "tests/test_checkout.py": """\
+        from unittest import mock
+
+        from shop import checkout
+
+        def test_confirmation():
+            with mock.patch("shop.mailer.send") as send:
+                checkout.place_order("ann@example.com")
+            send.assert_called_once_with("ann@example.com", "Your order", mock.ANY)
+        """,
+}
+
+
+def test_a_needed_test_change_is_accepted_and_said_plainly(
+    tmp_path: Path, git_identity: None
+) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", STALE_MOCK))
+
+    def session(worktree: Path) -> None:
+        test = worktree / "tests" / "test_checkout.py"
+        test.write_text(test.read_text().replace("mock.ANY)", "mock.ANY, reply_to=mock.ANY)"))
+
+    report = attempt(root, session)
+    assert report.outcome == "fixed", report
+    (only,) = report.attempts
+    assert only.tests_changed == ("tests/test_checkout.py",)
+    message = git(root, "log", "-1", "--format=%B", report.commit or "")
+    assert "TESTS CHANGED. The task's tests as they were still fail" in message
+    assert (
+        '+    send.assert_called_once_with("ann@example.com", "Your order", mock.ANY, ' in message
+    )
+
+
+def test_a_code_fix_with_a_new_regression_test_keeps_the_test(root: Path) -> None:
+    def session(worktree: Path) -> None:
+        fix(worktree)
+        (worktree / "tests" / "test_more.py").write_text(
+            "from calc import ops\n\ndef test_add_negative():\n    assert ops.add(-1, 1) == 0\n"
+        )
+
+    report = attempt(root, session)
+    assert report.outcome == "fixed", report
+    (only,) = report.attempts
+    assert only.tests_changed == ("tests/test_more.py",)
+    message = git(root, "log", "-1", "--format=%B", report.commit or "")
+    assert "The original tests pass with the code change alone" in message
+    assert "test_add_negative" in git(root, "show", f"{report.commit}:tests/test_more.py")
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        "from calc import ops\n\nops.add = lambda a, b: a + b\n",
+        "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\n"
+        "def pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n"
+        "    outcome.get_result().outcome = 'passed'\n",
+    ],
+    ids=["patches-the-code", "rewrites-the-report"],
+)
+def test_a_fake_fix_from_a_conftest_is_not_a_fix(root: Path, fake: str) -> None:
+    def session(worktree: Path) -> None:
+        (worktree / "tests" / "conftest.py").write_text(fake)
+
+    report = attempt(root, session)
+    assert report.outcome == "unfixed", report
+    (only,) = report.attempts
+    assert only.outcome in ("rejected_integrity", "tests_failed"), only
+
+
+def test_a_fake_fix_hidden_from_git_is_not_seen_by_the_judge_and_is_removed(root: Path) -> None:
+    seen: list[Path] = []
+
+    def session(worktree: Path) -> None:
+        (worktree / "tests" / ".gitignore").write_text(".gitignore\nconftest.py\n")
+        (worktree / "tests" / "conftest.py").write_text(
+            "from calc import ops\n\nops.add = lambda a, b: a + b\n"
+        )
+        seen.append(worktree)
+
+    report = attempt(root, session)
+    assert report.outcome == "unfixed", report
+    (only,) = report.attempts
+    # Git sees no change at all: the fake hides itself; nothing is judged as a fix.
+    assert only.outcome == "agent_error", only
+    assert "changed nothing" in only.reason
+
+
+def test_a_forged_bytecode_cache_is_not_a_fix(tmp_path: Path, git_identity: None) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", {**CALC, ".gitignore": "__pycache__/\n"}))
+
+    def session(worktree: Path) -> None:
+        import os
+        import py_compile
+
+        source = worktree / "calc" / "ops.py"
+        real, stat = source.read_text(), source.stat()
+        # Same length, same mtime: Python would trust the cached bytecode of the fake.
+        source.write_text(real.replace("a - b", "a + b"))
+        py_compile.compile(
+            str(source),
+            cfile=str(
+                worktree
+                / "calc"
+                / "__pycache__"
+                / (f"ops.{__import__('sys').implementation.cache_tag}.pyc")
+            ),
+        )
+        source.write_text(real)
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    report = attempt(root, session)
+    assert report.outcome == "unfixed", report
