@@ -490,6 +490,16 @@ def _checked_out_elsewhere(repo: Path, branch: str, but: Path | None) -> Path | 
     return None
 
 
+def _extra_worktrees(repo: Path, places: Places, run_id: str) -> list[git.Worktree]:
+    """The detached worktrees a run made beside its own (`<run-id>.<name>`)."""
+    ours = places.worktrees.resolve()
+    return [
+        wt
+        for wt in git.list_worktrees(repo)
+        if wt.path.resolve().parent == ours and wt.path.name.startswith(f"{run_id}.")
+    ]
+
+
 def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = False) -> Cleanup:
     """Undo `state`'s run: save its uncommitted work, remove its worktree (in place:
     check the original branch out again), delete its branch unless it has commits, drop
@@ -533,6 +543,11 @@ def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = Fals
             # Not git's: we cannot tell what it holds, so we do not delete it.
             kept.append(f"{checkout} exists but is not a registered worktree; look, then delete it")
             finished = False
+    for wt in _extra_worktrees(repo, places, state.run_id):
+        # The run's throwaway checkouts of committed trees (the judge's): nothing in them
+        # is anyone's work, so they go without a rescued patch.
+        if not dry_run:
+            git.remove_worktree(repo, wt.path, force=True)
     tip = git.rev_parse(repo, f"refs/heads/{state.branch}")
     commits = git.commits_between(repo, state.base_sha, tip) if tip else []
     deleted = False
@@ -614,6 +629,9 @@ def clean_leftovers(repo_root: Path, *, dry_run: bool) -> CleanReport:
             owned_branches.add(state.branch)
             if not state.in_place:
                 owned_paths.add(Path(state.path).resolve())
+            owned_paths.update(
+                wt.path.resolve() for wt in _extra_worktrees(top, places, state.run_id)
+            )
             if alive:
                 report.alive.append(state)
             else:
