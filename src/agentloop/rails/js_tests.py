@@ -12,8 +12,8 @@ What these regexes cannot see, where a parser could:
 - assertions in helper functions called from a test (only the test's own body counts),
   and loosening through a changed expected value held in a variable or fixture;
 - unreachable assertions (an early `return`, a swallowing `try/catch`, `if (false)`);
-- timeouts and retries set in jest/vitest config files (they are not test files), and
-  a mocha `this.timeout()` in a describe block counts for the whole file;
+- a mocha `this.timeout()` in a describe block counts for the whole file (timeouts and
+  retries in jest/vitest config files are `testinfra`'s: any change there counts);
 - where the heuristic for a regex literal guesses wrong (`/` after `)` is division) or
   JSX text holds a quote, a string may run to the end of its line.
 """

@@ -8,7 +8,8 @@ Test infrastructure (`is_test_infrastructure`):
   run before any test;
 - JS: `vitest.config.*`, `vite.config.*`, `vitest.workspace.*`, `jest.config.*`,
   `.mocharc.*`, the setup files named by convention (`vitest.setup.*`, `jest.setup.*`,
-  `setupTests.*`), and the mixed `package.json`.
+  `setupTests.*`, `test-setup.*`), manual mocks under `__mocks__/`, and the mixed
+  `package.json`.
 A mixed file also holds what is no test's business (project metadata, dependencies): it
 is on the surface, so the replay with the original tests restores it, but only a change
 in its test part is a violation (`test_config_changed`): `[tool.pytest]` and
@@ -55,7 +56,13 @@ _JS_CONFIG = re.compile(
     r"^(?:vitest\.config|vite\.config|vitest\.workspace|vitest\.projects|jest\.config"
     r"|\.mocharc)(?:\.[\w-]+)*\.(?:[cm]?[jt]s|json|jsonc|ya?ml)$"
 )
-_JS_SETUP = re.compile(r"^(?:vitest\.setup|jest\.setup|setupTests|setup-tests)\.[cm]?[jt]sx?$")
+# Setup files by the usual names: vitest.setup.ts, jest.setup.js, setupTests.ts,
+# test-setup.ts, testSetup.js (a `setupFiles` entry named otherwise is not seen).
+_JS_SETUP = re.compile(
+    r"^(?=[\w.-]*setup)(?=[\w.-]*(?:test|jest|vitest))(?![\w.-]*\.(?:test|spec)\.)"
+    r"[\w.-]+\.[cm]?[jt]sx?$",
+    re.IGNORECASE,
+)
 
 # (section, label) holding pytest's settings in each INI file.
 _INI_SECTIONS = {
@@ -96,6 +103,7 @@ def is_test_infrastructure(path: str) -> bool:
         or name in _STARTUP
         or name.endswith(".pth")
         or bool(_JS_CONFIG.match(name) or _JS_SETUP.match(name))
+        or "__mocks__" in PurePosixPath(path).parts[:-1]
     )
 
 
@@ -125,12 +133,16 @@ def surface_findings(path: str, before: str | None, after: str | None) -> list[F
         return _startup(name, before, after)
     if name in _PYTEST_FILES or name in _MIXED or _JS_CONFIG.match(name):
         return _config_findings(path, before, after)
-    if _JS_SETUP.match(name):
+    if _JS_SETUP.match(name) or "__mocks__" in PurePosixPath(path).parts[:-1]:
         change = _code_change(before, after)
         if change is None:
             return []
-        detail = f"changes a test setup file, which runs before every test file: {change}"
-        return [Finding("infrastructure_changed", detail)]
+        what = (
+            "a test setup file, which runs before every test file"
+            if _JS_SETUP.match(name)
+            else "a manual mock, which replaces a module in the tests"
+        )
+        return [Finding("infrastructure_changed", f"changes {what}: {change}")]
     if name.endswith(".py"):
         return python_surface_findings(before, after)
     if name.endswith(JS_SUFFIXES) and is_test_path(path):
