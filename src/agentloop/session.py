@@ -13,6 +13,7 @@ which it still fails: DETECT is attempt zero, each FIX → VERIFY round after it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -49,6 +50,15 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class UserFile:
+    """A file the user had uncommitted work in when the session started, and a hash of
+    its content then (None: the user had deleted it)."""
+
+    path: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class Session:
     id: str
     started_at: float
@@ -63,6 +73,12 @@ class Session:
     base_sha: str = ""
     verifications: tuple[Verification, ...] = ()
     ended_at: float | None = None
+    # The content of user_files at the start (a patch of it is in the session's directory,
+    # see `work_patch`): `agentloop check` says when one was overwritten.
+    user_work: tuple[UserFile, ...] = ()
+    # Commits agentloop made for the session (its commit tool appends them with
+    # `record_commit`): the branch checked out may advance through these and no others.
+    commits: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -109,6 +125,33 @@ def check_id(session_id: str) -> str:
 
 def path_of(root: Path, session_id: str) -> Path:
     return root / SESSIONS_DIR / f"{check_id(session_id)}.json"
+
+
+def artifacts_of(record: Path) -> Path:
+    """The directory beside a session's record holding what it saved at the start."""
+    return record.with_suffix("")
+
+
+def work_patch(record: Path) -> Path:
+    """The user's uncommitted work at the start, as a binary patch against base_sha
+    (untracked files included): `git apply` brings it back."""
+    return artifacts_of(record) / "user-work.patch"
+
+
+def git_state_file(record: Path) -> Path:
+    """The repository's git state at the start (`rails.gitstate.GitState`, as JSON)."""
+    return artifacts_of(record) / "git-state.json"
+
+
+def content_hash(path: Path) -> str | None:
+    """A hash of the file at `path` (of its target's name, for a symlink); None when
+    there is no file."""
+    try:
+        if path.is_symlink():
+            return "symlink:" + hashlib.sha256(os.readlink(path).encode()).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
 
 def find(start: Path, session_id: str) -> Path | None:
@@ -160,6 +203,11 @@ def _parse(data: dict[str, Any]) -> Session:
         base_sha=str(data.get("base_sha", "")),
         verifications=verifications,
         ended_at=None if data.get("ended_at") is None else float(data["ended_at"]),
+        user_work=tuple(
+            UserFile(str(f["path"]), None if f["sha256"] is None else str(f["sha256"]))
+            for f in data.get("user_work", ())
+        ),
+        commits=tuple(str(c) for c in data.get("commits", ())),
     )
 
 
@@ -186,6 +234,7 @@ def start(
     toplevel: Path | None,
     user_files: Iterable[str],
     base_sha: str = "",
+    user_work: Iterable[UserFile] = (),
     now: float | None = None,
 ) -> Session:
     """A fresh record (starting again in the same Claude Code session restarts the clock
@@ -198,6 +247,7 @@ def start(
         toplevel=str(toplevel) if toplevel else "",
         user_files=tuple(sorted(set(user_files))),
         base_sha=base_sha,
+        user_work=tuple(sorted(user_work, key=lambda f: f.path)),
     )
     save(path_of(root, session_id), session)
     return session
@@ -212,6 +262,15 @@ def record_verification(
         return None
     verification = Verification(at=time.time() if now is None else now, failing=tuple(failing))
     session = replace(session, verifications=(*session.verifications, verification))
+    save(path, session)
+    return session
+
+
+def record_commit(path: Path, sha: str) -> Session:
+    """Note a commit agentloop made for the session (the hook for its commit tool), so
+    `agentloop check` lets the branch advance through it."""
+    session = load(path)
+    session = replace(session, commits=(*session.commits, sha))
     save(path, session)
     return session
 

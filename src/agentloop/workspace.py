@@ -224,6 +224,8 @@ class Workspace:
         self.in_place = state.in_place
         self.state = state
         self.places = places
+        # Detached worktrees of the run's own (the judge's), removed when it closes.
+        self.extra: list[Path] = []
         # Set when the workspace is closed.
         self.closed: Cleanup | None = None
         self.close_error: BaseException | None = None
@@ -338,7 +340,18 @@ class Workspace:
 
     # ------------------------------------------------------------ for the run
 
-    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    def detached_worktree(self, name: str) -> Path:
+        """Another checkout for this run, of its base and on no branch, in agentloop's
+        directory (`<run-id>.<name>`); removed with the run's own."""
+        path = self.places.worktree(f"{self.run_id}.{name}")
+        with locked(self.places):
+            git.add_detached_worktree(self.repo, path, self.base_sha)
+        self.extra.append(path)
+        return path
+
+    def env(
+        self, base: Mapping[str, str] | None = None, *, root: Path | None = None
+    ) -> dict[str, str]:
         """The environment to run the project's commands with, so they use this
         checkout's code.
 
@@ -350,11 +363,12 @@ class Workspace:
         Inherited GIT_* variables that pick a repository are dropped.
         """
         env = dict(git.clean_env() if base is None else base)
-        first = [str(self.root / "src")] if (self.root / "src").is_dir() else []
-        first.append(str(self.root))
+        root = self.root if root is None else root
+        first = [str(root / "src")] if (root / "src").is_dir() else []
+        first.append(str(root))
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in first]
         env["PYTHONPATH"] = os.pathsep.join(first + rest)
-        venv = self.root / ".venv"
+        venv = root / ".venv"
         if not self.in_place and (venv / "bin" / "python").exists():
             env["VIRTUAL_ENV"] = str(venv)
             env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
@@ -376,6 +390,11 @@ class Workspace:
         here is kept in `close_error` rather than hiding the body's exception; either way
         the state file stays, so `agentloop clean` can finish the job."""
         try:
+            for path in self.extra:
+                # Throwaway checkouts of committed trees: nothing in them is anyone's work.
+                with contextlib.suppress(git.GitError):
+                    git.remove_worktree(self.repo, path, force=True)
+            self.extra.clear()
             if lock_held:
                 self.closed = release(self.repo, self.places, self.state)
             else:

@@ -15,6 +15,7 @@ from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import load_config
 from agentloop.errors import UsageError
+from agentloop.rails.gitstate import GitState
 from agentloop.rails.paths import ForbiddenPaths
 
 
@@ -34,12 +35,18 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     sid = _session_id(session_id)
     # agentloop's own state must not count as the user's work (nor dirty the tree).
     git.ignore_locally(root, ".agentloop/")
-    user_files = [
-        path
-        for entry in git.status_porcelain(root)
-        for path in (entry.path, entry.orig)
-        if path and not path.startswith(".agentloop/")
-    ]
+    base_sha = git.rev_parse(toplevel, "HEAD^{commit}") or ""
+    user_files, work = _users_work(root, toplevel, base_sha)
+    # What the agent must not destroy, kept where `agentloop check` compares with it: the
+    # user's work as a patch (to put it back) and the repository's git state. Written
+    # before the record, which is what makes a session active.
+    path = session_mod.path_of(root, sid)
+    patch = session_mod.work_patch(path)
+    patch.unlink(missing_ok=True)
+    git.save_tree_diff(toplevel, work.base_tree, work.tree, patch)
+    session_mod.git_state_file(path).write_text(
+        GitState.capture(toplevel).to_json(), encoding="utf-8"
+    )
     record = session_mod.start(
         root,
         sid,
@@ -47,7 +54,11 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
         max_runtime=config.run.max_runtime,
         toplevel=toplevel,
         user_files=user_files,
-        base_sha=git.rev_parse(toplevel, "HEAD^{commit}") or "",
+        base_sha=base_sha,
+        user_work=[
+            session_mod.UserFile(name, session_mod.content_hash(toplevel / name))
+            for name in user_files
+        ],
     )
     forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
     if as_json:
@@ -55,6 +66,18 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     else:
         output.print_session_start(record, forbidden.patterns, source)
     return errors.OK
+
+
+def _users_work(root: Path, top: Path, base_sha: str) -> tuple[list[str], git.Snapshot]:
+    """The files with uncommitted work of the user's (by content: index flags hide
+    nothing), and the snapshot of it. A .gitignore that ignores itself is one of them."""
+    work = git.snapshot_tree(top, base_sha or git.empty_tree(top))
+    own = root.relative_to(top).as_posix()
+    own = ".agentloop/" if own == "." else f"{own}/.agentloop/"
+    files = [
+        path for path in (*work.changed, *git.hidden_ignore_files(top)) if not path.startswith(own)
+    ]
+    return sorted(set(files)), work
 
 
 def _load(repo: Path, session_id: str | None) -> tuple[Path, session_mod.Session]:

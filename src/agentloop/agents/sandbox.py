@@ -1,0 +1,280 @@
+"""The boundary the operating system enforces: Claude Code's Bash sandbox, set per session.
+
+Shell analysis (rails/shell.py) cannot see what a program writes; the kernel can. Every
+Bash command of an agent session runs inside Claude Code's sandbox (bubblewrap on Linux,
+Seatbelt on macOS) with:
+
+- writes allowed only in the session's worktree and a private temporary directory (the
+  CLI makes `$TMPDIR/claude-<uid>` the commands' TMPDIR, and TMPDIR is ours per session);
+- writes denied, inside the worktree too, to the git directories (the agent cannot commit,
+  move a ref, or touch config, hooks or `info/`), every existing path a forbidden pattern
+  matches, agentloop's own files, and the project's environments (`.venv`, `node_modules`:
+  what the tests import must be what the user installed);
+- reads denied for secret files, in the worktree, in the user's checkout (reachable by its
+  absolute path) and in the home directory;
+- no network unless the configuration names domains;
+- `failIfUnavailable` and no escape hatch (`allowUnsandboxedCommands: false`).
+
+Facts this rests on (Claude Code 2.1.330-2.1.332, `../shared/reference/claude-code.md`
+§2.10, re-checked here): sandbox paths must be absolute and written `//abs/path`, relative
+ones protect nothing; globs are not honoured there, so patterns are expanded to the paths
+that exist when the session starts (a denied directory covers files created in it later; a
+new forbidden file elsewhere is for the guard and the diff check); a denied path that does
+not exist is masked, so it cannot be created either. `sandbox.bwrapPath`/`socatPath` are
+honoured only from managed settings: bwrap and socat are found on PATH.
+
+The Edit/Write tools are not sandboxed: permission rules scope them to the worktree and
+deny the same paths (permission rules do take gitignore-style globs, and they follow a
+symlink to its target), and the guard hook explains each refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import agentloop
+from agentloop import git, proc
+from agentloop.errors import AgentloopError
+from agentloop.rails.paths import PROTECTED, ForbiddenPaths
+
+# Credentials a developer's home holds; Bash and the Read tool may not read them.
+HOME_SECRETS = (
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".gnupg",
+    ".kube",
+    ".docker/config.json",
+    ".config/gh",
+    ".config/gcloud",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+)
+# Environments tests import from: made by the user or `workspace.setup`, not the agent's.
+ENVIRONMENTS = (".venv", "venv", "node_modules")
+# What the CLI prints when failIfUnavailable stops it.
+REFUSAL = "sandbox required but unavailable"
+
+
+class SandboxUnavailable(AgentloopError):
+    """No working OS sandbox for the agent's commands on this machine."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one session may write, read and reach; every path absolute."""
+
+    write: tuple[Path, ...]
+    deny_write: tuple[Path, ...]
+    deny_read: tuple[Path, ...]
+    # Glob rules for the file tools, relative to `write[0]` (gitignore-style).
+    deny_edit_globs: tuple[str, ...] = ()
+    deny_read_globs: tuple[str, ...] = ()
+    network: tuple[str, ...] = ()
+    # False (`--no-sandbox`): only the permission rules for the file tools apply; Bash
+    # runs unconfined.
+    sandboxed: bool = True
+
+
+def _abs(path: Path) -> str:
+    # "//" marks an absolute path in Claude Code's sandbox and permission settings.
+    return "/" + str(path)
+
+
+def _rule_glob(pattern: str) -> str:
+    """A forbidden pattern (git wildmatch, relative to the top) as a glob under the top:
+    a pattern without a slash matches at any depth, as in a .gitignore."""
+    stripped = pattern.rstrip("/")
+    if stripped.startswith("/"):
+        return stripped[1:]
+    return stripped if "/" in stripped else f"**/{stripped}"
+
+
+def settings(policy: Policy) -> dict[str, Any]:
+    """Claude Code settings (`--settings`) that put `policy` in force."""
+    top = policy.write[0]
+    deny = [f"Edit({_abs(p)})" for p in policy.deny_write]
+    deny += [f"Edit({_abs(p)}/**)" for p in policy.deny_write]
+    deny += [f"Edit({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_edit_globs]
+    deny += [f"Read({_abs(p)})" for p in policy.deny_read]
+    deny += [f"Read({_abs(p)}/**)" for p in policy.deny_read]
+    deny += [f"Read({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_read_globs]
+    permissions = {"permissions": {"deny": list(dict.fromkeys(deny))}}
+    if not policy.sandboxed:
+        return permissions
+    return {
+        **permissions,
+        "sandbox": {
+            "enabled": True,
+            "failIfUnavailable": True,
+            "autoAllowBashIfSandboxed": True,
+            "allowUnsandboxedCommands": False,
+            "filesystem": {
+                "allowWrite": [_abs(p) for p in policy.write],
+                "denyWrite": [_abs(p) for p in policy.deny_write],
+                "denyRead": [_abs(p) for p in policy.deny_read],
+            },
+            "network": {"allowedDomains": list(policy.network)},
+        },
+    }
+
+
+def edit_rule(top: Path) -> str:
+    """The one allow rule for the file-editing tools: inside the worktree only (a bare
+    `Edit` allows writing anywhere, the user's checkout and home included)."""
+    return f"Edit({_abs(top)}/**)"
+
+
+def scoped_tools(allowed: Sequence[str], top: Path) -> tuple[str, ...]:
+    """`allowed` with every unscoped file-editing rule replaced by `edit_rule(top)`."""
+    editing = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+    out: list[str] = []
+    for rule in allowed:
+        out.append(edit_rule(top) if rule.strip() in editing else rule)
+    return tuple(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------- which paths
+
+
+def matching(top: Path, spec: ForbiddenPaths) -> list[Path]:
+    """The existing files and directories under `top` that `spec` matches; a directory
+    stands for everything in it when any file in it would be forbidden, whatever its
+    name (`**/auth/**` → `auth/`). Listed from git (tracked, untracked, and the ignored
+    entries with directories collapsed): walking a tree with a node_modules in it would
+    take longer than the session."""
+    if not top.is_dir():
+        return []
+    found: list[Path] = []
+    covered: set[str] = set()
+    for name in sorted(git.listed_paths(top)):
+        parts = name.rstrip("/").split("/")
+        prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+        if any(prefix in covered for prefix in prefixes):
+            continue
+        whole = next((d for d in prefixes if spec.match(f"{d}/{_PROBE}") is not None), None)
+        if whole is not None:
+            covered.add(whole)
+            found.append(top / whole)
+        elif spec.match(name.rstrip("/")) is not None:
+            found.append(top / name.rstrip("/"))
+    return found
+
+
+# A file name no pattern of a reasonable configuration names on its own.
+_PROBE = "agentloop-sandbox-probe"
+
+
+def home_secrets(home: Path) -> list[Path]:
+    return [home / name for name in HOME_SECRETS]
+
+
+def build_policy(
+    *,
+    top: Path,
+    repo: Path,
+    forbidden: ForbiddenPaths,
+    secrets: Sequence[str],
+    network: Sequence[str] = (),
+    home: Path | None = None,
+    extra_deny_write: Iterable[Path] = (),
+    sandboxed: bool = True,
+) -> Policy:
+    """The policy for a session in the worktree `top` of the user's checkout `repo` (the
+    same directory when the run is in place)."""
+    top, repo = top.resolve(), repo.resolve()
+    secret_spec = ForbiddenPaths(tuple(secrets))
+    git_dirs = {git.common_dir(top), top / ".git"}
+    environments = [
+        top / entry.rstrip("/")
+        for entry in git.ignored_entries(top)
+        if Path(entry.rstrip("/")).name in ENVIRONMENTS
+    ]
+    # The rails' own files, whether they exist or not (a masked path cannot be created).
+    protected = [top / p.removesuffix("/**") for p in PROTECTED if "*" not in p.removesuffix("/**")]
+    own = Path(agentloop.__file__).resolve().parent
+    deny_write = [
+        *sorted(git_dirs),
+        *matching(top, forbidden),
+        *protected,
+        *environments,
+        own,
+        *extra_deny_write,
+    ]
+    home = Path(home or os.environ.get("HOME") or Path.home())
+    deny_read = [
+        *matching(top, secret_spec),
+        *(matching(repo, secret_spec) if repo != top else []),
+        *home_secrets(home),
+    ]
+    return Policy(
+        write=(top,),
+        deny_write=tuple(dict.fromkeys(deny_write)),
+        deny_read=tuple(dict.fromkeys(deny_read)),
+        deny_edit_globs=tuple(p for p in (*forbidden.patterns,) if not p.startswith("!")),
+        deny_read_globs=tuple(secrets),
+        network=tuple(network),
+        sandboxed=sandboxed,
+    )
+
+
+# ---------------------------------------------------------------- is there one
+
+
+@cache
+def _bwrap_works(bwrap: str) -> str | None:
+    # What Claude Code asks of bwrap, in small: a new network and pid namespace over a
+    # read-only root. Unprivileged user namespaces may be off (some containers, Ubuntu's
+    # AppArmor restriction for binaries without a profile).
+    done = proc.run(
+        [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+         "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+        cwd=Path("/"),
+        timeout=30,
+    )  # fmt: skip
+    if done.ok:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+
+
+def unavailable(env: Mapping[str, str] | None = None) -> str | None:
+    """Why the sandbox cannot run on this machine, or None when it can."""
+    system = platform.system()
+    if system == "Darwin":
+        return None if Path("/usr/bin/sandbox-exec").exists() else "sandbox-exec is missing"
+    if system != "Linux":
+        return f"Claude Code's sandbox does not run on {system}"
+    path = (env or os.environ).get("PATH", os.defpath)
+    missing = [tool for tool in ("bwrap", "socat") if shutil.which(tool, path=path) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found on PATH"
+    bwrap = shutil.which("bwrap", path=path)
+    assert bwrap is not None
+    why = _bwrap_works(bwrap)
+    return None if why is None else f"bwrap cannot create a sandbox here: {why}"
+
+
+INSTALL_HINT = (
+    "install bubblewrap and socat (Debian/Ubuntu: sudo apt-get install bubblewrap socat; on "
+    "Ubuntu 24.04 runners also allow user namespaces: sudo sysctl "
+    "kernel.apparmor_restrict_unprivileged_userns=0), or pass --no-sandbox to run the agent "
+    "without one (the report will say so)"
+)
+
+
+def require(env: Mapping[str, str] | None = None) -> None:
+    """Raise SandboxUnavailable (exit 2) unless the sandbox can run here."""
+    why = unavailable(env)
+    if why is not None:
+        raise SandboxUnavailable(
+            f"no OS sandbox for the agent's commands: {why}", hint=INSTALL_HINT
+        )
