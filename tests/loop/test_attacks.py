@@ -360,11 +360,20 @@ def test_agentloop_run_refuses_to_start_without_a_sandbox(tmp_path: Path) -> Non
     before = snapshot(root)
     done, _, server = _run_raw(root, tmp_path / "home", PATH=str(bin_dir))
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "no OS sandbox" in done.stderr
-    assert "--no-sandbox" in done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["message"].startswith("no OS sandbox for the agent's commands: ")
+    assert "bwrap and socat not found" in error["message"]
+    assert "--no-sandbox" in error["hint"]
+    assert "apt-get install bubblewrap socat" in error["hint"]
     assert "Traceback" not in done.stderr
+    # It said so before running anything: no baseline, no worktree, no session.
     assert server.messages_requests() == []
     assert snapshot(root) == before
+    assert _git(root, "worktree", "list").count("\n") == 1
+    human = _run_raw(root, tmp_path / "home", PATH=str(bin_dir), json_out=False)[0]
+    assert human.returncode == 2
+    assert human.stderr.startswith("error: no OS sandbox"), human.stderr
+    assert "hint:" in human.stderr
 
 
 @needs_sandbox

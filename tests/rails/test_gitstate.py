@@ -106,18 +106,18 @@ CASES = {
         "echo '* filter=hide' > ../repo/.git/info/attributes",
         "info/attributes added",
     ),
-    "global config": ("git config --global alias.p push", "~/.gitconfig added"),
+    "global config": ("git config --global alias.p push", "~/.gitconfig added (+alias.p=push)"),
     "worktree config redirect": (
         "git config extensions.worktreeConfig true && "
         'git config --worktree core.worktree "$PWD/../repo"',
-        "worktrees/wt/config.worktree added",
+        "worktrees/wt/config.worktree added (+core.worktree=",
     ),
     "worktree HEAD": ("git switch -q --detach", "worktrees/wt/HEAD changed (was ref: refs/heads/"),
     "user HEAD": (
         "echo 'ref: refs/heads/feature' > ../repo/.git/HEAD",
         "HEAD changed (was ref: refs/heads/main, now ref: refs/heads/feature)",
     ),
-    "worktree added": ("git worktree add -q ../other feature", "worktrees/other/HEAD added"),
+    "worktree added": ("git worktree add -q ../other feature", "worktree other added ("),
     "alternates": (
         "mkdir -p ../repo/.git/objects/info && echo /tmp/x > ../repo/.git/objects/info/alternates",
         "objects/info/alternates added",
@@ -245,3 +245,36 @@ def test_a_ref_whose_object_is_gone_is_reported_and_the_rest_put_back(
     with pytest.raises(gitstate.GitStateError, match="refs/stash"):
         gitstate.restore(wt, before, GitState.capture(wt), tmp_path / "rescue")
     assert b"alias" not in (repo / ".git" / "config").read_bytes()
+
+
+def test_a_hook_added_to_a_shared_hooks_directory_is_seen(
+    repo: Path, wt: Path, tmp_path: Path
+) -> None:
+    shared = Path.home() / ".githooks"
+    shared.mkdir()
+    run_git(repo, "config", "--global", "core.hooksPath", str(shared))
+    before = GitState.capture(wt)
+    attack(wt, f"printf '#!/bin/sh\\n' > {shared}/pre-push && chmod +x {shared}/pre-push")
+    (change,) = before.changes(GitState.capture(wt))
+    assert change.detail == "~/.githooks/pre-push added"
+    gitstate.restore(wt, before, GitState.capture(wt), tmp_path / "rescue")
+    assert list(shared.iterdir()) == []
+    assert (tmp_path / "rescue" / "files" / str(shared).lstrip("/") / "pre-push").exists()
+
+
+def test_what_claude_codes_sandbox_leaves_while_it_runs_is_no_change(repo: Path, wt: Path) -> None:
+    # Seen with Claude Code 2.1.332: empty files to mount masks on, and a line in the
+    # global git ignore file (created when there is none).
+    before = GitState.capture(wt)
+    ignore = Path.home() / ".config" / "git" / "ignore"
+    attack(
+        wt,
+        ": > ../repo/.git/config.worktree && mkdir -p ../repo/.git/objects/info && "
+        ": > ../repo/.git/objects/info/alternates && "
+        f"mkdir -p {ignore.parent} && printf '**/.claude/.cc-writes/\\n' >> {ignore}",
+    )
+    assert before.changes(GitState.capture(wt)) == ()
+    # Anything more in that file is a change.
+    attack(wt, f"printf 'auth/\\n' >> {ignore}")
+    (change,) = before.changes(GitState.capture(wt))
+    assert change.detail == "~/.config/git/ignore added (+**/.claude/.cc-writes/, +auth/)"

@@ -42,6 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,8 +341,10 @@ class ClaudeCodeAgent:
         transcript = _Transcript()
         options.stderr = transcript.stderr.append
         start = time.monotonic()
+        sandboxed = policy is not None and policy.sandboxed
         try:
-            anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
+            with sandbox.tidy(cwd, options.env) if sandboxed else nullcontext():
+                anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
             if transcript.interrupted:
                 raise KeyboardInterrupt
         finally:

@@ -145,7 +145,7 @@ def run(
             agent = ClaudeCodeAgent(
                 cli_path=config.agent.cli_path,
                 model=config.agent.model,
-                guard=make_guard(forbidden),
+                guard=make_guard(forbidden, secrets=config.rails.secret_paths),
             )
         loop = AutofixLoop(
             top=ws.path,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agentloop import detection, git, proc
 from agentloop import suites as suites_mod
-from agentloop.agents.base import Agent, SessionLimits, SessionResult
+from agentloop.agents.base import Agent, PermissionDenial, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 from agentloop.failures import imports
 from agentloop.failures.group import normalize_message
@@ -549,11 +549,37 @@ def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
 def _agent_reason(result: SessionResult) -> str:
     if result.ok:
         return ""
-    # What was refused says more than the model's last words ("Fixed."): the guard's
-    # message names the path and the rail, and reaches the next attempt's prompt.
-    denied = [d.message or f"{d.tool_name} was refused" for d in result.permission_denials[:3]]
+    # What was refused says more than the model's last words ("Fixed."), and reaches the
+    # next attempt's prompt. The guard's message names the path and the rail; Claude Code's
+    # own for a permission rule ("File is in a directory that is denied…") names neither,
+    # so the call's target goes in front of it.
+    denied = [_denial(d) for d in result.permission_denials[:3]]
     detail = "; ".join([*denied, *result.errors]) or result.text[:200]
     return f"the agent session ended with {result.outcome}" + (f": {detail}" if detail else "")
+
+
+def _denial(denial: PermissionDenial) -> str:
+    message = denial.message or "refused"
+    target = next(
+        (
+            str(denial.tool_input[key])
+            for key in ("file_path", "notebook_path", "path", "command")
+            if denial.tool_input.get(key)
+        ),
+        "",
+    )
+    if _PERMISSION_RULE in message:
+        message = (
+            "refused by agentloop's permission rules: a forbidden or protected path, the git "
+            "directory, or outside the worktree"
+        )
+    if not target or target in message:
+        return message
+    return f"{denial.tool_name} {target[:200]}: {message}"
+
+
+# How Claude Code words a refusal by a permission deny rule (2.1.332).
+_PERMISSION_RULE = "denied by your permission settings"
 
 
 _ERROR_LINE = re.compile(r"^(?:E\s+)?\w*(?:Error|Exception|assert|Assertion)\b.*$", re.M)

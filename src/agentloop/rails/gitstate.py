@@ -90,7 +90,8 @@ class GitState:
     # Labels: a path relative to common_dir, or an absolute path outside it.
     files: Mapping[str, Entry] = field(default_factory=dict)
     # Labels looked at, present or not: a file that appears at one of these (a new
-    # ~/.gitconfig) was made since, and may go again.
+    # ~/.gitconfig) was made since, and may go again. One ending in "/" is a directory
+    # outside the git dir watched whole (a shared core.hooksPath).
     watched: frozenset[str] = frozenset()
     refs: Mapping[str, str] = field(default_factory=dict)
     # Labels of the files git reads as config (their changes are shown key by key).
@@ -116,17 +117,27 @@ class GitState:
                 if gitfile:
                     path = Path(gitfile.strip())
                     labels[str(path)] = path
-        configs, others = _outside_files(repo, common)
+        configs, others, folders = _outside_files(repo, common)
         for path in (*configs, *others):
             labels.setdefault(str(path), path)
         files = {label: entry for label, path in labels.items() if (entry := _entry(path))}
+        watched = frozenset({*labels, *(f"{folder}/" for folder in folders)})
         refs = git.list_refs(repo, skip=_SKIPPED_REFS)
         config_labels = {"config", "config.worktree", *(str(p) for p in configs)}
         config_labels |= {
             f"worktrees/{p.parent.name}/config.worktree"
             for p in worktrees.glob("*/config.worktree")
         }
-        return cls(str(common), files, frozenset(labels), refs, frozenset(config_labels))
+        return cls(str(common), files, watched, refs, frozenset(config_labels))
+
+    def owns(self, label: str) -> bool:
+        """Whether a file at `label` is one of git's that this state watched (inside the
+        git dir, or a path looked at outside it), so one appearing there is a change."""
+        return (
+            not Path(label).is_absolute()
+            or label in self.watched
+            or any(w.endswith("/") and label.startswith(w) for w in self.watched)
+        )
 
     def path_of(self, label: str) -> Path:
         path = Path(label)
@@ -141,9 +152,7 @@ class GitState:
         return sorted(
             label
             for label in labels
-            if not _same(self, other, label)
-            and (label in self.watched or not Path(label).is_absolute())
-            and not _ignored(label, ignore)
+            if not _same(self, other, label) and self.owns(label) and not _ignored(label, ignore)
         )
 
     def changed_refs(self, other: GitState, ignore: Sequence[str] = ()) -> list[str]:
@@ -155,12 +164,29 @@ class GitState:
     def changes(self, other: GitState, *, ignore: Sequence[str] = ()) -> tuple[StateChange, ...]:
         """What differs from `self` (before) in `other` (after), files first, then refs.
         `ignore`: refs or labels to leave out, exactly or (ending in "/") by prefix."""
-        found = [
+        labels = self.changed_files(other, ignore)
+        refs = self.changed_refs(other, ignore)
+        found = []
+        for name in _new_worktrees(self, labels):
+            admin = self.path_of(f"worktrees/{name}")
+            entry = other.files.get(f"worktrees/{name}/gitdir")
+            at = entry.data.decode("utf-8", "replace").strip() if entry else "?"
+            found.append(
+                StateChange(
+                    "file",
+                    f"worktrees/{name}/",
+                    "added",
+                    f"worktree {name} added ({at})",
+                    f"rm -rf {shlex.quote(str(admin))} && git worktree prune",
+                )
+            )
+        found += [
             _file_change(self, other, label)
-            for label in self.changed_files(other, ignore)
-            if not (label == STASH_LOG and STASH in self.changed_refs(other, ignore))
+            for label in labels
+            if not (label == STASH_LOG and STASH in refs)
+            and not any(label.startswith(f.item) for f in found)
         ]
-        found += [_ref_change(self, other, ref) for ref in self.changed_refs(other, ignore)]
+        found += [_ref_change(self, other, ref) for ref in refs]
         return tuple(found)
 
     # ------------------------------------------------------------ store
@@ -222,9 +248,10 @@ def _label(common: Path, path: Path) -> str:
         return str(path)
 
 
-def _outside_files(repo: Path, common: Path) -> tuple[list[Path], list[Path]]:
-    """Git's files outside the git dir: (every config file git reads, and where a global
-    one would be; the global excludes and attributes files and a shared hooks directory)."""
+def _outside_files(repo: Path, common: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Git's files outside the git dir: every config file git reads (and where a global
+    one would be); the global excludes and attributes files and the files of a shared
+    hooks directory; and that directory, watched whole."""
     home = Path.home()
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
     global_config = os.environ.get("GIT_CONFIG_GLOBAL")
@@ -234,13 +261,16 @@ def _outside_files(repo: Path, common: Path) -> tuple[list[Path], list[Path]]:
         git.config_path(repo, "core.excludesFile") or xdg / "ignore",
         git.config_path(repo, "core.attributesFile") or xdg / "attributes",
     ]
+    folders = []
     hooks = git.config_path(repo, "core.hooksPath")
     # A relative hooksPath lives in each checkout (a tracked .githooks/): the diff sees it.
-    if hooks is not None and hooks.is_absolute() and hooks.is_dir():
+    if hooks is not None and hooks.is_absolute() and hooks.is_dir() and not _inside(hooks, common):
         others += _walk(common, hooks).values()
+        folders.append(hooks)
     return (
         [p for p in configs if not _inside(p, common)],
         [p for p in others if not _inside(p, common)],
+        folders,
     )
 
 
@@ -271,12 +301,31 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+# What Claude Code's sandbox appends to the user's global git ignore file (creating it if
+# need be) so its own .cc-writes directories never show; agents/sandbox.py undoes it after
+# a headless session, an interactive one keeps it while it runs.
+_SANDBOX_IGNORE_LINES = frozenset({"**/.claude/.cc-writes/", ""})
+
+
 def _same(before: GitState, after: GitState, label: str) -> bool:
+    old, new = before.files.get(label), after.files.get(label)
     if label == STASH_LOG:
         # The entries are the stash; a reflog line also holds the time it was written,
         # which `git stash store` (the way back by hand) cannot keep.
         return _stash_entries(before) == _stash_entries(after)
-    return before.files.get(label) == after.files.get(label)
+    if old == new:
+        return True
+    if old is None and new is not None and new.link is None and not new.data:
+        # An empty file where there was none changes nothing git does (no key, no rule,
+        # no alternate); Claude Code's sandbox mounts its masks on such stubs while it
+        # runs (config.worktree, objects/info/alternates).
+        return True
+    if Path(label).is_absolute() and label not in before.configs and new is not None:
+        # The global ignore file: the sandbox's own line appended is not the agent's.
+        base = old.data if old else b""
+        extra = new.data[len(base) :].decode("utf-8", "replace").splitlines()
+        return new.data.startswith(base) and set(extra) <= _SANDBOX_IGNORE_LINES
+    return False
 
 
 def _ignored(item: str, ignore: Sequence[str]) -> bool:
@@ -310,6 +359,7 @@ def _lines_diff(old: bytes, new: bytes) -> tuple[list[str], list[str]]:
 
 def _summary(added: Sequence[str], removed: Sequence[str], limit: int = 4) -> str:
     items = [f"+{a}" for a in added] + [f"-{r}" for r in removed]
+    items = [i if len(i) <= 80 else i[:79] + "…" for i in items]
     shown = ", ".join(items[:limit]) + (
         f", … {len(items) - limit} more" if len(items) > limit else ""
     )
@@ -346,7 +396,15 @@ def _file_change(before: GitState, after: GitState, label: str) -> StateChange:
     if label == STASH_LOG:
         return _stash_log_change(before, after)
     if old is None:
-        return StateChange("file", label, "added", f"{name} added", f"rm {path}")
+        summary = ""
+        hook = label.startswith("hooks/") or any(
+            w.endswith("/") and label.startswith(w) for w in after.watched
+        )
+        if new is not None and new.link is None and not hook:
+            is_config = label in after.configs or label.endswith("/config.worktree")
+            listed = git.config_entries(Path(before.common_dir), new.data) if is_config else None
+            summary = _summary(listed or _lines_diff(b"", new.data)[0], [])
+        return StateChange("file", label, "added", f"{name} added{summary}", f"rm {path}")
     if new is None:
         return StateChange("file", label, "deleted", f"{name} deleted")
     if old.link is not None or new.link is not None:
@@ -443,14 +501,7 @@ def restore(
     failed: list[str] = []
     labels = before.changed_files(after, ignore)
     # Worktrees registered since: their whole admin dir goes (the checkout is not touched).
-    new_admins = sorted(
-        {
-            label.split("/")[1]
-            for label in labels
-            if label.startswith("worktrees/")
-            and f"worktrees/{label.split('/')[1]}/gitdir" not in before.files
-        }
-    )
+    new_admins = _new_worktrees(before, labels)
     for name in new_admins:
         admin = Path(before.common_dir) / "worktrees" / name
         if admin.is_dir():
@@ -463,7 +514,8 @@ def restore(
     # Config and hooks before anything runs git below (core.hooksPath, a
     # reference-transaction hook), the stash reflog after refs/stash (writing the ref
     # appends to it).
-    for label in sorted(labels, key=lambda lb: (lb != "config", not lb.startswith("hooks/"))):
+    configs = before.configs | after.configs
+    for label in sorted(labels, key=lambda lb: (lb not in configs, not lb.startswith("hooks/"))):
         if label == STASH_LOG or any(label.startswith(f"worktrees/{n}/") for n in new_admins):
             continue
         line = _put_back_file(before, label, rescue)
@@ -504,6 +556,18 @@ def restore(
     return tuple(done)
 
 
+def _new_worktrees(before: GitState, labels: Sequence[str]) -> list[str]:
+    """Names of the worktrees registered since `before` among the changed `labels`."""
+    return sorted(
+        {
+            label.split("/")[1]
+            for label in labels
+            if label.startswith("worktrees/")
+            and f"worktrees/{label.split('/')[1]}/gitdir" not in before.files
+        }
+    )
+
+
 def _put_back_file(before: GitState, label: str, rescue: _Rescue) -> str | None:
     path = before.path_of(label)
     old = before.files.get(label)
@@ -512,7 +576,7 @@ def _put_back_file(before: GitState, label: str, rescue: _Rescue) -> str | None:
         return None
     if not exists and old is None:
         return None
-    if old is None and Path(label).is_absolute() and label not in before.watched:
+    if old is None and not before.owns(label):
         return None  # not git's file: only the config naming it changed
     if exists:
         saved = rescue.copy(path, label)
