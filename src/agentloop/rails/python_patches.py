@@ -31,7 +31,7 @@ import ast
 import sys
 import unittest
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from agentloop.rails.facts import Finding, IntegrityKind
@@ -60,6 +60,9 @@ _MONKEYPATCH = frozenset({"setattr", "delattr", "setitem", "delitem"})
 _PATH_CHANGES = frozenset({"insert", "append", "extend", "__setitem__"})
 _IMPORTERS = frozenset({"importlib.import_module", "import_module", "__import__"})
 _IGNORES = ("collect_ignore", "collect_ignore_glob")
+_STAND_INS = frozenset(
+    {"Mock", "MagicMock", "AsyncMock", "NonCallableMock", "create_autospec", "partial"}
+)
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,10 @@ class _Hazard:
 
 
 @dataclass(frozen=True)
-class SurfaceFacts:
+class _Surface:
     hazards: tuple[_Hazard, ...]
     # `pytest_*` functions (plugin classes' methods too), qualified name -> body.
-    hooks: dict[str, str]
+    hooks: Mapping[str, str]
     # What `collect_ignore` and `collect_ignore_glob` hold: each literal entry, or the
     # dump of a statement that builds them otherwise.
     ignored: tuple[str, ...]
@@ -86,13 +89,13 @@ class SurfaceFacts:
     tests: frozenset[str] = frozenset()
 
 
-def python_surface(source: str) -> SurfaceFacts | None:
+def _surface(source: str) -> _Surface | None:
     """None when the file does not parse (the test reader reports that)."""
     try:
         tree = ast.parse(source.removeprefix("\ufeff"))
         scanner = _Scanner(tree)
         scanner.scan(tree.body, [scanner.module])
-        return SurfaceFacts(
+        return _Surface(
             hazards=tuple(scanner.hazards),
             hooks=dict(_hooks(tree.body, "")),
             ignored=tuple(_ignored(tree.body)),
@@ -106,10 +109,10 @@ def python_surface(source: str) -> SurfaceFacts | None:
 
 
 def python_surface_findings(before: str | None, after: str | None) -> list[Finding]:
-    new = python_surface(after) if after is not None else None
+    new = _surface(after) if after is not None else None
     if new is None:
         return []
-    old = (python_surface(before) if before is not None else None) or SurfaceFacts((), {}, (), ())
+    old = (_surface(before) if before is not None else None) or _Surface((), {}, (), ())
     found: list[Finding] = []
     known = Counter(hazard.identity for hazard in old.hazards)
     for hazard in new.hazards:
@@ -120,15 +123,14 @@ def python_surface_findings(before: str | None, after: str | None) -> list[Findi
             # patch reaches no other test.
             found.append(Finding(hazard.kind, hazard.detail))
     for name in sorted({*old.hooks, *new.hooks}):
-        if old.hooks.get(name) != new.hooks.get(name):
-            how = (
-                "added"
-                if name not in old.hooks
-                else "removed"
-                if name not in new.hooks
-                else "changed"
-            )
-            found.append(Finding("hooks_changed", f"changes pytest's hooks: `{name}` {how}"))
+        if old.hooks.get(name) == new.hooks.get(name):
+            continue
+        how = "changed"
+        if name not in old.hooks:
+            how = "added"
+        elif name not in new.hooks:
+            how = "removed"
+        found.append(Finding("hooks_changed", f"changes pytest's hooks: `{name}` {how}"))
     if new.plugins != old.plugins:
         found.append(Finding("hooks_changed", "changes `pytest_plugins`: other plugins load"))
     added = sorted(set(new.ignored) - set(old.ignored))
@@ -479,11 +481,6 @@ def _stands_in(value: object) -> bool:
     return isinstance(value, ast.Call) and last(value.func) in _STAND_INS
 
 
-_STAND_INS = frozenset(
-    {"Mock", "MagicMock", "AsyncMock", "NonCallableMock", "create_autospec", "partial"}
-)
-
-
 def _nested(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
     """A body's statements, also those under `if`, `try`, `with`, `for` (not those of
     nested functions or classes, which bind in their own scopes)."""
@@ -497,7 +494,8 @@ def _nested(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
 
 
 def _owner(target: str) -> str | None:
-    """ "project", "runner" or None (the standard library, third-party, the tests' own)."""
+    """Whose code a dotted path names: "project", "runner", or None for the standard
+    library, third-party libraries and the tests' own modules."""
     if target.startswith("."):
         return "project"
     parts = target.split(".")
