@@ -10,7 +10,9 @@ What these regexes cannot see, where a parser could:
 - tests declared through a wrapper or an alias (`const t = test; t(...)`,
   `test.extend(...)`, `myIt(...)`) or with a computed name; such tests are invisible;
 - assertions in helper functions called from a test (only the test's own body counts),
-  and loosening through a changed expected value held in a variable or fixture;
+  and a changed expected value held in a variable assigned more than once, or computed
+  (a `const` declared once to a value written out is resolved: changing it changes the
+  expectation of every assertion that reads it);
 - unreachable assertions (an early `return`, a swallowing `try/catch`, `if (false)`);
 - a mocha `this.timeout()` in a describe block counts for the whole file (timeouts and
   retries in jest/vitest config files are `testinfra`'s: any change there counts);
@@ -448,6 +450,7 @@ def _timeout_value(text: str) -> Timeout:
 
 def js_facts(text: str) -> FileFacts:
     source = mask(text)
+    constants = _constants(source)
     calls = list(_calls(source))
     describes = [call for call in calls if call.describe]
     tests: list[FunctionFacts] = []
@@ -484,7 +487,7 @@ def js_facts(text: str) -> FileFacts:
                 name=name,
                 leaf=leaf,
                 shape=source.shape(*body) if body else "",
-                assertions=tuple(_assertions(source, *body)) if body else (),
+                assertions=tuple(_assertions(source, *body, constants)) if body else (),
                 empty=body is None or not source.code[body[0] : body[1]].strip(" \t\r\n;"),
                 markers=tuple(markers),
                 timeout=timeout,
@@ -540,21 +543,21 @@ def _file_timeout(source: Source, bodies: list[tuple[int, int]]) -> Timeout:
 # --- assertions ------------------------------------------------------------------------
 
 
-def _assertions(source: Source, start: int, end: int) -> Iterator[Assertion]:
+def _assertions(source: Source, start: int, end: int, constants: _Constants) -> Iterator[Assertion]:
     code = source.code
     found: list[tuple[int, Assertion]] = []
     for match in _EXPECT.finditer(code, start, end):
-        found.append((match.start(), _expect(source, match.start(), match.end() - 1)))
+        found.append((match.start(), _expect(source, match.start(), match.end() - 1, constants)))
     for match in _EXPECT_COUNT.finditer(code, start, end):
         closing = close(code, match.end() - 1)
         found.append((match.start(), _simple(source, match.start(), closing + 1, "expect.count")))
     for match in _ASSERT.finditer(code, start, end):
-        found.append((match.start(), _assert(source, match)))
+        found.append((match.start(), _assert(source, match, constants)))
     for _, assertion in sorted(found, key=lambda item: item[0]):
         yield assertion
 
 
-def _expect(source: Source, start: int, opening: int) -> Assertion:
+def _expect(source: Source, start: int, opening: int, constants: _Constants) -> Assertion:
     code = source.code
     closing = close(code, opening)
     spans = [(opening + 1, closing)]
@@ -591,18 +594,20 @@ def _expect(source: Source, start: int, opening: int) -> Assertion:
         rank = 3 if len(arguments) > 1 else 2
     if "not" in words:
         rank = min(rank, 1)
+    read = _read_constants(source, spans, constants)
     return Assertion(
         shape=source.shape(start, k),
         family=matcher or "expect",
         rank=rank,
         conditions=1,
-        literals=_literals(source, spans),
+        literals=_literals(source, [*spans, *read.values()]),
         tolerances=tuple(tolerances),
         text=_short(source.words(start, k)),
+        constants=_shown_constants(source, read),
     )
 
 
-def _assert(source: Source, match: re.Match[str]) -> Assertion:
+def _assert(source: Source, match: re.Match[str], constants: _Constants) -> Assertion:
     code = source.code
     opening = match.end() - 1
     closing = close(code, opening)
@@ -617,14 +622,16 @@ def _assert(source: Source, match: re.Match[str]) -> Assertion:
         rank = _rank(method, len(arguments) > 1)
         conditions = 1
         operands = arguments[: 1 if method in _ONE_OPERAND_ASSERTS else 2]
+    read = _read_constants(source, operands, constants)
     return Assertion(
         shape=source.shape(match.start(), closing + 1),
         family=f"assert.{method}" if method else "assert",
         rank=rank,
         conditions=conditions,
-        literals=_literals(source, operands),
+        literals=_literals(source, [*operands, *read.values()]),
         tolerances=(),
         text=_short(source.words(match.start(), closing + 1)),
+        constants=_shown_constants(source, read),
     )
 
 
@@ -663,6 +670,72 @@ def _expression_rank(expression: str) -> int:
     if re.fullmatch(r"\s*(?:true|1|!0|'[^']*'|\"[^\"]*\")\s*", expression):
         return 0
     return 1
+
+
+# --- constants -------------------------------------------------------------------------
+
+# A name declared once, to a value written out: name -> the value's span.
+_Constants = dict[str, tuple[int, int]]
+_DECLARATION = re.compile(
+    r"(?<![\w$.])(?:const|let|var)\s+(?P<name>[A-Za-z_$][\w$]*)\s*(?::[^=;\n]+)?=(?![=>])\s*"
+)
+_IDENTIFIER = re.compile(r"(?<![\w$.])[A-Za-z_$][\w$]*(?![\w$])")
+_KEY = re.compile(r"[\w$]+\s*:")
+_LITERAL_WORDS = re.compile(r"\b(?:true|false|null|undefined|NaN|Infinity)\b")
+_AS_CONST = re.compile(r"\bas\s+const\b")
+
+
+def _constants(source: Source) -> _Constants:
+    """`const EXPECTED = 5`, `let want = { sum: 3 }`: names an assertion may compare
+    against, declared once in the file to a value written out, and never assigned again."""
+    code = source.code
+    found: _Constants = {}
+    for match in _DECLARATION.finditer(code):
+        name = match.group("name")
+        end = _value_end(code, match.end())
+        value = _AS_CONST.sub("", code[match.end() : end])
+        # What is left once literals (blanked by the mask), numbers, object keys and
+        # literal words go must be punctuation: `[`, `{`, `,`, quotes.
+        residue = _NUMBER.sub("", _LITERAL_WORDS.sub("", _KEY.sub("", value)))
+        elsewhere = code[: match.start()] + code[end:]
+        assigned = re.search(
+            rf"(?<![\w$.]){re.escape(name)}\s*(?:[-+*/%&|^]?=(?![=>])|\+\+|--)", elsewhere
+        )
+        if value.strip() and not re.search(r"[\w$`(]", residue) and not assigned:
+            found[name] = (match.end(), end)
+    return found
+
+
+def _value_end(code: str, start: int) -> int:
+    depth = 0
+    for k in range(start, len(code)):
+        char = code[k]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return k
+        elif char in ";,\n" and depth == 0:
+            return k
+    return len(code)
+
+
+def _read_constants(
+    source: Source, spans: list[tuple[int, int]], constants: _Constants
+) -> dict[str, tuple[int, int]]:
+    read: dict[str, tuple[int, int]] = {}
+    for start, end in spans:
+        for match in _IDENTIFIER.finditer(source.code, start, end):
+            if match.group() in constants:
+                read[match.group()] = constants[match.group()]
+    return read
+
+
+def _shown_constants(
+    source: Source, read: dict[str, tuple[int, int]]
+) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, source.shape(*span)) for name, span in read.items()))
 
 
 def _literals(source: Source, spans: list[tuple[int, int]]) -> tuple[str, ...]:
