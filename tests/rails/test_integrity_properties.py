@@ -311,3 +311,25 @@ def test_any_text_on_the_surface_gives_violations_never_an_exception(
 ) -> None:
     violations = check_integrity({path: before}, {path: after})
     assert all(v.path == path for v in violations)
+
+
+@fast
+@given(
+    st.lists(st.tuples(names, numbers, numbers), min_size=1, max_size=4),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_reformatting_js_constants_and_their_expects_is_never_a_violation(
+    constants: list[tuple[str, int, int]], quotes: bool, breaks: bool, semicolons: bool
+) -> None:
+    declarations = "".join(
+        f'const WANT_{i} = {{ "{v}": {n}, items: [{m}, "x"] }};\n'
+        for i, (v, n, m) in enumerate(constants)
+    )
+    expects = "".join(f"    expect(f({i})).toEqual(WANT_{i});\n" for i in range(len(constants)))
+    module = (
+        declarations + f'\ndescribe("c", () => {{\n  it("reads", () => {{\n{expects}  }});\n}});\n'
+    )
+    after = reformat_js(module, quotes, breaks, semicolons)
+    assert check_integrity({JS: module}, {JS: after}) == ()
