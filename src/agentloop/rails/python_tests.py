@@ -112,6 +112,8 @@ class _Reader:
         self.fixtures = _literal_fixtures(tree.body)
         # Classes of this file that unittest collects, whatever their name.
         self.test_cases: set[str] = set()
+        # Classes read for tests, by qualified name.
+        self.test_classes: set[str] = set()
 
     def read_scope(
         self,
@@ -132,6 +134,7 @@ class _Reader:
                 self.tests[name] = _test(node, name, class_markers, class_timeouts, constants)
             elif isinstance(node, ast.ClassDef) and _holds_tests(node):
                 qualified = ".".join((*classes, node.name))
+                self.test_classes.add(qualified)
                 own = [*node.decorator_list, *_class_level(node)]
                 markers = (*class_markers, *_markers(own, origin=qualified))
                 why = self._uncollected(node)
@@ -163,7 +166,10 @@ class _Reader:
 
     def _rebind(self, qualified: str, how: str) -> None:
         """A name bound again in its scope: the tests under the old binding are gone."""
-        for name in [n for n in self.tests if n == qualified or n.startswith(qualified + ".")]:
+        gone = [qualified] if qualified in self.tests else []
+        if qualified in self.test_classes:
+            gone += [n for n in self.tests if n.startswith(qualified + ".")]
+        for name in gone:
             del self.tests[name]
             self.shadowed.append((name, how))
 
