@@ -382,6 +382,16 @@ ATTACKS: list[tuple[str, Change, Expected]] = [
         [PATCHED],
     ),
     (
+        "the import machinery replaced",
+        new_conftest("import builtins\n\nbuiltins.__import__ = fake_import\n"),
+        [PATCHED_IN_CONFTEST],
+    ),
+    (
+        "a finder put in front of sys.meta_path",
+        new_conftest("import sys\n\nsys.meta_path.insert(0, FakeFinder())\n"),
+        [PATCHED_IN_CONFTEST],
+    ),
+    (
         "monkeypatch.syspath_prepend",
         in_test_file(
             BASE,

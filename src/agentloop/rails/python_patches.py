@@ -17,8 +17,9 @@ A patch is: an assignment or `del` on an attribute or item of such a name (`ops.
 `o.__dict__["add"] = f`, `sys.modules["calc.ops"] = fake`), rebinding an imported name in
 the test module (`add = lambda a, b: 3` after `from calc.ops import add`), `setattr`,
 any `<x>.setattr/delattr/setitem/delitem` (monkeypatch and the like), `mock.patch`,
-`patch.object`, `patch.multiple`, `patch.dict`, and changes to the import path
-(`sys.path`, `syspath_prepend`, `site.addsitedir`).
+`patch.object`, `patch.multiple`, `patch.dict`, and changes to the import path or
+machinery (`sys.path`, `sys.meta_path`, `syspath_prepend`, `site.addsitedir`,
+`builtins.__import__`).
 
 What it cannot see: a patch through a name it cannot follow (a fixture's return value, a
 `getattr` chain, `exec`), of a standard-library function the code under test calls
@@ -59,6 +60,10 @@ _EXITS = frozenset(
 _MONKEYPATCH = frozenset({"setattr", "delattr", "setitem", "delitem"})
 _PATH_CHANGES = frozenset({"insert", "append", "extend", "__setitem__"})
 _IMPORTERS = frozenset({"importlib.import_module", "import_module", "__import__"})
+# Replacing one of these hands the tests whatever module it likes.
+_IMPORT_MACHINERY = frozenset(
+    {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
+)
 _IGNORES = ("collect_ignore", "collect_ignore_glob")
 _STAND_INS = frozenset(
     {"Mock", "MagicMock", "AsyncMock", "NonCallableMock", "create_autospec", "partial"}
@@ -372,6 +377,9 @@ class _Scanner:
     # --- recording ------------------------------------------------------------------
 
     def _add(self, target: str, node: ast.AST, verb: str) -> None:
+        if target in _IMPORT_MACHINERY:
+            self._add_path(node)
+            return
         owner = _owner(target)
         if owner == "runner":
             self._add_runner(target, node, verb)
