@@ -13,6 +13,7 @@ which it still fails: DETECT is attempt zero, each FIX → VERIFY round after it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,12 +24,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agentloop import git
 from agentloop.errors import AgentloopError, UsageError
 
 SESSIONS_DIR = Path(".agentloop") / "sessions"
 SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
 # Claude Code's ids are UUIDs; anything else must not become part of a path.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+# Seconds within which a record the /autofix hook started counts as just started.
+FRESH = 120.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Session:
     base_sha: str = ""
     verifications: tuple[Verification, ...] = ()
     ended_at: float | None = None
+    # Commits the session made through agentloop's MCP `commit` tool, oldest first.
+    commits: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -160,7 +166,19 @@ def _parse(data: dict[str, Any]) -> Session:
         base_sha=str(data.get("base_sha", "")),
         verifications=verifications,
         ended_at=None if data.get("ended_at") is None else float(data["ended_at"]),
+        commits=_commits(data.get("commits")),
     )
+
+
+def _commits(value: Any) -> tuple[str, ...]:
+    # A sha, or an object with one (other writers of this list may record more about a
+    # commit); anything else is not a commit.
+    found: list[str] = []
+    for entry in value if isinstance(value, list) else ():
+        sha = entry.get("sha") if isinstance(entry, dict) else entry
+        if isinstance(sha, str) and sha:
+            found.append(sha)
+    return tuple(found)
 
 
 def save(path: Path, session: Session) -> None:
@@ -203,6 +221,34 @@ def start(
     return session
 
 
+def begin(
+    root: Path, top: Path, session_id: str, *, max_attempts: int, max_runtime: float
+) -> Session:
+    """Start a session in the project `root`, inside the git work tree `top`: the user's
+    files are the ones git reports changed, staged or untracked now (both sides of a
+    rename), agentloop's own state aside; the base is HEAD."""
+    # agentloop's own state must not count as the user's work (nor dirty the tree). Inside
+    # Claude Code's sandbox the git directory is read-only: `agentloop init` put the line
+    # in .gitignore already, and the state is left out of the user's files below anyway.
+    with contextlib.suppress(OSError):
+        git.ignore_locally(root, ".agentloop/")
+    user_files = [
+        path
+        for entry in git.status_porcelain(root)
+        for path in (entry.path, entry.orig)
+        if path and not path.startswith(".agentloop/")
+    ]
+    return start(
+        root,
+        session_id,
+        max_attempts=max_attempts,
+        max_runtime=max_runtime,
+        toplevel=top,
+        user_files=user_files,
+        base_sha=git.rev_parse(top, "HEAD^{commit}") or "",
+    )
+
+
 def record_verification(
     path: Path, failing: Iterable[FailingTask], now: float | None = None
 ) -> Session | None:
@@ -214,6 +260,32 @@ def record_verification(
     session = replace(session, verifications=(*session.verifications, verification))
     save(path, session)
     return session
+
+
+def record_commit(path: Path, sha: str) -> Session | None:
+    """Add a commit to an active session; None when the session has ended."""
+    session = load(path)
+    if not session.active:
+        return None
+    session = replace(session, commits=(*session.commits, sha))
+    save(path, session)
+    return session
+
+
+def fresh(path: Path, now: float | None = None, *, within: float = FRESH) -> Session | None:
+    """The session at `path` if it was started moments ago and nothing happened in it
+    since: the /autofix hook starts the session outside the sandbox just before the
+    skill's own `agentloop session start` runs inside it, which then shows that record
+    rather than starting over (inside the sandbox, git sees the sandbox's placeholder
+    files as the user's changes)."""
+    try:
+        session = load(path)
+    except SessionError:
+        return None
+    age = (time.time() if now is None else now) - session.started_at
+    if session.active and not session.verifications and 0 <= age <= within:
+        return session
+    return None
 
 
 def end(path: Path, now: float | None = None) -> Session:

@@ -6,11 +6,12 @@ limits the model is given come from the project's configuration, as for `agentlo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
-from agentloop import errors, git, output
+from agentloop import errors, locks, output
 from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import load_config
@@ -32,22 +33,13 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     root, toplevel = git_project(repo, why="/autofix reverts and commits with git")
     config, source = load_config(root)
     sid = _session_id(session_id)
-    # agentloop's own state must not count as the user's work (nor dirty the tree).
-    git.ignore_locally(root, ".agentloop/")
-    user_files = [
-        path
-        for entry in git.status_porcelain(root)
-        for path in (entry.path, entry.orig)
-        if path and not path.startswith(".agentloop/")
-    ]
-    record = session_mod.start(
+    # Typing /autofix ran agentloop's hook first, outside the sandbox: its record stands.
+    record = session_mod.fresh(session_mod.path_of(root, sid)) or session_mod.begin(
         root,
+        toplevel,
         sid,
         max_attempts=config.run.max_attempts,
         max_runtime=config.run.max_runtime,
-        toplevel=toplevel,
-        user_files=user_files,
-        base_sha=git.rev_parse(toplevel, "HEAD^{commit}") or "",
     )
     forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
     if as_json:
@@ -82,5 +74,9 @@ def status(*, repo: Path, session_id: str | None, as_json: bool) -> int:
 
 
 def stop(*, repo: Path, session_id: str | None, as_json: bool) -> int:
-    path, _ = _load(repo, session_id)
+    path, record = _load(repo, session_id)
+    # The user's files go back to the agent's commands. Inside the sandbox (the skill's
+    # last step) this cannot write the settings file; the stop gate does it then.
+    with contextlib.suppress(OSError, errors.AgentloopError):
+        locks.release(path.parents[2], record.id)
     return _show(session_mod.end(path), as_json)
