@@ -11,15 +11,17 @@ project is a subdirectory of the repository (its own agentloop.yaml is the one r
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentloop import errors, git, output
 from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import CONFIG_FILE, RailsConfig, load_config
 from agentloop.errors import ConfigError, UsageError
-from agentloop.rails.change import check_change
+from agentloop.rails.change import ChangeCheck, check_change
 from agentloop.rails.paths import ForbiddenPaths
 
 _CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
@@ -36,28 +38,58 @@ def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> 
     mine: set[str] = set()
     if base is None:
         base, mine = _session_base(root)
+    checked = evaluate(root, top, config.rails, base=base, forbid=forbid, exclude=mine)
+    if as_json:
+        output.print_json(checked.doc(top))
+    else:
+        output.print_check(checked.result, base=base, base_sha=checked.base_sha)
+    return errors.OK if checked.result.ok else errors.FAILURES_FOUND
+
+
+@dataclass(frozen=True)
+class Checked:
+    result: ChangeCheck
+    forbidden: ForbiddenPaths
+    base: str
+    base_sha: str
+
+    def doc(self, top: Path) -> dict[str, Any]:
+        return output.check_doc(
+            self.result,
+            repository=top,
+            base=self.base,
+            base_sha=self.base_sha,
+            patterns=self.forbidden.patterns,
+        )
+
+
+def evaluate(
+    root: Path,
+    top: Path,
+    rails: RailsConfig,
+    *,
+    base: str,
+    forbid: Sequence[str] = (),
+    exclude: Iterable[str] = (),
+    paths: Sequence[str] | None = None,
+) -> Checked:
+    """The rails on the change since `base`: every changed path but `exclude`, or only
+    `paths` (what a commit would take; top-relative). The rules are the ones at the base
+    whenever the change touches the configuration, named or not."""
     base_sha = _resolve(top, base)
-    changed = [path for path in git.changed_paths(top, base_sha) if path not in mine]
-    rails = _rails_at_base(
-        config.rails, root=root, top=top, base=base, sha=base_sha, changed=changed
-    )
-    forbidden = _forbidden(rails, forbid, top)
+    everything = git.changed_paths(top, base_sha)
+    skip = set(exclude)
+    changed = [p for p in everything if p not in skip] if paths is None else list(paths)
+    at_base = _rails_at_base(rails, root=root, top=top, base=base, sha=base_sha, changed=everything)
+    forbidden = _forbidden(at_base, forbid, top)
     result = check_change(
         changed,
         forbidden=forbidden,
-        allow_test_edits=rails.allow_test_edits,
+        allow_test_edits=at_base.allow_test_edits,
         before=lambda path: git.show_file(top, base_sha, path),
         after=lambda path: _read(top / path),
     )
-    if as_json:
-        output.print_json(
-            output.check_doc(
-                result, repository=top, base=base, base_sha=base_sha, patterns=forbidden.patterns
-            )
-        )
-    else:
-        output.print_check(result, base=base, base_sha=base_sha)
-    return errors.OK if result.ok else errors.FAILURES_FOUND
+    return Checked(result, forbidden, base, base_sha)
 
 
 def _session_base(root: Path) -> tuple[str, set[str]]:
