@@ -91,9 +91,7 @@ def test_only_what_exists_or_is_planned_is_listed(tmp_path: Path) -> None:
 def test_agentloops_installation_is_listed_when_it_is_inside_the_project(tmp_path: Path) -> None:
     root, home = project(tmp_path), tmp_path / "home"
     venv, elsewhere = root / ".venv", tmp_path / "pipx" / "agentloop"
-    doc = sandbox.project_settings(
-        policy(root, home, installation=[venv, elsewhere]), home=home
-    )
+    doc = sandbox.project_settings(policy(root, home, installation=[venv, elsewhere]), home=home)
     deny_write = doc["sandbox"]["filesystem"]["denyWrite"]
     assert ".venv" in deny_write
     # Outside the project the sandbox lets no command write anyway; the committed file

@@ -57,9 +57,7 @@ def test_generated_hooks_have_the_documented_shape() -> None:
     assert doc == {
         "hooks": {
             "PreToolUse": [
-                group(
-                    "guard.sh", 30, "Edit|Write|MultiEdit|NotebookEdit|Bash|Read|Grep|Glob", True
-                )
+                group("guard.sh", 30, "Edit|Write|MultiEdit|NotebookEdit|Bash|Read|Grep|Glob", True)
             ],
             "Stop": [group("stop-gate.sh", 60, None, False)],
             "PostToolUse": [group("post-edit.sh", 120, "Edit|Write|MultiEdit", False)],
