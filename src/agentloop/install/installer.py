@@ -221,7 +221,7 @@ def rails_settings(root: Path, config: Config, command: Path) -> settings.Wanted
         network=config.sandbox.network,
         home=home,
         state=_STATE,
-        installation=[command, *entry.installation(command, top)],
+        installation=entry.installation(command, top),
         planned=[
             *(a.path for a in files.assets()),
             texts.CONFIG_FILE,

@@ -86,7 +86,7 @@ class Terminal:
     def wait_for(self, pattern: str, seconds: float = 60, *, since: int = 0) -> bool:
         """Whether `pattern` (a regex, matched in the screen text after `since`, spaces
         ignored: the UI lays words out with cursor moves) shows up within `seconds`."""
-        wanted = re.compile(pattern.replace(" ", ""))
+        wanted = re.compile(pattern.replace(" ", ""), re.DOTALL)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.read(0.3)
@@ -95,6 +95,8 @@ class Terminal:
         return False
 
     def type(self, text: str) -> None:
+        # A dialog drawn a moment ago may not take keys yet.
+        time.sleep(0.5)
         os.write(self.fd, text.encode())
         time.sleep(0.3)
 
