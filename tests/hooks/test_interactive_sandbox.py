@@ -168,6 +168,7 @@ HONEST_FIX: list[tuple[str, dict[str, Any]]] = [
         {"file_path": "{cwd}/calc.py", "old_string": "a - b", "new_string": "a + b"},
     ),
     ("Bash", {"command": "agentloop detect --json --flaky-reruns 0"}),
+    ("Bash", {"command": "agentloop check --json"}),
     ("mcp__agentloop__check", {}),
     ("mcp__agentloop__commit", {"files": ["calc.py"], "message": "Fix add: it subtracted"}),
 ]
@@ -219,8 +220,10 @@ def test_attacks_inside_autofix_change_nothing_and_an_honest_fix_commits_only_it
     assert "breaks agentloop's rails: tests/test_calc.py::test_add" in out[15][0]
     # The honest fix: green, checked, committed alone.
     assert '"green": true' in out[18][0]
-    assert '"ok": true' in out[19][0]
-    content, is_error = out[20]
+    # Inside the sandbox git cannot see the checkout as it is: the CLI says where to go.
+    assert "mcp__agentloop__check" in out[19][0]
+    assert '"ok": true' in out[20][0]
+    content, is_error = out[21]
     assert not is_error, content
     sha = content.split()[1].rstrip(":")
 

@@ -294,8 +294,10 @@ def _portable(path: Path, root: Path, home: Path) -> tuple[str, str]:
     """`path` for a committed settings file, as (a sandbox path, a permission-rule path):
     relative to the project (both forms verified with Claude Code 2.1.332 from the
     project's .claude/settings.json: a bare relative sandbox path and a `/`-anchored rule
-    are taken from the project directory, so a moved or cloned checkout keeps them), `~/`
-    under the home directory, `//` absolute elsewhere (ignored where it does not exist)."""
+    are taken from the project directory, so a moved or cloned checkout keeps them; a
+    sandbox path `/auth` is the root's /auth, and `./auth` broke the session's working
+    directory), `~/` under the home directory, `//` absolute elsewhere (ignored where it
+    does not exist)."""
     if path == root or root in path.parents:
         relative = path.relative_to(root).as_posix()
         return relative, "/" + relative

@@ -10,6 +10,7 @@ project is a subdirectory of the repository (its own agentloop.yaml is the one r
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from agentloop.rails.change import ChangeCheck, check_change
 from agentloop.rails.paths import ForbiddenPaths
 
 _CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
+# Set in the environment of every command Claude Code's sandbox runs (2.1.332).
+_IN_SANDBOX = "SANDBOX_RUNTIME"
 
 
 def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> int:
@@ -38,7 +41,16 @@ def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> 
     mine: set[str] = set()
     if base is None:
         base, mine = _session_base(root)
-    checked = evaluate(root, top, config.rails, base=base, forbid=forbid, exclude=mine)
+    try:
+        checked = evaluate(root, top, config.rails, base=base, forbid=forbid, exclude=mine)
+    except git.GitError as exc:
+        if os.environ.get(_IN_SANDBOX):
+            raise UsageError(
+                "agentloop check cannot read the change from inside Claude Code's sandbox "
+                "(git sees its placeholder files and unreadable secrets there)",
+                hint="call agentloop's MCP tool instead: mcp__agentloop__check",
+            ) from exc
+        raise
     if as_json:
         output.print_json(checked.doc(top))
     else:
