@@ -125,3 +125,24 @@ def test_check_sees_the_session_since_it_started_without_the_users_files(repo: P
     # The committed fix is still checked; the user's file is not the agent's.
     assert checked.result.changed == ("auth/token.py", "calc.py")
     assert [v.path for v in checked.result.forbidden] == ["auth/token.py"]
+
+
+def test_check_leaves_out_the_holds_own_entries_in_a_tracked_local_settings_file(
+    repo: Path,
+) -> None:
+    (repo / ".claude").mkdir()
+    (repo / locks.LOCAL_SETTINGS).write_text("{}\n")
+    run_git(repo, "add", locks.LOCAL_SETTINGS)
+    run_git(repo, "commit", "-q", "-m", "the user tracks their local settings")
+    (repo / "notes.md").write_text("the user's\n")
+    session_mod.begin(repo, repo, SESSION, max_attempts=3, max_runtime=600)
+    locks.hold(repo, SESSION, ["notes.md"])
+    assert (
+        run_git(repo, "status", "--porcelain", "--", ".claude")
+        == " M .claude/settings.local.json\n"
+    )
+    checked = mcp.check(repo, environ={"CLAUDE_CODE_SESSION_ID": SESSION})
+    assert checked.result.ok
+    assert checked.result.changed == ()
+    locks.release(repo)
+    assert (repo / locks.LOCAL_SETTINGS).read_text() == "{}\n"

@@ -126,7 +126,12 @@ def check(root: Path, *, environ: Mapping[str, str] | None = None) -> Checked:
     record = session_mod.load(found) if found is not None else None
     base = record.base_sha if record is not None and record.active and record.base_sha else "HEAD"
     config, _ = load_config(root)
-    return evaluate(root, top, config.rails, base=base, exclude=_users(root, top, record))
+    exclude = _users(root, top, record)
+    if locks.held(root) is not None:
+        # The hold's own entries, when the user tracks that file (Claude Code's advice is
+        # not to): agentloop's doing, not the agent's.
+        exclude.add(Path(os.path.relpath(root / locks.LOCAL_SETTINGS, top)).as_posix())
+    return evaluate(root, top, config.rails, base=base, exclude=exclude)
 
 
 def _tool_error(exc: AgentloopError) -> str:
