@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench clean sandbox-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy --strict src/agentloop
 
-test: lint
+# Claude Code's Bash sandbox needs bubblewrap and socat on Linux: every agent session in
+# the tests runs inside it, as in a real run.
+sandbox-deps:
+	@sh scripts/sandbox-deps.sh
+
+test: lint sandbox-deps
 	$(BIN)/python -m pytest
 
 # The main job on the bundled example: detect, then the whole autofix loop on a copy of
 # examples/shop, with a scripted model standing in for Claude (a labelled replay).
-demo: $(STAMP)
+demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/replay_demo.py
 
 bench: $(STAMP)

@@ -12,6 +12,8 @@ from typing import Any, get_args
 
 import pytest
 
+from agentloop import session as session_mod
+from agentloop.rails.change import SessionKind
 from agentloop.rails.integrity import IntegrityKind
 from agentloop.testing.repos import SAMPLE_REPO, git_init, run_cli, run_git, write_tree
 
@@ -429,4 +431,195 @@ def test_schema_kinds_match_the_records() -> None:
         resources.files("agentloop.schemas").joinpath("check.schema.json").read_text("utf-8")
     )
     kinds = schema["$defs"]["violation"]["properties"]["kind"]["enum"]
-    assert tuple(kinds) == ("forbidden_path", *get_args(IntegrityKind))
+    assert tuple(kinds) == ("forbidden_path", *get_args(IntegrityKind), *get_args(SessionKind))
+
+
+# ---------------------------------------------------------------- what the index hides
+
+
+def test_index_flags_hide_no_change(repo: Path) -> None:
+    run_git(repo, "update-index", "--assume-unchanged", "src/auth/token.py")
+    run_git(repo, "update-index", "--skip-worktree", "tests/test_calc.py")
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    target = repo / "tests/test_calc.py"
+    target.write_text(target.read_text().replace("    assert add(0, 0) == 0\n", ""))
+    assert run_git(repo, "status", "--porcelain") == ""  # git itself is blind now
+    done = check(repo, "--json")
+    assert done.returncode == 1, done.stdout
+    doc = json.loads(done.stdout)
+    assert doc["changed"] == ["src/auth/token.py", "tests/test_calc.py"]
+    assert [v["kind"] for v in doc["violations"]] == ["forbidden_path", "assertion_removed"]
+
+
+def test_an_exclude_rule_hides_no_tracked_change(repo: Path) -> None:
+    with (repo / ".git" / "info" / "exclude").open("a") as handle:
+        handle.write("src/auth/\n")
+    edit(repo, "src/auth/token.py", "SECRET = 'y'\n")
+    assert "src/auth/token.py" in check(repo).stdout
+
+
+@pytest.mark.parametrize("where", ["src/auth", "plugins/new"])
+def test_a_gitignore_that_hides_itself_is_a_change(repo: Path, where: str) -> None:
+    edit(repo, f"{where}/.gitignore", "*\n")
+    edit(repo, f"{where}/backdoor.py", "OPEN = True\n")
+    assert run_git(repo, "status", "--porcelain") == ""
+    doc = json.loads(check(repo, "--json").stdout)
+    assert doc["changed"] == [f"{where}/.gitignore"]
+    assert doc["ok"] is (where != "src/auth")
+
+
+def test_agentloops_own_directory_is_never_part_of_the_change(repo: Path) -> None:
+    edit(repo, ".agentloop/history.jsonl", "{}\n")  # not excluded here: a fresh clone
+    done = check(repo, "--json")
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["changed"] == []
+
+
+# ---------------------------------------------------------------- inside an /autofix session
+
+SESSION = "5d1e3b7a-0c2f-4e8b-9a6d-2f4c8e1b3a57"
+
+
+@pytest.fixture
+def session(repo: Path) -> Path:
+    """A session started in the user's checkout, with the user's uncommitted work (a
+    change to a tracked file, a new file) and a stash."""
+    (repo.parent / "home").mkdir(exist_ok=True)
+    edit(repo, "src/core/engine.py", "SPEED = 2\n")
+    run_git(repo, "stash", "push", "--quiet", "-m", "the user's stash")
+    edit(repo, "README.md", "the user's notes on the readme\n")
+    edit(repo, "src/core/engine.py", "SPEED = 3  # the user's tuning\n")
+    edit(repo, "notes/todo.txt", "the user's todo\n")
+    done = run_cli(
+        "session", "start", "--id", SESSION, cwd=repo, home=repo.parent / "home", timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return repo
+
+
+def in_session(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`agentloop check` as the agent runs it in Claude Code's Bash."""
+    return run_cli(
+        "check", *args, cwd=repo, home=repo.parent / "home", timeout=60,
+        extra_env={"CLAUDE_CODE_SESSION_ID": SESSION},
+    )  # fmt: skip
+
+
+def agent(repo: Path, script: str) -> None:
+    subprocess.run(script, shell=True, cwd=repo, check=True, capture_output=True)
+
+
+def test_session_start_saves_the_users_work_and_the_git_state(session: Path) -> None:
+    record = session_mod.path_of(session, SESSION)
+    loaded = session_mod.load(record)
+    assert loaded.user_files == ("README.md", "notes/todo.txt", "src/core/engine.py")
+    assert [f.path for f in loaded.user_work] == list(loaded.user_files)
+    assert all(f.sha256 for f in loaded.user_work)
+    patch = session_mod.work_patch(record).read_text()
+    assert "+SPEED = 3  # the user's tuning" in patch
+    assert "+the user's todo" in patch
+    assert session_mod.git_state_file(record).is_file()
+
+
+def test_an_honest_change_in_a_session_passes(session: Path) -> None:
+    edit(session, "src/app/calc.py", "def add(a, b):\n    return b + a\n")
+    done = in_session(session, "--json")
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["changed"] == ["src/app/calc.py"]
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "git checkout HEAD -- src",
+        "git checkout-index -f -a",
+        "git read-tree -u --reset HEAD",
+        "git reset -q --hard",
+        "git stash push -q -- src/core/engine.py",
+    ],
+)
+def test_overwriting_the_users_work_is_named_with_the_way_back(session: Path, attack: str) -> None:
+    agent(session, attack)
+    done = in_session(session)
+    assert done.returncode == 1, done.stdout
+    patch = f".agentloop/sessions/{SESSION}/user-work.patch"
+    line = (
+        "user work lost  src/core/engine.py: the user's uncommitted change to "
+        f"src/core/engine.py was overwritten; restore it: git apply "
+        f"--include=src/core/engine.py {patch}"
+    )
+    assert line in lines(done), done.stdout
+    assert_no_traceback(done)
+    # The way back works.
+    agent(session, f"git apply --include=src/core/engine.py {patch}")
+    assert (session / "src/core/engine.py").read_text() == "SPEED = 3  # the user's tuning\n"
+
+
+def test_deleting_the_users_new_file_is_named(session: Path) -> None:
+    agent(session, "git clean -fdq")
+    doc = json.loads(in_session(session, "--json").stdout)
+    assert [(v["kind"], v["path"]) for v in doc["violations"]] == [
+        ("user_work_lost", "notes/todo.txt")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attack", "path", "said"),
+    [
+        ("git update-ref -d refs/stash", "refs/stash", "refs/stash deleted (1 entry)"),
+        ("git stash drop -q", "refs/stash", "refs/stash deleted (1 entry)"),
+        ("git config alias.p push", "config", "config changed (+alias.p=push)"),
+        ("git tag evil", "refs/tags/evil", "refs/tags/evil added"),
+        ("git branch -f side HEAD", "refs/heads/side", "refs/heads/side added"),
+        ("echo '*.py' >> .git/info/exclude", "info/exclude", "info/exclude changed (+*.py)"),
+        ("printf '#!/bin/sh\\n' > .git/hooks/pre-push", "hooks/pre-push", "hooks/pre-push added"),
+        ("git config --global core.hooksPath /tmp", "~/.gitconfig", "~/.gitconfig added"),
+    ],
+)
+def test_moving_git_state_in_a_session_is_named_with_the_way_back(
+    session: Path, attack: str, path: str, said: str
+) -> None:
+    agent(session, f"HOME={session.parent / 'home'} && export HOME && {attack}")
+    done = in_session(session, "--json")
+    assert done.returncode == 1, done.stdout
+    (violation,) = json.loads(done.stdout)["violations"]
+    assert violation["kind"] == "git_state_changed"
+    assert violation["path"].endswith(path.lstrip("~"))
+    assert said in violation["detail"]
+    assert "; put it back: " in violation["detail"]
+    text = in_session(session).stdout
+    assert f"git state  {violation['path']}: {said}" in text
+
+
+def test_a_dropped_stash_comes_back_with_the_command_check_gives(session: Path) -> None:
+    stash = run_git(session, "stash", "list")
+    agent(session, "git stash drop -q")
+    (violation,) = json.loads(in_session(session, "--json").stdout)["violations"]
+    agent(session, violation["detail"].split("; put it back: ", 1)[1])
+    assert run_git(session, "stash", "list") == stash
+    assert in_session(session).returncode == 0
+
+
+def test_the_branch_may_advance_only_by_agentloops_own_commits(session: Path) -> None:
+    edit(session, "src/app/calc.py", "def add(a, b):\n    return b + a\n")
+    run_git(session, "add", "src/app/calc.py")
+    commit_all_staged = ["-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "-m", "fix"]
+    run_git(session, *commit_all_staged)
+    done = in_session(session, "--json")
+    assert done.returncode == 1
+    (violation,) = json.loads(done.stdout)["violations"]
+    assert violation["path"] == "refs/heads/main"
+    assert "refs/heads/main moved" in violation["detail"]
+    # Made by agentloop's commit tool, the same commit is the session's own.
+    sha = run_git(session, "rev-parse", "HEAD").strip()
+    session_mod.record_commit(session_mod.path_of(session, SESSION), sha)
+    done = in_session(session, "--json")
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["changed"] == ["src/app/calc.py"]
+
+
+def test_session_check_output_validates(session: Path, validator: Any) -> None:
+    agent(session, "git checkout HEAD -- src && git update-ref -d refs/stash")
+    done = in_session(session, "--json")
+    doc = valid(validator, json.loads(done.stdout))
+    assert {v["kind"] for v in doc["violations"]} == {"user_work_lost", "git_state_changed"}

@@ -401,3 +401,224 @@ def test_changed_paths_sees_an_edit_the_stat_cache_cannot(
     os.utime(readme, (past, past))
     os.utime(repo / ".git" / "index", (past, past))
     assert git.changed_paths(repo, "HEAD") == ["README.md"]
+
+
+# ---------------------------------------------------------------- by content, trusting no index
+
+
+def sneak_flags(cwd: Path) -> None:
+    """What an agent does to blind a diff taken through the real index."""
+    run_git(cwd, "update-index", "--assume-unchanged", "src/app/__init__.py")
+    run_git(cwd, "update-index", "--skip-worktree", "tests/test_app.py")
+    (cwd / "src/app/__init__.py").write_text("VALUE = 2\n")
+    (cwd / "tests/test_app.py").write_text("def test(): pass\n")
+    exclude = Path(run_git(cwd, "rev-parse", "--git-path", "info/exclude").strip())
+    exclude = exclude if exclude.is_absolute() else cwd / exclude
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a") as handle:
+        handle.write("README.md\nsecret.py\n")
+    (cwd / "README.md").write_text("changed\n")
+    (cwd / "secret.py").write_text("hidden by exclude\n")
+
+
+def test_index_flags_and_excludes_hide_nothing_tracked(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    sneak_flags(path)
+    # Blind, as the agent wanted (an exclude rule hides no tracked file, though).
+    assert run_git(path, "status", "--porcelain") == " M README.md\n"
+    assert git.changed_paths(path, base) == [
+        "README.md",
+        "src/app/__init__.py",
+        "tests/test_app.py",
+    ]
+    # The new file behind the exclude rule is not part of the working state (ignored),
+    # and is listed among the ignored entries, where undoing an attempt finds it.
+    assert "secret.py" in git.ignored_entries(path)
+
+
+def test_the_base_is_the_base_whatever_the_agent_committed(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    (path / "src/app/__init__.py").write_text("VALUE = 2\n")
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "-q", "-m", "sneak")
+    (path / "README.md").write_text("harmless\n")
+    assert git.changed_paths(path, "HEAD") == ["README.md"]  # what the loop used to ask
+    assert git.changed_paths(path, base) == ["README.md", "src/app/__init__.py"]
+
+
+def test_a_snapshot_is_the_tree_git_would_commit(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    index = Path(run_git(path, "rev-parse", "--git-path", "index").strip())
+    before = index.read_bytes()
+    sneak_flags(path)
+    flagged = index.read_bytes()
+    (path / "new dir").mkdir()
+    (path / "new dir" / "x ü.py").write_text("x\n")
+    (path / "debug.log").write_text("ignored\n")
+    snap = git.snapshot_tree(path, "HEAD")
+    assert snap.base == base
+    assert snap.changed == (
+        "README.md", "new dir/x ü.py", "src/app/__init__.py", "tests/test_app.py",
+    )  # fmt: skip
+    listed = run_git(path, "ls-tree", "-r", "--name-only", snap.tree).splitlines()
+    assert "debug.log" not in listed
+    assert "secret.py" not in listed
+    assert run_git(path, "show", f"{snap.tree}:src/app/__init__.py") == "VALUE = 2\n"
+    assert index.read_bytes() == flagged != before  # the real index was not touched
+    assert git.snapshot_tree(path, base) == snap  # nothing moved: the same answer
+
+
+def test_config_cannot_blind_the_snapshot_or_run_a_command(repo: Path, tmp_path: Path) -> None:
+    path = agentloop_worktree(repo)
+    marker = tmp_path / "fsmonitor-ran"
+    hook = tmp_path / "fsmonitor.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nprintf 'token\\0'\n")
+    hook.chmod(0o755)
+    for key, value in {
+        "core.fsmonitor": str(hook),
+        "core.untrackedCache": "true",
+        "core.ignoreStat": "true",
+        "core.splitIndex": "true",
+        "core.sparseCheckout": "true",
+        "index.sparse": "true",
+        "add.ignoreErrors": "true",
+        "diff.ignoreSubmodules": "all",
+    }.items():
+        run_git(repo, "config", key, value)
+    (path / "src/app/__init__.py").write_text("VALUE = 2\n")
+    (path / "new.py").write_text("new\n")
+    assert git.changed_paths(path, "HEAD") == ["new.py", "src/app/__init__.py"]
+    assert not marker.exists()
+    assert not list((repo / ".git").glob("sharedindex.*"))
+
+
+def test_core_worktree_cannot_point_the_snapshot_at_another_checkout(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    run_git(path, "config", "extensions.worktreeConfig", "true")
+    run_git(path, "config", "--worktree", "core.worktree", str(repo))
+    (path / "src/app/__init__.py").write_text("VALUE = 2\n")
+    assert run_git(path, "rev-parse", "--show-toplevel").strip() == str(repo)  # git is fooled
+    assert git.changed_paths(path, "HEAD") == ["src/app/__init__.py"]
+
+
+def test_diff_and_save_diff_see_through_flags(repo: Path, tmp_path: Path) -> None:
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    sneak_flags(path)
+    assert "+VALUE = 2" in git.diff(path, base)
+    patch = tmp_path / "p.patch"
+    git.save_diff(path, base, patch)
+    assert "src/app/__init__.py" in patch.read_text()
+
+
+def test_commit_tree_and_advance_branch_commit_exactly_the_snapshot(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    for hook in ("pre-commit", "reference-transaction"):
+        (hooks / hook).write_text("#!/bin/sh\nexit 1\n")
+        (hooks / hook).chmod(0o755)
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    (path / "README.md").write_text("fixed\n")
+    snap = git.snapshot_tree(path, base)
+    sha = git.commit_tree(path, snap.tree, base, "fix: README")
+    assert git.head_sha(path) == base  # only an object so far
+    with pytest.raises(git.GitError):
+        git.advance_branch(path, "agentloop/autofix-w1", sha, expected_old=sha)  # stale
+    git.advance_branch(path, "agentloop/autofix-w1", sha, expected_old=base)
+    assert git.head_sha(path) == sha
+    assert run_git(path, "log", "-1", "--format=%s %P").strip() == f"fix: README {base}"
+    with pytest.raises(RuntimeError, match="refusing"):
+        git.advance_branch(repo, "main", sha, expected_old=base)
+
+
+def test_a_symbolic_agentloop_branch_is_never_written_through(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    main = git.head_sha(repo)
+    run_git(repo, "branch", "agentloop/autofix-evil", main)
+    run_git(repo, "symbolic-ref", "refs/heads/agentloop/autofix-evil", "refs/heads/main")
+    (path / "README.md").write_text("x\n")
+    sha = git.commit_tree(path, git.snapshot_tree(path, "HEAD").tree, main, "x")
+    with pytest.raises(RuntimeError, match="symbolic ref to refs/heads/main"):
+        git.advance_branch(path, "agentloop/autofix-evil", sha, expected_old=main)
+    # The same trick on the checked-out branch stops every destructive command.
+    run_git(repo, "symbolic-ref", "refs/heads/agentloop/autofix-w1", "refs/heads/main")
+    with pytest.raises(RuntimeError, match="refusing"):
+        git.reset_hard(path, "HEAD~0")
+    assert git.head_sha(repo) == main
+
+
+def test_restore_worktree_undoes_everything_but_what_it_keeps(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    base = git.head_sha(path)
+    (path / ".venv" / "lib").mkdir(parents=True)
+    (path / ".venv" / ".gitignore").write_text("*\n")
+    (path / "cache.log").write_text("kept\n")
+    (path / "odd [1]*.log").write_text("kept too\n")
+    keep = git.ignored_entries(path)
+    assert keep == (".venv/", "cache.log", "odd [1]*.log")
+    # The attempt: flags, edits, new files, files hidden behind a new ignore rule.
+    sneak_flags(path)
+    (path / "scratch.py").write_text("new\n")
+    (path / "src" / "hidden").mkdir()
+    (path / "src" / "hidden" / ".gitignore").write_text("*\n")
+    (path / "src" / "hidden" / "conftest.py").write_text("evil\n")
+    (path / "other.log").write_text("new and ignored\n")
+    run_git(path, "commit", "-q", "--allow-empty", "-m", "sneak")
+    git.restore_worktree(path, base, keep)
+    assert git.head_sha(path) == base
+    assert git.snapshot_tree(path, base).changed == ()
+    assert git.ignored_entries(path) == keep
+    assert (path / "cache.log").read_text() == "kept\n"
+    assert (path / "odd [1]*.log").exists()
+    assert (path / ".venv" / "lib").is_dir()
+    assert not (path / "secret.py").exists()
+    assert not (path / "src" / "hidden").exists()
+    assert (path / "tests/test_app.py").read_text() == SAMPLE_REPO["tests/test_app.py"]
+    # No flag survives in the index, and the files are as git checked them out.
+    assert all(line[0] == "H" for line in run_git(path, "ls-files", "-v").splitlines())
+    run_git(path, "update-index", "--really-refresh")  # raises on any difference
+
+
+def test_restore_worktree_leaves_unchanged_files_alone(repo: Path) -> None:
+    path = agentloop_worktree(repo)
+    readme = path / "README.md"
+    os.utime(readme, (1_600_000_000, 1_600_000_000))
+    (path / "src/app/__init__.py").write_text("VALUE = 2\n")
+    git.restore_worktree(path, "HEAD", ())
+    assert readme.stat().st_mtime == 1_600_000_000  # not rewritten: no rebuild
+    assert (path / "src/app/__init__.py").read_text() == "VALUE = 1\n"
+
+
+def test_restore_worktree_refuses_the_users_checkout(repo: Path) -> None:
+    (repo / "README.md").write_text("the user's work\n")
+    (repo / "notes.log").write_text("the user's ignored notes\n")
+    with pytest.raises(RuntimeError, match="refusing"):
+        git.restore_worktree(repo, "HEAD", ())
+    # Redirected by core.worktree, the agentloop checkout's commands would hit the user's.
+    path = agentloop_worktree(repo)
+    run_git(path, "config", "extensions.worktreeConfig", "true")
+    run_git(path, "config", "--worktree", "core.worktree", str(repo))
+    with pytest.raises(RuntimeError, match=r"core\.worktree"):
+        git.restore_worktree(path, "HEAD", ())
+    with pytest.raises(RuntimeError, match=r"core\.worktree"):
+        git.clean_untracked(path)
+    assert (repo / "README.md").read_text() == "the user's work\n"
+    assert (repo / "notes.log").exists()
+
+
+def test_a_gitignore_that_hides_itself_is_found(repo: Path) -> None:
+    write_tree(repo, {".venv/lib/x.py": "", "node_modules/a/.gitignore": "*\n"})
+    (repo / ".venv" / ".gitignore").write_text("*\n")  # as uv makes it
+    with (repo / ".gitignore").open("a") as handle:
+        handle.write("node_modules/\n")
+    assert git.hidden_ignore_files(repo) == (".venv/.gitignore",)
+    # The agent's: in a directory with tracked files, and in a new directory.
+    write_tree(repo, {"src/app/.gitignore": "*\n", "src/app/backdoor.py": "x\n"})
+    write_tree(repo, {"plugins/sub/.gitignore": "*\n", "plugins/sub/conftest.py": "x\n"})
+    assert git.changed_paths(repo, "HEAD") == [".gitignore"]
+    assert git.hidden_ignore_files(repo) == (
+        ".venv/.gitignore", "plugins/sub/.gitignore", "src/app/.gitignore",
+    )  # fmt: skip

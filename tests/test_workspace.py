@@ -436,6 +436,9 @@ with Workspace.open(repo, run_id=sys.argv[4]) as ws:
     if mode == "commit":
         git.commit_all(ws.path, "a fix")
         (ws.path / "README.md").write_text("more\\n")
+    if mode == "judge":
+        judge = ws.detached_worktree("judge")
+        (judge / "README.md").write_text("a candidate being judged\\n")
     ready.write_text(str(ws.path))
     time.sleep(120)
 """
@@ -664,3 +667,18 @@ def test_run_state_round_trips(tmp_path: Path) -> None:
     # A newer agentloop's extra fields do not stop an older clean.
     data = json.loads(state.to_json()) | {"future": 1}
     assert RunState.from_json(json.dumps(data)) == state
+
+
+def test_clean_removes_a_killed_runs_judge_worktree_and_spares_a_live_ones(
+    repo: Path, start_run: Any
+) -> None:
+    places = Places.of(repo / ".git")
+    dead = start_run(repo, "dead", "judge")
+    live = start_run(repo, "alive", "judge")
+    kill(dead)
+    assert clean(repo=repo, dry_run=False, as_json=True) == 0
+    left = sorted(p.name for p in places.worktrees.iterdir())
+    assert left == ["alive", "alive.judge"]
+    # A judge's checkout holds no one's work: no patch is saved for it.
+    assert not (places.rescued / "dead.judge.patch").exists()
+    assert live.poll() is None

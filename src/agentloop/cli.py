@@ -129,6 +129,14 @@ def run(
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Plan only: list the tasks, fix nothing.")] = False,
     squash: Annotated[bool, typer.Option(help="One commit with a per-fix summary.")] = False,
+    no_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--no-sandbox",
+            help="Run the agent's shell commands without the OS sandbox (bubblewrap / "
+            "Seatbelt). Unsafe; the report says so.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: run).")] = False,
 ) -> int:
     """Fix failing tests with Claude Code in an isolated worktree, under agentloop's rails."""
@@ -145,6 +153,7 @@ def run(
         task_ids=task or [],
         dry_run=dry_run,
         squash=squash,
+        sandboxed=not no_sandbox,
         as_json=as_json,
     )
 

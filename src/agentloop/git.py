@@ -9,7 +9,6 @@ Functions that throw work away or commit (`reset_hard`, `clean_untracked`, `comm
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -126,7 +125,9 @@ def _git(
     check: bool = True,
     env: dict[str, str] | None = None,
 ) -> proc.Completed:
-    command = ["git", *args]
+    # core.fsmonitor names a command git runs whenever it looks at an index (even
+    # `diff-tree` does, git 2.39); whoever can write .git/config picks it. Never from here.
+    command = ["git", "-c", "core.fsmonitor=false", *args]
     try:
         done = proc.run(command, cwd=cwd, env=env if env is not None else _env(), timeout=timeout)
     except proc.CommandNotFound:
@@ -251,16 +252,6 @@ def status_porcelain(cwd: Path) -> list[StatusEntry]:
 def is_dirty(cwd: Path) -> bool:
     """True when anything is staged, modified or untracked (ignored files do not count)."""
     return bool(status_porcelain(cwd))
-
-
-def ignored_entries(cwd: Path) -> tuple[str, ...]:
-    """Ignored files and directories in `cwd`'s work tree, a wholly ignored directory as
-    one entry ending in "/" (`.venv/`, `node_modules/`), top-relative."""
-    out = _read(
-        cwd, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory",
-        "--full-name", timeout=CHECKOUT,
-    ).stdout  # fmt: skip
-    return tuple(_split_z(out))
 
 
 def listed_paths(cwd: Path) -> tuple[str, ...]:
@@ -443,23 +434,116 @@ def unique_commits(repo: Path, branch: str) -> list[str]:
 # ---------------------------------------------------------------- what changed
 
 
+# Settings, from any config file, that would let `git add` skip a file or run a command
+# while it hashes the working tree. Each one can be set by whoever writes .git/config or a
+# worktree's config.worktree, which an agent can: the snapshot must not depend on them.
+_TRUST_NOTHING = (
+    # A "hook" naming the files that changed since a token: a command of anyone's choosing,
+    # and whatever it leaves out is never looked at.
+    "-c", "core.fsmonitor=false",
+    # Directory mtimes cached in the index stand for "no new file in here".
+    "-c", "core.untrackedCache=false",
+    # Marks the entries it adds assume-unchanged; stat-based shortcuts only in what follows.
+    "-c", "core.ignoreStat=false",
+    "-c", "core.checkStat=default",
+    "-c", "core.trustctime=true",
+    # A sparse index or checkout leaves paths outside its cone out of `add`.
+    "-c", "core.sparseCheckout=false",
+    "-c", "core.sparseCheckoutCone=false",
+    "-c", "index.sparse=false",
+    # A split index writes its shared part into the repository's git dir, not beside ours.
+    "-c", "core.splitIndex=false",
+    # With it, a file `add` cannot read is silently left as it was at the base.
+    "-c", "add.ignoreErrors=false",
+    *_NO_HOOKS,
+)  # fmt: skip
+
+
+def _work_tree(cwd: Path) -> Path | None:
+    """The directory whose `.git` (a directory, or a worktree's `gitdir:` file) git finds
+    walking up from `cwd`: the checkout as the file system has it. `core.worktree` in a
+    worktree's config.worktree makes git work on another directory altogether (seen with
+    git 2.39: a linked worktree's commands then read and write the user's checkout)."""
+    for directory in (cwd.resolve(), *cwd.resolve().parents):
+        if os.path.lexists(directory / ".git"):
+            return directory
+    return None
+
+
+def _top(cwd: Path) -> Path:
+    top = _work_tree(cwd)
+    if top is None:
+        # A repository found through GIT_DIR/core.worktree only (a bare repo with a work
+        # tree set): git's own answer is the only one.
+        found = find_toplevel(cwd)
+        if found is None:
+            raise GitError(
+                f"{cwd} is not inside a git work tree", hint=_hint("not a git repository", cwd)
+            )
+        return found
+    return top
+
+
+def _tree_of(cwd: Path, rev: str) -> str:
+    tree = rev_parse(cwd, f"{rev}^{{tree}}")
+    if tree is None:
+        raise GitError(f"{rev} is not a revision in {cwd}", hint="pass a commit sha or branch")
+    return tree
+
+
 @contextmanager
-def _full_index(cwd: Path) -> Iterator[dict[str, str]]:
-    """An environment whose index holds the whole working state of `cwd` — staged,
-    unstaged and untracked (not ignored) — in a throwaway copy: the real index is not
-    touched. Copying keeps the stat cache, so only changed files are hashed."""
-    index = Path(_read(cwd, "rev-parse", "--git-path", "index").stdout.strip())
-    index = index if index.is_absolute() else cwd / index
+def _fresh_index(top: Path, base_tree: str) -> Iterator[dict[str, str]]:
+    """An environment whose index holds the working state of `top` — the base plus every
+    tracked, staged, unstaged and untracked (not ignored) change — in a throwaway index
+    made from `base_tree` alone. The real index is neither read nor written: its
+    assume-unchanged and skip-worktree bits, its stat cache and its fsmonitor and untracked
+    caches can each hide a change, so nothing in it is trusted. The price: every file is
+    read and hashed."""
     with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
-        copy = Path(tmp) / "index"
-        if index.exists():
-            # copy2 keeps the index's mtime: git trusts the stat cache of a file changed
-            # no later than the index was written, so a fresh mtime on the copy would hide
-            # an edit made in the same second as the last commit ("racy git").
-            shutil.copy2(index, copy)
-        env = _env({"GIT_INDEX_FILE": str(copy)})
-        _git(cwd, "add", "--all", env=env, timeout=CHECKOUT)
+        env = _env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        work = ("--work-tree", str(top))
+        _git(top, *_TRUST_NOTHING, *work, "read-tree", "--no-sparse-checkout", base_tree, env=env)
+        # Every entry is new to this index (no stat data), so `add` hashes every file, and
+        # a path in the base that a new ignore rule covers is still tracked here.
+        _git(top, *_TRUST_NOTHING, *work, "add", "--all", env=env, timeout=CHECKOUT)
         yield env
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The working state of a checkout as a tree, by content: what agentloop judges and
+    commits, whatever the index says."""
+
+    base: str  # the base's object name, as resolved when the snapshot was taken
+    base_tree: str
+    tree: str  # base + every tracked and untracked (not ignored) change, as git would add it
+    # Every path that differs between base_tree and tree, sorted; a rename gives both.
+    changed: tuple[str, ...]
+
+
+def snapshot_tree(cwd: Path, base: str) -> Snapshot:
+    """Write the working state of the checkout containing `cwd` as a tree, and list what
+    differs from `base` (a commit, or any tree-ish). Objects are written to the repository
+    (a commit of the tree needs them); nothing else is."""
+    top = _top(cwd)
+    base_sha = rev_parse(top, base)
+    if base_sha is None:
+        raise GitError(f"{base} is not a revision in {top}", hint="pass a commit sha or branch")
+    base_tree = _tree_of(top, base)
+    with _fresh_index(top, base_tree) as env:
+        tree = _git(top, *_TRUST_NOTHING, "write-tree", env=env).stdout.strip()
+    return Snapshot(base_sha, base_tree, tree, _changed_between(top, base_tree, tree))
+
+
+def _changed_between(cwd: Path, old: str, new: str) -> tuple[str, ...]:
+    # No rename detection: a rename is a deletion and an addition, both paths listed, which
+    # is what is wanted, and rename limits in the config cannot change the answer.
+    # --ignore-submodules=none: diff.ignoreSubmodules=all would hide a moved gitlink.
+    out = _git(
+        cwd, *_TRUST_NOTHING, "diff-tree", "-r", "-z", "--name-only", "--no-renames",
+        "--no-relative", "--ignore-submodules=none", old, new, "--",
+    ).stdout  # fmt: skip
+    return tuple(sorted(set(_split_z(out))))
 
 
 # Options that keep a diff the same whatever the user's config says: no external diff or
@@ -472,63 +556,105 @@ _DIFF_OPTS = (
     "--src-prefix=a/",
     "--dst-prefix=b/",
     "--no-relative",
+    "--ignore-submodules=none",
 )
 
 
 def changed_paths(cwd: Path, base: str) -> list[str]:
     """Every path that differs between `base` and the working state of `cwd`: committed
-    since base, staged, unstaged and untracked. A rename gives both its paths."""
-    with _full_index(cwd) as env:
-        out = _git(
-            cwd,
-            "diff",
-            "--cached",
-            "--name-status",
-            "-z",
-            "-M",
-            "--no-relative",
-            base,
-            "--",
-            env=env,
-        ).stdout
-    parts = _split_z(out)
-    paths: set[str] = set()
-    i = 0
-    while i < len(parts):
-        status = parts[i]
-        # Renames and copies ("R087", "C100") carry two paths; everything else one.
-        width = 2 if status[:1] in ("R", "C") else 1
-        paths.update(parts[i + 1 : i + 1 + width])
-        i += 1 + width
-    return sorted(paths)
+    since base, staged, unstaged and untracked; index flags cannot hide one. A rename gives
+    both its paths."""
+    return list(snapshot_tree(cwd, base).changed)
 
 
 def diff(cwd: Path, base: str, *, binary: bool = False) -> str:
     """The diff from `base` to the working state of `cwd`, untracked files included, as
     text (decoded leniently: to keep the bytes, use `save_diff`)."""
-    with _full_index(cwd) as env:
-        extra = ["--binary"] if binary else []
-        return _git(cwd, "diff", "--cached", *_DIFF_OPTS, *extra, base, "--", env=env).stdout
+    snap = snapshot_tree(cwd, base)
+    extra = ["--binary"] if binary else []
+    top = _top(cwd)
+    return _git(
+        top, *_TRUST_NOTHING, "diff", *_DIFF_OPTS, *extra, snap.base_tree, snap.tree, "--"
+    ).stdout
 
 
 def save_diff(cwd: Path, base: str, dest: Path) -> None:
     """Write the diff from `base` to the working state of `cwd` (untracked files
     included, binary files too) to `dest`, byte for byte; `git apply` takes it back."""
+    snap = snapshot_tree(cwd, base)
+    save_tree_diff(cwd, snap.base_tree, snap.tree, dest)
+
+
+def save_tree_diff(cwd: Path, old: str, new: str, dest: Path) -> None:
+    """Write the diff between two trees (or commits) to `dest`, byte for byte."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _full_index(cwd) as env:
-        # --output: git writes the bytes itself; a file in Latin-1 survives, which it would
-        # not through our (lenient UTF-8) decoding of stdout.
-        _git(
-            cwd,
-            "diff",
-            "--cached",
-            *_DIFF_OPTS,
-            "--binary",
-            f"--output={dest}",
-            base,
-            "--",
-            env=env,
-        )
+    # --output: git writes the bytes itself; a file in Latin-1 survives, which it would
+    # not through our (lenient UTF-8) decoding of stdout.
+    _git(
+        _top(cwd), *_TRUST_NOTHING, "diff", *_DIFF_OPTS, "--binary", f"--output={dest}",
+        old, new, "--",
+    )  # fmt: skip
+
+
+def empty_tree(cwd: Path) -> str:
+    """The object name of the empty tree (its hash differs with the repository's hash
+    function): the base of a repository without commits."""
+    return _read(cwd, "hash-object", "-t", "tree", "/dev/null").stdout.strip()
+
+
+def ignored_entries(cwd: Path) -> tuple[str, ...]:
+    """The ignored files of the checkout containing `cwd`, relative to its top, a wholly
+    ignored directory as one entry ending in "/" (.venv/, node_modules/). What undoing an
+    attempt keeps; anything ignored that is not listed here was made since."""
+    top = _top(cwd)
+    out = _read(
+        top, *_TRUST_NOTHING, "--work-tree", str(top),
+        "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory",
+    ).stdout  # fmt: skip
+    entries = sorted(set(_split_z(out)))
+    # git 2.39 lists a directory that holds its own catch-all .gitignore (a uv venv) and
+    # then its contents as well: the directory says it all.
+    folders = {e for e in entries if e.endswith("/")}
+    return tuple(e for e in entries if not any(e != f and e.startswith(f) for f in folders))
+
+
+def hidden_ignore_files(cwd: Path, entries: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The .gitignore files that are themselves ignored (by their own rules, as a rule
+    `*` does): a change nobody sees that hides new files beside it. Found among the
+    ignored `entries` (default: `ignored_entries(cwd)`): a listed .gitignore, or the first
+    .gitignore down a listed directory that no rule outside it ignores."""
+    top = _top(cwd)
+    entries = ignored_entries(top) if entries is None else entries
+    found = [e for e in entries if e == ".gitignore" or e.endswith("/.gitignore")]
+    folders = [e for e in entries if e.endswith("/")]
+    if folders:
+        # A directory ignored from outside (node_modules/ in the top .gitignore) was
+        # hidden before anything in it was written; its own .gitignore hides nothing more.
+        # Asked without the trailing "/": with it, git 2.39 matches the directory against
+        # the rules inside it. -z needs --stdin, which proc.run does not feed: lines,
+        # unquoted; a name git still quotes matches nothing and is looked into (toward
+        # more, not less).
+        outside = set(
+            _read(
+                top, *_TRUST_NOTHING, "-c", "core.quotePath=false",
+                "check-ignore", "--no-index", "--", *(f.rstrip("/") for f in folders),
+                check=False,
+            ).stdout.splitlines()
+        )  # fmt: skip
+        for folder in folders:
+            if folder.rstrip("/") in outside:
+                continue
+            found += _first_ignore_files(top, folder)
+    return tuple(sorted(set(found)))
+
+
+def _first_ignore_files(top: Path, folder: str) -> list[str]:
+    found: list[str] = []
+    for root, dirs, names in os.walk(top / folder):
+        if ".gitignore" in names:
+            found.append(Path(root, ".gitignore").relative_to(top).as_posix())
+            dirs.clear()  # its rules cover everything below
+    return found
 
 
 def show_file(cwd: Path, rev: str, path: str) -> str | None:
@@ -558,6 +684,27 @@ def _require_agentloop_checkout(cwd: Path, verb: str) -> None:
         raise RuntimeError(
             f"refusing to {verb} in {cwd}: its branch is {branch or '(detached)'}, "
             f"not an {BRANCH_PREFIX}* branch"
+        )
+    _require_own_ref(cwd, branch, verb)
+    # The branch is right, but is the directory? core.worktree in config.worktree points
+    # a linked worktree's commands at any directory, the user's checkout included.
+    top, real = _work_tree(cwd), find_toplevel(cwd)
+    if top is None or real is None or top.resolve() != real.resolve():
+        raise RuntimeError(
+            f"refusing to {verb} in {cwd}: git would work on {real}, not on the checkout "
+            f"{top} (core.worktree is set in this repository's config)"
+        )
+
+
+def _require_own_ref(cwd: Path, branch: str, verb: str) -> None:
+    # A branch named agentloop/… may be a symbolic ref to refs/heads/main: whatever moves
+    # it would move main. Only a plain ref of ours is written.
+    if not branch.startswith(BRANCH_PREFIX):
+        raise RuntimeError(f"refusing to {verb} {branch}: not an {BRANCH_PREFIX}* branch")
+    done = _read(cwd, "symbolic-ref", "--quiet", f"refs/heads/{branch}", check=False)
+    if done.returncode == 0:
+        raise RuntimeError(
+            f"refusing to {verb} {branch}: it is a symbolic ref to {done.stdout.strip()}"
         )
 
 
@@ -682,3 +829,194 @@ def drop_commit(cwd: Path, sha: str) -> None:
     if not done.ok:
         _git(cwd, "rebase", "--abort", check=False)
         raise _error(done, cwd)
+
+
+# ---------------------------------------------------------------- the judge's trees
+
+
+def tree_with_paths_from(cwd: Path, tree: str, source: str, paths: Sequence[str]) -> str:
+    """`tree` with each of `paths` as it is in `source` (absent there: absent here too),
+    written as a new tree object. How a fix's code meets the base's tests."""
+    if not paths:
+        return tree
+    with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
+        env = _env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        _git(cwd, "read-tree", tree, env=env)
+        out = _read(cwd, "ls-tree", "-r", "-z", "--full-tree", source, "--", *paths).stdout
+        present: dict[str, tuple[str, str]] = {}
+        for entry in _split_z(out):
+            meta, _, name = entry.partition("\t")
+            mode, _kind, sha = meta.split()
+            present[name] = (mode, sha)
+        missing = sorted(set(paths) - present.keys())
+        if missing:
+            _git(cwd, "update-index", "--force-remove", "--", *missing, env=env)
+        cacheinfo = [
+            arg
+            for name, (mode, sha) in sorted(present.items())
+            if name in set(paths)
+            for arg in ("--cacheinfo", mode, sha, name)
+        ]
+        if cacheinfo:
+            _git(cwd, "update-index", "--add", *cacheinfo, env=env)
+        return _git(cwd, "write-tree", env=env).stdout.strip()
+
+
+def add_detached_worktree(repo: Path, path: Path, sha: str) -> None:
+    """A linked worktree at `path` with `sha` checked out and no branch of its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _git(repo, *_NO_HOOKS, "worktree", "add", "--quiet", "--detach", str(path), sha,
+         timeout=CHECKOUT)  # fmt: skip
+
+
+def show_tree(cwd: Path, tree: str, keep: Sequence[str]) -> None:
+    """Make the detached checkout `cwd` hold exactly `tree` (index and files; HEAD does not
+    move), with no other file but the `keep` entries (top-relative, "/"-ended for a
+    directory). Only in a detached worktree under agentloop's own directory: it is how the
+    judge puts a candidate in place."""
+    if current_branch(cwd) is not None:
+        raise RuntimeError(f"refusing to overwrite {cwd}: a branch is checked out there")
+    _git(cwd, *_NO_HOOKS, "read-tree", "-u", "--reset", tree, timeout=CHECKOUT)
+    excludes = [f"--exclude=/{entry}" for entry in keep]
+    _git(cwd, "clean", "-ffdxq", *excludes, timeout=CHECKOUT)
+
+
+def tree_diff(cwd: Path, old: str, new: str, paths: Sequence[str]) -> str:
+    """The diff of `paths` between two tree-ish objects, whatever the user's diff config."""
+    return _git(cwd, "diff", *_DIFF_OPTS, old, new, "--", *paths).stdout
+
+
+def commit_tree(cwd: Path, tree: str, parent: str, message: str) -> str:
+    """A commit of `tree` on `parent`, as an object only: no ref moves, no hook runs (see
+    `advance_branch`). The tree is usually a `Snapshot.tree`, so what is committed is
+    exactly what was judged."""
+    return _git(
+        cwd, *_NO_HOOKS, *_identity(cwd), "commit-tree", tree, "-p", parent, "-m", message
+    ).stdout.strip()
+
+
+def advance_branch(cwd: Path, branch: str, new: str, expected_old: str) -> None:
+    """Point the agentloop branch `branch` at `new`, only if it still points at
+    `expected_old` (git checks and updates in one step). The checkout's index and files are
+    not touched: `restore_worktree` brings them along."""
+    _require_own_ref(cwd, branch, "move")
+    # --no-deref too: should the ref turn symbolic between the check and the update, the
+    # update replaces the ref itself instead of moving what it points to.
+    _git(
+        cwd, *_NO_HOOKS, "update-ref", "--no-deref", "-m", "agentloop: advance",
+        f"refs/heads/{branch}", new, expected_old,
+    )  # fmt: skip
+
+
+def restore_worktree(cwd: Path, sha: str, keep: Sequence[str]) -> None:
+    """Make the agentloop checkout `cwd` exactly `sha` again: its branch, index and files,
+    and no untracked file at all, ignored ones included, except the `keep` entries (as
+    `ignored_entries` lists them: paths from the top, a directory ending in "/"). A file
+    an agent hid behind a new ignore rule goes too."""
+    _require_agentloop_checkout(cwd, "restore")
+    top = _top(cwd)
+    work = ("--work-tree", str(top))
+    # `reset --hard` leaves a skip-worktree entry's file as it is (git 2.39), and trusts
+    # the stat data of every entry, which a forged index can fake: start from an index
+    # made from `sha` alone. Refreshing it compares contents, so files that are already
+    # right are not rewritten (their mtimes stay; build tools do not rebuild everything).
+    index = Path(_read(top, "rev-parse", "--git-path", "index").stdout.strip())
+    (index if index.is_absolute() else top / index).unlink(missing_ok=True)
+    _git(top, *_TRUST_NOTHING, *work, "read-tree", "--no-sparse-checkout", sha)
+    _git(top, *_TRUST_NOTHING, *work, "update-index", "-q", "--refresh", check=False,
+         timeout=CHECKOUT)  # fmt: skip
+    _git(top, *_TRUST_NOTHING, *work, "reset", "--quiet", "--hard", sha, timeout=CHECKOUT)
+    # -x: ignored files too, but for the -e patterns; -ff: nested repositories as well.
+    excludes = [f"--exclude=/{_literal(entry)}" for entry in keep]
+    _git(top, *_TRUST_NOTHING, *work, "clean", "-ffdxq", *excludes, timeout=CHECKOUT)
+
+
+def _literal(path: str) -> str:
+    # An exclude pattern matching just this path: wildmatch's special characters escaped.
+    # (Given with -e, a pattern is not split into lines nor stripped of trailing spaces.)
+    return "".join("\\" + c if c in "\\*?[" else c for c in path)
+
+
+# ---------------------------------------------------------------- refs and config, as state
+
+
+def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
+    done = _read(cwd, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if done.returncode not in (0, 1):
+        raise _error(done, cwd)
+    return done.returncode == 0
+
+
+def list_refs(cwd: Path, *, skip: Sequence[str] = ()) -> dict[str, str]:
+    """Every ref of the repository (branches, tags, notes, refs/stash…) but those under a
+    prefix in `skip`, mapped to its object name, or to "ref: <target>" for a symbolic ref.
+    Per-worktree refs (refs/bisect/…) are those of the worktree `cwd` is in."""
+    out = _read(
+        cwd, "for-each-ref", "--format=%(refname)%00%(symref)%00%(objectname)"
+    ).stdout  # fmt: skip
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        ref, symref, sha = [*line.split("\0"), "", ""][:3]
+        if ref and not ref.startswith(tuple(skip)):
+            found[ref] = f"ref: {symref}" if symref else sha
+    return found
+
+
+def put_ref(cwd: Path, ref: str, value: str | None, *, current: str | None) -> None:
+    """Set `ref` back to `value` (an object name, "ref: <target>", or None: no such ref),
+    provided it is still `current` (same forms; git checks a plain value). For putting back
+    a ref as it was: it writes any ref, so only `rails.gitstate` calls it."""
+    # No hooks: the reference-transaction hook may be the very file being undone.
+    plain_current = current if current and not current.startswith("ref: ") else None
+    if value is None:
+        args = ["update-ref", "--no-deref", "-d", ref]
+        _git(cwd, *_NO_HOOKS, *args, *([plain_current] if plain_current else []))
+    elif value.startswith("ref: "):
+        _git(cwd, *_NO_HOOKS, "symbolic-ref", "-m", "agentloop: put back", ref, value[5:])
+    else:
+        # --no-deref: a ref turned into a symbolic one is replaced, not followed.
+        old = plain_current or ("" if current else "0" * len(value))
+        _git(
+            cwd, *_NO_HOOKS, "update-ref", "--no-deref", "-m", "agentloop: put back", ref, value,
+            *([old] if old else []),
+        )  # fmt: skip
+
+
+def config_origins(cwd: Path) -> list[Path]:
+    """Every config file git reads in `cwd`, included ones too (system, global, the
+    repository's, the worktree's), as `git config --show-origin` names them."""
+    done = _read(cwd, "config", "--list", "--show-origin", "-z", check=False)
+    found: dict[Path, None] = {}
+    parts = done.stdout.split("\0")
+    # -z: "<origin>\0<key>\n<value>\0" per entry.
+    for origin in parts[0::2]:
+        if origin.startswith("file:"):
+            path = Path(origin.removeprefix("file:"))
+            found[path if path.is_absolute() else (cwd / path).resolve()] = None
+    return list(found)
+
+
+def config_path(cwd: Path, key: str) -> Path | None:
+    """The path a config key names (~ expanded), or None when it is not set."""
+    done = _read(cwd, "config", "--type=path", "--get", key, check=False)
+    value = done.stdout.strip()
+    return Path(value) if done.returncode == 0 and value else None
+
+
+def config_entries(cwd: Path, data: bytes) -> list[str] | None:
+    """The "key=value" entries of a config file with content `data`, in order, includes
+    not followed; None when git cannot parse it."""
+    with tempfile.TemporaryDirectory(prefix="agentloop-config-") as tmp:
+        path = Path(tmp) / "config"
+        path.write_bytes(data)
+        done = _git(cwd, "config", "--file", str(path), "--no-includes", "--list", "-z",
+                    check=False)  # fmt: skip
+    if done.returncode != 0:
+        return None
+    return [entry.replace("\n", "=", 1) for entry in _split_z(done.stdout)]
+
+
+def git_dir(cwd: Path) -> Path:
+    """The git directory of the checkout containing `cwd`: `.git` of the main checkout,
+    `.git/worktrees/<name>` of a linked one."""
+    return Path(_read(cwd, "rev-parse", "--absolute-git-dir").stdout.strip())

@@ -34,6 +34,8 @@ AttemptOutcome = Literal[
     "fixed",
     "rejected_forbidden_path",
     "rejected_integrity",
+    # It moved git's state: a ref, HEAD, the stash, config, hooks or info/.
+    "rejected_git_state",
     "rejected_check",
     "tests_failed",
     "no_progress",

@@ -124,6 +124,13 @@ def _dump(record: Hold) -> bytes:
     return (json.dumps(doc, indent=1) + "\n").encode("utf-8")
 
 
+def prepare(root: Path) -> None:
+    """What holding will change in the git directory, done first: the session records
+    git's state right after this, and the hold must not read as a change to it."""
+    if not (root / LOCAL_SETTINGS).exists():
+        _ignore(root)
+
+
 def _ignore(root: Path) -> None:
     """Keep a settings.local.json agentloop created out of `git status` (and out of a
     `git add -A`), in the repository's own exclude file: no tracked file changes."""

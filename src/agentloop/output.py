@@ -26,6 +26,7 @@ from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
 from agentloop.rails.change import ChangeCheck
 from agentloop.rails.paths import OUTSIDE_REPOSITORY, PathViolation
+from agentloop.reports.run import NO_SANDBOX
 from agentloop.session import Session
 
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
@@ -282,12 +283,20 @@ def print_run(run: RunReport) -> None:
         )
     out.print(table)
     for t in run.tasks:
+        changed = [p for a in t.attempts if a.outcome == "fixed" for p in a.tests_changed]
+        if changed:
+            out.print(
+                f"[bold yellow]![/] {escape(t.task.id)}: fixed WITH TEST CHANGES "
+                f"({escape(', '.join(changed))}); the commit message has the diff"
+            )
         if t.outcome not in ("fixed",) and not run.dry_run:
             out.print(f"[red]✗[/] {escape(t.task.id)}: {escape(t.reason)}")
             if t.suggestion:
                 out.print(f"  [dim]suggested:[/] {escape(t.suggestion)}")
     if run.dry_run:
         return
+    if not run.sandboxed:
+        out.print(f"[bold red]{escape(NO_SANDBOX)}[/]")
     if run.stopped_by:
         note(f"stopped early: {run.stopped_by} reached")
     where = f"on branch {run.branch}" if run.branch else "no fix survived; the branch was removed"
@@ -326,6 +335,10 @@ def check_doc(
         {"kind": v.kind, "path": v.path, "test": v.test, "detail": v.detail, "pattern": None}
         for v in c.integrity
     ]
+    violations += [
+        {"kind": v.kind, "path": v.path, "test": None, "detail": v.detail, "pattern": None}
+        for v in c.session
+    ]
     return {
         "$schema": CHECK_SCHEMA_ID,
         "agentloop_version": __version__,
@@ -363,6 +376,9 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
         _line(f"[red]forbidden path[/]  {escape(p.path)}: {escape(_forbidden_detail(p))}")
     for i in c.integrity:
         _line(f"[red]test integrity[/]  {escape(str(i))} [dim]({i.kind})[/]")
+    for v in c.session:
+        what = "user work lost" if v.kind == "user_work_lost" else "git state"
+        _line(f"[red]{what}[/]  {escape(v.path)}: {escape(v.detail)}")
     todo = []
     if c.forbidden:
         paths = ", ".join(dict.fromkeys(p.path for p in c.forbidden))
@@ -374,6 +390,11 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
         todo.append(
             f"restore the tests in {tests} as they were at {base} and fix the code under test"
             " instead"
+        )
+    if c.session:
+        todo.append(
+            "put back what this /autofix session lost or moved, as each line above says "
+            "(the user's work and git's state are not yours to change)"
         )
     _line(f"[yellow]to fix:[/] {escape('; '.join(todo))}")
 

@@ -13,7 +13,7 @@ which it still fails: DETECT is attempt zero, each FIX → VERIFY round after it
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import os
 import re
@@ -53,6 +53,15 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class UserFile:
+    """A file the user had uncommitted work in when the session started, and a hash of
+    its content then (None: the user had deleted it)."""
+
+    path: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class Session:
     id: str
     started_at: float
@@ -67,7 +76,11 @@ class Session:
     base_sha: str = ""
     verifications: tuple[Verification, ...] = ()
     ended_at: float | None = None
-    # Commits the session made through agentloop's MCP `commit` tool, oldest first.
+    # The content of user_files at the start (a patch of it is in the session's directory,
+    # see `work_patch`): `agentloop check` says when one was overwritten.
+    user_work: tuple[UserFile, ...] = ()
+    # Commits agentloop made for the session (its MCP commit tool appends them with
+    # `record_commit`): the branch checked out may advance through these and no others.
     commits: tuple[str, ...] = ()
 
     @property
@@ -115,6 +128,33 @@ def check_id(session_id: str) -> str:
 
 def path_of(root: Path, session_id: str) -> Path:
     return root / SESSIONS_DIR / f"{check_id(session_id)}.json"
+
+
+def artifacts_of(record: Path) -> Path:
+    """The directory beside a session's record holding what it saved at the start."""
+    return record.with_suffix("")
+
+
+def work_patch(record: Path) -> Path:
+    """The user's uncommitted work at the start, as a binary patch against base_sha
+    (untracked files included): `git apply` brings it back."""
+    return artifacts_of(record) / "user-work.patch"
+
+
+def git_state_file(record: Path) -> Path:
+    """The repository's git state at the start (`rails.gitstate.GitState`, as JSON)."""
+    return artifacts_of(record) / "git-state.json"
+
+
+def content_hash(path: Path) -> str | None:
+    """A hash of the file at `path` (of its target's name, for a symlink); None when
+    there is no file."""
+    try:
+        if path.is_symlink():
+            return "symlink:" + hashlib.sha256(os.readlink(path).encode()).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
 
 def find(start: Path, session_id: str) -> Path | None:
@@ -166,6 +206,10 @@ def _parse(data: dict[str, Any]) -> Session:
         base_sha=str(data.get("base_sha", "")),
         verifications=verifications,
         ended_at=None if data.get("ended_at") is None else float(data["ended_at"]),
+        user_work=tuple(
+            UserFile(str(f["path"]), None if f["sha256"] is None else str(f["sha256"]))
+            for f in data.get("user_work", ())
+        ),
         commits=_commits(data.get("commits")),
     )
 
@@ -204,6 +248,7 @@ def start(
     toplevel: Path | None,
     user_files: Iterable[str],
     base_sha: str = "",
+    user_work: Iterable[UserFile] = (),
     now: float | None = None,
 ) -> Session:
     """A fresh record (starting again in the same Claude Code session restarts the clock
@@ -216,6 +261,7 @@ def start(
         toplevel=str(toplevel) if toplevel else "",
         user_files=tuple(sorted(set(user_files))),
         base_sha=base_sha,
+        user_work=tuple(sorted(user_work, key=lambda f: f.path)),
     )
     save(path_of(root, session_id), session)
     return session
@@ -225,19 +271,28 @@ def begin(
     root: Path, top: Path, session_id: str, *, max_attempts: int, max_runtime: float
 ) -> Session:
     """Start a session in the project `root`, inside the git work tree `top`: the user's
-    files are the ones git reports changed, staged or untracked now (both sides of a
-    rename), agentloop's own state aside; the base is HEAD."""
-    # agentloop's own state must not count as the user's work (nor dirty the tree). Inside
-    # Claude Code's sandbox the git directory is read-only: `agentloop init` put the line
-    # in .gitignore already, and the state is left out of the user's files below anyway.
-    with contextlib.suppress(OSError):
-        git.ignore_locally(root, ".agentloop/")
-    user_files = [
-        path
-        for entry in git.status_porcelain(root)
-        for path in (entry.path, entry.orig)
-        if path and not path.startswith(".agentloop/")
-    ]
+    files are the ones with uncommitted work now, by content against HEAD (no index flag
+    hides one), plus any .gitignore that ignores itself, agentloop's own state aside. What
+    the agent must not destroy is kept where `agentloop check` compares with it: that work
+    as a patch (to put it back) and the repository's git state, written before the record,
+    which is what makes a session active. It writes git objects: run it outside Claude
+    Code's sandbox (the /autofix hook does)."""
+    from agentloop.rails.gitstate import GitState
+
+    # agentloop's own state must not count as the user's work (nor dirty the tree).
+    git.ignore_locally(root, ".agentloop/")
+    base_sha = git.rev_parse(top, "HEAD^{commit}") or ""
+    work = git.snapshot_tree(top, base_sha or git.empty_tree(top))
+    rel = root.relative_to(top).as_posix()
+    own = ".agentloop/" if rel == "." else f"{rel}/.agentloop/"
+    user_files = sorted(
+        {p for p in (*work.changed, *git.hidden_ignore_files(top)) if not p.startswith(own)}
+    )
+    path = path_of(root, session_id)
+    patch = work_patch(path)
+    patch.unlink(missing_ok=True)
+    git.save_tree_diff(top, work.base_tree, work.tree, patch)
+    git_state_file(path).write_text(GitState.capture(top).to_json(), encoding="utf-8")
     return start(
         root,
         session_id,
@@ -245,7 +300,8 @@ def begin(
         max_runtime=max_runtime,
         toplevel=top,
         user_files=user_files,
-        base_sha=git.rev_parse(top, "HEAD^{commit}") or "",
+        base_sha=base_sha,
+        user_work=[UserFile(name, content_hash(top / name)) for name in user_files],
     )
 
 
@@ -263,7 +319,8 @@ def record_verification(
 
 
 def record_commit(path: Path, sha: str) -> Session | None:
-    """Add a commit to an active session; None when the session has ended."""
+    """Note a commit agentloop's commit tool made for an active session, so `agentloop
+    check` lets the branch advance through it; None when the session has ended."""
     session = load(path)
     if not session.active:
         return None

@@ -224,6 +224,8 @@ class Workspace:
         self.in_place = state.in_place
         self.state = state
         self.places = places
+        # Detached worktrees of the run's own (the judge's), removed when it closes.
+        self.extra: list[Path] = []
         # Set when the workspace is closed.
         self.closed: Cleanup | None = None
         self.close_error: BaseException | None = None
@@ -338,7 +340,18 @@ class Workspace:
 
     # ------------------------------------------------------------ for the run
 
-    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    def detached_worktree(self, name: str) -> Path:
+        """Another checkout for this run, of its base and on no branch, in agentloop's
+        directory (`<run-id>.<name>`); removed with the run's own."""
+        path = self.places.worktree(f"{self.run_id}.{name}")
+        with locked(self.places):
+            git.add_detached_worktree(self.repo, path, self.base_sha)
+        self.extra.append(path)
+        return path
+
+    def env(
+        self, base: Mapping[str, str] | None = None, *, root: Path | None = None
+    ) -> dict[str, str]:
         """The environment to run the project's commands with, so they use this
         checkout's code.
 
@@ -350,11 +363,12 @@ class Workspace:
         Inherited GIT_* variables that pick a repository are dropped.
         """
         env = dict(git.clean_env() if base is None else base)
-        first = [str(self.root / "src")] if (self.root / "src").is_dir() else []
-        first.append(str(self.root))
+        root = self.root if root is None else root
+        first = [str(root / "src")] if (root / "src").is_dir() else []
+        first.append(str(root))
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in first]
         env["PYTHONPATH"] = os.pathsep.join(first + rest)
-        venv = self.root / ".venv"
+        venv = root / ".venv"
         if not self.in_place and (venv / "bin" / "python").exists():
             env["VIRTUAL_ENV"] = str(venv)
             env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
@@ -376,6 +390,11 @@ class Workspace:
         here is kept in `close_error` rather than hiding the body's exception; either way
         the state file stays, so `agentloop clean` can finish the job."""
         try:
+            for path in self.extra:
+                # Throwaway checkouts of committed trees: nothing in them is anyone's work.
+                with contextlib.suppress(git.GitError):
+                    git.remove_worktree(self.repo, path, force=True)
+            self.extra.clear()
             if lock_held:
                 self.closed = release(self.repo, self.places, self.state)
             else:
@@ -471,6 +490,16 @@ def _checked_out_elsewhere(repo: Path, branch: str, but: Path | None) -> Path | 
     return None
 
 
+def _extra_worktrees(repo: Path, places: Places, run_id: str) -> list[git.Worktree]:
+    """The detached worktrees a run made beside its own (`<run-id>.<name>`)."""
+    ours = places.worktrees.resolve()
+    return [
+        wt
+        for wt in git.list_worktrees(repo)
+        if wt.path.resolve().parent == ours and wt.path.name.startswith(f"{run_id}.")
+    ]
+
+
 def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = False) -> Cleanup:
     """Undo `state`'s run: save its uncommitted work, remove its worktree (in place:
     check the original branch out again), delete its branch unless it has commits, drop
@@ -514,6 +543,11 @@ def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = Fals
             # Not git's: we cannot tell what it holds, so we do not delete it.
             kept.append(f"{checkout} exists but is not a registered worktree; look, then delete it")
             finished = False
+    for wt in _extra_worktrees(repo, places, state.run_id):
+        # The run's throwaway checkouts of committed trees (the judge's): nothing in them
+        # is anyone's work, so they go without a rescued patch.
+        if not dry_run:
+            git.remove_worktree(repo, wt.path, force=True)
     tip = git.rev_parse(repo, f"refs/heads/{state.branch}")
     commits = git.commits_between(repo, state.base_sha, tip) if tip else []
     deleted = False
@@ -595,6 +629,9 @@ def clean_leftovers(repo_root: Path, *, dry_run: bool) -> CleanReport:
             owned_branches.add(state.branch)
             if not state.in_place:
                 owned_paths.add(Path(state.path).resolve())
+            owned_paths.update(
+                wt.path.resolve() for wt in _extra_worktrees(top, places, state.run_id)
+            )
             if alive:
                 report.alive.append(state)
             else:

@@ -478,7 +478,11 @@ def test_check_in_a_session_sees_what_the_agent_committed_but_not_the_users_file
     )  # fmt: skip
     assert in_session.returncode == 1, in_session.stderr
     doc = json.loads(in_session.stdout)
-    assert [v["kind"] for v in doc["violations"]] == ["test_file_deleted"]
+    # The commit moved main, and agentloop did not make it: that is named too.
+    assert [(v["kind"], v["path"]) for v in doc["violations"]] == [
+        ("test_file_deleted", "tests/test_calc.py"),
+        ("git_state_changed", "refs/heads/main"),
+    ]
     assert "auth/token.py" not in doc["changed"]
     # Outside the session: since HEAD, where the deletion is already history.
     plain = run_cli("check", "--json", cwd=repo, home=isolated_home)

@@ -462,7 +462,19 @@ def sigint_run(
     token = f"leftover-{uuid.uuid4().hex}"
     with ModelServer(slow_after_a_partial_edit(token)) as server:
         child = subprocess.Popen(
-            [sys.executable, "-m", "agentloop", "run", "--json", "--repo", str(root)],
+            # --no-sandbox: in the sandbox a background job dies with the command that
+            # started it (bubblewrap's pid namespace); without one it outlives the command,
+            # which is what agentloop's own kill of the session's processes is for.
+            [
+                sys.executable,
+                "-m",
+                "agentloop",
+                "run",
+                "--json",
+                "--no-sandbox",
+                "--repo",
+                str(root),
+            ],
             cwd=root,
             env=cli_env(home, server.base_url),
             stdin=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ import pytest
 from agentloop import detection, suites
 from agentloop.agents.base import Agent, SessionLimits, SessionResult
 from agentloop.agents.claude import ClaudeCodeAgent
+from agentloop.agents.sandbox import Policy
 from agentloop.config import load_config
 from agentloop.history import History, ledger_path
 from agentloop.loop.runner import AutofixLoop, LoopSettings
@@ -135,11 +136,16 @@ def test_the_guard_hook_denies_an_edit_of_a_forbidden_path(tmp_path: Path) -> No
     done, doc, server = run_agentloop(root, tmp_path / "home", EDIT_TOKEN, "--max-attempts", "1")
     assert snapshot(root) == before
     assert done.returncode == 1, done.stderr
-    # The model saw its Edit refused by agentloop's guard, before anything was written.
-    denied = [r for r in server.tool_results() if "forbidden path" in r.content]
+    # The model saw its Edit refused before anything was written: by the permission rules
+    # agentloop gives the session (Claude Code checks them before any hook), else by the
+    # guard.
+    denied = [
+        r
+        for r in server.tool_results()
+        if "forbidden path" in r.content or "denied by your permission settings" in r.content
+    ]
     assert denied, server.tool_results()
     assert all(r.is_error for r in denied)
-    assert "auth/token.py" in denied[0].content
     (task,) = doc["tasks"]
     assert task["outcome"] == "unfixed", task
     (attempt,) = task["attempts"]
@@ -177,9 +183,15 @@ class _Watching:
         self.seen: list[str] = []
 
     def run(
-        self, prompt: str, *, cwd: Path, limits: SessionLimits, env: Mapping[str, str]
+        self,
+        prompt: str,
+        *,
+        cwd: Path,
+        limits: SessionLimits,
+        env: Mapping[str, str],
+        policy: Policy | None = None,
     ) -> SessionResult:
-        result = self.inner.run(prompt, cwd=cwd, limits=limits, env=env)
+        result = self.inner.run(prompt, cwd=cwd, limits=limits, env=env, policy=policy)
         self.seen.append((cwd / self.path).read_text())
         return result
 
@@ -211,6 +223,12 @@ def test_with_the_hook_off_the_diff_check_rejects_and_reverts_a_forbidden_edit(
             ),
             env=ws.env({**agentloop_env(home), **offline_env(home, server.base_url)}),
             history=None,
+            branch=ws.branch,
+            rescue_dir=ws.places.rescued,
+            open_worktree=lambda: ws.detached_worktree("judge"),
+            env_for=lambda judge_root: ws.env(
+                {**agentloop_env(home), **offline_env(home, server.base_url)}, root=judge_root
+            ),
         )
         (report,), stopped_by = loop.fix([task])
         # Checked inside the run's worktree, before it goes away.

@@ -32,8 +32,30 @@ def base(old: str, new: str) -> str:
     return BASE.replace(old, new)
 
 
+CONSTANTS = """
+const EXPECTED = 5;
+const WANT: Totals = { sum: 3, items: [1, "a"] } as const;
+
+test("adds", () => {
+  expect(add(2, 3)).toBe(EXPECTED);
+  assert.deepEqual(total(), WANT);
+});
+"""
+
 # (id, before, after, expected (kind, test) pairs)
 VIOLATIONS: list[tuple[str, str, str, list[tuple[str, str | None]]]] = [
+    (
+        "a module-level constant an expect compares against changed",
+        CONSTANTS,
+        CONSTANTS.replace("= 5", "= 6"),
+        [("constant_changed", "adds")],
+    ),
+    (
+        "an object constant changed",
+        CONSTANTS,
+        CONSTANTS.replace('"a"', '"b"'),
+        [("constant_changed", "adds")],
+    ),
     (
         "expect removed",
         BASE,
@@ -275,6 +297,14 @@ VIOLATIONS: list[tuple[str, str, str, list[tuple[str, str | None]]]] = [
 ]
 
 FINE: list[tuple[str, str, str]] = [
+    (
+        "constants reformatted, and a new expect that reads one",
+        CONSTANTS,
+        CONSTANTS.replace('"a"', "'a'")
+        .replace("= 5;", "= 5")
+        .replace("[1, ", "[\n    1,\n    ")
+        .replace("toBe(EXPECTED);", "toBe(EXPECTED);\n  expect(add(3, 2)).toBe(EXPECTED);"),
+    ),
     (
         "prettier-style reformatting",
         "it('adds', function () { expect(add(1,2)).toEqual({a: 1, b: [1, 2]}); })\n",

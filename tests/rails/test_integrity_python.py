@@ -210,7 +210,7 @@ VIOLATIONS: list[tuple[str, str, str, list[tuple[str, str | None]]]] = [
         "an empty redefinition shadows the test",
         "def test_total():\n    assert total() == 0\n",
         "def test_total():\n    assert total() == 0\n\n\ndef test_total():\n    pass\n",
-        [("assertion_loosened", "test_total")],
+        [("assertion_loosened", "test_total"), ("test_shadowed", "test_total")],
     ),
     (
         "@pytest.mark.skip",

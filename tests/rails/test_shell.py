@@ -8,21 +8,25 @@ backstop for whatever it cannot see.
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentloop.rails.paths import ForbiddenPaths
 from agentloop.rails.shell import ShellVerdict, Target, analyse, forbidden_writes
+from agentloop.rails.shell_words import Word, decode_word, parse_options
 
 DEFAULTS = ForbiddenPaths()
 
 ALLOW = "allow"
 PUSH = "push"
 UNKNOWN = "unknown"
+REFUSE = "refuse"  # git/gh/hub beyond reading: refused whatever it writes
 
-# (command, expected): ALLOW, PUSH, UNKNOWN (targets that cannot be known: deny), or the
-# forbidden path a denial must name.
+# (command, expected): ALLOW, PUSH, REFUSE, UNKNOWN (targets that cannot be known: deny),
+# or the forbidden path a denial must name.
 CASES: list[tuple[str, str]] = [
     # plain writes and redirections
     ("echo x > auth/token.py", "auth/token.py"),
@@ -95,14 +99,14 @@ CASES: list[tuple[str, str]] = [
     ("git -C ../other push", PUSH),
     ("command git push", PUSH),
     ("bash -c 'git push -u origin feature'", PUSH),
-    ("git commit -m 'push the fix'", ALLOW),
-    ("git checkout -- auth/login.py", "auth/login.py"),
-    ("git checkout HEAD~1 -- payments/x.py", "payments/x.py"),
-    ("git restore auth/login.py", "auth/login.py"),
-    ("git restore src/x.py", ALLOW),
-    ("git apply fix.patch", UNKNOWN),
+    ("git commit -m 'push the fix'", REFUSE),
+    ("git checkout -- auth/login.py", REFUSE),
+    ("git checkout HEAD~1 -- payments/x.py", REFUSE),
+    ("git restore auth/login.py", REFUSE),
+    ("git restore src/x.py", REFUSE),
+    ("git apply fix.patch", REFUSE),
     ("patch -p1 < fix.patch", UNKNOWN),
-    ("git stash pop", UNKNOWN),
+    ("git stash pop", REFUSE),
     ("cat script.sh | sh", UNKNOWN),
     ("git status && git diff --stat", ALLOW),
     # variables and globs
@@ -128,6 +132,8 @@ def _decision(reasons: list[str], verdict: ShellVerdict) -> str:
         return ALLOW
     if verdict.pushes:
         return PUSH
+    if verdict.refusals and all(r in verdict.refusals for r in reasons):
+        return REFUSE
     if verdict.unknown_targets and all(r.startswith("cannot tell") for r in reasons):
         return UNKNOWN
     return "deny"
@@ -143,7 +149,7 @@ def test_decision(command: str, expected: str) -> None:
     verdict = analyse(command)
     reasons = forbidden_writes(command, DEFAULTS)
     decision = _decision(reasons, verdict)
-    if expected in (ALLOW, PUSH, UNKNOWN):
+    if expected in (ALLOW, PUSH, REFUSE, UNKNOWN):
         assert decision == expected, (reasons, verdict)
     else:
         assert reasons, verdict
@@ -154,13 +160,16 @@ def test_verdict_names_targets_and_actions() -> None:
     verdict = analyse("cp a b && mv c d; rm e; ln -s f g; echo > h")
     assert verdict.targets == (
         Target("b", "write"),
+        Target("b/a", "write"),  # when b is a directory
         Target("d", "move"),
+        Target("d/c", "move"),
         Target("c", "move"),
         Target("e", "delete"),
         Target("g", "link"),
+        Target("f", "point"),  # what g points at
         Target("h", "write"),
     )
-    assert verdict.paths == ("b", "d", "c", "e", "g", "h")
+    assert verdict.paths == ("b", "b/a", "d", "d/c", "c", "e", "g", "f", "h")
     assert not verdict.pushes
     assert not verdict.unknown_targets
     assert verdict.parser == "bashlex"
@@ -195,10 +204,142 @@ def test_analyse_never_raises(command: str) -> None:
 
 SHELL_WORDS = ["echo", "rm", "-rf", "auth/x", ">", ">>", "|", "&&", ";", "(", ")", "'", '"',
                "bash", "-c", "$X", "<<EOF", "\n", "EOF", "python", "open('a','w')", "git",
-               "push"]  # fmt: skip
+               "push", "$'", "\\x70", "<<'EOF'", "add", "-C", "tar", "xf", "sed", "w",
+               "node", "-e", "awk", "-i", "inplace"]  # fmt: skip
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(SHELL_WORDS), max_size=20))
 def test_analyse_never_raises_on_shell_like_text(parts: list[str]) -> None:
     assert isinstance(analyse(" ".join(parts)), ShellVerdict)
+
+
+# --- words as Bash runs them -------------------------------------------------------------
+
+WORDS: list[tuple[str, str, bool]] = [
+    ("push", "push", False),
+    ("$'push'", "push", False),
+    ("$'\\x70ush'", "push", False),
+    ("$'\\160ush'", "push", False),
+    ("$'\\u0070ush'", "push", False),
+    ("$'it\\'s'", "it's", False),
+    ("$'a\\nb'", "a\nb", False),
+    ('$"push"', "push", False),
+    ("'a'\"b\"c", "abc", False),
+    ("p''ush", "push", False),
+    ('"a\\$b"', "a$b", False),
+    ('"\\x74"', "\\x74", False),
+    ("a\\ b", "a b", False),
+    ('"$HOME/x"', "$HOME/x", True),
+    ("${OUT:-x}", "${OUT:-x}", True),
+    ("$(echo x)", "$(echo x)", True),
+    ("`echo x`", "`echo x`", True),
+    ("x$1", "x$1", True),
+    ("'$HOME'", "$HOME", False),
+    ("\"$'x'\"", "$'x'", False),  # no ANSI-C quoting inside double quotes
+]
+
+
+@pytest.mark.parametrize(("raw", "text", "dynamic"), WORDS, ids=[w for w, _, _ in WORDS])
+def test_words_are_decoded_as_bash_does(raw: str, text: str, dynamic: bool) -> None:
+    assert decode_word(raw) == (text, dynamic)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_decode_word_never_raises(raw: str) -> None:
+    text, dynamic = decode_word(raw)
+    assert isinstance(text, str)
+    assert isinstance(dynamic, bool)
+
+
+def test_gnu_options_are_parsed_like_getopt() -> None:
+    words = [Word(w) for w in ["-rt", "auth", "--suffix=~", "--target-directory", "d", "x"]]
+    parsed = parse_options(words, "t", {"--target-directory"})
+    assert parsed.given == [("-r", None), ("-t", "auth"), ("--suffix", "~"),
+                            ("--target-directory", "d")]  # fmt: skip
+    assert [w.text for w in parsed.operands] == ["x"]
+    attached = parse_options([Word("-tauth"), Word("--"), Word("-x")], "t")
+    assert attached.value("-t") == "auth"
+    assert [w.text for w in attached.operands] == ["-x"]
+    assert attached.dashdash
+    first = parse_options([Word("prog"), Word("-x")], permute=False)
+    assert [w.text for w in first.operands] == ["prog", "-x"]
+
+
+# --- sed scripts --------------------------------------------------------------------------
+
+SED: list[tuple[str, tuple[str, ...], bool]] = [
+    ("s/a/b/w out.txt", ("out.txt",), False),
+    ("s|a|b|gw out.txt", ("out.txt",), False),
+    ("s/a\\/w/b/", (), False),  # an escaped delimiter, not a `w`
+    ("/x/w out.txt", ("out.txt",), False),
+    ("1,3W out.txt", ("out.txt",), False),
+    ("$!N;P;D", (), False),
+    ("y/abc/xyz/", (), False),
+    (":a;N;ba", (), False),
+    ("1{p;q}", (), False),
+    ("a hello w world", (), False),  # text to append, not a command
+    ("r other.txt", (), False),
+    ("# w x", (), False),
+    ("e ls", (), True),
+    ("s/a/b/e", (), True),
+    ("1~2d;s/x/y/2w out", ("out",), False),
+]
+
+
+@pytest.mark.parametrize(("script", "targets", "unknown"), SED, ids=[s for s, _, _ in SED])
+def test_sed_scripts_name_what_they_write(
+    script: str, targets: tuple[str, ...], unknown: bool
+) -> None:
+    verdict = analyse(f"sed {shlex.quote(script)} file")
+    assert verdict.paths == targets
+    assert verdict.unknown_targets is unknown
+
+
+def test_sed_sandbox_writes_nothing() -> None:
+    verdict = analyse("sed --sandbox 's/a/b/w auth/x; e rm x' f")
+    assert not verdict.targets
+    assert not verdict.unknown_targets
+
+
+# --- the rest of the verdict ----------------------------------------------------------------
+
+
+def test_a_quoted_heredoc_delimiter_is_parsed() -> None:
+    # bashlex alone fails on `<<'EOF'`; the shlex fallback would not see the body.
+    verdict = analyse("python3 - <<'EOF' > /tmp/log\nopen('auth/x', 'w')\nEOF")
+    assert verdict.parser == "bashlex"
+    assert verdict.paths == ("/tmp/log", "auth/x")
+
+
+def test_a_session_names_what_it_stages_and_reverts() -> None:
+    verdict = analyse("git add src/a.py && git checkout -- src/b.py", agent_commits=True)
+    assert verdict.targets == (Target("src/a.py", "stage"), Target("src/b.py", "write"))
+    assert not verdict.refusals
+    assert analyse("git add src/a.py").refusals
+
+
+def test_mentions_hold_every_literal_for_the_secret_check() -> None:
+    verdict = analyse("f=.env; cat <<EOF | node -e \"x('ab\\x63')\"\nbody\nEOF")
+    assert {".env", "body", "abc"} <= set(verdict.mentions)
+
+
+def test_targets_are_judged_where_their_symlinks_lead() -> None:
+    forbidden = ForbiddenPaths(root="/repo")
+
+    def resolve(path: str) -> str:
+        return path.replace("/repo/src/keys", "/repo/auth")
+
+    reasons = forbidden_writes("echo x > src/keys/t.py", forbidden, resolve=resolve)
+    assert reasons == [
+        "it would write auth/t.py, a forbidden path (**/auth/**) "
+        "(src/keys/t.py leads there through a symbolic link)"
+    ]
+    assert not forbidden_writes("echo x > src/t.py", forbidden, resolve=resolve)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SHELL_WORDS), max_size=20))
+def test_session_analysis_never_raises(parts: list[str]) -> None:
+    assert isinstance(analyse(" ".join(parts), agent_commits=True), ShellVerdict)

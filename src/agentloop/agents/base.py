@@ -12,9 +12,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from agentloop.errors import AgentloopError
+
+if TYPE_CHECKING:
+    from agentloop.agents.sandbox import Policy
 
 Outcome = Literal[
     "success",  # finished normally, every tool call allowed
@@ -140,8 +143,11 @@ class Agent(Protocol):
         cwd: Path,
         limits: SessionLimits,
         env: Mapping[str, str],
+        policy: Policy | None = None,
     ) -> SessionResult:
-        """Run one session on `prompt` in `cwd` and report how it ended. Never raises for
-        how a session ends (limits, API errors, timeouts are outcomes); raises
-        `AgentUnavailable` when the agent cannot be started at all."""
+        """Run one session on `prompt` in `cwd` and report how it ended, under `policy`
+        (what the session may write, read and reach; None: no restriction beyond the
+        guard). Never raises for how a session ends (limits, API errors, timeouts are
+        outcomes); raises `AgentUnavailable` when the agent cannot be started at all, and
+        `SandboxUnavailable` when the policy asks for a sandbox this machine lacks."""
         ...

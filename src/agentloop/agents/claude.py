@@ -18,17 +18,31 @@ Choices, and why:
   garbage or times out blocks the tool call rather than letting it through.
 - A wall-clock timeout kills every process of the session (see processes.py), then stops
   the SDK; the SDK's own shutdown would first wait for the CLI to exit on its own.
+- With a `Policy` (sandbox.py) the session's Bash runs in Claude Code's OS sandbox, the
+  file tools may edit only inside the worktree and never the denied paths, commands get a
+  private TMPDIR (removed afterwards), and the model API key reaches the CLI through an
+  `apiKeyHelper` reading a file the sandbox hides, not through the environment its
+  commands inherit. (`CLAUDE_CODE_SUBPROCESS_ENV_SCRUB` would do that too, but in CLI
+  2.1.332 it leaves empty stub files such as `package.json` and `.env.local` in the
+  worktree and writes to the repository's `info/exclude`.)
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import logging
+import os
+import shlex
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +72,7 @@ from claude_agent_sdk.types import (
     SystemPromptPreset,
 )
 
-from agentloop.agents import processes
+from agentloop.agents import processes, sandbox
 from agentloop.agents.base import (
     AgentUnavailable,
     Guard,
@@ -77,6 +91,22 @@ logging.getLogger("claude_agent_sdk").addHandler(logging.NullHandler())
 _KILL_GRACE_S = 2.0
 _STDERR_LINES = 40
 _DEFAULT_DENY_REASON = "denied by agentloop's guard"
+_API_KEY = "ANTHROPIC_API_KEY"
+
+
+def _write_key(private: Path, env: Mapping[str, str]) -> Path | None:
+    """The session's API key in a file only this user can read, for the apiKeyHelper;
+    None when there is no key to move (an OAuth login, a cloud provider)."""
+    key = env.get(_API_KEY, "")
+    if not key:
+        return None
+    folder = private / "key"
+    folder.mkdir(mode=0o700)
+    path = folder / "api-key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return path
 
 
 def bundled_cli() -> Path:
@@ -233,9 +263,17 @@ class ClaudeCodeAgent:
         self._model = model
 
     def options(
-        self, *, cwd: Path, limits: SessionLimits, env: Mapping[str, str]
+        self,
+        *,
+        cwd: Path,
+        limits: SessionLimits,
+        env: Mapping[str, str],
+        policy: sandbox.Policy | None = None,
+        key_file: Path | None = None,
     ) -> ClaudeAgentOptions:
-        """The SDK options for one session (public so the choices can be inspected)."""
+        """The SDK options for one session (public so the choices can be inspected).
+        `key_file`, with a sandboxed policy: where the model API key was put for the
+        CLI's apiKeyHelper, out of the commands' environment and reach."""
         system_prompt: SystemPromptPreset = {"type": "preset", "preset": "claude_code"}
         if self._system_prompt_append:
             system_prompt["append"] = self._system_prompt_append
@@ -246,10 +284,28 @@ class ClaudeCodeAgent:
                 HookMatcher(matcher=None, hooks=[guard_hook(self._guard)], on_failure="block"),
                 *hooks.get("PreToolUse", []),
             ]
+        allowed = limits.allowed_tools
+        settings: str | None = None
+        session_env = dict(env)
+        if policy is not None:
+            allowed = sandbox.scoped_tools(allowed, policy.write[0])
+            document = sandbox.settings(
+                dataclasses.replace(
+                    policy,
+                    deny_read=(*policy.deny_read, key_file.parent),
+                )
+                if key_file is not None and policy.sandboxed
+                else policy
+            )
+            if key_file is not None and policy.sandboxed:
+                document["apiKeyHelper"] = f"cat {shlex.quote(str(key_file))}"
+                session_env[_API_KEY] = ""
+            settings = json.dumps(document)
         return ClaudeAgentOptions(
             cwd=str(cwd),
             tools=list(limits.tool_names),
-            allowed_tools=list(limits.allowed_tools),
+            allowed_tools=list(allowed),
+            settings=settings,
             permission_mode="dontAsk",
             max_turns=limits.max_turns,
             max_budget_usd=limits.max_budget_usd,
@@ -258,7 +314,7 @@ class ClaudeCodeAgent:
             # Only MCP servers agentloop passes (none today), never a repository's .mcp.json.
             strict_mcp_config=True,
             hooks=hooks or None,
-            env=dict(env),
+            env=session_env,
             cli_path=self._cli_path,
             model=self._model,
         )
@@ -270,21 +326,38 @@ class ClaudeCodeAgent:
         cwd: Path,
         limits: SessionLimits,
         env: Mapping[str, str],
+        policy: sandbox.Policy | None = None,
     ) -> SessionResult:
         mark = uuid.uuid4().hex
-        options = self.options(cwd=cwd, limits=limits, env=env)
+        # One private directory per session (0700): the CLI gives commands
+        # $TMPDIR/claude-<uid>, so parallel sessions share nothing and nothing is left
+        # behind; and the API key file, which the sandbox hides from the commands.
+        private = Path(tempfile.mkdtemp(prefix="agentloop-session-"))
+        (private / "tmp").mkdir()
+        key_file = _write_key(private, {**os.environ, **env}) if policy is not None else None
+        options = self.options(cwd=cwd, limits=limits, env=env, policy=policy, key_file=key_file)
         options.env[processes.MARK_VARIABLE] = mark
+        options.env["TMPDIR"] = str(private / "tmp")
         transcript = _Transcript()
         options.stderr = transcript.stderr.append
         start = time.monotonic()
+        sandboxed = policy is not None and policy.sandboxed
         try:
-            anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
+            with sandbox.tidy(cwd, options.env) if sandboxed else nullcontext():
+                anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
             if transcript.interrupted:
                 raise KeyboardInterrupt
         finally:
             # Whatever happened (a normal end, a timeout, Ctrl-C): nothing the session
             # started outlives it, background jobs of its Bash commands included.
             processes.kill_marked(mark)
+            shutil.rmtree(private, ignore_errors=True)
+        refusal = next((line for line in transcript.stderr if sandbox.REFUSAL in line), None)
+        if refusal is not None and not transcript.assistant_messages:
+            raise sandbox.SandboxUnavailable(
+                f"Claude Code refused to start without its sandbox: {refusal.strip()}",
+                hint=sandbox.INSTALL_HINT,
+            )
         if transcript.unavailable is not None:
             raise AgentUnavailable(
                 f"Claude Code CLI not found: {transcript.unavailable}",

@@ -33,7 +33,8 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -80,6 +81,9 @@ class Policy:
     deny_edit_globs: tuple[str, ...] = ()
     deny_read_globs: tuple[str, ...] = ()
     network: tuple[str, ...] = ()
+    # False (`--no-sandbox`): only the permission rules for the file tools apply; Bash
+    # runs unconfined.
+    sandboxed: bool = True
 
 
 def _abs(path: Path) -> str:
@@ -105,7 +109,11 @@ def settings(policy: Policy) -> dict[str, Any]:
     deny += [f"Read({_abs(p)})" for p in policy.deny_read]
     deny += [f"Read({_abs(p)}/**)" for p in policy.deny_read]
     deny += [f"Read({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_read_globs]
+    permissions = {"permissions": {"deny": list(dict.fromkeys(deny))}}
+    if not policy.sandboxed:
+        return permissions
     return {
+        **permissions,
         "sandbox": {
             "enabled": True,
             "failIfUnavailable": True,
@@ -118,7 +126,6 @@ def settings(policy: Policy) -> dict[str, Any]:
             },
             "network": {"allowedDomains": list(policy.network)},
         },
-        "permissions": {"deny": list(dict.fromkeys(deny))},
     }
 
 
@@ -169,6 +176,19 @@ def matching(top: Path, spec: ForbiddenPaths, also: Iterable[str] = ()) -> list[
 _PROBE = "agentloop-sandbox-probe"
 
 
+def _environments(top: Path) -> list[Path]:
+    """The environments among the ignored entries, and one level inside an ignored
+    directory (git lists `web/` alone when web/ holds only node_modules)."""
+    found = []
+    for entry in git.ignored_entries(top):
+        path = top / entry.rstrip("/")
+        if path.name in ENVIRONMENTS:
+            found.append(path)
+        elif entry.endswith("/"):
+            found += [path / name for name in ENVIRONMENTS if (path / name).is_dir()]
+    return found
+
+
 def home_secrets(home: Path) -> list[Path]:
     return [home / name for name in HOME_SECRETS]
 
@@ -182,17 +202,14 @@ def build_policy(
     network: Sequence[str] = (),
     home: Path | None = None,
     extra_deny_write: Iterable[Path] = (),
+    sandboxed: bool = True,
 ) -> Policy:
     """The policy for a session in the worktree `top` of the user's checkout `repo` (the
     same directory when the run is in place)."""
     top, repo = top.resolve(), repo.resolve()
     secret_spec = ForbiddenPaths(tuple(secrets))
     git_dirs = {git.common_dir(top), top / ".git"}
-    environments = [
-        top / entry.rstrip("/")
-        for entry in git.ignored_entries(top)
-        if Path(entry.rstrip("/")).name in ENVIRONMENTS
-    ]
+    environments = _environments(top)
     # The rails' own files, whether they exist or not (a masked path cannot be created).
     protected = [top / p.removesuffix("/**") for p in PROTECTED if "*" not in p.removesuffix("/**")]
     own = Path(agentloop.__file__).resolve().parent
@@ -217,6 +234,7 @@ def build_policy(
         deny_edit_globs=tuple(p for p in (*forbidden.patterns,) if not p.startswith("!")),
         deny_read_globs=tuple(secrets),
         network=tuple(network),
+        sandboxed=sandboxed,
     )
 
 
@@ -394,3 +412,92 @@ def require(env: Mapping[str, str] | None = None) -> None:
         raise SandboxUnavailable(
             f"no OS sandbox for the agent's commands: {why}", hint=INSTALL_HINT
         )
+
+
+# ---------------------------------------------------------------- what the CLI leaves
+
+
+# Claude Code (2.1.332) makes empty files and directories to mount its own masks on
+# (config.worktree, objects/info/alternates, remotes/, glab-cli/, NOTES_MERGE_WORKTREE,
+# *.claude-sandbox-noreplace/, ~/.config/git/ignore, the worktree's .claude/.cc-writes/)
+# and leaves them when the session ends. Only places it was seen to use are looked at.
+def _stub_places(cwd: Path, env: Mapping[str, str]) -> list[Path]:
+    common, own = git.common_dir(cwd), git.git_dir(cwd)
+    top = git.find_toplevel(cwd) or cwd
+    home = Path(env.get("HOME") or Path.home())
+    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+    return [
+        home,
+        config,
+        config / "git",
+        common,
+        common / "info",
+        common / "objects" / "info",
+        common / "objects" / "info" / "commit-graphs",
+        own,
+        top,
+        top / ".claude",
+    ]
+
+
+def _entries(places: Sequence[Path]) -> frozenset[Path]:
+    found: set[Path] = set()
+    for place in places:
+        if place.is_dir():
+            found.update(place.iterdir())
+    return frozenset(found)
+
+
+def _empty(path: Path) -> bool:
+    if path.is_symlink():
+        return False
+    if path.is_file():
+        return path.stat().st_size == 0
+    return path.is_dir() and all(_empty(p) for p in path.iterdir())
+
+
+# The line the CLI appends to the user's global git ignore file (it creates the file when
+# there is none), so that its .cc-writes directories never show in `git status`.
+_CLI_IGNORE_LINES = frozenset({"**/.claude/.cc-writes/", ""})
+
+
+def _global_ignore(env: Mapping[str, str]) -> Path:
+    home = Path(env.get("HOME") or Path.home())
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "ignore"
+
+
+def _only_cli_lines(old: bytes | None, new: bytes) -> bool:
+    before = (old or b"").decode("utf-8", "replace").splitlines()
+    after = new.decode("utf-8", "replace").splitlines()
+    return after[: len(before)] == before and set(after[len(before) :]) <= _CLI_IGNORE_LINES
+
+
+@contextmanager
+def tidy(cwd: Path, env: Mapping[str, str]) -> Iterator[list[Path]]:
+    """Undo, after the block, what the CLI itself leaves behind: the empty files and
+    directories that appeared in the places above, and its line in the user's global git
+    ignore file (yields the list of paths put back or removed, filled in at the end).
+    Nothing that existed before, and nothing with a byte in it, is removed."""
+    places = _stub_places(cwd, env)
+    before = _entries(places)
+    ignore = _global_ignore(env)
+    ignore_before = ignore.read_bytes() if ignore.is_file() else None
+    removed: list[Path] = []
+    try:
+        yield removed
+    finally:
+        if ignore.is_file():
+            now = ignore.read_bytes()
+            if now != ignore_before and _only_cli_lines(ignore_before, now):
+                if ignore_before is None:
+                    ignore.unlink()
+                else:
+                    ignore.write_bytes(ignore_before)
+                removed.append(ignore)
+        for path in sorted(_entries(places) - before, key=lambda p: -len(p.parts)):
+            if _empty(path):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path)

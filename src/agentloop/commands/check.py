@@ -2,18 +2,29 @@
 
 The same rails the headless loop applies after every attempt (`loop.runner`): forbidden
 paths with the protected ones appended, and test integrity unless test edits are allowed;
-the same inputs too: `git.changed_paths` against the base (committed, staged, unstaged,
-untracked; both sides of a rename), BEFORE from git, AFTER from the disk. Paths are
-relative to the repository's top level, as git and the loop speak them, also when the
-project is a subdirectory of the repository (its own agentloop.yaml is the one read).
+the same inputs too: the change by content against the base (`git.snapshot_tree`:
+committed, staged, unstaged, untracked, both sides of a rename; no index flag hides one),
+plus any .gitignore that ignores itself, BEFORE from git, AFTER from the disk. agentloop's
+own `.agentloop/` is never part of it. Paths are relative to the repository's top level,
+as git and the loop speak them, also when the project is a subdirectory of the repository
+(its own agentloop.yaml is the one read).
+
+Inside an active /autofix session (the agent works in the user's own checkout) it also
+compares with what `agentloop session start` saved: every file the user had uncommitted
+work in must have the content it had then, and git's shared state (refs, the stash, config,
+hooks, info) must not have moved, but for the current branch advancing through the
+commits agentloop made for the session. `agentloop check` needs git's object store, so
+inside Claude Code's sandbox an /autofix session calls the same check through agentloop's
+MCP server instead (`evaluate`, from commands.mcp).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +33,8 @@ from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import CONFIG_FILE, RailsConfig, load_config
 from agentloop.errors import ConfigError, UsageError
-from agentloop.rails.change import ChangeCheck, check_change
+from agentloop.rails.change import ChangeCheck, SessionViolation, check_change
+from agentloop.rails.gitstate import GitState, StateChange
 from agentloop.rails.paths import ForbiddenPaths
 
 _CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
@@ -38,23 +50,23 @@ def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> 
     )
     config, _ = load_config(root)
     _forbidden(config.rails, forbid, top)  # a bad pattern fails before any git work
-    mine: set[str] = set()
-    if base is None:
-        base, mine = _session_base(root)
     try:
-        checked = evaluate(root, top, config.rails, base=base, forbid=forbid, exclude=mine)
+        checked = evaluate(
+            root, top, config.rails, base=base, forbid=forbid, session=_active_session(root)
+        )
     except git.GitError as exc:
         if os.environ.get(_IN_SANDBOX):
             raise UsageError(
                 "agentloop check cannot read the change from inside Claude Code's sandbox "
-                "(git sees its placeholder files and unreadable secrets there)",
+                "(git's object store is read-only there, and git sees the sandbox's "
+                "placeholder files and unreadable secrets as changes)",
                 hint="call agentloop's MCP tool instead: mcp__agentloop__check",
             ) from exc
         raise
     if as_json:
         output.print_json(checked.doc(top))
     else:
-        output.print_check(checked.result, base=base, base_sha=checked.base_sha)
+        output.print_check(checked.result, base=checked.base, base_sha=checked.base_sha)
     return errors.OK if checked.result.ok else errors.FAILURES_FOUND
 
 
@@ -80,18 +92,33 @@ def evaluate(
     top: Path,
     rails: RailsConfig,
     *,
-    base: str,
+    base: str | None,
     forbid: Sequence[str] = (),
+    session: tuple[Path, session_mod.Session] | None = None,
     exclude: Iterable[str] = (),
     paths: Sequence[str] | None = None,
 ) -> Checked:
-    """The rails on the change since `base`: every changed path but `exclude`, or only
-    `paths` (what a commit would take; top-relative). The rules are the ones at the base
-    whenever the change touches the configuration, named or not."""
+    """The rails on the change since `base` (None: HEAD, or in an active `session` HEAD as
+    it was when the session started, so fixes already committed are checked too, and
+    without the files the user had uncommitted then: theirs, not the agent's). Every
+    changed path but `exclude`, or only `paths` (what a commit would take; top-relative).
+    The rules are the ones at the base whenever the change touches the configuration,
+    named or not; a session adds its own checks (the user's work, git's state)."""
+    mine: set[str] = set(exclude)
+    if base is None:
+        base = "HEAD"
+        if session is not None and session[1].base_sha:
+            base = session[1].base_sha
+            mine |= set(session[1].user_files)
     base_sha = _resolve(top, base)
-    everything = git.changed_paths(top, base_sha)
-    skip = set(exclude)
-    changed = [p for p in everything if p not in skip] if paths is None else list(paths)
+    own = _own_dir(root, top)
+    snapshot = git.snapshot_tree(top, base_sha)
+    everything = sorted(
+        path
+        for path in {*snapshot.changed, *git.hidden_ignore_files(top)}
+        if not path.startswith(own)
+    )
+    changed = [p for p in everything if p not in mine] if paths is None else list(paths)
     at_base = _rails_at_base(rails, root=root, top=top, base=base, sha=base_sha, changed=everything)
     forbidden = _forbidden(at_base, forbid, top)
     result = check_change(
@@ -101,20 +128,108 @@ def evaluate(
         before=lambda path: git.show_file(top, base_sha, path),
         after=lambda path: _read(top / path),
     )
+    if session is not None and paths is None:
+        result = replace(result, session=_session_violations(root, top, *session))
     return Checked(result, forbidden, base, base_sha)
 
 
-def _session_base(root: Path) -> tuple[str, set[str]]:
-    """Inside an active /autofix session (Claude's Bash sets its id), the change is the
-    session's: since HEAD as it was when the session started, so fixes the agent already
-    committed are checked too, and without the files the user had uncommitted then (theirs,
-    not the agent's). Elsewhere: since HEAD."""
+def _active_session(root: Path) -> tuple[Path, session_mod.Session] | None:
+    """The /autofix session whose Claude Code Bash runs this (it sets the session id),
+    when it is active."""
     found = session_mod.in_environment(root)
-    if found is not None:
-        record = session_mod.load(found)
-        if record.active and record.base_sha:
-            return record.base_sha, set(record.user_files)
-    return "HEAD", set()
+    if found is None:
+        return None
+    record = session_mod.load(found)
+    return (found, record) if record.active else None
+
+
+def _own_dir(root: Path, top: Path) -> str:
+    rel = root.relative_to(top).as_posix()
+    return ".agentloop/" if rel == "." else f"{rel}/.agentloop/"
+
+
+def _session_violations(
+    root: Path, top: Path, path: Path, record: session_mod.Session
+) -> tuple[SessionViolation, ...]:
+    found: list[SessionViolation] = []
+    patch = session_mod.work_patch(path)
+    apply = "git apply" if root == top else f"git -C {shlex.quote(str(top))} apply"
+    shown_patch = shlex.quote(_relative(patch, top))
+    for f in record.user_work:
+        if session_mod.content_hash(top / f.path) == f.sha256:
+            continue
+        name = shlex.quote(f.path)
+        detail = (
+            f"the user had deleted {f.path} (uncommitted) and it is back; delete it again: "
+            f"rm {name}"
+            if f.sha256 is None
+            else f"the user's uncommitted change to {f.path} was overwritten; restore it: "
+            f"{apply} --include={name} {shown_patch}"
+        )
+        found.append(SessionViolation("user_work_lost", f.path, detail))
+    state_file = session_mod.git_state_file(path)
+    if state_file.is_file():
+        before = GitState.from_json(state_file.read_text(encoding="utf-8"))
+        after = GitState.capture(top)
+        ignore = _own_commits(top, before, after, record.commits)
+        copies = session_mod.artifacts_of(path) / "git-state"
+        found += [
+            SessionViolation("git_state_changed", c.item, _state_detail(before, c, copies))
+            for c in before.changes(after, ignore=ignore)
+        ]
+    return tuple(found)
+
+
+def _own_commits(top: Path, before: GitState, after: GitState, commits: Sequence[str]) -> list[str]:
+    """The branch checked out at the start, when it moved only by commits agentloop made
+    for the session (descendants of where it was, each one recorded)."""
+    head = git.git_dir(top)
+    label = (
+        "HEAD"
+        if head == Path(before.common_dir)
+        else f"{_relative(head, Path(before.common_dir))}/HEAD"
+    )
+    entry = before.files.get(label)
+    text = entry.data.decode("utf-8", "replace").strip() if entry else ""
+    if not text.startswith("ref: "):
+        return []
+    ref = text.removeprefix("ref: ")
+    old, new = before.refs.get(ref), after.refs.get(ref)
+    if old is None or new is None or old == new or new.startswith("ref: "):
+        return []
+    if not git.is_ancestor(top, old, new):
+        return []
+    made = set(commits)
+    return [ref] if all(sha in made for sha in git.commits_between(top, old, new)) else []
+
+
+def _state_detail(before: GitState, change: StateChange, copies: Path) -> str:
+    if change.fix:
+        return f"{change.detail}; put it back: {change.fix}"
+    entry = before.files.get(change.item) if change.area == "file" else None
+    if entry is None:
+        return f"{change.detail}; put it back as it was when the session started"
+    # No command says it: a copy of the file as it was, to copy over it.
+    copy = copies / change.item.lstrip("/")
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(copy):
+        copy.unlink()
+    if entry.link is not None:
+        os.symlink(entry.link, copy)
+    else:
+        copy.write_bytes(entry.data)
+        copy.chmod(entry.mode)
+    target = before.path_of(change.item)
+    return (
+        f"{change.detail}; put it back: cp -P {shlex.quote(str(copy))} {shlex.quote(str(target))}"
+    )
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return path.relative_to(start).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _forbidden(rails: RailsConfig, forbid: Sequence[str], top: Path) -> ForbiddenPaths:

@@ -117,21 +117,22 @@ def commit(
 
 
 def check(root: Path, *, environ: Mapping[str, str] | None = None) -> Checked:
-    """`agentloop check` as the session sees it, from outside the sandbox (inside, git
-    sees the sandbox's placeholders and masked secrets as changes): since the session's
-    base, without the user's files."""
+    """`agentloop check` as the session sees it, from outside the sandbox (inside, git's
+    object store is read-only and the sandbox's placeholders and masked secrets look like
+    changes): since the session's base, without the user's files, with the session's own
+    checks (the user's work as it was, git's state)."""
     env = os.environ if environ is None else environ
     root, top = git_project(root, why="agentloop check reads the change from git")
     found = _session(root, env)
     record = session_mod.load(found) if found is not None else None
-    base = record.base_sha if record is not None and record.active and record.base_sha else "HEAD"
+    active = (found, record) if found is not None and record is not None and record.active else None
     config, _ = load_config(root)
     exclude = _users(root, top, record)
     if locks.held(root) is not None:
         # The hold's own entries, when the user tracks that file (Claude Code's advice is
         # not to): agentloop's doing, not the agent's.
         exclude.add(Path(os.path.relpath(root / locks.LOCAL_SETTINGS, top)).as_posix())
-    return evaluate(root, top, config.rails, base=base, exclude=exclude)
+    return evaluate(root, top, config.rails, base=None, session=active, exclude=exclude)
 
 
 def _tool_error(exc: AgentloopError) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentloop import detection, errors, git, output, suites
-from agentloop.agents import secrets
+from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
@@ -57,6 +57,7 @@ def run(
     dry_run: bool,
     squash: bool,
     as_json: bool,
+    sandboxed: bool = True,
     agent: Agent | None = None,
 ) -> int:
     root = repo.resolve()
@@ -86,6 +87,10 @@ def run(
         ) from None
     # Fail before making a worktree, naming the user's project rather than the worktree.
     suites.discover(root, config)
+    if sandboxed and not dry_run:
+        # Before the baseline, which can take minutes: a run that cannot start its agent
+        # should say so at once.
+        sandbox.require()
     git.ignore_locally(root, ".agentloop/")
     report: RunReport
     with (
@@ -140,7 +145,7 @@ def run(
             agent = ClaudeCodeAgent(
                 cli_path=config.agent.cli_path,
                 model=config.agent.model,
-                guard=make_guard(forbidden),
+                guard=make_guard(forbidden, secrets=config.rails.secret_paths),
             )
         loop = AutofixLoop(
             top=ws.path,
@@ -154,11 +159,25 @@ def run(
             history=None if dry_run else history,
             started=started,
             progress=progress,
+            branch=ws.branch,
+            rescue_dir=ws.places.rescued,
+            open_worktree=lambda: ws.detached_worktree("judge"),
+            env_for=lambda judge_root: ws.env(root=judge_root),
+            policy=lambda: sandbox.build_policy(
+                top=ws.path,
+                repo=root,
+                forbidden=forbidden,
+                secrets=config.rails.secret_paths,
+                network=config.sandbox.network,
+                sandboxed=sandboxed,
+            ),
         )
         if dry_run:
             skipped = [TaskReport(t, "skipped", reason="dry run") for t in tasks]
             report = dataclasses.replace(
-                loop.report(skipped, stopped_by=None, branch=None), dry_run=True
+                loop.report(skipped, stopped_by=None, branch=None),
+                dry_run=True,
+                sandboxed=sandboxed,
             )
         else:
             history.start_run(
@@ -197,11 +216,14 @@ def run(
                 for r in reports:
                     if r.outcome in ("fixed", "regressed"):
                         loop.record_task(r, verified=True)
-                report = loop.report(
-                    reports,
-                    stopped_by=stopped_by,
-                    branch=ws.branch if loop.state.commits else None,
-                    regressions=broken,
+                report = dataclasses.replace(
+                    loop.report(
+                        reports,
+                        stopped_by=stopped_by,
+                        branch=ws.branch if loop.state.commits else None,
+                        regressions=broken,
+                    ),
+                    sandboxed=sandboxed,
                 )
                 status = "completed"
             except KeyboardInterrupt:

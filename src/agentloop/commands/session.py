@@ -2,6 +2,8 @@
 
 `start` is run by the skill itself (a `!` line, before the model reads the skill), so the
 limits the model is given come from the project's configuration, as for `agentloop run`.
+The session itself is started a moment before by agentloop's /autofix hook, outside the
+sandbox (hooks.autofix): `start` shows that record.
 """
 
 from __future__ import annotations
@@ -34,13 +36,23 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     config, source = load_config(root)
     sid = _session_id(session_id)
     # Typing /autofix ran agentloop's hook first, outside the sandbox: its record stands.
-    record = session_mod.fresh(session_mod.path_of(root, sid)) or session_mod.begin(
-        root,
-        toplevel,
-        sid,
-        max_attempts=config.run.max_attempts,
-        max_runtime=config.run.max_runtime,
-    )
+    record = session_mod.fresh(session_mod.path_of(root, sid))
+    if record is None:
+        if os.environ.get("SANDBOX_RUNTIME"):
+            # Starting one needs git's object store, which the sandbox keeps read-only.
+            raise UsageError(
+                "the /autofix session was not started by agentloop's hook, and cannot be "
+                "started from inside Claude Code's sandbox",
+                hint="run `agentloop init` in the project (it registers the /autofix hook) "
+                "and type /autofix again",
+            )
+        record = session_mod.begin(
+            root,
+            toplevel,
+            sid,
+            max_attempts=config.run.max_attempts,
+            max_runtime=config.run.max_runtime,
+        )
     forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
     if as_json:
         output.print_json(output.session_doc(record, forbidden.patterns, source, time.time()))

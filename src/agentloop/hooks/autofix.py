@@ -28,6 +28,7 @@ def autofix(event: HookEvent, *, settle: float = locks.SETTLE) -> HookAnswer:
             hint="run `git init` and commit first",
         )
     config, _ = load_config(root)
+    locks.prepare(root)
     record = session_mod.begin(
         root,
         top,

@@ -61,7 +61,9 @@ def guard(event: HookEvent) -> HookAnswer:
         key: _real(str(value), cwd) if key in _PATH_KEYS and isinstance(value, str) else value
         for key, value in event.tool_input.items()
     }
-    reason = make_guard(forbidden, cwd=cwd)(event.tool_name or "", tool_input)
+    # Interactive: the /autofix skill has the agent stage, commit and revert its own files.
+    rails = make_guard(forbidden, cwd=cwd, secrets=config.rails.secret_paths, agent_commits=True)
+    reason = rails(event.tool_name or "", tool_input)
     if reason is None:
         return PASS
     if user_files and any(p.lstrip("/") in reason for p in user_files):

@@ -19,6 +19,8 @@ class AttemptReport:
     duration_s: float
     turns: int
     agent_outcome: str
+    # Test-surface files (tests, conftest, runner configuration) the attempt changed.
+    tests_changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class RunReport:
     stopped_by: str | None
     regressions: tuple[str, ...] = ()
     dry_run: bool = False
+    # False only with --no-sandbox: the agent's shell commands ran unconfined.
+    sandboxed: bool = True
 
     @property
     def fixed(self) -> int:

@@ -16,11 +16,14 @@ from pathlib import Path
 
 from agentloop import detection, git, proc
 from agentloop import suites as suites_mod
-from agentloop.agents.base import Agent, SessionLimits, SessionResult
+from agentloop.agents.base import Agent, PermissionDenial, SessionLimits, SessionResult
+from agentloop.agents.sandbox import Policy
 from agentloop.failures import imports
 from agentloop.failures.group import normalize_message
 from agentloop.failures.model import Failure, Task
 from agentloop.history import AttemptOutcome, AttemptRecord, History, TaskRecord, utc_now
+from agentloop.loop.attempt import Attempt, Rejected
+from agentloop.loop.judge import Judge
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.integrity import check_integrity
@@ -86,6 +89,11 @@ class AutofixLoop:
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
         progress: Progress = lambda _message: None,
+        policy: Callable[[], Policy] | None = None,
+        branch: str | None = None,
+        rescue_dir: Path | None = None,
+        open_worktree: Callable[[], Path] | None = None,
+        env_for: Callable[[Path], Mapping[str, str]] | None = None,
     ) -> None:
         self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
         self.agent, self.settings, self.env = agent, settings, dict(env)
@@ -93,6 +101,17 @@ class AutofixLoop:
         # agentloop makes itself keep everything the suites may need.
         self.agent_env = dict(env if agent_env is None else agent_env)
         self.history, self.clock, self.progress = history, clock, progress
+        # What each session may write, read and reach; made afresh before each session,
+        # since the paths it names are the ones that exist then.
+        self.policy = policy
+        # The run's branch (checked out at `top`), where a fix's commit is put; where what
+        # an attempt's undo replaced is saved; how the judge gets its worktree and the
+        # environment to run tests in a checkout.
+        self.branch = branch or git.current_branch(top) or ""
+        self.rescue_dir = rescue_dir or git.common_dir(top) / "agentloop" / "rescued"
+        self.open_worktree = open_worktree or _no_judge_worktree
+        self.env_for = env_for or (lambda _root: self.env)
+        self._judge_instance: Judge | None = None
         # The runtime cap counts from the start of the run, the baseline included.
         self.start = clock() if started is None else started
         self.state = _State()
@@ -175,7 +194,8 @@ class AutofixLoop:
         self, task: Task, number: int, earlier: Sequence[AttemptReport], seconds_left: float
     ) -> tuple[AttemptReport, str | None, str | None]:
         """One session and the checks after it: (its report, the fix commit, the failure
-        fingerprint when the tests still failed)."""
+        fingerprint when the tests still failed). Whatever happens, the worktree ends at
+        the fix commit or exactly as the attempt found it."""
         budget = min(
             self.settings.budget_per_attempt_usd,
             self.settings.max_budget_usd - self.state.spent_usd,
@@ -193,68 +213,96 @@ class AutofixLoop:
             earlier=[EarlierAttempt(a.number, a.changed, a.reason) for a in earlier if a.reason],
         )
         started = self.clock()
-        result = self.agent.run(prompt, cwd=self.root, limits=limits, env=self.agent_env)
-        self.state.spent_usd += result.cost_usd
-        changed = tuple(git.changed_paths(self.top, "HEAD"))
-
-        def report(outcome: AttemptOutcome, reason: str) -> AttemptReport:
-            return AttemptReport(
-                number=number,
-                outcome=outcome,
-                reason=reason,
-                changed=changed,
-                cost_usd=result.cost_usd,
-                duration_s=self.clock() - started,
-                turns=result.num_turns,
-                agent_outcome=result.outcome,
+        policy = self.policy() if self.policy is not None else None
+        sandboxed = policy is not None and policy.sandboxed
+        rescue = self.rescue_dir / f"{self.run_id}-{task.id}-attempt-{number}"
+        with Attempt(self.top, rescue, sandboxed=sandboxed) as attempt:
+            result = self.agent.run(
+                prompt, cwd=self.root, limits=limits, env=self.agent_env, policy=policy
             )
+            self.state.spent_usd += result.cost_usd
 
-        rejected = self._judge_change(changed)
-        if rejected is not None:
-            self._discard()
-            return report(*rejected), None, None
+            def report(outcome: AttemptOutcome, reason: str) -> AttemptReport:
+                return AttemptReport(
+                    number=number,
+                    outcome=outcome,
+                    reason=reason,
+                    changed=attempt.changed,
+                    cost_usd=result.cost_usd,
+                    duration_s=self.clock() - started,
+                    turns=result.num_turns,
+                    agent_outcome=result.outcome,
+                    tests_changed=attempt.tests_changed,
+                )
+
+            try:
+                commit = self._accept(task, attempt, result)
+            except Rejected as rejected:
+                return report(rejected.outcome, rejected.reason), None, rejected.fingerprint
+            return report("fixed", ""), commit, None
+
+    def _accept(self, task: Task, attempt: Attempt, result: SessionResult) -> str:
+        """The rails after a session, in order; the fix commit, or Rejected."""
+        attempt.check_git_state()
+        candidate = git.snapshot_tree(self.top, attempt.start)
+        attempt.changed = candidate.changed
+        violations = self.settings.forbidden.violations(candidate.changed)
+        if violations:
+            raise Rejected(
+                "rejected_forbidden_path",
+                "touched forbidden paths: " + "; ".join(str(v) for v in violations),
+            )
         if not result.ok and result.outcome in _AGENT_OUTCOMES:
-            self._discard()
-            return report(_AGENT_OUTCOMES[result.outcome], _agent_reason(result)), None, None
+            raise Rejected(_AGENT_OUTCOMES[result.outcome], _agent_reason(result))
         if result.outcome in _BROKEN_SESSIONS:
-            self._discard()
-            return report("agent_error", _agent_reason(result)), None, None
-        if not changed:
-            return report("agent_error", _agent_reason(result) or "changed nothing"), None, None
-        passed, output = self._run_selectors(task.failures)
-        if not passed:
-            self._discard()
-            first = _first_error(output)
-            return (
-                report("tests_failed", f"the task's tests still failed: {first}"),
-                None,
+            raise Rejected("agent_error", _agent_reason(result))
+        if not candidate.changed:
+            raise Rejected("agent_error", _agent_reason(result) or "changed nothing")
+        if not self.settings.allow_test_edits:
+            problems = check_integrity(
+                {p: git.show_file(self.top, attempt.start, p) for p in candidate.changed},
+                {p: git.show_file(self.top, candidate.tree, p) for p in candidate.changed},
+            )
+            if problems:
+                raise Rejected(
+                    "rejected_integrity",
+                    "weakened the tests: " + "; ".join(str(p) for p in problems[:5]),
+                )
+        verdict = self._judge().judge(attempt.start, candidate, task.failures, attempt.keep)
+        attempt.tests_changed = verdict.test_changes
+        if not verdict.passed:
+            first = _first_error(verdict.output)
+            against = "the original tests" if verdict.test_changes else "the task's tests"
+            raise Rejected(
+                "tests_failed",
+                f"{against} still failed: {first}",
                 normalize_message(first),
             )
         new_findings = self._new_findings()
         if new_findings:
-            self._discard()
-            return report("rejected_check", "tests pass, but " + new_findings), None, None
-        commit = git.commit_all(self.top, _commit_message(task))
+            raise Rejected("rejected_check", "tests pass, but " + new_findings)
+        message = _commit_message(task)
+        if verdict.test_changes:
+            message += _test_change_note(
+                git.tree_diff(self.top, attempt.start, candidate.tree, verdict.test_changes),
+                needed=verdict.needed_test_changes,
+            )
+        commit = git.commit_tree(self.top, candidate.tree, attempt.start, message)
+        git.advance_branch(self.top, self.branch, commit, attempt.start)
+        attempt.accept(commit)
         self.state.commits.append((commit, task.id))
-        return report("fixed", ""), commit, None
+        return commit
 
-    def _judge_change(self, changed: Sequence[str]) -> tuple[AttemptOutcome, str] | None:
-        """The rails, checked by agentloop on the diff whatever the agent said."""
-        violations = self.settings.forbidden.violations(changed)
-        if violations:
-            return "rejected_forbidden_path", "touched forbidden paths: " + "; ".join(
-                str(v) for v in violations
+    def _judge(self) -> Judge:
+        if self._judge_instance is None:
+            self._judge_instance = Judge(
+                top=self.top,
+                project=self._prefix.rstrip("/"),
+                open_worktree=self.open_worktree,
+                env_for=self.env_for,
+                timeout=self.settings.rerun_timeout,
             )
-        if self.settings.allow_test_edits:
-            return None
-        before = {p: git.show_file(self.top, "HEAD", p) for p in changed}
-        after = {p: self._read_top(p) for p in changed}
-        problems = check_integrity(before, after)
-        if problems:
-            return "rejected_integrity", "weakened the tests: " + "; ".join(
-                str(p) for p in problems[:5]
-            )
-        return None
+        return self._judge_instance
 
     def _findings(self) -> dict[str, Counter[str]]:
         found: dict[str, Counter[str]] = {}
@@ -417,10 +465,6 @@ class AutofixLoop:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
-    def _discard(self) -> None:
-        git.reset_hard(self.top, "HEAD")
-        git.clean_untracked(self.top)
-
     def _unfixed(self, task: Task, attempts: Sequence[AttemptReport], reason: str) -> TaskReport:
         return TaskReport(
             task, "unfixed", tuple(attempts), reason=reason, suggestion=_suggestion(task, attempts)
@@ -505,11 +549,37 @@ def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
 def _agent_reason(result: SessionResult) -> str:
     if result.ok:
         return ""
-    # What was refused says more than the model's last words ("Fixed."): the guard's
-    # message names the path and the rail, and reaches the next attempt's prompt.
-    denied = [d.message or f"{d.tool_name} was refused" for d in result.permission_denials[:3]]
+    # What was refused says more than the model's last words ("Fixed."), and reaches the
+    # next attempt's prompt. The guard's message names the path and the rail; Claude Code's
+    # own for a permission rule ("File is in a directory that is denied…") names neither,
+    # so the call's target goes in front of it.
+    denied = [_denial(d) for d in result.permission_denials[:3]]
     detail = "; ".join([*denied, *result.errors]) or result.text[:200]
     return f"the agent session ended with {result.outcome}" + (f": {detail}" if detail else "")
+
+
+def _denial(denial: PermissionDenial) -> str:
+    message = denial.message or "refused"
+    target = next(
+        (
+            str(denial.tool_input[key])
+            for key in ("file_path", "notebook_path", "path", "command")
+            if denial.tool_input.get(key)
+        ),
+        "",
+    )
+    if _PERMISSION_RULE in message:
+        message = (
+            "refused by agentloop's permission rules: a forbidden or protected path, the git "
+            "directory, or outside the worktree"
+        )
+    if not target or target in message:
+        return message
+    return f"{denial.tool_name} {target[:200]}: {message}"
+
+
+# How Claude Code words a refusal by a permission deny rule (2.1.332).
+_PERMISSION_RULE = "denied by your permission settings"
 
 
 _ERROR_LINE = re.compile(r"^(?:E\s+)?\w*(?:Error|Exception|assert|Assertion)\b.*$", re.M)
@@ -521,6 +591,24 @@ def _first_error(output: str) -> str:
         return match.group(0).strip()[:300]
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
+
+
+def _no_judge_worktree() -> Path:
+    raise RuntimeError(
+        "AutofixLoop needs open_worktree to judge a fix (Workspace.detached_worktree)"
+    )
+
+
+def _test_change_note(diff: str, *, needed: bool) -> str:
+    """Said plainly in the commit message: a reviewer must see that tests changed."""
+    why = (
+        "The task's tests as they were still fail with this change; it passes only with "
+        "these test changes, which the integrity check allowed"
+        if needed
+        else "The original tests pass with the code change alone; the tests were changed too"
+    )
+    shown = diff if len(diff) <= 4000 else diff[:4000] + "\n[... diff cut at 4000 characters]\n"
+    return f"\nTESTS CHANGED. {why}:\n\n{shown}"
 
 
 def _commit_message(task: Task) -> str:

@@ -6,11 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from agentloop.rails.integrity import IntegrityViolation, check_integrity
 from agentloop.rails.paths import ForbiddenPaths, PathViolation
 
 Reader = Callable[[str], str | None]
+
+
+SessionKind = Literal["user_work_lost", "git_state_changed"]
+
+
+@dataclass(frozen=True)
+class SessionViolation:
+    """Inside an /autofix session: the user's uncommitted work overwritten, or git's shared
+    state (refs, stash, config, hooks, info) moved since the session started. `path` is the
+    user's file, or the ref or git file; `detail` says what happened and how to undo it."""
+
+    kind: SessionKind
+    path: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -20,14 +35,15 @@ class ChangeCheck:
     integrity: tuple[IntegrityViolation, ...]
     # False when `rails.allow_test_edits` switched the integrity check off.
     integrity_checked: bool
+    session: tuple[SessionViolation, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.forbidden and not self.integrity
+        return not self.forbidden and not self.integrity and not self.session
 
     @property
     def problems(self) -> int:
-        return len(self.forbidden) + len(self.integrity)
+        return len(self.forbidden) + len(self.integrity) + len(self.session)
 
 
 class _Contents(Mapping[str, str | None]):

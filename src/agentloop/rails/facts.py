@@ -1,7 +1,8 @@
 """What the integrity check reads out of one test file, whatever its language.
 
 The Python reader (`python_tests`) and the JS/TS reader (`js_tests`) both produce these
-records; `integrity` compares them and never looks at source text itself.
+records; `integrity` compares them and never looks at source text itself. The readers of
+the test surface (`python_patches`, `js_patches`, `testinfra`) report `Finding`s.
 """
 
 from __future__ import annotations
@@ -9,7 +10,54 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-MarkerKind = Literal["skip", "retry"]
+# "hidden": pytest does not collect the test at all (a class renamed away from `Test*`,
+# `__test__ = False`, a test turned into a fixture).
+IntegrityKind = Literal[
+    "test_file_deleted",
+    # Also renamed away: the old name no longer runs.
+    "test_deleted",
+    # Fewer `parametrize`/`.each` cases.
+    "cases_removed",
+    "assertion_removed",
+    # Weaker, with a larger tolerance, or unable to fail (emptied body, early return,
+    # swallowed by try/except).
+    "assertion_loosened",
+    # As strict as before but expecting another value, e.g. what the bug returns; also a
+    # changed parametrized case or a rewritten stored snapshot.
+    "expectation_changed",
+    # A module-, class- or test-level constant an assertion compares against now holds
+    # another value (`EXPECTED = 5` -> `EXPECTED = 6`).
+    "constant_changed",
+    "skip_added",
+    # Reruns (`flaky`, `retry`, `jest.retryTimes`) make a failing test pass by chance.
+    "retry_added",
+    # `.only`/`fit`/`fdescribe`: the rest of the file stops running.
+    "only_added",
+    "timeout_raised",
+    # The AFTER file does not parse, so nothing in it can be checked.
+    "unparseable",
+    # A second definition (or an assignment, a `del`) in the same scope replaces a test:
+    # the first one no longer runs.
+    "test_shadowed",
+    # pytest stops collecting tests: a class renamed away from `Test*`, `__test__ = False`,
+    # `collect_ignore`, `-k`/`--deselect`/`testpaths` in the configuration.
+    "tests_deselected",
+    # The tests replace the code they test: `ops.add = ...`, `monkeypatch.setattr`,
+    # `mock.patch`, `vi.mock`, a changed import path.
+    "code_under_test_patched",
+    # pytest's own behaviour changed: a `pytest_*` hook, `pytest_plugins`, `-p`, or a
+    # patch of pytest or unittest themselves.
+    "hooks_changed",
+    # The test runner's configuration (pytest, jest, vitest, the `test` script) changed.
+    "config_changed",
+    # Code that runs before any test changed: sitecustomize, `.pth`, a JS setup file.
+    "infrastructure_changed",
+    # `os._exit`, `sys.exit`, `pytest.exit`, `process.exit`: the run ends before a failure
+    # is reported.
+    "exit_added",
+]
+
+MarkerKind = Literal["skip", "retry", "hidden"]
 # A timeout as written: a number, an expression we cannot evaluate, or none set.
 Timeout = float | str | None
 
@@ -43,6 +91,9 @@ class Assertion:
     text: str
     # Why it can no longer fail, e.g. "after an early `return`"; None when it can.
     defeated: str | None = None
+    # Constants the assertion reads (`EXPECTED`, `self.RATE`), each with its value as
+    # written; their literals are counted in `literals`.
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,3 +146,16 @@ class FileFacts:
     # when the BEFORE side does not parse.
     rough_assertions: int = 0
     rough_markers: int = 0
+    # Tests that a later definition, assignment or `del` in the same scope replaced:
+    # (qualified name, how), e.g. ("test_add", "defined again on line 12").
+    shadowed: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation found in one file of the test surface; `integrity` adds the path."""
+
+    kind: IntegrityKind
+    detail: str
+    # The test concerned, None for the whole file.
+    test: str | None = None

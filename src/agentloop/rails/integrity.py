@@ -1,17 +1,26 @@
 """Test integrity: did an attempt make the tests easier to pass instead of fixing the code?
 
 Input is the BEFORE and AFTER contents of the files a change touched (None: absent on that
-side; a path missing from one mapping is absent there too). Only test files count, as
-`failures.classify.is_test_path` decides. Python is read with `ast` (`python_tests`),
-JS/TS with regexes over masked source (`js_tests`, which lists what it cannot see); any
-other test file (Go, Java, data under `tests/`) is only checked for deletion. Jest and
-vitest snapshot files (`*.snap`) count as tests wherever they are: rewriting a stored
-snapshot changes what a test expects, which is what `jest -u` would do to a failing one.
+side; a path missing from one mapping is absent there too). Only the test surface counts,
+as `testinfra.is_test_surface` decides: test files (`failures.classify.is_test_path`),
+snapshots, and the test infrastructure (conftest.py, pytest's configuration, jest and
+vitest configs and setup files, sitecustomize, `.pth`). Python tests are read with `ast`
+(`python_tests`), JS/TS with regexes over masked source (`js_tests`, which lists what it
+cannot see); any other test file (Go, Java, data under `tests/`) is only checked for
+deletion. Jest and vitest snapshot files (`*.snap`) count as tests wherever they are:
+rewriting a stored snapshot changes what a test expects, which is what `jest -u` would do
+to a failing one.
 
 Tests are matched across the whole change, not file by file, so moving a test to another
 file (or class, or describe block) is not deleting it: by path and name first, then by
 name anywhere, then by the bare test name. A matched pair is then compared fact by fact.
 Adding tests, assertions or files is always fine, and so is any change of formatting.
+
+Then every file of the surface is read for what fakes a pass without touching a test's
+assertions (`testinfra.surface_findings`): the code under test patched from a test or a
+conftest, pytest hooks and plugins, deselection, a changed runner configuration, code
+that runs before the tests, an early exit. There only what the change adds counts: a
+mock that was already there is the test's own business.
 """
 
 from __future__ import annotations
@@ -20,35 +29,21 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from agentloop.failures.classify import is_test_path
-from agentloop.rails.facts import Assertion, FileFacts, FunctionFacts, Marker, Timeout
+from agentloop.rails.facts import (
+    Assertion,
+    FileFacts,
+    FunctionFacts,
+    IntegrityKind,
+    Marker,
+    Timeout,
+)
 from agentloop.rails.js_tests import JS_SUFFIXES, js_facts
 from agentloop.rails.python_tests import python_facts
+from agentloop.rails.testinfra import is_test_surface, surface_findings
 
-IntegrityKind = Literal[
-    "test_file_deleted",
-    # Also renamed away: the old name no longer runs.
-    "test_deleted",
-    # Fewer `parametrize`/`.each` cases.
-    "cases_removed",
-    "assertion_removed",
-    # Weaker, with a larger tolerance, or unable to fail (emptied body, early return,
-    # swallowed by try/except).
-    "assertion_loosened",
-    # As strict as before but expecting another value, e.g. what the bug returns; also a
-    # changed parametrized case or a rewritten stored snapshot.
-    "expectation_changed",
-    "skip_added",
-    # Reruns (`flaky`, `retry`, `jest.retryTimes`) make a failing test pass by chance.
-    "retry_added",
-    # `.only`/`fit`/`fdescribe`: the rest of the file stops running.
-    "only_added",
-    "timeout_raised",
-    # The AFTER file does not parse, so nothing in it can be checked.
-    "unparseable",
-]
+__all__ = ["IntegrityKind", "IntegrityViolation", "check_integrity"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,8 @@ class IntegrityViolation:
 def check_integrity(
     before: Mapping[str, str | None], after: Mapping[str, str | None]
 ) -> tuple[IntegrityViolation, ...]:
-    paths = sorted(path for path in {*before, *after} if _is_test(path))
+    surface = sorted(path for path in {*before, *after} if is_test_surface(path))
+    paths = [path for path in surface if _is_test(path)]
     old = {path: _read(path, before.get(path)) for path in paths}
     new = {path: _read(path, after.get(path)) for path in paths}
     found: list[IntegrityViolation] = []
@@ -91,6 +87,12 @@ def check_integrity(
         old_text, new_text = before.get(path), after.get(path)
         if path.endswith(".snap") and old_text is not None and new_text is not None:
             found += _compare_snapshots(path, old_text, new_text)
+        found += _shadowed(path, old[path], new[path])
+    for path in surface:
+        found += (
+            IntegrityViolation(f.kind, path, f.test, f.detail)
+            for f in surface_findings(path, before.get(path), after.get(path))
+        )
     # A marker on a class or describe block is reported once, not once per test in it.
     return tuple(dict.fromkeys(sorted(found, key=lambda v: v.path)))
 
@@ -198,7 +200,10 @@ def _lost(
         if after_facts is not None and after_facts.problem:
             # The AFTER file does not parse: reported as such, its tests are unknown.
             continue
+        shadowed = {name for name, _ in after_facts.shadowed} if after_facts else set()
         for test in tests:
+            if test.name in shadowed:
+                continue
             renamed = next(
                 (
                     f.name
@@ -225,9 +230,8 @@ def _compare_tests(old: FunctionFacts, new: FunctionFacts, path: str) -> list[In
         detail = f"{changed_cases.total()} parametrized case(s) changed or removed"
         found.append(IntegrityViolation("expectation_changed", path, new.name, detail))
     for marker in _added(old.markers, new.markers):
-        kind: IntegrityKind = "skip_added" if marker.kind == "skip" else "retry_added"
         where = new.name if marker.origin is None else marker.origin
-        found.append(IntegrityViolation(kind, path, where, f"`{marker.identity}` added"))
+        found.append(IntegrityViolation(_KINDS[marker.kind], path, where, _marker_detail(marker)))
     change = _timeout_change(old.timeout, new.timeout)
     if change:
         found.append(IntegrityViolation("timeout_raised", path, new.name, change))
@@ -237,6 +241,19 @@ def _compare_tests(old: FunctionFacts, new: FunctionFacts, path: str) -> list[In
     else:
         found += _compare_assertions(path, new.name, old, new, "")
     return found
+
+
+_KINDS: dict[str, IntegrityKind] = {
+    "skip": "skip_added",
+    "retry": "retry_added",
+    "hidden": "tests_deselected",
+}
+
+
+def _marker_detail(marker: Marker) -> str:
+    if marker.kind == "hidden":
+        return f"pytest no longer collects it: {marker.identity}"
+    return f"`{marker.identity}` added"
 
 
 def _added(old: Iterable[Marker], new: Iterable[Marker]) -> list[Marker]:
@@ -278,7 +295,7 @@ def _compare_assertions(
     dead = [a for a in new.assertions if a.defeated is not None]
     unmatched: list[tuple[int, Assertion]] = []
     for index, assertion in enumerate(a for a in old.assertions if a.defeated is None):
-        same = next((a for a in live if a.shape == assertion.shape), None)
+        same = next((a for a in live if _same(a, assertion)), None)
         if same is None:
             unmatched.append((index, assertion))
         else:
@@ -298,6 +315,7 @@ def _compare_assertions(
         partner = max(
             live,
             key=lambda a: (
+                a.shape == assertion.shape,
                 a.literals == assertion.literals,
                 a.rank >= assertion.rank,
                 a.family == assertion.family,
@@ -306,11 +324,37 @@ def _compare_assertions(
         )
         live.remove(partner)
         weaker = _weaker(assertion, partner)
-        if weaker is not None:
+        changed = _changed_constants(assertion, partner)
+        if changed and (weaker is None or weaker[0] == "expectation_changed"):
+            detail = f"{label}{changed}; `{partner.text}` compares against it"
+            found.append(IntegrityViolation("constant_changed", path, name, detail))
+        elif weaker is not None:
             kind, why = weaker
             detail = f"{label}`{assertion.text}` became `{partner.text}`{why}"
             found.append(IntegrityViolation(kind, path, name, detail))
     return found
+
+
+def _same(new: Assertion, old: Assertion) -> bool:
+    # Tolerances count too: a constant tolerance (`rel=REL`) changes with no other trace.
+    return (new.shape, new.constants, new.tolerances) == (old.shape, old.constants, old.tolerances)
+
+
+def _changed_constants(old: Assertion, new: Assertion) -> str | None:
+    """What became of the constants of an assertion that reads as before."""
+    if new.shape != old.shape:
+        return None
+    values = dict(new.constants)
+    changes = [
+        f"`{name}` changed from `{_short(value)}` to `{_short(values[name])}`"
+        for name, value in old.constants
+        if name in values and values[name] != value
+    ]
+    return "; ".join(changes) or None
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _weaker(old: Assertion, new: Assertion) -> tuple[IntegrityKind, str] | None:
@@ -366,15 +410,30 @@ def _compare_files(
             found.append(IntegrityViolation("skip_added", path, None, detail + note))
         return found
     for marker in _added(old.markers, new.markers):
-        kind: IntegrityKind = "skip_added" if marker.kind == "skip" else "retry_added"
-        detail = f"file-wide `{marker.identity}` added"
-        found.append(IntegrityViolation(kind, path, None, detail))
+        detail = _marker_detail(marker)
+        if marker.kind != "hidden":
+            detail = "file-wide " + detail
+        found.append(IntegrityViolation(_KINDS[marker.kind], path, None, detail))
     if new.only > old.only:
         detail = "`.only` (or `fit`/`fdescribe`) added: the rest of the file stops running"
         found.append(IntegrityViolation("only_added", path, None, detail))
     change = _timeout_change(old.timeout, new.timeout)
     if change:
         found.append(IntegrityViolation("timeout_raised", path, None, f"file-wide {change}"))
+    return found
+
+
+def _shadowed(path: str, old: FileFacts | None, new: FileFacts | None) -> list[IntegrityViolation]:
+    if new is None:
+        return []
+    known = Counter(name for name, _ in old.shadowed) if old is not None else Counter()
+    found: list[IntegrityViolation] = []
+    for name, how in new.shadowed:
+        if known[name] > 0:
+            known[name] -= 1
+            continue
+        detail = f"{how}: the test before it no longer runs"
+        found.append(IntegrityViolation("test_shadowed", path, name, detail))
     return found
 
 

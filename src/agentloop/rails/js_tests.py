@@ -10,10 +10,12 @@ What these regexes cannot see, where a parser could:
 - tests declared through a wrapper or an alias (`const t = test; t(...)`,
   `test.extend(...)`, `myIt(...)`) or with a computed name; such tests are invisible;
 - assertions in helper functions called from a test (only the test's own body counts),
-  and loosening through a changed expected value held in a variable or fixture;
+  and a changed expected value held in a variable assigned more than once, or computed
+  (a `const` declared once to a value written out is resolved: changing it changes the
+  expectation of every assertion that reads it);
 - unreachable assertions (an early `return`, a swallowing `try/catch`, `if (false)`);
-- timeouts and retries set in jest/vitest config files (they are not test files), and
-  a mocha `this.timeout()` in a describe block counts for the whole file;
+- a mocha `this.timeout()` in a describe block counts for the whole file (timeouts and
+  retries in jest/vitest config files are `testinfra`'s: any change there counts);
 - where the heuristic for a regex literal guesses wrong (`/` after `)` is division) or
   JSX text holds a quote, a string may run to the end of its line.
 """
@@ -92,7 +94,7 @@ _ONE_OPERAND_ASSERTS = frozenset({"ok", "isOk", "isTrue", "isFalse", "isNull", "
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     text: str
     # Comments blanked; string, template and regex contents blanked.
     code: str
@@ -126,7 +128,9 @@ class _Source:
         return " ".join(self.text[start:end].split())
 
 
-def _mask(text: str) -> _Source:
+def mask(text: str) -> Source:
+    """The source with its comments and the insides of its literals blanked, offsets kept
+    (also read by `js_patches` and `testinfra`)."""
     out = list(text)
     inside = bytearray(len(text))
     literals: dict[int, int] = {}
@@ -213,7 +217,7 @@ def _mask(text: str) -> _Source:
             i += 1
     if template_start >= 0:
         literals[template_start] = n
-    return _Source(text, "".join(out), literals, bytes(inside), tuple(sorted(literals)))
+    return Source(text, "".join(out), literals, bytes(inside), tuple(sorted(literals)))
 
 
 def _regex_may_start(previous: str, before: str) -> bool:
@@ -244,7 +248,7 @@ def _regex_end(text: str, start: int) -> int | None:
     return None
 
 
-def _close(code: str, opening: int) -> int:
+def close(code: str, opening: int) -> int:
     """Offset of the bracket closing the one at `opening` (the end when unbalanced)."""
     depth = 0
     for k in range(opening, len(code)):
@@ -258,7 +262,7 @@ def _close(code: str, opening: int) -> int:
     return len(code)
 
 
-def _split(code: str, start: int, end: int) -> list[tuple[int, int]]:
+def split(code: str, start: int, end: int) -> list[tuple[int, int]]:
     """Top-level comma-separated spans between `start` and `end` (exclusive)."""
     spans: list[tuple[int, int]] = []
     depth = 0
@@ -298,7 +302,7 @@ class _Call:
     cases: int | None
 
 
-def _calls(source: _Source) -> Iterator[_Call]:
+def _calls(source: Source) -> Iterator[_Call]:
     code = source.code
     for match in _CALLEE.finditer(code):
         chain: list[tuple[str, str | None]] = []
@@ -314,7 +318,7 @@ def _calls(source: _Source) -> Iterator[_Call]:
                 chain.append((word.group(1), None))
                 k = _skip_space(code, word.end())
             elif code[k] == "(" and chain and chain[-1][0] in _CHAIN_CALLS and chain[-1][1] is None:
-                end = _close(code, k)
+                end = close(code, k)
                 chain[-1] = (chain[-1][0], source.words(k + 1, end))
                 if chain[-1][0] == "each":
                     rows = _table_rows(source, k + 1, end)
@@ -335,8 +339,8 @@ def _calls(source: _Source) -> Iterator[_Call]:
                 break
         if opening < 0:
             continue
-        closing = _close(code, opening)
-        args = _split(code, opening + 1, closing)
+        closing = close(code, opening)
+        args = split(code, opening + 1, closing)
         if not args:
             continue
         yield _Call(
@@ -353,16 +357,16 @@ def _calls(source: _Source) -> Iterator[_Call]:
         )
 
 
-def _table_rows(source: _Source, start: int, end: int) -> tuple[str, ...] | None:
+def _table_rows(source: Source, start: int, end: int) -> tuple[str, ...] | None:
     inner = source.code[start:end].strip()
     if not inner.startswith("["):
         return None
     opening = source.code.index("[", start)
-    spans = _split(source.code, opening + 1, _close(source.code, opening))
+    spans = split(source.code, opening + 1, close(source.code, opening))
     return tuple(source.shape(a, b) for a, b in spans)
 
 
-def _name(source: _Source, span: tuple[int, int]) -> str:
+def _name(source: Source, span: tuple[int, int]) -> str:
     start, end = span
     text = source.text
     while start < end and text[start].isspace():
@@ -374,7 +378,7 @@ def _name(source: _Source, span: tuple[int, int]) -> str:
     return source.words(start, end)
 
 
-def _body(source: _Source, call: _Call) -> tuple[int, int] | None:
+def _body(source: Source, call: _Call) -> tuple[int, int] | None:
     """The span of the test function's body, or None when there is none (`it.todo`)."""
     code = source.code
     for start, end in call.args[1:]:
@@ -383,12 +387,12 @@ def _body(source: _Source, call: _Call) -> tuple[int, int] | None:
         if arrow >= 0:
             k = _skip_space(code, start + arrow + 2)
             if k < end and code[k] == "{":
-                return k + 1, _close(code, k)
+                return k + 1, close(code, k)
             return k, end
         if re.match(r"\s*(?:async\s+)?function\b", text):
             brace = code.find("{", start, end)
             if brace >= 0:
-                return brace + 1, _close(code, brace)
+                return brace + 1, close(code, brace)
     return None
 
 
@@ -399,7 +403,7 @@ class _Settings:
     timeout: Timeout
 
 
-def _settings(source: _Source, call: _Call, origin: str | None) -> _Settings:
+def _settings(source: Source, call: _Call, origin: str | None) -> _Settings:
     """Skips, `.only`, retries and the timeout a test or describe call declares itself."""
     markers: list[Marker] = []
     only = 0
@@ -445,7 +449,8 @@ def _timeout_value(text: str) -> Timeout:
 
 
 def js_facts(text: str) -> FileFacts:
-    source = _mask(text)
+    source = mask(text)
+    constants = _constants(source)
     calls = list(_calls(source))
     describes = [call for call in calls if call.describe]
     tests: list[FunctionFacts] = []
@@ -482,7 +487,7 @@ def js_facts(text: str) -> FileFacts:
                 name=name,
                 leaf=leaf,
                 shape=source.shape(*body) if body else "",
-                assertions=tuple(_assertions(source, *body)) if body else (),
+                assertions=tuple(_assertions(source, *body, constants)) if body else (),
                 empty=body is None or not source.code[body[0] : body[1]].strip(" \t\r\n;"),
                 markers=tuple(markers),
                 timeout=timeout,
@@ -498,14 +503,14 @@ def js_facts(text: str) -> FileFacts:
     )
 
 
-def _body_markers(source: _Source, start: int, end: int) -> Iterator[Marker]:
+def _body_markers(source: Source, start: int, end: int) -> Iterator[Marker]:
     for match in _BODY_SKIP.finditer(source.code, start, end):
         yield Marker("skip", f"{match.group('owner')}.skip()")
     for match in _THIS_RETRIES.finditer(source.code, start, end):
         yield Marker("retry", f"this.retries({match.group('value')})")
 
 
-def _this_timeout(source: _Source, start: int, end: int) -> Timeout:
+def _this_timeout(source: Source, start: int, end: int) -> Timeout:
     match = _THIS_TIMEOUT.search(source.code, start, end)
     return _timeout_value(match.group("value")) if match else None
 
@@ -514,7 +519,7 @@ def _outside(position: int, bodies: list[tuple[int, int]]) -> bool:
     return not any(start <= position < end for start, end in bodies)
 
 
-def _file_markers(source: _Source, bodies: list[tuple[int, int]]) -> Iterator[Marker]:
+def _file_markers(source: Source, bodies: list[tuple[int, int]]) -> Iterator[Marker]:
     for match in _FILE_RETRY.finditer(source.code):
         yield Marker("retry", f"jest.retryTimes({match.group('value')})", "")
     for match in _THIS_RETRIES.finditer(source.code):
@@ -522,7 +527,7 @@ def _file_markers(source: _Source, bodies: list[tuple[int, int]]) -> Iterator[Ma
             yield Marker("retry", f"this.retries({match.group('value')})", "")
 
 
-def _file_timeout(source: _Source, bodies: list[tuple[int, int]]) -> Timeout:
+def _file_timeout(source: Source, bodies: list[tuple[int, int]]) -> Timeout:
     values = [_timeout_value(m.group("value")) for m in _FILE_TIMEOUT.finditer(source.code)]
     values += [
         _timeout_value(m.group("value"))
@@ -538,23 +543,23 @@ def _file_timeout(source: _Source, bodies: list[tuple[int, int]]) -> Timeout:
 # --- assertions ------------------------------------------------------------------------
 
 
-def _assertions(source: _Source, start: int, end: int) -> Iterator[Assertion]:
+def _assertions(source: Source, start: int, end: int, constants: _Constants) -> Iterator[Assertion]:
     code = source.code
     found: list[tuple[int, Assertion]] = []
     for match in _EXPECT.finditer(code, start, end):
-        found.append((match.start(), _expect(source, match.start(), match.end() - 1)))
+        found.append((match.start(), _expect(source, match.start(), match.end() - 1, constants)))
     for match in _EXPECT_COUNT.finditer(code, start, end):
-        closing = _close(code, match.end() - 1)
+        closing = close(code, match.end() - 1)
         found.append((match.start(), _simple(source, match.start(), closing + 1, "expect.count")))
     for match in _ASSERT.finditer(code, start, end):
-        found.append((match.start(), _assert(source, match)))
+        found.append((match.start(), _assert(source, match, constants)))
     for _, assertion in sorted(found, key=lambda item: item[0]):
         yield assertion
 
 
-def _expect(source: _Source, start: int, opening: int) -> Assertion:
+def _expect(source: Source, start: int, opening: int, constants: _Constants) -> Assertion:
     code = source.code
-    closing = _close(code, opening)
+    closing = close(code, opening)
     spans = [(opening + 1, closing)]
     words: list[str] = []
     matcher_args: tuple[int, int] | None = None
@@ -567,12 +572,12 @@ def _expect(source: _Source, start: int, opening: int) -> Assertion:
         k = word.end()
         after = _skip_space(code, k)
         if after < len(code) and code[after] == "(":
-            end = _close(code, after)
+            end = close(code, after)
             matcher_args = (after + 1, end)
             k = end + 1
     matchers = [w for w in words if w not in _FILLERS]
     matcher = matchers[-1] if matchers else ""
-    arguments = _split(code, *matcher_args) if matcher_args else []
+    arguments = split(code, *matcher_args) if matcher_args else []
     tolerances: list[Tolerance] = []
     if matcher in _JS_TOLERANCES:
         index, default, larger = _JS_TOLERANCES[matcher]
@@ -589,23 +594,25 @@ def _expect(source: _Source, start: int, opening: int) -> Assertion:
         rank = 3 if len(arguments) > 1 else 2
     if "not" in words:
         rank = min(rank, 1)
+    read = _read_constants(source, spans, constants)
     return Assertion(
         shape=source.shape(start, k),
         family=matcher or "expect",
         rank=rank,
         conditions=1,
-        literals=_literals(source, spans),
+        literals=_literals(source, [*spans, *read.values()]),
         tolerances=tuple(tolerances),
         text=_short(source.words(start, k)),
+        constants=_shown_constants(source, read),
     )
 
 
-def _assert(source: _Source, match: re.Match[str]) -> Assertion:
+def _assert(source: Source, match: re.Match[str], constants: _Constants) -> Assertion:
     code = source.code
     opening = match.end() - 1
-    closing = _close(code, opening)
+    closing = close(code, opening)
     method = match.group("method") or ""
-    arguments = _split(code, opening + 1, closing)
+    arguments = split(code, opening + 1, closing)
     if not method:
         expression = code[slice(*arguments[0])] if arguments else ""
         rank = _expression_rank(expression)
@@ -615,18 +622,20 @@ def _assert(source: _Source, match: re.Match[str]) -> Assertion:
         rank = _rank(method, len(arguments) > 1)
         conditions = 1
         operands = arguments[: 1 if method in _ONE_OPERAND_ASSERTS else 2]
+    read = _read_constants(source, operands, constants)
     return Assertion(
         shape=source.shape(match.start(), closing + 1),
         family=f"assert.{method}" if method else "assert",
         rank=rank,
         conditions=conditions,
-        literals=_literals(source, operands),
+        literals=_literals(source, [*operands, *read.values()]),
         tolerances=(),
         text=_short(source.words(match.start(), closing + 1)),
+        constants=_shown_constants(source, read),
     )
 
 
-def _simple(source: _Source, start: int, end: int, family: str) -> Assertion:
+def _simple(source: Source, start: int, end: int, family: str) -> Assertion:
     return Assertion(
         shape=source.shape(start, end),
         family=family,
@@ -663,7 +672,73 @@ def _expression_rank(expression: str) -> int:
     return 1
 
 
-def _literals(source: _Source, spans: list[tuple[int, int]]) -> tuple[str, ...]:
+# --- constants -------------------------------------------------------------------------
+
+# A name declared once, to a value written out: name -> the value's span.
+_Constants = dict[str, tuple[int, int]]
+_DECLARATION = re.compile(
+    r"(?<![\w$.])(?:const|let|var)\s+(?P<name>[A-Za-z_$][\w$]*)\s*(?::[^=;\n]+)?=(?![=>])\s*"
+)
+_IDENTIFIER = re.compile(r"(?<![\w$.])[A-Za-z_$][\w$]*(?![\w$])")
+_KEY = re.compile(r"[\w$]+\s*:")
+_LITERAL_WORDS = re.compile(r"\b(?:true|false|null|undefined|NaN|Infinity)\b")
+_AS_CONST = re.compile(r"\bas\s+const\b")
+
+
+def _constants(source: Source) -> _Constants:
+    """`const EXPECTED = 5`, `let want = { sum: 3 }`: names an assertion may compare
+    against, declared once in the file to a value written out, and never assigned again."""
+    code = source.code
+    found: _Constants = {}
+    for match in _DECLARATION.finditer(code):
+        name = match.group("name")
+        end = _value_end(code, match.end())
+        value = _AS_CONST.sub("", code[match.end() : end])
+        # What is left once literals (blanked by the mask), numbers, object keys and
+        # literal words go must be punctuation: `[`, `{`, `,`, quotes.
+        residue = _NUMBER.sub("", _LITERAL_WORDS.sub("", _KEY.sub("", value)))
+        elsewhere = code[: match.start()] + code[end:]
+        assigned = re.search(
+            rf"(?<![\w$.]){re.escape(name)}\s*(?:[-+*/%&|^]?=(?![=>])|\+\+|--)", elsewhere
+        )
+        if value.strip() and not re.search(r"[\w$`(]", residue) and not assigned:
+            found[name] = (match.end(), end)
+    return found
+
+
+def _value_end(code: str, start: int) -> int:
+    depth = 0
+    for k in range(start, len(code)):
+        char = code[k]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return k
+        elif char in ";,\n" and depth == 0:
+            return k
+    return len(code)
+
+
+def _read_constants(
+    source: Source, spans: list[tuple[int, int]], constants: _Constants
+) -> dict[str, tuple[int, int]]:
+    read: dict[str, tuple[int, int]] = {}
+    for start, end in spans:
+        for match in _IDENTIFIER.finditer(source.code, start, end):
+            if match.group() in constants:
+                read[match.group()] = constants[match.group()]
+    return read
+
+
+def _shown_constants(
+    source: Source, read: dict[str, tuple[int, int]]
+) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, source.shape(*span)) for name, span in read.items()))
+
+
+def _literals(source: Source, spans: list[tuple[int, int]]) -> tuple[str, ...]:
     found: list[str] = []
     for start, end in spans:
         first = bisect_left(source.starts, start)

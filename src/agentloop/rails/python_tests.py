@@ -1,16 +1,21 @@
 """Facts about a Python test file, read with `ast` so that formatting never matters.
 
 Tests are what pytest collects by default: `test*` functions at module level and `test*`
-methods of classes (pytest's `Test*` classes and unittest's TestCase subclasses alike).
-A name defined twice keeps its last definition, as Python does: a second, empty
-`def test_x` that shadows the real one reads as an emptied test.
+methods of `Test*` classes without an `__init__`, or of unittest's TestCase subclasses.
+A test that stops matching these rules (a class renamed to `Cart`, `__test__ = False`,
+`@pytest.fixture` on a test) carries a "hidden" marker. A name bound twice in one scope
+keeps its last binding, as Python does: the tests a later `def`, class, assignment or
+`del` replaced are listed in `FileFacts.shadowed`. Assertions are read by
+`python_assertions`, which also resolves the constants they compare against.
 
 What this reader cannot see:
-- expected values or inputs held outside the assertion (`expected = 3` changed to 4,
-  a fixture returning other data, a changed argument to the code under test);
-- skips through an alias (`from unittest import skip as later`), deselection in
-  `pytest_collection_modifyitems` or config (`-k`, `-m`, `collect_ignore`), and
-  hypothesis settings (`deadline=None`, fewer `max_examples`);
+- inputs changed outside the assertion that are no literal constant (a fixture returning
+  other data, a changed helper), and constants imported from another module;
+- skips through an alias (`from unittest import skip as later`), and hypothesis settings
+  (`deadline=None`, fewer `max_examples`); deselection in hooks or configuration is
+  `python_patches`' and `testinfra`'s;
+- tests defined under an `if`/`try` at module level, and a custom `python_classes` or
+  `python_functions` (a change to those is flagged by `testinfra`);
 - unreachable assertions other than after a top-level `return` or inside a swallowing
   `try`/`suppress` (`if False:` hides one from it).
 An assertion moved from a test into a helper reads as removed from the test: a false
@@ -20,24 +25,24 @@ positive on the safe side.
 from __future__ import annotations
 
 import ast
-import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from agentloop.rails.facts import (
-    Assertion,
-    FileFacts,
-    FunctionFacts,
-    Marker,
-    MarkerKind,
-    Timeout,
-    Tolerance,
+from agentloop.rails.facts import FileFacts, FunctionFacts, Marker, MarkerKind, Timeout
+from agentloop.rails.python_assertions import (
+    Constants,
+    assertions,
+    dotted,
+    is_data,
+    keyword,
+    last,
+    number,
+    target_names,
 )
 
 _Function = ast.FunctionDef | ast.AsyncFunctionDef
-# `except*` (3.11+) swallows like `except`; mypy checks this package as 3.10.
-_TRY: tuple[type[ast.Try], ...] = (ast.Try, getattr(ast, "TryStar", ast.Try))
 
 _SKIP = frozenset(
     {"skip", "skipif", "xfail", "skipIf", "skipUnless", "expectedFailure", "SkipTest"}
@@ -46,45 +51,7 @@ _SKIP = frozenset(
 _RETRY = frozenset({"flaky"})
 # Positional strings of these are reasons: a reworded reason is the same skip.
 _REASON_FIRST = frozenset({"skip", "skipTest", "SkipTest", "xfail", "expectedFailure"})
-_RAISES = frozenset({"raises", "warns", "deprecated_call"})
-_BROAD = frozenset({"Exception", "BaseException"})
-_SWALLOWED = _BROAD | {"AssertionError"}
-
-_EXACT_METHODS = frozenset(
-    {"assertEqual", "assertEquals", "assertIs", "assertIsNone", "assertDictEqual"}
-    | {"assertListEqual", "assertTupleEqual", "assertSetEqual", "assertSequenceEqual"}
-    | {"assertMultiLineEqual", "assertCountEqual", "assertRaisesRegex", "assertWarnsRegex"}
-    | {"assert_called_once_with", "assert_called_with", "assert_any_call", "assert_has_calls"}
-    | {"assert_not_called", "assert_awaited_once_with", "assert_awaited_with"}
-    | {"assert_frame_equal", "assert_series_equal", "assert_array_equal", "assert_equal"}
-)
-_WEAK_METHODS = frozenset(
-    {"assertFalse", "assertIsNotNone", "assertNotEqual", "assertNotEquals", "assertIsNot"}
-    | {"assertNotIn", "assertNotIsInstance", "assertNotRegex", "assertNotAlmostEqual"}
-    | {"assert_called", "assert_awaited"}
-)
-# unittest's camelCase methods take a message after their operands; it is not compared.
-_ONE_OPERAND = frozenset({"assertTrue", "assertFalse", "assertIsNone", "assertIsNotNone"})
-_THREE_OPERANDS = frozenset({"assertAlmostEqual", "assertNotAlmostEqual"})
 _MESSAGE_KEYWORDS = frozenset({"msg", "err_msg", "reason"})
-
-# name: (parameter, position or None when keyword-only, default, larger is looser).
-_TOLERANCES: dict[str, tuple[tuple[str, int | None, float, bool], ...]] = {
-    "approx": (("rel", 1, 1e-6, True), ("abs", 2, 1e-12, True)),
-    # math.isclose (keyword-only) and numpy.isclose share the name.
-    "isclose": (
-        ("rel_tol", None, 1e-9, True),
-        ("abs_tol", None, 0.0, True),
-        ("rtol", 2, 1e-5, True),
-        ("atol", 3, 1e-8, True),
-    ),
-    "allclose": (("rtol", 2, 1e-5, True), ("atol", 3, 1e-8, True)),
-    "assert_allclose": (("rtol", 2, 1e-7, True), ("atol", 3, 0.0, True)),
-    # delta replaces places when given; 0 stands for "not given".
-    "assertAlmostEqual": (("places", 2, 7, False), ("delta", 4, 0.0, True)),
-    "assert_almost_equal": (("decimal", 2, 7, False),),
-    "assert_approx_equal": (("significant", 2, 7, False),),
-}
 
 # Counted in raw text when a file does not parse; the same on both sides, so comparable.
 _ROUGH_ASSERT = re.compile(
@@ -104,7 +71,7 @@ def python_facts(source: str) -> FileFacts:
     try:
         # Python reads a file's bytes and drops a BOM; a decoded str keeps it.
         tree = ast.parse(source.removeprefix("\ufeff"))
-        reader = _Reader()
+        reader = _Reader(tree)
         reader.read_scope(tree.body, classes=(), class_markers=(), class_timeouts=())
         module_markers = tuple(_markers(reader.module_nodes, origin=""))
     except SyntaxError as exc:
@@ -115,22 +82,38 @@ def python_facts(source: str) -> FileFacts:
         return replace(counted, problem=f"does not parse: {exc}")
     except RecursionError:
         return replace(counted, problem="is nested too deeply to read")
+    if _switched_off(tree.body, "__test__"):
+        module_markers += (Marker("hidden", "the module sets `__test__ = False`", ""),)
     module_timeout = _timeout_of(_pytestmark(tree.body))
     tests = tuple(
         test if test.timeout is not None else replace(test, timeout=module_timeout)
         for test in reader.tests.values()
     )
     return replace(
-        counted, tests=tests, helpers=tuple(reader.helpers.values()), markers=module_markers
+        counted,
+        tests=tests,
+        helpers=tuple(reader.helpers.values()),
+        markers=module_markers,
+        shadowed=tuple(reader.shadowed),
     )
 
 
 class _Reader:
-    def __init__(self) -> None:
+    def __init__(self, tree: ast.Module) -> None:
         # Dicts keyed by qualified name: a redefinition replaces, as at import time.
         self.tests: dict[str, FunctionFacts] = {}
         self.helpers: dict[str, FunctionFacts] = {}
         self.module_nodes: list[ast.AST] = []
+        self.shadowed: list[tuple[str, str]] = []
+        declared = {
+            name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names
+        }
+        self.constants = {k: v for k, v in _constants(tree.body).items() if k not in declared}
+        self.fixtures = _literal_fixtures(tree.body)
+        # Classes of this file that unittest collects, whatever their name.
+        self.test_cases: set[str] = set()
+        # Classes read for tests, by qualified name.
+        self.test_classes: set[str] = set()
 
     def read_scope(
         self,
@@ -139,30 +122,204 @@ class _Reader:
         classes: tuple[str, ...],
         class_markers: tuple[Marker, ...],
         class_timeouts: tuple[Timeout, ...],
+        class_constants: Mapping[str, ast.expr] | None = None,
     ) -> None:
+        attributes = class_constants or {}
         for node in body:
+            for name, how in _bindings(node):
+                self._rebind(".".join((*classes, name)), how)
             if isinstance(node, _Function) and node.name.startswith("test"):
                 name = ".".join((*classes, node.name))
-                self.tests.pop(name, None)
-                self.tests[name] = _test(node, name, class_markers, class_timeouts)
+                constants = self._constants_for(node, classes, attributes)
+                self.tests[name] = _test(node, name, class_markers, class_timeouts, constants)
             elif isinstance(node, ast.ClassDef) and _holds_tests(node):
                 qualified = ".".join((*classes, node.name))
+                self.test_classes.add(qualified)
                 own = [*node.decorator_list, *_class_level(node)]
+                markers = (*class_markers, *_markers(own, origin=qualified))
+                why = self._uncollected(node)
+                if why is not None:
+                    markers += (Marker("hidden", why, qualified),)
                 self.read_scope(
                     node.body,
                     classes=(*classes, node.name),
-                    class_markers=(*class_markers, *_markers(own, origin=qualified)),
+                    class_markers=markers,
                     class_timeouts=(
                         _timeout_of([*node.decorator_list, *_pytestmark(node.body)]),
                         *class_timeouts,
                     ),
+                    class_constants={**attributes, **_constants(node.body)},
                 )
             else:
                 if not classes:
                     self.module_nodes.append(node)
                 if isinstance(node, _Function):
                     name = ".".join((*classes, node.name))
-                    self.helpers[name] = _helper(node, name)
+                    constants = self._constants_for(node, classes, attributes)
+                    self.helpers[name] = _helper(node, name, constants)
+        for name in _switched_off(body, None):
+            qualified = ".".join((*classes, name))
+            test = self.tests.get(qualified)
+            if test is not None:
+                hidden = Marker("hidden", f"`{name}.__test__ = False`", None)
+                self.tests[qualified] = replace(test, markers=(*test.markers, hidden))
+
+    def _rebind(self, qualified: str, how: str) -> None:
+        """A name bound again in its scope: the tests under the old binding are gone."""
+        gone = [qualified] if qualified in self.tests else []
+        if qualified in self.test_classes:
+            gone += [n for n in self.tests if n.startswith(qualified + ".")]
+        for name in gone:
+            del self.tests[name]
+            self.shadowed.append((name, how))
+
+    def _uncollected(self, node: ast.ClassDef) -> str | None:
+        """Why pytest would not collect this class's tests, None when it would."""
+        if _switched_off(node.body, "__test__"):
+            return f"class `{node.name}` sets `__test__ = False`"
+        if any("TestCase" in last(base) or last(base) in self.test_cases for base in node.bases):
+            self.test_cases.add(node.name)
+            return None
+        if not node.name.startswith("Test"):
+            return f"class `{node.name}` is not named `Test*`"
+        init = next(
+            (c.name for c in node.body if isinstance(c, _Function) and c.name in _CONSTRUCTORS),
+            None,
+        )
+        return f"class `{node.name}` has an `{init}`" if init else None
+
+    def _constants_for(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        classes: tuple[str, ...],
+        attributes: Mapping[str, ast.expr],
+    ) -> Constants:
+        stored = Counter(_stored(node))
+        names = {k: v for k, v in self.constants.items() if k not in stored}
+        for stmt in node.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and stored[stmt.targets[0].id] == 1
+                and is_data(stmt.value)
+            ):
+                names[stmt.targets[0].id] = stmt.value
+        parameters = {
+            a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+        }
+        return Constants(
+            names=names,
+            attributes=attributes if classes else {},
+            owners=frozenset({"self", "cls", *classes}) if classes else frozenset(),
+            fixtures={k: v for k, v in self.fixtures.items() if k in parameters},
+        )
+
+
+_CONSTRUCTORS = frozenset({"__init__", "__new__"})
+
+
+def _bindings(node: ast.stmt) -> Iterator[tuple[str, str]]:
+    """The names a statement binds in its own scope, with how, for `FileFacts.shadowed`."""
+    line = getattr(node, "lineno", "?")
+    if isinstance(node, _Function):
+        yield node.name, f"defined again on line {line}"
+    elif isinstance(node, ast.ClassDef):
+        yield node.name, f"replaced by a class on line {line}"
+    elif isinstance(node, ast.Assign | ast.AnnAssign | ast.Delete):
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+        if isinstance(node, ast.AnnAssign) and node.value is None:
+            return
+        how = "deleted" if isinstance(node, ast.Delete) else "assigned over"
+        for target in targets:
+            for name in target_names(target):
+                yield name, f"{how} on line {line}"
+    elif isinstance(node, ast.Import | ast.ImportFrom):
+        for alias in node.names:
+            bound = alias.asname or alias.name.split(".")[0]
+            yield bound, f"replaced by an import on line {line}"
+
+
+def _stored(node: ast.AST) -> Iterator[str]:
+    """Names a function binds: its parameters and what it assigns."""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store | ast.Del):
+            yield child.id
+        elif isinstance(child, ast.arg):
+            yield child.arg
+
+
+def _constants(body: Sequence[ast.stmt]) -> dict[str, ast.expr]:
+    """Names a module or class body assigns once, to data (`EXPECTED = 5`)."""
+    bound = Counter(name for stmt in body for name, _ in _bindings(stmt))
+    bound.update(
+        stmt.target.id
+        for stmt in body
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name)
+    )
+    found: dict[str, ast.expr] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and bound[target.id] == 1 and is_data(value):
+                found[target.id] = value
+    return found
+
+
+def _literal_fixtures(body: Sequence[ast.stmt]) -> dict[str, ast.expr]:
+    """Module-level fixtures whose body returns a literal: `def expected(): return 5`."""
+    found: dict[str, ast.expr] = {}
+    for node in body:
+        if not isinstance(node, _Function):
+            continue
+        fixture = next((d for d in node.decorator_list if _is_fixture(d)), None)
+        statements = [s for s in node.body if not _is_docstring(s)]
+        if fixture is None or len(statements) != 1:
+            continue
+        (stmt,) = statements
+        if isinstance(stmt, ast.Return) and stmt.value is not None and is_data(stmt.value):
+            renamed = keyword(fixture, "name") if isinstance(fixture, ast.Call) else None
+            name = node.name
+            if isinstance(renamed, ast.Constant) and isinstance(renamed.value, str):
+                name = renamed.value
+            found[name] = stmt.value
+    return found
+
+
+def _is_fixture(decorator: ast.expr) -> bool:
+    return last(decorator.func if isinstance(decorator, ast.Call) else decorator) == "fixture"
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+
+
+def _switched_off(body: Sequence[ast.stmt], attribute: str | None) -> list[str]:
+    """With "__test__": whether the body sets `__test__ = False` (returns ["__test__"]).
+    With None: the names whose `__test__` attribute the body sets false
+    (`test_x.__test__ = False`)."""
+    found: list[str] = []
+    for stmt in body:
+        if not isinstance(stmt, ast.Assign):
+            continue
+        if not (isinstance(stmt.value, ast.Constant) and not stmt.value.value):
+            continue
+        for target in stmt.targets:
+            if attribute is not None and isinstance(target, ast.Name) and target.id == attribute:
+                found.append(attribute)
+            elif (
+                attribute is None
+                and isinstance(target, ast.Attribute)
+                and target.attr == "__test__"
+                and isinstance(target.value, ast.Name)
+            ):
+                found.append(target.value.id)
+    return found
 
 
 def _holds_tests(node: ast.ClassDef) -> bool:
@@ -189,29 +346,36 @@ def _test(
     name: str,
     class_markers: tuple[Marker, ...],
     class_timeouts: tuple[Timeout, ...],
+    constants: Constants,
 ) -> FunctionFacts:
     # The innermost timeout wins: the test's own, then its classes' (inner first).
     own_timeout = _timeout_of(node.decorator_list)
     timeout = next((t for t in (own_timeout, *class_timeouts) if t is not None), None)
+    markers = [*class_markers, *_markers([*node.decorator_list, *node.body], origin=None)]
+    if any(map(_is_fixture, node.decorator_list)):
+        # pytest collects a fixture as a fixture, never as a test.
+        markers.append(Marker("hidden", f"`{node.name}` is decorated as a fixture"))
     return FunctionFacts(
         name=name,
         leaf=node.name,
         shape="".join(ast.dump(stmt) for stmt in node.body),
-        assertions=tuple(_assertions(node.body)),
+        assertions=tuple(assertions(node.body, constants)),
         empty=_is_empty(node.body),
-        markers=(*class_markers, *_markers([*node.decorator_list, *node.body], origin=None)),
+        markers=tuple(markers),
         timeout=timeout,
-        cases=_cases(node.decorator_list),
-        table=tuple(_table(node.decorator_list)),
+        cases=_cases(node.decorator_list, constants.names),
+        table=tuple(_table(node.decorator_list, constants.names)),
     )
 
 
-def _helper(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> FunctionFacts:
+def _helper(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, name: str, constants: Constants
+) -> FunctionFacts:
     return FunctionFacts(
         name=name,
         leaf=node.name,
         shape="",
-        assertions=tuple(_assertions(node.body)),
+        assertions=tuple(assertions(node.body, constants)),
         empty=False,
         markers=(),
         timeout=None,
@@ -223,34 +387,17 @@ def _is_empty(body: Sequence[ast.stmt]) -> bool:
     """Only `pass`, `...`, a docstring or a bare `return`."""
     return all(
         isinstance(stmt, ast.Pass)
-        or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+        or _is_docstring(stmt)
         or (isinstance(stmt, ast.Return) and stmt.value is None)
         for stmt in body
     )
-
-
-def _last(node: ast.AST) -> str:
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Name):
-        return node.id
-    return ""
-
-
-def _dotted(node: ast.AST) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    parts.append(node.id if isinstance(node, ast.Name) else "…")
-    return ".".join(reversed(parts))
 
 
 # --- skips, retries, timeouts, parametrize -------------------------------------------
 
 
 def _marker_kind(node: ast.AST) -> MarkerKind | None:
-    name = _last(node)
+    name = last(node)
     if name in _SKIP:
         return "skip"
     if name in _RETRY:
@@ -268,14 +415,14 @@ def _markers_in(node: ast.AST, origin: str | None) -> Iterator[Marker]:
         yield Marker(kind, _call_identity(node), origin)
         return
     if isinstance(node, ast.Attribute | ast.Name) and (kind := _marker_kind(node)):
-        yield Marker(kind, _dotted(node), origin)
+        yield Marker(kind, dotted(node), origin)
         return
     for child in ast.iter_child_nodes(node):
         yield from _markers_in(child, origin)
 
 
 def _call_identity(call: ast.Call) -> str:
-    name = _last(call.func)
+    name = last(call.func)
     args = [
         ast.unparse(arg)
         for arg in call.args
@@ -288,7 +435,7 @@ def _call_identity(call: ast.Call) -> str:
         for kw in call.keywords
         if kw.arg not in _MESSAGE_KEYWORDS and kw.arg != "allow_module_level"
     ]
-    return f"{_dotted(call.func)}({', '.join(args)})"
+    return f"{dotted(call.func)}({', '.join(args)})"
 
 
 def _pytestmark(body: Sequence[ast.stmt]) -> list[ast.AST]:
@@ -312,37 +459,42 @@ def _timeout_of(nodes: Iterable[ast.AST]) -> Timeout:
         for call in ast.walk(node):
             if (
                 isinstance(call, ast.Call)
-                and _last(call.func) == "timeout"
-                and "mark" in _dotted(call.func).split(".")
+                and last(call.func) == "timeout"
+                and "mark" in dotted(call.func).split(".")
             ):
-                value = call.args[0] if call.args else _keyword(call, "timeout")
+                value = call.args[0] if call.args else keyword(call, "timeout")
                 if value is None:
                     return None
-                number = _number(value)
-                return number if number is not None else ast.unparse(value)
+                seconds = number(value)
+                return seconds if seconds is not None else ast.unparse(value)
     return None
 
 
-def _argvalues(decorators: Sequence[ast.expr]) -> Iterator[ast.expr | None]:
-    """The argvalues of each `parametrize`, None when it is not a literal list."""
+def _argvalues(
+    decorators: Sequence[ast.expr], constants: Mapping[str, ast.expr]
+) -> Iterator[ast.expr | None]:
+    """The argvalues of each `parametrize`, None when it is not a literal list (or a
+    constant holding one)."""
     for decorator in decorators:
-        if isinstance(decorator, ast.Call) and _last(decorator.func) == "parametrize":
+        if isinstance(decorator, ast.Call) and last(decorator.func) == "parametrize":
             values = decorator.args[1] if len(decorator.args) > 1 else None
-            values = values or _keyword(decorator, "argvalues")
+            values = values or keyword(decorator, "argvalues")
+            if isinstance(values, ast.Name):
+                values = constants.get(values.id, values)
             yield values if isinstance(values, ast.List | ast.Tuple | ast.Set) else None
 
 
-def _cases(decorators: Sequence[ast.expr]) -> int | None:
+def _cases(decorators: Sequence[ast.expr], constants: Mapping[str, ast.expr]) -> int | None:
     cases = 1
-    for values in _argvalues(decorators):
+    for values in _argvalues(decorators, constants):
         if not isinstance(values, ast.List | ast.Tuple | ast.Set):
             return None
         cases *= len(values.elts)
     return cases
 
 
-def _table(decorators: Sequence[ast.expr]) -> Iterator[str]:
-    for values in _argvalues(decorators):
+def _table(decorators: Sequence[ast.expr], constants: Mapping[str, ast.expr]) -> Iterator[str]:
+    for values in _argvalues(decorators, constants):
         if isinstance(values, ast.List | ast.Tuple | ast.Set):
             yield from (_case(case) for case in values.elts)
 
@@ -350,275 +502,8 @@ def _table(decorators: Sequence[ast.expr]) -> Iterator[str]:
 def _case(case: ast.expr) -> str:
     """A case's values; `pytest.param`'s marks and id are not values (a skip among the
     marks is found as a marker)."""
-    if isinstance(case, ast.Call) and _last(case.func) == "param":
+    if isinstance(case, ast.Call) and last(case.func) == "param":
         if len(case.args) == 1:
             return ast.dump(case.args[0])
         return ast.dump(ast.Tuple(elts=case.args, ctx=ast.Load()))
     return ast.dump(case)
-
-
-def _keyword(call: ast.Call, name: str) -> ast.expr | None:
-    return next((kw.value for kw in call.keywords if kw.arg == name), None)
-
-
-def _number(node: ast.AST) -> float | None:
-    """A numeric literal, also `-1`, `1e-6`, `10**-6`, `5 * 60`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return None if isinstance(node.value, bool) else float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        inner = _number(node.operand)
-        if inner is None:
-            return None
-        return -inner if isinstance(node.op, ast.USub) else inner
-    if isinstance(node, ast.BinOp):
-        left, right = _number(node.left), _number(node.right)
-        if left is None or right is None:
-            return None
-        try:
-            if isinstance(node.op, ast.Pow) and abs(right) <= 400:
-                return float(left**right)
-            if isinstance(node.op, ast.Mult):
-                return left * right
-            if isinstance(node.op, ast.Div):
-                return left / right
-            if isinstance(node.op, ast.Add):
-                return left + right
-            if isinstance(node.op, ast.Sub):
-                return left - right
-        except (ArithmeticError, ValueError, TypeError):
-            # Overflow, division by zero, a complex power: not a tolerance we can compare.
-            return None
-    return None
-
-
-# --- assertions ------------------------------------------------------------------------
-
-
-def _assertions(body: Sequence[ast.stmt]) -> list[Assertion]:
-    found: list[Assertion] = []
-    returned = False
-    for stmt in body:
-        _collect(stmt, found, "after an early `return`" if returned else None)
-        returned = returned or isinstance(stmt, ast.Return)
-    return found
-
-
-def _collect(node: ast.AST, found: list[Assertion], defeated: str | None) -> None:
-    if isinstance(node, _TRY):
-        swallowing = "inside a try/except that swallows it"
-        inner = defeated or (swallowing if any(map(_swallows, node.handlers)) else None)
-        for stmt in node.body:
-            _collect(stmt, found, inner)
-        for part in (*node.handlers, *node.orelse, *node.finalbody):
-            _collect(part, found, defeated)
-        return
-    if isinstance(node, ast.With | ast.AsyncWith):
-        for item in node.items:
-            _collect(item.context_expr, found, defeated)
-        suppressing = "inside a `suppress` that swallows it"
-        inner = defeated or (
-            suppressing if any(_suppresses(i.context_expr) for i in node.items) else None
-        )
-        for stmt in node.body:
-            _collect(stmt, found, inner)
-        return
-    if isinstance(node, ast.Assert):
-        found.append(_from_assert(node, defeated))
-        return
-    if isinstance(node, ast.Call) and (fact := _from_call(node, defeated)):
-        found.append(fact)
-        return
-    for child in ast.iter_child_nodes(node):
-        _collect(child, found, defeated)
-
-
-def _names(node: ast.expr | None) -> set[str]:
-    if node is None:
-        return set()
-    if isinstance(node, ast.Tuple):
-        return {_last(elt) for elt in node.elts}
-    return {_last(node)}
-
-
-def _swallows(handler: ast.ExceptHandler) -> bool:
-    catches = handler.type is None or bool(_names(handler.type) & _SWALLOWED)
-    return catches and not any(
-        isinstance(node, ast.Raise) or (isinstance(node, ast.Call) and _last(node.func) == "fail")
-        for stmt in handler.body
-        for node in ast.walk(stmt)
-    )
-
-
-def _suppresses(node: ast.expr) -> bool:
-    return (
-        isinstance(node, ast.Call)
-        and _last(node.func) == "suppress"
-        and any(_names(arg) & _SWALLOWED for arg in node.args)
-    )
-
-
-def _from_assert(node: ast.Assert, defeated: str | None) -> Assertion:
-    rank, conditions = _expression_rank(node.test)
-    return Assertion(
-        shape=ast.dump(node.test),
-        family="assert",
-        rank=rank,
-        conditions=conditions,
-        literals=_literals([node.test]),
-        tolerances=_tolerances(node.test),
-        text=_short(f"assert {ast.unparse(node.test)}"),
-        defeated=defeated,
-    )
-
-
-def _from_call(call: ast.Call, defeated: str | None) -> Assertion | None:
-    name = _last(call.func)
-    dotted = _dotted(call.func)
-    if name.startswith("assert"):
-        rank, conditions = _method_rank(name, call), 1
-        if name == "assertTrue" and call.args:
-            rank, conditions = _expression_rank(call.args[0])
-        operands = _operands(name, call)
-    elif name in _RAISES and dotted in (name, f"pytest.{name}"):
-        expected = call.args[0] if call.args else _keyword(call, "expected_exception")
-        match = _keyword(call, "match")
-        if expected is not None and _names(expected) & _BROAD:
-            rank = 1
-        else:
-            rank = 3 if match is not None else 2
-        conditions = 1
-        operands = [match] if match is not None else []
-    elif name == "approx" and dotted in ("approx", "pytest.approx"):
-        rank, conditions, operands = 2, 1, [call]
-    else:
-        return None
-    return Assertion(
-        shape=ast.dump(call),
-        family=name,
-        rank=rank,
-        conditions=conditions,
-        literals=_literals(operands),
-        tolerances=_tolerances(call),
-        text=_short(ast.unparse(call)),
-        defeated=defeated,
-    )
-
-
-def _method_rank(name: str, call: ast.Call) -> int:
-    raising = ("assertRaises", "assertWarns", "assertRaisesRegex", "assertWarnsRegex")
-    if name in raising and call.args and _names(call.args[0]) & _BROAD:
-        return 1
-    if name in _EXACT_METHODS:
-        return 3
-    if name in _WEAK_METHODS:
-        return 1
-    return 2
-
-
-def _operands(name: str, call: ast.Call) -> list[ast.AST]:
-    """What an assert call compares, without its message."""
-    camel = len(name) > 6 and name[6].isupper()
-    if not camel:
-        count = len(call.args)
-    elif name in _ONE_OPERAND:
-        count = 1
-    elif name in _THREE_OPERANDS:
-        count = 3
-    else:
-        count = 2
-    keywords = [kw.value for kw in call.keywords if kw.arg not in _MESSAGE_KEYWORDS]
-    return [*call.args[:count], *keywords]
-
-
-def _expression_rank(node: ast.expr) -> tuple[int, int]:
-    """(rank, conditions) of what `assert` tests; see Assertion.rank."""
-    if isinstance(node, ast.BoolOp):
-        if isinstance(node.op, ast.Or):
-            return 1, 1
-        parts = [_expression_rank(value) for value in node.values]
-        return max(rank for rank, _ in parts), sum(count for _, count in parts)
-    if isinstance(node, ast.Constant):
-        # `assert False` always fails, which is as strict as it gets.
-        return (0 if node.value else 3), 1
-    if isinstance(node, ast.Compare):
-        ranks = [
-            _operator_rank(op, right) for op, right in zip(node.ops, node.comparators, strict=True)
-        ]
-        return max(ranks), len(ranks)
-    if isinstance(node, ast.Call) and _last(node.func) in ("isinstance", "issubclass"):
-        return 2, 1
-    if isinstance(node, ast.Call) and _last(node.func) in _TOLERANCES:
-        return 2, 1
-    return 1, 1
-
-
-def _operator_rank(op: ast.cmpop, right: ast.expr) -> int:
-    if isinstance(op, ast.Eq | ast.Is):
-        return 3
-    if isinstance(op, ast.In | ast.Lt | ast.LtE | ast.Gt | ast.GtE):
-        return 2
-    # !=, is not (None), not in: rule out one value only.
-    return 1
-
-
-def _literals(nodes: Iterable[ast.AST]) -> tuple[str, ...]:
-    found: list[str] = []
-    skipped: set[int] = set()
-
-    def walk(node: ast.AST) -> None:
-        if id(node) in skipped:
-            return
-        if (
-            isinstance(node, ast.UnaryOp)
-            and isinstance(node.op, ast.USub | ast.UAdd)
-            and isinstance(node.operand, ast.Constant)
-        ):
-            found.append(ast.unparse(node))
-            return
-        if isinstance(node, ast.Constant):
-            if node.value is not Ellipsis:
-                found.append(repr(node.value))
-            return
-        if isinstance(node, ast.Call):
-            # Tolerances are compared as tolerances, not as expected values.
-            skipped.update(id(value) for _, value in _tolerance_arguments(node))
-        for child in ast.iter_child_nodes(node):
-            walk(child)
-
-    for node in nodes:
-        walk(node)
-    return tuple(sorted(found))
-
-
-def _tolerance_arguments(call: ast.Call) -> Iterator[tuple[str, ast.expr]]:
-    for parameter, position, _, _ in _TOLERANCES.get(_last(call.func), ()):
-        value = _keyword(call, parameter)
-        if value is None and position is not None and len(call.args) > position:
-            value = call.args[position]
-        if value is not None:
-            yield parameter, value
-
-
-def _tolerances(node: ast.AST) -> tuple[Tolerance, ...]:
-    found: list[Tolerance] = []
-    for call in ast.walk(node):
-        if not isinstance(call, ast.Call) or _last(call.func) not in _TOLERANCES:
-            continue
-        name = _last(call.func)
-        given = dict(_tolerance_arguments(call))
-        for parameter, _, default, larger in _TOLERANCES[name]:
-            value: float | None = default
-            if parameter in given:
-                value = _number(given[parameter])
-            elif name == "approx" and parameter == "rel" and "abs" in given:
-                # pytest: with abs alone the relative tolerance is not considered.
-                value = 0.0
-            if value is not None and not math.isfinite(value):
-                value = math.inf if larger else -math.inf
-            found.append(Tolerance(f"{name}({parameter})", value, larger))
-    return tuple(found)
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,6 +8,11 @@ from agentloop import __version__
 from agentloop.loop.model import RunReport, TaskReport
 
 RUN_SCHEMA_ID = "https://agentloop.dev/schemas/run-1.json"
+NO_SANDBOX = (
+    "NO SANDBOX (--no-sandbox): the agent's shell commands ran without the OS sandbox; "
+    "only the guard hook, the permission rules and agentloop's checks after each attempt "
+    "stood between them and your files"
+)
 
 
 def _approach(task: TaskReport) -> str:
@@ -27,6 +32,7 @@ def to_json(run: RunReport) -> dict[str, Any]:
         "base_sha": run.base_sha,
         "commits": list(run.commits),
         "dry_run": run.dry_run,
+        "sandboxed": run.sandboxed,
         "stopped_by": run.stopped_by,
         "regressions": list(run.regressions),
         "tasks": [
@@ -49,6 +55,7 @@ def to_json(run: RunReport) -> dict[str, Any]:
                         "agent_outcome": a.agent_outcome,
                         "reason": a.reason,
                         "changed": list(a.changed),
+                        "tests_changed": list(a.tests_changed),
                         "cost_usd": round(a.cost_usd, 6),
                         "duration_s": round(a.duration_s, 3),
                         "turns": a.turns,
@@ -79,6 +86,8 @@ def to_markdown(run: RunReport) -> str:
         f"{run.duration_s:.0f}s · branch `{run.branch or '(removed: nothing to keep)'}`",
         "",
     ]
+    if not run.sandboxed:
+        lines += [f"> **{NO_SANDBOX}**", ""]
     if run.stopped_by:
         lines += [f"Stopped early: {run.stopped_by} reached.", ""]
     if run.regressions:
@@ -94,6 +103,17 @@ def to_markdown(run: RunReport) -> str:
             f"{len(t.attempts)} | {t.outcome} | {_cell(_approach(t))} | ${t.cost_usd:.2f} | "
             f"{t.duration_s:.0f}s |"
         )
+    changed_tests = [
+        (t, a) for t in run.tasks for a in t.attempts if a.outcome == "fixed" and a.tests_changed
+    ]
+    if changed_tests:
+        lines += ["", "## Tests changed by fixes", ""]
+        for t, a in changed_tests:
+            lines.append(
+                f"- **`{_cell(t.task.id)}` changed tests:** "
+                + ", ".join(f"`{_cell(p)}`" for p in a.tests_changed)
+                + (f" (commit {t.commit[:8]}: its message has the diff)" if t.commit else "")
+            )
     unfixed = [t for t in run.tasks if t.outcome != "fixed"]
     if unfixed:
         lines += ["", "## Not fixed", ""]

@@ -208,3 +208,28 @@ def run_git(cwd: Path, *args: str) -> str:
         env=git.clean_env(),
         stdin=subprocess.DEVNULL,
     ).stdout
+
+
+def repo_state(root: Path) -> dict[str, object]:
+    """What a run must leave exactly as it found in the user's repository besides the
+    files: the bytes of `.git/config`, every hook (with its mode) and every `info/` file,
+    every ref and what it points at, the stash list and HEAD."""
+    git_dir = root / ".git"
+
+    def files(folder: Path) -> dict[str, tuple[bytes, int]]:
+        if not folder.is_dir():
+            return {}
+        return {
+            str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mode)
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+
+    return {
+        "config": (git_dir / "config").read_bytes(),
+        "hooks": files(git_dir / "hooks"),
+        "info": files(git_dir / "info"),
+        "refs": run_git(root, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "stash": run_git(root, "stash", "list", "--format=%H %gs"),
+        "head": (git_dir / "HEAD").read_bytes(),
+    }

@@ -94,6 +94,16 @@ class Terminal:
                 return True
         return False
 
+    def answer(self, key: str, then: str, *, seconds: float = 120, tries: int = 4) -> bool:
+        """Press `key` in the dialog shown now until `then` (a wait_for pattern) shows up
+        after it: a dialog drawn under load may not take the first key yet."""
+        for _ in range(tries):
+            mark = len(self._raw)
+            self.type(key)
+            if self.wait_for(then, seconds / tries, since=len(_ANSI.sub("", self._raw[:mark]))):
+                return True
+        return False
+
     def type(self, text: str) -> None:
         # A dialog drawn a moment ago may not take keys yet.
         time.sleep(0.5)
