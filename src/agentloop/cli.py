@@ -239,12 +239,27 @@ def stats(
 
 @app.command()
 def hook(
-    name: Annotated[str, typer.Argument(help="guard, stop-gate or post-edit.")],
+    name: Annotated[
+        str, typer.Argument(help="guard, stop-gate, post-edit, autofix or session-end.")
+    ],
 ) -> int:
     """Answer a Claude Code hook event on stdin (run by .claude/hooks/, not by hand)."""
     from agentloop.commands.hook import hook as run_hook
 
     return run_hook(name=name)
+
+
+@app.command()
+def mcp(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", help="The project (default: current directory).")
+    ] = Path(),
+) -> int:
+    """Serve agentloop's MCP tools (commit, check) on stdio (run by Claude Code from
+    .mcp.json, not by hand)."""
+    from agentloop.commands.mcp import mcp as run_mcp
+
+    return run_mcp(repo=repo)
 
 
 session_app = typer.Typer(

@@ -264,6 +264,16 @@ def listed_paths(cwd: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*_split_z(out), *ignored_entries(cwd))))
 
 
+def is_tracked(cwd: Path, path: Path) -> bool:
+    """Whether `path` (absolute) is a file git tracks in `cwd`'s work tree."""
+    try:
+        relative = path.resolve().relative_to(cwd.resolve())
+    except ValueError:
+        return False
+    done = _read(cwd, "ls-files", "--error-unmatch", "--", f":(literal){relative}", check=False)
+    return done.ok
+
+
 # ---------------------------------------------------------------- worktrees and branches
 
 
@@ -719,6 +729,34 @@ def commit_all(cwd: Path, message: str) -> str:
     return head_sha(cwd)
 
 
+def commit_paths(cwd: Path, paths: Sequence[str], message: str) -> str:
+    """Commit exactly `paths` (top-relative) as they are on disk, on top of HEAD in `cwd`,
+    on whatever branch is checked out; return the new sha. Nothing else moves: the commit
+    is built in a throwaway index, so the user's staged and unstaged work stays as it is,
+    and the real index changes only at `paths` (to what was committed). No hook runs (the
+    files are an agent's; a hook would run their code outside the sandbox). HEAD moves
+    only from the commit this one was built on: a commit made meanwhile is never lost."""
+    head = rev_parse(cwd, "HEAD^{commit}")
+    specs = [f":(top,literal){p}" for p in paths]
+    with tempfile.TemporaryDirectory(prefix="agentloop-commit-") as tmp:
+        env = _env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        if head is not None:
+            _git(cwd, "read-tree", head, env=env)
+        _git(cwd, "add", "--all", "--", *specs, env=env, timeout=CHECKOUT)
+        tree = _git(cwd, "write-tree", env=env).stdout.strip()
+    if head is not None and tree == rev_parse(cwd, f"{head}^{{tree}}"):
+        raise GitError(
+            f"nothing to commit: {', '.join(paths)} are as in HEAD",
+            hint="name the files the fix changed",
+        )
+    parents = ["-p", head] if head is not None else []
+    sha = _git(cwd, *_identity(cwd), "commit-tree", tree, *parents, "-m", message).stdout.strip()
+    subject = message.splitlines()[0] if message.strip() else "commit"
+    _git(cwd, "update-ref", "-m", f"agentloop commit: {subject}", "HEAD", sha, head or "0" * 40)
+    _git(cwd, "reset", "--quiet", sha, "--", *specs)
+    return sha
+
+
 def revert_commit(cwd: Path, sha: str) -> str:
     """Add a commit that undoes `sha`; return it. On a conflict nothing is left behind."""
     _require_agentloop_checkout(cwd, "revert")
@@ -762,7 +800,9 @@ def squash(cwd: Path, base: str, message: str) -> str:
     return head_sha(cwd)
 
 
-def ignore_locally(cwd: Path, pattern: str) -> None:
+def ignore_locally(
+    cwd: Path, pattern: str, *, why: str = "agentloop's own state (runs, history)"
+) -> None:
     """Add `pattern` to the repository's own exclude file (`info/exclude` in the common git
     dir), once: agentloop's state directory then never shows in `git status`, and no
     tracked file such as .gitignore is touched."""
@@ -775,7 +815,7 @@ def ignore_locally(cwd: Path, pattern: str) -> None:
         return
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a", encoding="utf-8") as handle:
-        handle.write(f"\n# agentloop's own state (runs, history)\n{pattern}\n")
+        handle.write(f"\n# {why}\n{pattern}\n")
 
 
 def drop_commit(cwd: Path, sha: str) -> None:

@@ -24,12 +24,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agentloop import git
 from agentloop.errors import AgentloopError, UsageError
 
 SESSIONS_DIR = Path(".agentloop") / "sessions"
 SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
 # Claude Code's ids are UUIDs; anything else must not become part of a path.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+# Seconds within which a record the /autofix hook started counts as just started.
+FRESH = 120.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class Session:
     # The content of user_files at the start (a patch of it is in the session's directory,
     # see `work_patch`): `agentloop check` says when one was overwritten.
     user_work: tuple[UserFile, ...] = ()
-    # Commits agentloop made for the session (its commit tool appends them with
+    # Commits agentloop made for the session (its MCP commit tool appends them with
     # `record_commit`): the branch checked out may advance through these and no others.
     commits: tuple[str, ...] = ()
 
@@ -207,8 +210,19 @@ def _parse(data: dict[str, Any]) -> Session:
             UserFile(str(f["path"]), None if f["sha256"] is None else str(f["sha256"]))
             for f in data.get("user_work", ())
         ),
-        commits=tuple(str(c) for c in data.get("commits", ())),
+        commits=_commits(data.get("commits")),
     )
+
+
+def _commits(value: Any) -> tuple[str, ...]:
+    # A sha, or an object with one (other writers of this list may record more about a
+    # commit); anything else is not a commit.
+    found: list[str] = []
+    for entry in value if isinstance(value, list) else ():
+        sha = entry.get("sha") if isinstance(entry, dict) else entry
+        if isinstance(sha, str) and sha:
+            found.append(sha)
+    return tuple(found)
 
 
 def save(path: Path, session: Session) -> None:
@@ -253,6 +267,44 @@ def start(
     return session
 
 
+def begin(
+    root: Path, top: Path, session_id: str, *, max_attempts: int, max_runtime: float
+) -> Session:
+    """Start a session in the project `root`, inside the git work tree `top`: the user's
+    files are the ones with uncommitted work now, by content against HEAD (no index flag
+    hides one), plus any .gitignore that ignores itself, agentloop's own state aside. What
+    the agent must not destroy is kept where `agentloop check` compares with it: that work
+    as a patch (to put it back) and the repository's git state, written before the record,
+    which is what makes a session active. It writes git objects: run it outside Claude
+    Code's sandbox (the /autofix hook does)."""
+    from agentloop.rails.gitstate import GitState
+
+    # agentloop's own state must not count as the user's work (nor dirty the tree).
+    git.ignore_locally(root, ".agentloop/")
+    base_sha = git.rev_parse(top, "HEAD^{commit}") or ""
+    work = git.snapshot_tree(top, base_sha or git.empty_tree(top))
+    rel = root.relative_to(top).as_posix()
+    own = ".agentloop/" if rel == "." else f"{rel}/.agentloop/"
+    user_files = sorted(
+        {p for p in (*work.changed, *git.hidden_ignore_files(top)) if not p.startswith(own)}
+    )
+    path = path_of(root, session_id)
+    patch = work_patch(path)
+    patch.unlink(missing_ok=True)
+    git.save_tree_diff(top, work.base_tree, work.tree, patch)
+    git_state_file(path).write_text(GitState.capture(top).to_json(), encoding="utf-8")
+    return start(
+        root,
+        session_id,
+        max_attempts=max_attempts,
+        max_runtime=max_runtime,
+        toplevel=top,
+        user_files=user_files,
+        base_sha=base_sha,
+        user_work=[UserFile(name, content_hash(top / name)) for name in user_files],
+    )
+
+
 def record_verification(
     path: Path, failing: Iterable[FailingTask], now: float | None = None
 ) -> Session | None:
@@ -266,13 +318,31 @@ def record_verification(
     return session
 
 
-def record_commit(path: Path, sha: str) -> Session:
-    """Note a commit agentloop made for the session (the hook for its commit tool), so
-    `agentloop check` lets the branch advance through it."""
+def record_commit(path: Path, sha: str) -> Session | None:
+    """Note a commit agentloop's commit tool made for an active session, so `agentloop
+    check` lets the branch advance through it; None when the session has ended."""
     session = load(path)
+    if not session.active:
+        return None
     session = replace(session, commits=(*session.commits, sha))
     save(path, session)
     return session
+
+
+def fresh(path: Path, now: float | None = None, *, within: float = FRESH) -> Session | None:
+    """The session at `path` if it was started moments ago and nothing happened in it
+    since: the /autofix hook starts the session outside the sandbox just before the
+    skill's own `agentloop session start` runs inside it, which then shows that record
+    rather than starting over (inside the sandbox, git sees the sandbox's placeholder
+    files as the user's changes)."""
+    try:
+        session = load(path)
+    except SessionError:
+        return None
+    age = (time.time() if now is None else now) - session.started_at
+    if session.active and not session.verifications and 0 <= age <= within:
+        return session
+    return None
 
 
 def end(path: Path, now: float | None = None) -> Session:

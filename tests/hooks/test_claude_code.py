@@ -82,7 +82,7 @@ def test_autofix_loads_the_skill_with_the_limits_of_the_projects_config(
     # The skill's own words reached the model...
     assert "<command-name>/autofix</command-name>" in first
     assert "# /autofix: agentloop's autofix loop" in first
-    for line in ("**Never `git push`**", "**Commit only when green**"):
+    for line in ("**Never `git push`**", "**Commit only when green, only through"):
         assert line in skill
         assert json.dumps(line)[1:-1] in first
     # ...with the limits `agentloop session start` read from agentloop.yaml, not the defaults.
@@ -141,13 +141,16 @@ def test_the_guard_denies_forbidden_writes_and_push_and_allows_ordinary_edits(
         )  # fmt: skip
         results = results_by_id(s)
     for denied in ("toolu_edit_auth", "toolu_bash_auth", "toolu_push", "toolu_edit_settings"):
-        content, is_error = results[denied]
-        assert is_error, denied
-        assert "agentloop rails" in content, (denied, content)
-    assert "auth/token.py is a forbidden path" in results["toolu_edit_auth"][0]
+        assert results[denied][1], denied
+    # The file tools meet the permission deny rules init wrote before any hook runs (a
+    # rule holds even when a hook times out, which lets the call through); Bash meets
+    # the guard first, which says why.
+    for by_rule in ("toolu_edit_auth", "toolu_edit_settings"):
+        assert "denied by your permission settings" in results[by_rule][0], by_rule
+    assert "agentloop rails" in results["toolu_bash_auth"][0]
     assert "write auth/token.py" in results["toolu_bash_auth"][0]
+    assert "agentloop rails" in results["toolu_push"][0]
     assert "git push" in results["toolu_push"][0]
-    assert ".claude/settings.json" in results["toolu_edit_settings"][0]
     assert not results["toolu_edit_calc"][1], results["toolu_edit_calc"]
     denied_ids = {d["tool_use_id"] for d in result["permission_denials"]}
     assert denied_ids == {"toolu_edit_auth", "toolu_bash_auth", "toolu_push", "toolu_edit_settings"}

@@ -5,7 +5,6 @@ JSON on stdin, the answer on stdout and in the exit code, through the installed 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -191,43 +190,53 @@ def test_a_guard_that_cannot_decide_blocks(
 
 
 def run_script(
-    name: str, payload: str, repo: Path, home: Path, path: str
+    name: str, payload: str, repo: Path, home: Path, command: Path | None
 ) -> subprocess.CompletedProcess[str]:
     """An installed hook script as Claude Code runs it: `sh <script>` with the event on
-    stdin, through the command line settings.json registers (`|| exit 2` for the guard)."""
+    stdin, through the command line settings.json registers (`|| exit 2` for the guard and
+    the /autofix hook), with `command` recorded as the agentloop to run (None: no record).
+    PATH holds a working agentloop: the scripts must not look there."""
     hooks = repo / ".claude" / "hooks"
     hooks.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(str(HOOKS / name), hooks / name)
-    suffix = " || exit 2" if name == "guard.sh" else ""
-    env = agentloop_env(home, {"CLAUDE_PROJECT_DIR": str(repo), "PATH": path})
+    record = repo / ".agentloop" / "command"
+    if command is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(f"{command}\n")
+    suffix = " || exit 2" if name in ("guard.sh", "autofix.sh") else ""
+    env = agentloop_env(home, {"CLAUDE_PROJECT_DIR": str(repo)})
     return subprocess.run(
         ["bash", "-c", f'sh "$CLAUDE_PROJECT_DIR/.claude/hooks/{name}"{suffix}'],
         input=payload, cwd=repo, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
 
 
-def fake_agentloop(directory: Path, body: str) -> str:
-    """A PATH whose only `agentloop` is this shell script (plus what sh needs)."""
+def fake_agentloop(directory: Path, body: str) -> Path:
+    """An `agentloop` that is this shell script."""
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "agentloop"
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return os.pathsep.join([str(directory), "/usr/bin", "/bin"])
+    return script
 
 
-def test_the_installed_guard_script_runs_the_package_and_denies(
+def installed_agentloop() -> Path:
+    return Path(sys.executable).parent / "agentloop"
+
+
+def test_the_installed_guard_script_runs_the_recorded_agentloop_and_denies(
     repo: Path, isolated_home: Path
 ) -> None:
-    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])
     payload = event(repo, "Bash", tool_input={"command": "echo x > auth/token.py"})
-    done = run_script("guard.sh", payload, repo, isolated_home, path)
+    done = run_script("guard.sh", payload, repo, isolated_home, installed_agentloop())
     assert decision(done)[0] == "deny"
 
 
 @pytest.mark.parametrize(
     ("case", "body"),
     [
-        ("agentloop missing", None),
+        ("no record", None),
+        ("the recorded agentloop is gone", "gone"),
         ("agentloop crashes with exit 1", "echo boom >&2; exit 1"),
         ("agentloop crashes with exit 3", "exit 3"),
         ("agentloop killed", "kill -9 $$"),
@@ -236,13 +245,31 @@ def test_the_installed_guard_script_runs_the_package_and_denies(
 def test_the_installed_guard_script_fails_closed(
     repo: Path, isolated_home: Path, tmp_path: Path, case: str, body: str | None
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    path = fake_agentloop(bin_dir, body) if body else os.pathsep.join(["/usr/bin", "/bin"])
-    payload = event(repo, "Edit", tool_input={"file_path": str(repo / "calc.py")})
-    done = run_script("guard.sh", payload, repo, isolated_home, path)
-    assert done.returncode == 2, case
     if body is None:
-        assert "agentloop command is not installed" in done.stderr
+        command = None
+    elif body == "gone":
+        command = tmp_path / "moved" / "bin" / "agentloop"
+    else:
+        command = fake_agentloop(tmp_path / "bin", body)
+    payload = event(repo, "Edit", tool_input={"file_path": str(repo / "calc.py")})
+    done = run_script("guard.sh", payload, repo, isolated_home, command)
+    assert done.returncode == 2, case
+    if body in (None, "gone"):
+        # The reason reaches Claude (and the user): what broke and what to run.
+        assert "agentloop guard: cannot run" in done.stderr
+        assert "run `agentloop init`" in done.stderr
+    if body == "gone":
+        assert str(command) in done.stderr
+
+
+def test_the_autofix_script_fails_closed_when_agentloop_is_gone(
+    repo: Path, isolated_home: Path, tmp_path: Path
+) -> None:
+    payload = json.dumps({"session_id": SESSION, "hook_event_name": "UserPromptExpansion"})
+    for command in (None, tmp_path / "gone" / "agentloop"):
+        done = run_script("autofix.sh", payload, repo, isolated_home, command)
+        assert done.returncode == 2
+        assert "/autofix cannot start" in done.stderr
 
 
 def test_a_missing_guard_script_blocks_through_the_registered_command(
@@ -259,12 +286,11 @@ def test_a_missing_guard_script_blocks_through_the_registered_command(
 def test_the_other_scripts_fail_open_when_agentloop_is_missing(
     repo: Path, isolated_home: Path
 ) -> None:
-    path = os.pathsep.join(["/usr/bin", "/bin"])
-    for name in ("stop-gate.sh", "post-edit.sh"):
-        done = run_script(name, event(repo), repo, isolated_home, path)
+    for name in ("stop-gate.sh", "post-edit.sh", "session-end.sh"):
+        done = run_script(name, event(repo), repo, isolated_home, None)
         # 1 is Claude Code's non-blocking error: the session goes on, the log says why.
         assert done.returncode == 1, name
-        assert "not installed" in done.stderr
+        assert "cannot run agentloop (no .agentloop/command)" in done.stderr
 
 
 # ---------------------------------------------------------------- sessions and the stop gate

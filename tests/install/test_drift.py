@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentloop.install import files, settings
+from agentloop.install import files, mcpjson, settings
 
 REPO = Path(__file__).resolve().parents[2]
 FIX = (
@@ -30,6 +30,21 @@ def test_the_repositorys_settings_register_exactly_our_hooks() -> None:
     doc = json.loads(path.read_text("utf-8"))
     assert settings.problem(doc) is None
     assert settings.ours(doc) == {h.event: [h.group()] for h in settings.HOOKS}, FIX
+    # The sandbox is on for sessions in this repository too. (Its paths depend on the
+    # checkout: a .venv holding agentloop is listed; nothing of this machine's is.)
+    sandbox = doc.get("sandbox", {})
+    assert sandbox.get("enabled") is True, FIX
+    assert sandbox.get("allowUnsandboxedCommands") is False, FIX
+    assert ".git" in sandbox["filesystem"]["denyWrite"], FIX
+    assert mcpjson.NAME in doc.get("enabledMcpjsonServers", []), FIX
+    assert str(REPO) not in path.read_text("utf-8")
+
+
+def test_the_repositorys_mcp_json_registers_our_server() -> None:
+    path = REPO / mcpjson.PATH
+    assert path.is_file(), f"{mcpjson.PATH} is missing: {FIX}"
+    servers = json.loads(path.read_text("utf-8"))["mcpServers"]
+    assert servers[mcpjson.NAME] == mcpjson.server(), FIX
 
 
 def test_no_marked_file_that_the_package_does_not_ship() -> None:

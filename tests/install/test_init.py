@@ -16,7 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from agentloop.config import load_config
-from agentloop.install import files, settings, texts
+from agentloop.install import files, mcpjson, settings, texts
 from agentloop.rails.paths import PROTECTED
 from agentloop.testing.repos import (
     SAMPLE_REPO,
@@ -136,14 +136,18 @@ def test_merged_settings_keep_every_user_key_and_hook(tmp_path: Path, isolated_h
     assert "merged .claude/settings.json" in done.stdout
     merged = json.loads((root / settings.PATH).read_text())
     users = json.loads(USERS_SETTINGS)
-    assert settings.unmerge(merged) == users
-    assert merged["permissions"] == users["permissions"]
+    record = json.loads((root / files.MANIFEST).read_text())
+    owned = settings.Owned.from_json(record["settings"]["owned"])
+    assert settings.unmerge(settings.unmerge_owned(merged, owned)) == users
+    # The user's rules first, where they were; ours after them.
+    assert merged["permissions"]["allow"] == users["permissions"]["allow"]
+    assert merged["permissions"]["deny"][0] == "Read(.env)"
+    assert "Edit(/.git/**)" in merged["permissions"]["deny"]
     assert merged["hooks"]["PreToolUse"][0] == users["hooks"]["PreToolUse"][0]
     assert settings.ours(merged) == {h.event: [h.group()] for h in settings.HOOKS}
     assert settings.problem(merged) is None
     assert (root / settings.PATH).read_text().endswith("}\n")
     # The original bytes are kept for uninstall.
-    record = json.loads((root / files.MANIFEST).read_text())
     assert (root / record["settings"]["backup"]).read_text() == USERS_SETTINGS
 
 
@@ -156,7 +160,13 @@ def test_what_a_fresh_install_writes(tmp_path: Path, isolated_home: Path) -> Non
         assert path.read_bytes() == asset.data
         assert path.stat().st_mode & 0o777 == (0o755 if asset.path.endswith(".sh") else 0o644)
         assert f"created {asset.path}" in done.stdout
-    assert json.loads((root / settings.PATH).read_text()) == settings.generated()
+    written = json.loads((root / settings.PATH).read_text())
+    assert written["hooks"] == settings.generated()["hooks"]
+    assert written["sandbox"]["enabled"] is True
+    assert written["enabledMcpjsonServers"] == ["agentloop"]
+    assert json.loads((root / mcpjson.PATH).read_text()) == {
+        "mcpServers": {"agentloop": {"type": "stdio", "command": "sh", "args": [mcpjson.SCRIPT]}}
+    }
     claude_md = (root / "CLAUDE.md").read_text()
     assert claude_md.startswith(texts.BEGIN + "\n")
     assert claude_md.endswith(texts.END + "\n")
@@ -170,6 +180,7 @@ def test_what_a_fresh_install_writes(tmp_path: Path, isolated_home: Path) -> Non
     status = run_git(root, "status", "--porcelain", "--untracked-files=all")
     assert ".agentloop" not in status
     assert "?? .claude/settings.json" in status
+    assert "?? .mcp.json" in status
 
 
 def test_gitignore_lines_are_appended_once(tmp_path: Path, isolated_home: Path) -> None:

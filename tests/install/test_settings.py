@@ -44,43 +44,25 @@ def test_the_schema_is_valid_and_knows_the_33_events() -> None:
 def test_generated_hooks_have_the_documented_shape() -> None:
     doc = settings.generated()
     assert settings.problem(doc) is None
+
+    def group(script: str, timeout: int, matcher: str | None, closed: bool) -> dict[str, Any]:
+        command = f'sh "$CLAUDE_PROJECT_DIR/.claude/hooks/{script}"'
+        handler = {
+            "type": "command",
+            "command": command + (" || exit 2" if closed else ""),
+            "timeout": timeout,
+        }
+        return {"hooks": [handler]} if matcher is None else {"matcher": matcher, "hooks": [handler]}
+
     assert doc == {
         "hooks": {
             "PreToolUse": [
-                {
-                    "matcher": "Edit|Write|MultiEdit|NotebookEdit|Bash",
-                    "hooks": [
-                        {
-                            "type": "command",
-                            "command": 'sh "$CLAUDE_PROJECT_DIR/.claude/hooks/guard.sh" || exit 2',
-                            "timeout": 30,
-                        }
-                    ],
-                }
+                group("guard.sh", 30, "Edit|Write|MultiEdit|NotebookEdit|Bash|Read|Grep|Glob", True)
             ],
-            "Stop": [
-                {
-                    "hooks": [
-                        {
-                            "type": "command",
-                            "command": 'sh "$CLAUDE_PROJECT_DIR/.claude/hooks/stop-gate.sh"',
-                            "timeout": 60,
-                        }
-                    ]
-                }
-            ],
-            "PostToolUse": [
-                {
-                    "matcher": "Edit|Write|MultiEdit",
-                    "hooks": [
-                        {
-                            "type": "command",
-                            "command": 'sh "$CLAUDE_PROJECT_DIR/.claude/hooks/post-edit.sh"',
-                            "timeout": 120,
-                        }
-                    ],
-                }
-            ],
+            "Stop": [group("stop-gate.sh", 60, None, False)],
+            "PostToolUse": [group("post-edit.sh", 120, "Edit|Write|MultiEdit", False)],
+            "UserPromptExpansion": [group("autofix.sh", 60, "autofix", True)],
+            "SessionEnd": [group("session-end.sh", 30, None, False)],
         }
     }
 
@@ -192,3 +174,94 @@ def test_parse_accepts_other_keys_and_handler_types() -> None:
         },
     }
     assert settings.parse(json.dumps(doc).encode()) == doc
+
+
+# ---------------------------------------------------------------- the rails' settings
+
+WANTED = settings.Wanted.of(
+    {
+        "sandbox": {
+            "enabled": True,
+            "failIfUnavailable": True,
+            "filesystem": {"denyWrite": [".git", "auth"], "denyRead": [".env"]},
+            "network": {"allowedDomains": []},
+        },
+        "permissions": {"deny": ["Edit(/auth/**)", "Read(/.env)"]},
+        "enabledMcpjsonServers": ["agentloop"],
+    }
+)
+
+
+def test_wanted_flattens_a_fragment_into_values_and_items() -> None:
+    assert dict(WANTED.values) == {"sandbox.enabled": True, "sandbox.failIfUnavailable": True}
+    assert dict(WANTED.items) == {
+        "sandbox.filesystem.denyWrite": (".git", "auth"),
+        "sandbox.filesystem.denyRead": (".env",),
+        "sandbox.network.allowedDomains": (),
+        "permissions.deny": ("Edit(/auth/**)", "Read(/.env)"),
+        "enabledMcpjsonServers": ("agentloop",),
+    }
+
+
+def test_merge_owned_into_nothing_writes_no_empty_list_and_takes_all_out_again() -> None:
+    merged, owned = settings.merge_owned({}, WANTED)
+    assert merged == {
+        "sandbox": {
+            "enabled": True,
+            "failIfUnavailable": True,
+            "filesystem": {"denyWrite": [".git", "auth"], "denyRead": [".env"]},
+        },
+        "permissions": {"deny": ["Edit(/auth/**)", "Read(/.env)"]},
+        "enabledMcpjsonServers": ["agentloop"],
+    }
+    assert settings.problem(merged) is None
+    assert settings.merge_owned(merged, WANTED, owned) == (merged, owned)
+    assert settings.unmerge_owned(merged, owned) == {}
+    # The record survives the manifest's JSON.
+    assert settings.Owned.from_json(json.loads(json.dumps(owned.to_json()))) == owned
+
+
+def test_merge_owned_keeps_the_users_items_values_and_order() -> None:
+    users: dict[str, Any] = {
+        "sandbox": {"enabled": False, "filesystem": {"denyWrite": ["secrets", "auth"]}},
+        "permissions": {"deny": ["Bash(rm *)"], "allow": ["Bash(make)"]},
+    }
+    original = copy.deepcopy(users)
+    merged, owned = settings.merge_owned(users, WANTED)
+    assert users == original
+    assert merged["sandbox"]["enabled"] is True
+    # The user's entries first, where they were; "auth" was theirs already: not ours.
+    assert merged["sandbox"]["filesystem"]["denyWrite"] == ["secrets", "auth", ".git"]
+    assert owned.items["sandbox.filesystem.denyWrite"] == (".git",)
+    assert merged["permissions"]["deny"][0] == "Bash(rm *)"
+    assert owned.values["sandbox.enabled"] == {"set": True, "was": False}
+    assert settings.unmerge_owned(merged, owned) == original
+
+
+def test_merge_owned_again_replaces_ours_in_place() -> None:
+    merged, owned = settings.merge_owned({"permissions": {"deny": ["Bash(rm *)"]}}, WANTED)
+    merged["permissions"]["deny"].append("Bash(curl *)")  # the user's, after ours
+    later = settings.Wanted.of(
+        {
+            "sandbox": {"enabled": True, "filesystem": {"denyWrite": [".git", "payments"]}},
+            "permissions": {"deny": ["Read(/.env)", "Edit(/payments/**)"]},
+        }
+    )
+    again, owned2 = settings.merge_owned(merged, later, owned)
+    assert again["permissions"]["deny"] == [
+        "Bash(rm *)", "Read(/.env)", "Bash(curl *)", "Edit(/payments/**)",
+    ]  # fmt: skip
+    assert again["sandbox"]["filesystem"] == {"denyWrite": [".git", "payments"]}
+    # No longer wanted: the value init set goes back to what it was (absent).
+    assert "failIfUnavailable" not in again["sandbox"]
+    assert "enabledMcpjsonServers" not in again
+    assert settings.unmerge_owned(again, owned2) == {
+        "permissions": {"deny": ["Bash(rm *)", "Bash(curl *)"]}
+    }
+
+
+def test_a_value_the_user_changed_after_init_stays_theirs_on_uninstall() -> None:
+    merged, owned = settings.merge_owned({}, WANTED)
+    merged["sandbox"]["failIfUnavailable"] = False
+    rest = settings.unmerge_owned(merged, owned)
+    assert rest == {"sandbox": {"failIfUnavailable": False}}

@@ -147,17 +147,18 @@ def scoped_tools(allowed: Sequence[str], top: Path) -> tuple[str, ...]:
 # ---------------------------------------------------------------- which paths
 
 
-def matching(top: Path, spec: ForbiddenPaths) -> list[Path]:
+def matching(top: Path, spec: ForbiddenPaths, also: Iterable[str] = ()) -> list[Path]:
     """The existing files and directories under `top` that `spec` matches; a directory
     stands for everything in it when any file in it would be forbidden, whatever its
     name (`**/auth/**` → `auth/`). Listed from git (tracked, untracked, and the ignored
     entries with directories collapsed): walking a tree with a node_modules in it would
-    take longer than the session."""
+    take longer than the session. `also`: top-relative paths about to be created, listed
+    as if they were there."""
     if not top.is_dir():
         return []
     found: list[Path] = []
     covered: set[str] = set()
-    for name in sorted(git.listed_paths(top)):
+    for name in sorted({*git.listed_paths(top), *also}):
         parts = name.rstrip("/").split("/")
         prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
         if any(prefix in covered for prefix in prefixes):
@@ -235,6 +236,129 @@ def build_policy(
         network=tuple(network),
         sandboxed=sandboxed,
     )
+
+
+# ---------------------------------------------------------------- a project's own sessions
+
+
+def project_policy(
+    *,
+    root: Path,
+    top: Path,
+    forbidden: ForbiddenPaths,
+    secrets: Sequence[str],
+    network: Sequence[str] = (),
+    home: Path,
+    state: Iterable[str] = (),
+    installation: Iterable[Path] = (),
+    planned: Iterable[str] = (),
+) -> Policy:
+    """The policy of every Claude Code session started in the project `root` (inside the
+    git work tree `top`), as `agentloop init` writes it into .claude/settings.json: the
+    user's own sessions and /autofix, not agentloop's headless runs (`build_policy`).
+
+    What differs from a headless run, and why: the session works in the user's checkout,
+    so writes are allowed where Claude Code allows them by default (the directory it was
+    started in, which is `root`); the git directory, the forbidden and protected paths,
+    `state` (agentloop's records under .agentloop/, except the ones `agentloop detect`
+    writes from inside the sandbox) and agentloop's `installation` are read-only; the
+    project's other environments stay writable, so the user can still have Claude install
+    a package (the network is the allow-list and, interactively, Claude Code's prompt).
+    Only paths that exist are listed (and the `planned` ones, relative to `root`, that
+    init is about to write, so that a second init writes the same): a missing `.git`
+    masked in the sandbox would stop git working there, and a missing directory is
+    created, empty, in its place."""
+    root, top = root.resolve(), top.resolve()
+
+    def inside(paths: Iterable[Path]) -> list[Path]:
+        return [p for p in paths if p == root or root in p.parents]
+
+    protected = [
+        root / p.removesuffix("/**")
+        for p in PROTECTED
+        if "*" not in p.removesuffix("/**") and not p.startswith(".agentloop")
+    ]
+    deny_write = [
+        *([root / ".git"] if os.path.lexists(root / ".git") else []),
+        *inside(matching(top, forbidden, also=[_under(root / p, top) for p in planned])),
+        *protected,
+        *(root / s for s in state),
+        *inside(installation),
+    ]
+    deny_read = [*inside(matching(top, ForbiddenPaths(tuple(secrets)))), *home_secrets(home)]
+    return Policy(
+        write=(root,),
+        deny_write=tuple(dict.fromkeys(deny_write)),
+        deny_read=tuple(dict.fromkeys(deny_read)),
+        # Claude Code merges Edit(...) deny rules into the sandbox's denyWrite: a rule for
+        # all of .agentloop/ would stop `agentloop detect` recording the session.
+        deny_edit_globs=tuple(
+            dict.fromkeys(
+                p
+                for p in (*forbidden.patterns, *PROTECTED)
+                if not p.startswith(("!", ".agentloop"))
+            )
+        ),
+        deny_read_globs=tuple(secrets),
+        network=tuple(network),
+    )
+
+
+def _under(path: Path, top: Path) -> str:
+    return path.relative_to(top).as_posix()
+
+
+def _portable(path: Path, root: Path, home: Path) -> tuple[str, str]:
+    """`path` for a committed settings file, as (a sandbox path, a permission-rule path):
+    relative to the project (both forms verified with Claude Code 2.1.332 from the
+    project's .claude/settings.json: a bare relative sandbox path and a `/`-anchored rule
+    are taken from the project directory, so a moved or cloned checkout keeps them; a
+    sandbox path `/auth` is the root's /auth, and `./auth` broke the session's working
+    directory), `~/` under the home directory, `//` absolute elsewhere (ignored where it
+    does not exist)."""
+    if path == root or root in path.parents:
+        relative = path.relative_to(root).as_posix()
+        return relative, "/" + relative
+    if home in path.parents:
+        relative = "~/" + path.relative_to(home).as_posix()
+        return relative, relative
+    return _abs(path), _abs(path)
+
+
+def project_settings(policy: Policy, *, home: Path) -> dict[str, Any]:
+    """Settings for the project's .claude/settings.json that put `policy` in force.
+
+    Unlike `settings`, nothing here is tied to this machine (no absolute path into the
+    project or the home directory), and the user keeps the choices that are theirs:
+    whether sandboxed commands still ask (`autoAllowBashIfSandboxed`), where else writes
+    may go."""
+    root = policy.write[0]
+
+    def where(path: Path) -> tuple[str, str]:
+        return _portable(path, root, home)
+
+    deny: list[str] = []
+    for path in policy.deny_write:
+        rule = where(path)[1]
+        deny += [f"Edit({rule})", f"Edit({rule}/**)"]
+    deny += [f"Edit(/{_rule_glob(g)})" for g in policy.deny_edit_globs]
+    for path in policy.deny_read:
+        rule = where(path)[1]
+        deny += [f"Read({rule})", f"Read({rule}/**)"]
+    deny += [f"Read(/{_rule_glob(g)})" for g in policy.deny_read_globs]
+    return {
+        "sandbox": {
+            "enabled": True,
+            "failIfUnavailable": True,
+            "allowUnsandboxedCommands": False,
+            "filesystem": {
+                "denyWrite": [where(p)[0] for p in policy.deny_write],
+                "denyRead": [where(p)[0] for p in policy.deny_read],
+            },
+            "network": {"allowedDomains": list(policy.network)},
+        },
+        "permissions": {"deny": list(dict.fromkeys(deny))},
+    }
 
 
 # ---------------------------------------------------------------- is there one

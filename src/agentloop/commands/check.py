@@ -13,7 +13,9 @@ Inside an active /autofix session (the agent works in the user's own checkout) i
 compares with what `agentloop session start` saved: every file the user had uncommitted
 work in must have the content it had then, and git's shared state (refs, the stash, config,
 hooks, info) must not have moved, but for the current branch advancing through the
-commits agentloop made for the session.
+commits agentloop made for the session. `agentloop check` needs git's object store, so
+inside Claude Code's sandbox an /autofix session calls the same check through agentloop's
+MCP server instead (`evaluate`, from commands.mcp).
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ from __future__ import annotations
 import os
 import shlex
 import tempfile
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from agentloop import errors, git, output
 from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import CONFIG_FILE, RailsConfig, load_config
 from agentloop.errors import ConfigError, UsageError
-from agentloop.rails.change import SessionViolation, check_change
+from agentloop.rails.change import ChangeCheck, SessionViolation, check_change
 from agentloop.rails.gitstate import GitState, StateChange
 from agentloop.rails.paths import ForbiddenPaths
 
 _CONFIG_FILES = (CONFIG_FILE, "pyproject.toml")
+# Set in the environment of every command Claude Code's sandbox runs (2.1.332).
+_IN_SANDBOX = "SANDBOX_RUNTIME"
 
 
 def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> int:
@@ -45,45 +50,87 @@ def check(*, repo: Path, base: str | None, forbid: list[str], as_json: bool) -> 
     )
     config, _ = load_config(root)
     _forbidden(config.rails, forbid, top)  # a bad pattern fails before any git work
-    found = _active_session(root)
-    mine: set[str] = set()
+    try:
+        checked = evaluate(
+            root, top, config.rails, base=base, forbid=forbid, session=_active_session(root)
+        )
+    except git.GitError as exc:
+        if os.environ.get(_IN_SANDBOX):
+            raise UsageError(
+                "agentloop check cannot read the change from inside Claude Code's sandbox "
+                "(git's object store is read-only there, and git sees the sandbox's "
+                "placeholder files and unreadable secrets as changes)",
+                hint="call agentloop's MCP tool instead: mcp__agentloop__check",
+            ) from exc
+        raise
+    if as_json:
+        output.print_json(checked.doc(top))
+    else:
+        output.print_check(checked.result, base=checked.base, base_sha=checked.base_sha)
+    return errors.OK if checked.result.ok else errors.FAILURES_FOUND
+
+
+@dataclass(frozen=True)
+class Checked:
+    result: ChangeCheck
+    forbidden: ForbiddenPaths
+    base: str
+    base_sha: str
+
+    def doc(self, top: Path) -> dict[str, Any]:
+        return output.check_doc(
+            self.result,
+            repository=top,
+            base=self.base,
+            base_sha=self.base_sha,
+            patterns=self.forbidden.patterns,
+        )
+
+
+def evaluate(
+    root: Path,
+    top: Path,
+    rails: RailsConfig,
+    *,
+    base: str | None,
+    forbid: Sequence[str] = (),
+    session: tuple[Path, session_mod.Session] | None = None,
+    exclude: Iterable[str] = (),
+    paths: Sequence[str] | None = None,
+) -> Checked:
+    """The rails on the change since `base` (None: HEAD, or in an active `session` HEAD as
+    it was when the session started, so fixes already committed are checked too, and
+    without the files the user had uncommitted then: theirs, not the agent's). Every
+    changed path but `exclude`, or only `paths` (what a commit would take; top-relative).
+    The rules are the ones at the base whenever the change touches the configuration,
+    named or not; a session adds its own checks (the user's work, git's state)."""
+    mine: set[str] = set(exclude)
     if base is None:
         base = "HEAD"
-        # In a session the change is the session's: since HEAD as it was when the session
-        # started, so fixes the agent already committed are checked too, and without the
-        # files the user had uncommitted then (theirs, not the agent's: see below).
-        if found is not None and found[1].base_sha:
-            base, mine = found[1].base_sha, set(found[1].user_files)
+        if session is not None and session[1].base_sha:
+            base = session[1].base_sha
+            mine |= set(session[1].user_files)
     base_sha = _resolve(top, base)
     own = _own_dir(root, top)
     snapshot = git.snapshot_tree(top, base_sha)
-    changed = sorted(
+    everything = sorted(
         path
         for path in {*snapshot.changed, *git.hidden_ignore_files(top)}
-        if not path.startswith(own) and path not in mine
+        if not path.startswith(own)
     )
-    rails = _rails_at_base(
-        config.rails, root=root, top=top, base=base, sha=base_sha, changed=changed
-    )
-    forbidden = _forbidden(rails, forbid, top)
+    changed = [p for p in everything if p not in mine] if paths is None else list(paths)
+    at_base = _rails_at_base(rails, root=root, top=top, base=base, sha=base_sha, changed=everything)
+    forbidden = _forbidden(at_base, forbid, top)
     result = check_change(
         changed,
         forbidden=forbidden,
-        allow_test_edits=rails.allow_test_edits,
+        allow_test_edits=at_base.allow_test_edits,
         before=lambda path: git.show_file(top, base_sha, path),
         after=lambda path: _read(top / path),
     )
-    if found is not None:
-        result = replace(result, session=_session_violations(root, top, *found))
-    if as_json:
-        output.print_json(
-            output.check_doc(
-                result, repository=top, base=base, base_sha=base_sha, patterns=forbidden.patterns
-            )
-        )
-    else:
-        output.print_check(result, base=base, base_sha=base_sha)
-    return errors.OK if result.ok else errors.FAILURES_FOUND
+    if session is not None and paths is None:
+        result = replace(result, session=_session_violations(root, top, *session))
+    return Checked(result, forbidden, base, base_sha)
 
 
 def _active_session(root: Path) -> tuple[Path, session_mod.Session] | None:

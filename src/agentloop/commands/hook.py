@@ -2,8 +2,9 @@
 
 Claude Code, not errors.guarded, gives these exit codes their meaning (hooks.protocol), so
 this command maps its own failures: the guard fails closed (exit 2 blocks the tool call;
-exit 1 or 3 would let it through), the stop gate and the post-edit check fail open (exit 1:
-a broken gate must never trap a session, a broken linter never stop one).
+exit 1 or 3 would let it through), and so does the /autofix hook (exit 2: no loop without
+the user's files held); the stop gate, the post-edit check and the session end fail open
+(exit 1: a broken gate must never trap a session, a broken linter never stop one).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TextIO
 
 from agentloop import errors
 from agentloop.hooks.protocol import (
+    BLOCK,
     NON_BLOCKING,
     HookAnswer,
     HookEvent,
@@ -22,7 +24,9 @@ from agentloop.hooks.protocol import (
     read_event,
 )
 
-NAMES = ("guard", "stop-gate", "post-edit")
+NAMES = ("guard", "stop-gate", "post-edit", "autofix", "session-end")
+# Hooks whose failure must block what they guard.
+_FAIL_CLOSED = {"guard", "autofix"}
 
 
 def _guard(event: HookEvent) -> HookAnswer:
@@ -45,10 +49,24 @@ def _post_edit(event: HookEvent) -> HookAnswer:
     return post_edit(event, config)
 
 
+def _autofix(event: HookEvent) -> HookAnswer:
+    from agentloop.hooks.autofix import autofix
+
+    return autofix(event)
+
+
+def _session_end(event: HookEvent) -> HookAnswer:
+    from agentloop.hooks.session_end import session_end
+
+    return session_end(event)
+
+
 _HANDLERS: dict[str, Callable[[HookEvent], HookAnswer]] = {
     "guard": _guard,
     "stop-gate": _stop_gate,
     "post-edit": _post_edit,
+    "autofix": _autofix,
+    "session-end": _session_end,
 }
 
 
@@ -70,6 +88,8 @@ def answer(name: str, stdin: TextIO) -> HookAnswer:
     except Exception as exc:
         if name == "guard":
             return failed_closed(_describe(exc))
+        if name in _FAIL_CLOSED:
+            return HookAnswer(exit_code=BLOCK, stderr=f"agentloop {name}: {_describe(exc)}")
         return HookAnswer(exit_code=NON_BLOCKING, stderr=f"agentloop {name}: {_describe(exc)}")
 
 

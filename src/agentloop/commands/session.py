@@ -2,20 +2,22 @@
 
 `start` is run by the skill itself (a `!` line, before the model reads the skill), so the
 limits the model is given come from the project's configuration, as for `agentloop run`.
+The session itself is started a moment before by agentloop's /autofix hook, outside the
+sandbox (hooks.autofix): `start` shows that record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
-from agentloop import errors, git, output
+from agentloop import errors, locks, output
 from agentloop import session as session_mod
 from agentloop.commands._project import git_project
 from agentloop.config import load_config
 from agentloop.errors import UsageError
-from agentloop.rails.gitstate import GitState
 from agentloop.rails.paths import ForbiddenPaths
 
 
@@ -33,51 +35,30 @@ def start(*, repo: Path, session_id: str | None, as_json: bool) -> int:
     root, toplevel = git_project(repo, why="/autofix reverts and commits with git")
     config, source = load_config(root)
     sid = _session_id(session_id)
-    # agentloop's own state must not count as the user's work (nor dirty the tree).
-    git.ignore_locally(root, ".agentloop/")
-    base_sha = git.rev_parse(toplevel, "HEAD^{commit}") or ""
-    user_files, work = _users_work(root, toplevel, base_sha)
-    # What the agent must not destroy, kept where `agentloop check` compares with it: the
-    # user's work as a patch (to put it back) and the repository's git state. Written
-    # before the record, which is what makes a session active.
-    path = session_mod.path_of(root, sid)
-    patch = session_mod.work_patch(path)
-    patch.unlink(missing_ok=True)
-    git.save_tree_diff(toplevel, work.base_tree, work.tree, patch)
-    session_mod.git_state_file(path).write_text(
-        GitState.capture(toplevel).to_json(), encoding="utf-8"
-    )
-    record = session_mod.start(
-        root,
-        sid,
-        max_attempts=config.run.max_attempts,
-        max_runtime=config.run.max_runtime,
-        toplevel=toplevel,
-        user_files=user_files,
-        base_sha=base_sha,
-        user_work=[
-            session_mod.UserFile(name, session_mod.content_hash(toplevel / name))
-            for name in user_files
-        ],
-    )
+    # Typing /autofix ran agentloop's hook first, outside the sandbox: its record stands.
+    record = session_mod.fresh(session_mod.path_of(root, sid))
+    if record is None:
+        if os.environ.get("SANDBOX_RUNTIME"):
+            # Starting one needs git's object store, which the sandbox keeps read-only.
+            raise UsageError(
+                "the /autofix session was not started by agentloop's hook, and cannot be "
+                "started from inside Claude Code's sandbox",
+                hint="run `agentloop init` in the project (it registers the /autofix hook) "
+                "and type /autofix again",
+            )
+        record = session_mod.begin(
+            root,
+            toplevel,
+            sid,
+            max_attempts=config.run.max_attempts,
+            max_runtime=config.run.max_runtime,
+        )
     forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
     if as_json:
         output.print_json(output.session_doc(record, forbidden.patterns, source, time.time()))
     else:
         output.print_session_start(record, forbidden.patterns, source)
     return errors.OK
-
-
-def _users_work(root: Path, top: Path, base_sha: str) -> tuple[list[str], git.Snapshot]:
-    """The files with uncommitted work of the user's (by content: index flags hide
-    nothing), and the snapshot of it. A .gitignore that ignores itself is one of them."""
-    work = git.snapshot_tree(top, base_sha or git.empty_tree(top))
-    own = root.relative_to(top).as_posix()
-    own = ".agentloop/" if own == "." else f"{own}/.agentloop/"
-    files = [
-        path for path in (*work.changed, *git.hidden_ignore_files(top)) if not path.startswith(own)
-    ]
-    return sorted(set(files)), work
 
 
 def _load(repo: Path, session_id: str | None) -> tuple[Path, session_mod.Session]:
@@ -105,5 +86,9 @@ def status(*, repo: Path, session_id: str | None, as_json: bool) -> int:
 
 
 def stop(*, repo: Path, session_id: str | None, as_json: bool) -> int:
-    path, _ = _load(repo, session_id)
+    path, record = _load(repo, session_id)
+    # The user's files go back to the agent's commands. Inside the sandbox (the skill's
+    # last step) this cannot write the settings file; the stop gate does it then.
+    with contextlib.suppress(OSError, errors.AgentloopError):
+        locks.release(path.parents[2], record.id)
     return _show(session_mod.end(path), as_json)

@@ -99,10 +99,14 @@ class Backup:
 
 @dataclass(frozen=True)
 class SettingsRecord:
+    """A JSON file of the user's that init merges into (.claude/settings.json, .mcp.json)."""
+
     existed: bool
-    # The original bytes of a settings.json that was there before init: uninstall writes
-    # them back when nothing else changed, so the user's formatting survives.
+    # The original bytes of a file that was there before init: uninstall writes them back
+    # when nothing else changed, so the user's formatting survives.
     backup: str | None = None
+    # settings.json: what of it is init's besides the hooks (settings.Owned, as JSON).
+    owned: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Manifest:
     # installed.
     files: Mapping[str, str] = field(default_factory=dict)
     settings: SettingsRecord | None = None
+    mcp: SettingsRecord | None = None
     claude_md: BlockRecord | None = None
     gitignore: LinesRecord | None = None
     created_dirs: tuple[str, ...] = ()
@@ -147,6 +152,7 @@ def dump_manifest(manifest: Manifest) -> bytes:
         "agentloop_version": manifest.agentloop_version,
         "files": {path: {"sha256": sha} for path, sha in sorted(manifest.files.items())},
         "settings": record(manifest.settings),
+        "mcp": record(manifest.mcp),
         "claude_md": record(manifest.claude_md),
         "gitignore": record(manifest.gitignore),
         "created_dirs": sorted(manifest.created_dirs),
@@ -178,6 +184,8 @@ def read_manifest(root: Path) -> Manifest | None:
             agentloop_version=str(doc["agentloop_version"]),
             files={str(p): str(entry["sha256"]) for p, entry in doc["files"].items()},
             settings=opt(SettingsRecord, doc["settings"]),
+            # Absent from records written before agentloop registered its MCP server.
+            mcp=opt(SettingsRecord, doc.get("mcp")),
             claude_md=opt(BlockRecord, doc["claude_md"]),
             gitignore=opt(LinesRecord, doc["gitignore"]),
             created_dirs=tuple(str(d) for d in doc["created_dirs"]),

@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from agentloop import __version__
+from agentloop import __version__, git, history, locks
+from agentloop.agents import sandbox
+from agentloop.config import Config
 from agentloop.errors import UsageError
-from agentloop.install import files, settings, texts
+from agentloop.install import entry, files, mcpjson, settings, texts
 from agentloop.install.files import (
     MANIFEST,
     Backup,
@@ -36,6 +40,7 @@ from agentloop.install.files import (
     Write,
 )
 from agentloop.install.model import Action, FileResult, InitReport
+from agentloop.rails.paths import ForbiddenPaths
 
 
 class _Plan:
@@ -51,8 +56,9 @@ class _Plan:
         self.notes: list[str] = []
         self.backups: list[Backup] = list(old.backups) if old else []
         self.taken: set[str] = {b.backup for b in self.backups}
-        if old and old.settings and old.settings.backup:
-            self.taken.add(old.settings.backup)
+        for record in (old.settings, old.mcp) if old else ():
+            if record and record.backup:
+                self.taken.add(record.backup)
 
     def report(self, path: str, action: Action, detail: str = "") -> None:
         self.results.append(FileResult(path, action, detail))
@@ -144,7 +150,7 @@ def _plan_assets(plan: _Plan) -> dict[str, str]:
     # Files an older agentloop installed that this one no longer ships.
     for rel, sha in sorted(old.files.items()) if old else ():
         path = root / rel
-        if rel in owned or rel == texts.CONFIG_FILE or not os.path.lexists(path):
+        if rel in owned or rel in (texts.CONFIG_FILE, entry.RECORD) or not os.path.lexists(path):
             continue
         if _is_plain_file(path) and files.sha256(path.read_bytes()) == sha:
             _restore_or_remove(plan, rel, "no longer shipped")
@@ -186,28 +192,120 @@ def _plan_config(plan: _Plan, project: texts.ProjectConfig) -> str | None:
     return None
 
 
-def _plan_settings(plan: _Plan) -> SettingsRecord:
+# agentloop's records the agent's commands may not write (its sessions and the reports
+# its suites write stay writable: `agentloop detect` runs inside the sandbox). Listed
+# whether they exist or not (a missing one is masked, so it cannot be made either): the
+# /autofix hook writes the lock record mid-session, and the settings must not change
+# with what agentloop happened to have written so far.
+_STATE = (
+    MANIFEST,
+    entry.RECORD,
+    locks.LEDGER,
+    files.BACKUPS,
+    ".agentloop/runs",
+    history.LEDGER.as_posix(),
+)
+
+
+def rails_settings(root: Path, config: Config, command: Path) -> settings.Wanted:
+    """The sandbox, permission deny rules and MCP approval init puts into settings.json:
+    every session in this project, the user's own included, runs its commands in the
+    sandbox (see agents.sandbox.project_policy for what differs from a headless run)."""
+    top = git.find_toplevel(root)
+    home = Path(os.environ.get("HOME") or Path.home())
+    policy = sandbox.project_policy(
+        root=root,
+        top=top or root,
+        forbidden=ForbiddenPaths(config.rails.forbidden_paths),
+        secrets=config.rails.secret_paths,
+        network=config.sandbox.network,
+        home=home,
+        state=_STATE,
+        installation=entry.installation(command, top),
+        planned=[
+            *(a.path for a in files.assets()),
+            texts.CONFIG_FILE,
+            texts.CLAUDE_MD,
+            texts.GITIGNORE,
+            settings.PATH,
+            mcpjson.PATH,
+        ],
+    )
+    fragment = sandbox.project_settings(policy, home=home)
+    fragment["enabledMcpjsonServers"] = [mcpjson.NAME]
+    return settings.Wanted.of(fragment)
+
+
+def _plan_settings(plan: _Plan, wanted: settings.Wanted) -> SettingsRecord:
     rel, path = settings.PATH, plan.root / settings.PATH
     recorded = plan.old.settings if plan.old else None
+    old_owned = settings.Owned.from_json(recorded.owned if recorded else None)
     if not os.path.lexists(path):
-        plan.edit(rel, settings.dumps(settings.generated()))
+        doc, owned = settings.merge_owned(settings.generated(), wanted, old_owned)
+        plan.edit(rel, settings.dumps(doc))
         plan.report(rel, "created")
-        return recorded or SettingsRecord(existed=False)
+        return replace(recorded or SettingsRecord(existed=False), owned=owned.to_json())
     if not path.is_file():
         raise _not_a_file(rel)
     raw = path.read_bytes()
     current = settings.parse(raw)
-    merged = settings.merge(current)
+    merged, owned = settings.merge_owned(settings.merge(current), wanted, old_owned)
     if recorded is None:
         # The user's own file, byte for byte: uninstall writes it back when nothing but
-        # our hooks changed, so their formatting survives.
+        # our additions changed, so their formatting survives.
         recorded = SettingsRecord(existed=True, backup=plan.save(rel, raw))
+    for key, value in owned.values.items():
+        if "was" in value and key not in old_owned.values:
+            plan.notes.append(
+                f"{rel}: {key} was {json.dumps(value['was'])}; agentloop sets "
+                f"{json.dumps(value['set'])} (`agentloop init --uninstall` puts yours back)"
+            )
     if merged == current:
         plan.report(rel, "unchanged")
     else:
         plan.edit(rel, settings.dumps(merged))
         plan.report(rel, "merged", "your keys and hooks kept")
-    return recorded
+    return replace(recorded, owned=owned.to_json())
+
+
+def _plan_mcp(plan: _Plan) -> SettingsRecord:
+    rel, path = mcpjson.PATH, plan.root / mcpjson.PATH
+    recorded = plan.old.mcp if plan.old else None
+    if not os.path.lexists(path):
+        plan.edit(rel, mcpjson.dumps(mcpjson.merge({})))
+        plan.report(rel, "created", "agentloop's MCP server (its commit tool)")
+        return recorded or SettingsRecord(existed=False)
+    if not path.is_file():
+        raise _not_a_file(rel)
+    raw = path.read_bytes()
+    current = mcpjson.parse(raw)
+    if mcpjson.conflict(current):
+        why = f"a server of yours is named {mcpjson.NAME!r}"
+        if not plan.conflict(rel, why):
+            return recorded or SettingsRecord(existed=True)
+        name = plan.backup(rel, raw)
+        plan.notes.append(f"{rel}: {why}; it is replaced, your version is in {name}")
+    elif recorded is None:
+        recorded = SettingsRecord(existed=True, backup=plan.save(rel, raw))
+    merged = mcpjson.merge(current)
+    if merged == current:
+        plan.report(rel, "unchanged")
+    else:
+        plan.edit(rel, mcpjson.dumps(merged))
+        plan.report(rel, "merged", "agentloop's MCP server added; yours kept")
+    return recorded or SettingsRecord(existed=True)
+
+
+def _plan_command(plan: _Plan, command: Path) -> str:
+    """.agentloop/command: the absolute agentloop the hooks and the MCP server run."""
+    rel, path = entry.RECORD, plan.root / entry.RECORD
+    data = f"{command}\n".encode()
+    if _is_plain_file(path) and path.read_bytes() == data:
+        plan.report(rel, "unchanged")
+    else:
+        plan.write(rel, data, 0o644)
+        plan.report(rel, "created" if not os.path.lexists(path) else "updated", str(command))
+    return files.sha256(data)
 
 
 def _plan_claude_md(plan: _Plan, block: str) -> BlockRecord:
@@ -287,9 +385,12 @@ def install(root: Path, *, force: bool = False) -> InitReport:
     old = files.read_manifest(root)
     plan = _Plan(root, old, force=force)
     project = texts.project_config(root)
+    command = entry.entry_point()
     owned = _plan_assets(plan)
+    owned[entry.RECORD] = _plan_command(plan, command)
     config_sha = _plan_config(plan, project)
-    settings_record = _plan_settings(plan)
+    settings_record = _plan_settings(plan, rails_settings(root, project.config, command))
+    mcp_record = _plan_mcp(plan)
     block = texts.render_block(project.config, project.suites)
     block_record = _plan_claude_md(plan, block)
     lines_record = _plan_gitignore(plan)
@@ -303,6 +404,7 @@ def install(root: Path, *, force: bool = False) -> InitReport:
         agentloop_version=__version__,
         files=owned,
         settings=settings_record,
+        mcp=mcp_record,
         claude_md=block_record,
         gitignore=lines_record,
         created_dirs=tuple(sorted({*(old.created_dirs if old else ()), *created})),
@@ -336,6 +438,14 @@ def _leftovers(root: Path) -> list[str]:
             path = Path(dirpath) / name
             if _is_plain_file(path) and files.is_marked(path.read_bytes()):
                 found.append(path.relative_to(root).as_posix())
+    mcp_path = root / mcpjson.PATH
+    if _is_plain_file(mcp_path):
+        try:
+            servers = json.loads(mcp_path.read_bytes()).get("mcpServers", {})
+        except (ValueError, AttributeError):
+            servers = {}
+        if isinstance(servers, dict) and mcpjson.ours(servers.get(mcpjson.NAME)):
+            found.append(mcpjson.PATH)
     settings_path = root / settings.PATH
     if _is_plain_file(settings_path):
         try:
@@ -373,10 +483,18 @@ def _unplan_files(plan: _Plan, old: Manifest) -> None:
             plan.report(backup.backup, "kept", f"an earlier version of your {backup.path}")
 
 
-def _unplan_settings(plan: _Plan, record: SettingsRecord | None) -> None:
+def _unplan_json(
+    plan: _Plan,
+    rel: str,
+    record: SettingsRecord | None,
+    parse: Callable[[bytes], dict[str, Any]],
+    unmerge: Callable[[dict[str, Any]], dict[str, Any]],
+    dumps: Callable[[dict[str, Any]], bytes],
+) -> None:
+    """Take init's part out of a JSON file of the user's (settings.json, .mcp.json)."""
     if record is None:
         return
-    rel, path = settings.PATH, plan.root / settings.PATH
+    path = plan.root / rel
     backup = plan.root / record.backup if record.backup else None
     original = backup.read_bytes() if backup is not None and _is_plain_file(backup) else None
     if not os.path.lexists(path):
@@ -387,17 +505,17 @@ def _unplan_settings(plan: _Plan, record: SettingsRecord | None) -> None:
     if not path.is_file():
         raise _not_a_file(rel)
     raw = path.read_bytes()
-    current = settings.parse(raw, retry="agentloop init --uninstall")
-    remaining = settings.unmerge(current)
+    current = parse(raw)
+    remaining = unmerge(current)
     if record.backup and original is not None:
         plan.ops.append(Remove(record.backup))
         try:
             before = json.loads(original)
         except ValueError:
             before = None
-        # The original bytes go back when the only difference is our hooks (and the
-        # original had none of ours: uninstall never leaves a hook of ours behind).
-        if isinstance(before, dict) and settings.unmerge(before) == before == remaining:
+        # The original bytes go back when the only difference is what init put in (and
+        # the original had nothing of ours: uninstall never leaves anything of ours).
+        if isinstance(before, dict) and unmerge(before) == before == remaining:
             if raw != original:
                 plan.edit(rel, original)
                 plan.report(rel, "restored", "your original file, byte for byte")
@@ -408,10 +526,34 @@ def _unplan_settings(plan: _Plan, record: SettingsRecord | None) -> None:
         plan.ops.append(Remove(rel))
         plan.report(rel, "removed")
     elif remaining != current:
-        plan.edit(rel, settings.dumps(remaining))
-        plan.report(rel, "updated", "agentloop's hooks taken out; the rest kept")
+        plan.edit(rel, dumps(remaining))
+        plan.report(rel, "updated", "agentloop's part taken out; the rest kept")
     else:
         plan.report(rel, "unchanged")
+
+
+def _unplan_settings(plan: _Plan, record: SettingsRecord | None) -> None:
+    owned = settings.Owned.from_json(record.owned if record else None)
+    _unplan_json(
+        plan,
+        settings.PATH,
+        record,
+        lambda raw: settings.parse(raw, retry="agentloop init --uninstall"),
+        # Only what this record says is init's, and hooks of ours wherever they are.
+        lambda doc: settings.unmerge(settings.unmerge_owned(doc, owned)),
+        settings.dumps,
+    )
+
+
+def _unplan_mcp(plan: _Plan, record: SettingsRecord | None) -> None:
+    _unplan_json(
+        plan,
+        mcpjson.PATH,
+        record,
+        lambda raw: mcpjson.parse(raw, retry="agentloop init --uninstall"),
+        mcpjson.unmerge,
+        mcpjson.dumps,
+    )
 
 
 def _unplan_claude_md(plan: _Plan, record: BlockRecord | None) -> None:
@@ -493,9 +635,13 @@ def uninstall(root: Path) -> InitReport:
             results=(),
             notes=("nothing to uninstall: agentloop is not installed here",),
         )
+    # An /autofix still holding the user's files read-only (Claude Code was killed in the
+    # middle of one) lets go: the settings file it wrote into is the user's.
+    locks.release(root)
     plan = _Plan(root, old)
     _unplan_files(plan, old)
     _unplan_settings(plan, old.settings)
+    _unplan_mcp(plan, old.mcp)
     _unplan_claude_md(plan, old.claude_md)
     plan.ops.append(Remove(MANIFEST))
     _unplan_gitignore(plan, old.gitignore)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -51,10 +52,26 @@ class HookEntry:
 
 
 HOOKS: tuple[HookEntry, ...] = (
-    HookEntry("PreToolUse", "Edit|Write|MultiEdit|NotebookEdit|Bash", "guard.sh", 30, True),
+    # Read, Grep and Glob too: a secret file must not reach the model through a read any
+    # more than through `cat`. (Claude Code 2.1.332's native build has no Grep and Glob
+    # tools, it greps through Bash; other builds and later versions do have them.)
+    HookEntry(
+        "PreToolUse",
+        "Edit|Write|MultiEdit|NotebookEdit|Bash|Read|Grep|Glob",
+        "guard.sh",
+        30,
+        True,
+    ),
     # Stop takes no matcher (Claude Code ignores one there).
     HookEntry("Stop", None, "stop-gate.sh", 60),
     HookEntry("PostToolUse", "Edit|Write|MultiEdit", "post-edit.sh", 120),
+    # Typing /autofix: the session starts outside the sandbox, and the user's uncommitted
+    # files are made read-only to Bash before the model runs a command. Fails closed: no
+    # /autofix without that.
+    HookEntry("UserPromptExpansion", "autofix", "autofix.sh", 60, True),
+    # The end of the session gives the user's files back (as the stop gate does when
+    # the /autofix turn ends).
+    HookEntry("SessionEnd", None, "session-end.sh", 30),
 )
 
 _OURS = re.compile(
@@ -147,13 +164,13 @@ def parse(raw: bytes, *, path: str = PATH, retry: str = "agentloop init") -> dic
     return doc
 
 
-def dumps(doc: dict[str, Any]) -> bytes:
+def dumps(doc: dict[str, Any], *, path: str = PATH) -> bytes:
     """The bytes agentloop writes, after checking them once more: a file that Claude Code
     would ignore is never written."""
     found = problem(doc)
     if found is not None:  # pragma: no cover - merge() of a valid file stays valid
         raise ConfigError(
-            f"agentloop would write an invalid {PATH}: {found}",
+            f"agentloop would write an invalid {path}: {found}",
             hint="this is a bug in agentloop; nothing was changed",
         )
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -242,3 +259,183 @@ def ours(settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             if isinstance(handlers, list) and any(our_script(h) for h in handlers):
                 found.setdefault(event, []).append(group)
     return found
+
+
+# ---------------------------------------------------------------- the rails' settings
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Settings init puts in besides its hooks (the sandbox, permission deny rules, the
+    MCP server's approval), by dotted key: `values` are set, `items` added to lists."""
+
+    values: Mapping[str, Any]
+    items: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> Wanted:
+        """Flatten a settings fragment: its lists are items, its other leaves values."""
+        values: dict[str, Any] = {}
+        items: dict[str, tuple[str, ...]] = {}
+
+        def walk(node: Mapping[str, Any], prefix: str) -> None:
+            for key, value in node.items():
+                if "." in key:  # pragma: no cover - our own keys never hold a dot
+                    raise ValueError(f"settings key {key!r} holds a dot")
+                name = f"{prefix}{key}"
+                if isinstance(value, Mapping):
+                    walk(value, name + ".")
+                elif isinstance(value, list):
+                    items[name] = tuple(dict.fromkeys(str(v) for v in value))
+                else:
+                    values[name] = value
+
+        walk(doc, "")
+        return cls(values, items)
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What of a settings file is init's, so that re-running init replaces it in place and
+    uninstall takes out exactly that: the list items it added (not the ones the user had
+    already), the values it set with the user's value before (`{"was": v}`, or `{}` when
+    the key was absent), and the objects and lists it had to create."""
+
+    values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    items: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    created: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": {k: dict(v) for k, v in sorted(self.values.items())},
+            "items": {k: list(v) for k, v in sorted(self.items.items())},
+            "created": sorted(self.created),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any] | None) -> Owned:
+        if not doc:
+            return cls()
+        return cls(
+            values={str(k): dict(v) for k, v in doc.get("values", {}).items()},
+            items={str(k): tuple(str(i) for i in v) for k, v in doc.get("items", {}).items()},
+            created=tuple(str(c) for c in doc.get("created", ())),
+        )
+
+
+def _parent(doc: dict[str, Any], key: str, created: set[str]) -> dict[str, Any]:
+    """The object holding `key`'s last part, made (and noted in `created`) where missing.
+    The schema check before any merge guarantees every existing one is an object."""
+    node = doc
+    parts = key.split(".")
+    for depth in range(1, len(parts)):
+        name = ".".join(parts[:depth])
+        if parts[depth - 1] not in node:
+            node[parts[depth - 1]] = {}
+            created.add(name)
+        node = node[parts[depth - 1]]
+    return node
+
+
+def _lookup(doc: Mapping[str, Any], key: str) -> tuple[dict[str, Any] | None, str]:
+    """The object holding `key`'s last part (None when a step is missing) and that part."""
+    node: Any = doc
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None, parts[-1]
+    return (node if isinstance(node, dict) else None), parts[-1]
+
+
+def _prune(doc: dict[str, Any], created: Iterable[str]) -> None:
+    """Drop what init created and left empty, deepest first."""
+    for key in sorted(set(created), key=lambda k: -k.count(".")):
+        parent, last = _lookup(doc, key)
+        if parent is not None and last in parent and parent[last] in ({}, []):
+            del parent[last]
+
+
+def merge_owned(
+    settings: dict[str, Any], wanted: Wanted, old: Owned | None = None
+) -> tuple[dict[str, Any], Owned]:
+    """`settings` with `wanted` in it, and what of it is now init's. An item of ours stays
+    where it stands; an item we no longer want goes; a missing one is appended. The user's
+    items and values are kept (a value of theirs that init must change, such as
+    `sandbox.enabled: false`, is remembered for uninstall). Merging twice with the same
+    `wanted` gives the same document and the same record."""
+    result = copy.deepcopy(settings)
+    old = old or Owned()
+    created = set(old.created)
+    values: dict[str, Mapping[str, Any]] = {}
+    for key, value in wanted.values.items():
+        parent = _parent(result, key, created)
+        last = key.rsplit(".", 1)[-1]
+        if key in old.values:
+            was = {k: v for k, v in old.values[key].items() if k == "was"}
+        elif last in parent:
+            if parent[last] == value:
+                continue  # the user's own setting already: it stays theirs
+            was = {"was": parent[last]}
+        else:
+            was = {}
+        parent[last] = value
+        values[key] = {"set": value, **was}
+    items: dict[str, tuple[str, ...]] = {}
+    for key, want in wanted.items.items():
+        parent = _parent(result, key, created)
+        last = key.rsplit(".", 1)[-1]
+        if last not in parent:
+            parent[last] = []
+            created.add(key)
+        mine = set(old.items.get(key, ()))
+        kept = [x for x in parent[last] if x in want or x not in mine]
+        added = [x for x in want if x not in kept]
+        parent[last] = kept + added
+        items[key] = tuple(x for x in want if x in mine or x in added)
+    for key, mine_items in old.items.items():
+        if key in wanted.items:
+            continue
+        holder, last = _lookup(result, key)
+        if holder is not None and isinstance(holder.get(last), list):
+            holder[last] = [x for x in holder[last] if x not in mine_items]
+    for key, record in old.values.items():
+        if key not in wanted.values:
+            _restore(result, key, record)
+    _prune(result, created)
+    owned = Owned(
+        values=values,
+        items=items,
+        created=tuple(sorted(k for k in created if _exists(result, k))),
+    )
+    return result, owned
+
+
+def _exists(doc: Mapping[str, Any], key: str) -> bool:
+    parent, last = _lookup(doc, key)
+    return parent is not None and last in parent
+
+
+def _restore(doc: dict[str, Any], key: str, record: Mapping[str, Any]) -> None:
+    """Put the user's value back where init set one, unless it was changed since."""
+    parent, last = _lookup(doc, key)
+    if parent is None or last not in parent or parent[last] != record.get("set"):
+        return
+    if "was" in record:
+        parent[last] = record["was"]
+    else:
+        del parent[last]
+
+
+def unmerge_owned(settings: dict[str, Any], owned: Owned) -> dict[str, Any]:
+    """`settings` without what init put in: its items taken out, the user's values put
+    back (a value changed since init stays the user's), created objects gone if empty."""
+    result = copy.deepcopy(settings)
+    for key, mine in owned.items.items():
+        parent, last = _lookup(result, key)
+        if parent is not None and isinstance(parent.get(last), list):
+            parent[last] = [x for x in parent[last] if x not in mine]
+    for key, record in owned.values.items():
+        _restore(result, key, record)
+    _prune(result, owned.created)
+    return result

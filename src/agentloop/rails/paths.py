@@ -62,12 +62,14 @@ DEFAULT_SECRETS: tuple[str, ...] = (
 # The rails themselves: forbidden whatever the configuration says, so an agent can never
 # loosen the rules it runs under (Claude Code's settings can switch hooks off:
 # `disableAllHooks`), nor forge agentloop's own records (the interactive session state
-# the stop gate reads lives in .agentloop/).
+# the stop gate reads lives in .agentloop/), nor change what .mcp.json starts outside the
+# sandbox (agentloop's MCP server is approved by name).
 PROTECTED: tuple[str, ...] = (
     ".claude/settings.json",
     ".claude/settings.local.json",
     ".claude/hooks/**",
     ".claude/skills/**",
+    ".mcp.json",
     "agentloop.yaml",
     ".agentloop/**",
 )
