@@ -24,7 +24,7 @@ GUARD = make_guard(FORBIDDEN)
 # An interactive /autofix session: the user had src/app.py uncommitted when it started.
 SESSION = make_guard(
     ForbiddenPaths.with_protected((*DEFAULT_FORBIDDEN, "/src/app.py"), root=ROOT),
-    agent_commits=True,
+    interactive=True,
 )
 
 PUSH = "git push: agentloop never pushes"
@@ -457,49 +457,40 @@ def test_honest_work_is_allowed(tool: str, tool_input: dict[str, Any]) -> None:
     assert GUARD(tool, tool_input) is None
 
 
-# --- an interactive session commits its own work --------------------------------------
+# --- an interactive session: git is read-only, commits go through the commit tool ---
 
-SESSION_ALLOWED = [
+SESSION_DENIED = [
     "git add src/calc.py",
     "git commit -m 'Fix the rounding in calc: use Decimal'",
     "git add src/calc.py tests/test_calc.py && git commit -qm 'Fix x'",
     "git checkout -- src/calc.py",
-    "git checkout HEAD -- src/calc.py",
+    "git checkout HEAD -- src",
     "git restore src/calc.py",
-    "git restore --staged src/calc.py",
-]
-SESSION_DENIED: list[tuple[str, str]] = [
-    ("git add -A", "stages files it does not name"),
-    ("git add .", "reaches files it does not name"),
-    ("git add 'src/*.py'", "reaches files it does not name"),
-    ("git add src/app.py", "stage src/app.py, a forbidden path (/src/app.py)"),
-    ("git add src", "holds forbidden paths (/src/app.py)"),
-    ("git commit -am x", "git commit -a is not allowed"),
-    ("git commit --amend -m x", "git commit --amend is not allowed"),
-    ("git commit --no-verify -m x", "git commit --no-verify is not allowed"),
-    ("git commit src/calc.py -m x", "git commit src/calc.py is not allowed"),
-    ("git checkout HEAD -- src", "holds forbidden paths (/src/app.py)"),
-    ("git checkout -- .", "reaches files it does not name"),
-    ("git checkout main", "may switch branches"),
-    ("git checkout HEAD~3 -- src/calc.py", "git checkout HEAD~3 is not allowed"),
-    ("git restore auth/login.py", "auth/login.py, a forbidden path"),
-    ("git restore src/app.py", "src/app.py, a forbidden path"),
-    ("git reset --hard", "the agent may only `git add <its files>`"),
-    ("git stash", "the agent may only `git add <its files>`"),
-    ("git push origin HEAD", PUSH),
-    ("git ls-files -m | xargs git add", UNKNOWN),
+    "git add -A",
+    "git commit -am x",
+    "git reset --hard",
+    "git stash",
+    "git ls-files -m | xargs git add",
 ]
 
 
-@pytest.mark.parametrize("command", SESSION_ALLOWED)
-def test_a_session_may_commit_and_revert_its_own_files(command: str) -> None:
-    assert SESSION("Bash", {"command": command}) is None
-    assert READ_ONLY_GIT in denial(GUARD, "Bash", {"command": command})
+@pytest.mark.parametrize("command", SESSION_DENIED)
+def test_a_session_commits_through_the_commit_tool_not_git(command: str) -> None:
+    reason = denial(SESSION, "Bash", {"command": command})
+    assert "mcp__agentloop__commit" in reason or "cannot tell what it writes" in reason
+    assert READ_ONLY_GIT in denial(GUARD, "Bash", {"command": command}) or (
+        UNKNOWN in denial(GUARD, "Bash", {"command": command})
+    )
 
 
-@pytest.mark.parametrize(("command", "expected"), SESSION_DENIED, ids=_ids(SESSION_DENIED))
-def test_a_session_may_not_reach_beyond_its_own_files(command: str, expected: str) -> None:
-    assert expected in denial(SESSION, "Bash", {"command": command})
+def test_a_session_may_revert_its_own_file_without_git_writing() -> None:
+    assert SESSION("Bash", {"command": "git show HEAD:src/calc.py > src/calc.py"}) is None
+    reason = denial(SESSION, "Bash", {"command": "git show HEAD:src/app.py > src/app.py"})
+    assert "src/app.py" in reason
+
+
+def test_a_session_may_not_push() -> None:
+    assert PUSH in denial(SESSION, "Bash", {"command": "git push origin HEAD"})
 
 
 # --- symbolic links in a real tree ----------------------------------------------------

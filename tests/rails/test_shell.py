@@ -313,11 +313,11 @@ def test_a_quoted_heredoc_delimiter_is_parsed() -> None:
     assert verdict.paths == ("/tmp/log", "auth/x")
 
 
-def test_a_session_names_what_it_stages_and_reverts() -> None:
-    verdict = analyse("git add src/a.py && git checkout -- src/b.py", agent_commits=True)
-    assert verdict.targets == (Target("src/a.py", "stage"), Target("src/b.py", "write"))
-    assert not verdict.refusals
-    assert analyse("git add src/a.py").refusals
+def test_a_session_refuses_git_writes_and_names_the_commit_tool() -> None:
+    verdict = analyse("git add src/a.py && git checkout -- src/b.py", interactive=True)
+    assert len(verdict.refusals) == 2
+    assert all("mcp__agentloop__commit" in r for r in verdict.refusals)
+    assert "mcp__agentloop__commit" not in " ".join(analyse("git add src/a.py").refusals)
 
 
 def test_mentions_hold_every_literal_for_the_secret_check() -> None:
@@ -342,4 +342,4 @@ def test_targets_are_judged_where_their_symlinks_lead() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(SHELL_WORDS), max_size=20))
 def test_session_analysis_never_raises(parts: list[str]) -> None:
-    assert isinstance(analyse(" ".join(parts), agent_commits=True), ShellVerdict)
+    assert isinstance(analyse(" ".join(parts), interactive=True), ShellVerdict)

@@ -62,7 +62,7 @@ def guard(event: HookEvent) -> HookAnswer:
         for key, value in event.tool_input.items()
     }
     # Interactive: the /autofix skill has the agent stage, commit and revert its own files.
-    rails = make_guard(forbidden, cwd=cwd, secrets=config.rails.secret_paths, agent_commits=True)
+    rails = make_guard(forbidden, cwd=cwd, secrets=config.rails.secret_paths, interactive=True)
     reason = rails(event.tool_name or "", tool_input)
     if reason is None:
         return PASS

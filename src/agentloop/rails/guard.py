@@ -35,13 +35,13 @@ def make_guard(
     cwd: str | None = None,
     *,
     secrets: Sequence[str] = DEFAULT_SECRETS,
-    agent_commits: bool = False,
+    interactive: bool = False,
 ) -> Guard:
     """The guard for a session in `cwd` (absolute; default: the repository root, which is
     where relative paths are then taken from). `secrets`: the files the agent may not
-    read (`rails.secret_paths`). `agent_commits`: an interactive /autofix session, where
-    the skill has the agent `git add`, `git commit` and `git checkout --` its own files;
-    headless, agentloop commits accepted fixes itself and the agent only reads git."""
+    read (`rails.secret_paths`). `interactive`: a Claude Code session of the user's, where
+    the agent commits through agentloop's commit tool (the refusals say so); headless,
+    agentloop commits accepted fixes itself. Either way the agent only reads git."""
     secret_files = _SecretFiles(tuple(secrets), forbidden.root)
     base = cwd or forbidden.root
     real_root = os.path.realpath(forbidden.root) if forbidden.root else None
@@ -83,7 +83,7 @@ def make_guard(
         return secret(path)
 
     def bash(command: str) -> str | None:
-        verdict = analyse(command, agent_commits=agent_commits)
+        verdict = analyse(command, interactive=interactive)
         resolve = os.path.realpath if forbidden.root else None
         reasons = judge(verdict, forbidden, cwd, resolve=resolve)
         named = _named_secret(verdict.mentions, secret_files, absolute)

@@ -25,8 +25,6 @@ What counts as a write target (the per-program rules are in shell_programs.py):
     `tar -x [-C DIR]`, `unzip [-d DIR]`, `cpio -i`, `cp -r`, `rsync -a`, `curl -O`,
     `wget` without `-O`; refused unless they are a scratch directory outside the
     repository;
-  * in an interactive /autofix session, the files named by `git add`, `git checkout --`
-    and `git restore` (the agent commits and reverts its own work there; shell_git.py);
   * `bash -c`, `sh -c` and friends, `eval`, `env -S`, `watch`, `su -c`, the value of an
     `alias`, and a shell reading a heredoc are analysed recursively; code given to
     `python -c` / `python -` / a heredoc, `node -e`/`-p`, `perl -e`, `ruby -e`, `php -r`
@@ -164,11 +162,10 @@ class ShellVerdict:
         return tuple(dict.fromkeys(t.path for t in self.targets if t.action != "reference"))
 
 
-def analyse(command: str, *, agent_commits: bool = False) -> ShellVerdict:
-    """What `command` may write and what it runs; never raises. `agent_commits`: an
-    interactive /autofix session, where the agent stages, commits and reverts its own
-    files with git (headless, agentloop does that itself)."""
-    state = State(agent_commits=agent_commits)
+def analyse(command: str, *, interactive: bool = False) -> ShellVerdict:
+    """What `command` may write and what it runs; never raises. `interactive`: a Claude
+    Code session of the user's, where git's refusals name agentloop's commit tool."""
+    state = State(interactive=interactive)
     parser = "bashlex"
     try:
         _analyse_into(command, state)
@@ -197,7 +194,7 @@ def forbidden_writes(
     forbidden: ForbiddenPaths,
     cwd: str | None = None,
     *,
-    agent_commits: bool = False,
+    interactive: bool = False,
     resolve: Callable[[str], str] | None = None,
 ) -> list[str]:
     """Reasons to refuse `command`: forbidden, `.git` or out-of-repository write targets
@@ -206,7 +203,7 @@ def forbidden_writes(
     may run. `cwd` is the absolute directory the command runs in (Claude Code's Bash keeps
     the last `cd`); without it relative paths are taken relative to the repository root.
     `resolve` (e.g. os.path.realpath) also judges each target where its symlinks lead."""
-    verdict = analyse(command, agent_commits=agent_commits)
+    verdict = analyse(command, interactive=interactive)
     return judge(verdict, forbidden, cwd, resolve=resolve)
 
 

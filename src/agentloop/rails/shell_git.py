@@ -8,10 +8,10 @@ other way round: a subcommand runs only when it is known to read (`status`, `dif
 reason, and so are the global options and environment variables that make git run
 something else (`-c`, `--exec-path=`, `--git-dir`, `GIT_*=`).
 
-In an interactive /autofix session (`State.agent_commits`) the skill has the agent commit
-its own verified fixes: there `git add <its files>`, `git commit -m ...` and
-`git checkout -- <its files>` (or `git restore`) also run, with the named files checked
-against the forbidden paths (the user's uncommitted files are forbidden then).
+In an interactive session (`State.interactive`) git is just as read-only to the agent:
+Claude Code's sandbox makes `.git` read-only there too, and the agent commits through
+agentloop's MCP tool, which checks the rails and commits only the files it names. The
+refusal says so, and how to undo a change without git writing.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ _STRICT = (
     "git (status, diff, log, show, blame, grep, ls-files, ...)"
 )
 _SESSION = (
-    "besides reading git (status, diff, log, show, ...), the agent may only "
-    "`git add <its files>`, `git commit -m ...` and `git checkout -- <its files>`; "
-    "never push"
+    "the agent may only read git (status, diff, log, show, ...); commit with agentloop's "
+    "commit tool (mcp__agentloop__commit: the files you changed and a message), undo a "
+    "change of yours with `git show HEAD:<file> > <file>`, and never push"
 )
 
 # Variables that make git (or a program it starts) read another configuration or run
@@ -79,7 +79,7 @@ def refuse_environment(name: str, state: State) -> bool:
 
 
 def _refuse(state: State, what: str) -> None:
-    state.refuse(f"git {what} is not allowed: {_SESSION if state.agent_commits else _STRICT}")
+    state.refuse(f"git {what} is not allowed: {_SESSION if state.interactive else _STRICT}")
 
 
 def git(args: list[Word], state: State) -> None:
@@ -139,10 +139,6 @@ def _subcommand(sub: str, rest: list[Word], state: State) -> None:
         if not listing(rest):
             first = next((w.text for w in rest if not w.text.startswith("-")), "")
             _refuse(state, f"{sub} {first}".strip() + " (a write)")
-        return
-    commit = _SESSION_COMMANDS.get(sub) if state.agent_commits else None
-    if commit is not None:
-        commit(rest, state)
         return
     _refuse(state, sub)
 
@@ -259,75 +255,6 @@ _LISTINGS: dict[str, Callable[[list[Word]], bool]] = {
     "reflog": _first_is({"show", "exists", "list"}, default=True),
     "symbolic-ref": _symbolic_ref,
 }
-
-
-# --- an interactive session's own commits ---------------------------------------------
-
-
-def _pathspecs(sub: str, operands: list[Word], action: str, state: State) -> None:
-    """Named files only: `.`, `:/`, pathspec magic and globs reach files the command does
-    not name (the user's among them)."""
-    for word in operands:
-        text = word.text
-        if (
-            posixpath.normpath(text) in (".", "/")
-            or text.startswith(":")
-            or any(c in text for c in "*?[")
-        ):
-            state.refuse(
-                f"git {sub} {text} reaches files it does not name: name the files you changed"
-            )
-        else:
-            state.add(text, action, word.dynamic)
-
-
-def _add(rest: list[Word], state: State) -> None:
-    parsed = parse_options(rest)
-    if not _only(parsed, {"-v", "--verbose", "-n", "--dry-run"}):
-        state.refuse(
-            f"git add {' '.join(parsed.names)} stages files it does not name: "
-            "`git add <the files you changed>`"
-        )
-        return
-    _pathspecs("add", parsed.operands, "stage", state)
-
-
-def _commit(rest: list[Word], state: State) -> None:
-    parsed = parse_options(rest, "mF", {"--message", "--file"})
-    allowed = {"-m", "--message", "-F", "--file", "-q", "--quiet", "-s", "--signoff",
-               "-v", "--verbose", "--no-edit"}  # fmt: skip
-    extra = [name for name in parsed.names if name not in allowed]
-    if extra or parsed.operands:
-        state.refuse(
-            f"git commit {' '.join(extra or [w.text for w in parsed.operands])} is not allowed: "
-            "`git add` the files you changed, then `git commit -m ...` (no -a, --amend, "
-            "--no-verify or paths)"
-        )
-
-
-def _checkout(rest: list[Word], state: State) -> None:
-    texts = [w.text for w in rest]
-    if "--" not in texts:
-        state.refuse("git checkout without `--` may switch branches: `git checkout -- <file>`")
-        return
-    split = texts.index("--")
-    before = [t for t in texts[:split] if t not in ("-q", "--quiet")]
-    if before not in ([], ["HEAD"]):
-        state.refuse(f"git checkout {' '.join(before)} is not allowed: `git checkout -- <file>`")
-        return
-    _pathspecs("checkout", rest[split + 1 :], "write", state)
-
-
-def _restore(rest: list[Word], state: State) -> None:
-    parsed = parse_options(rest, "s", {"--source"})
-    allowed = {"-q", "--quiet", "-W", "--worktree", "-S", "--staged", "-s", "--source"}
-    if not _only(parsed, allowed):
-        state.refuse(f"git restore {' '.join(parsed.names)} is not allowed: git restore <file>")
-        return
-    _pathspecs("restore", parsed.operands, "write", state)
-
-
-_SESSION_COMMANDS = {"add": _add, "commit": _commit, "checkout": _checkout, "restore": _restore}
 
 
 # --- gh and hub ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ class Word:
 class State:
     # An interactive /autofix session, where the agent stages, commits and reverts its own
     # files (the skill tells it to); headless, agentloop does that itself.
-    agent_commits: bool = False
+    interactive: bool = False
     targets: list[Target] = field(default_factory=list)
     pushes: bool = False
     # What agentloop never lets the agent run, whatever it writes: each a full reason.
@@ -78,7 +78,7 @@ class State:
 
     def probe(self) -> State:
         """A scratch state for a command whose findings the caller judges before keeping."""
-        return State(agent_commits=self.agent_commits, cwd=self.cwd, depth=self.depth + 1)
+        return State(interactive=self.interactive, cwd=self.cwd, depth=self.depth + 1)
 
     def absorb(self, other: State) -> None:
         self.targets.extend(other.targets)
