@@ -329,19 +329,19 @@ class ClaudeCodeAgent:
         policy: sandbox.Policy | None = None,
     ) -> SessionResult:
         mark = uuid.uuid4().hex
+        sandboxed = policy is not None and policy.sandboxed
         # One private directory per session (0700): the CLI gives commands
         # $TMPDIR/claude-<uid>, so parallel sessions share nothing and nothing is left
         # behind; and the API key file, which the sandbox hides from the commands.
         private = Path(tempfile.mkdtemp(prefix="agentloop-session-"))
         (private / "tmp").mkdir()
-        key_file = _write_key(private, {**os.environ, **env}) if policy is not None else None
+        key_file = _write_key(private, {**os.environ, **env}) if sandboxed else None
         options = self.options(cwd=cwd, limits=limits, env=env, policy=policy, key_file=key_file)
         options.env[processes.MARK_VARIABLE] = mark
         options.env["TMPDIR"] = str(private / "tmp")
         transcript = _Transcript()
         options.stderr = transcript.stderr.append
         start = time.monotonic()
-        sandboxed = policy is not None and policy.sandboxed
         try:
             with sandbox.tidy(cwd, options.env) if sandboxed else nullcontext():
                 anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
