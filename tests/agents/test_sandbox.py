@@ -267,6 +267,9 @@ def test_the_edit_tools_are_scoped_and_denied_by_permission_rules(
     _, server = run(turns, repo, tmp_path / "home", tools=("Read", "Edit", "Write", "Grep"))
     results = server.tool_results()
     assert [r.is_error for r in results[:4]] == [True] * 4, results
+    # The Grep tool ran (it exists in headless sessions) and found nothing: the Read deny
+    # rule keeps .env out of its search.
+    assert "No such tool" not in results[4].content
     assert "sk-live-sandbox-secret" not in results[4].content
     assert not results[5].is_error
     assert not outside.exists()
