@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ from agentloop.errors import ConfigError, SuiteError
 from agentloop.failures import pytest_json
 from agentloop.failures.model import (
     Dialect,
+    Failure,
     Location,
     ParsedFailure,
     ParsedReport,
@@ -525,6 +526,25 @@ def run_selector(
         return False, output
     evidence = _RAN_AND_PASSED.get(dialect)
     return evidence is None or bool(evidence.search(output)), output
+
+
+def run_selectors(
+    failures: Sequence[Failure], *, root: Path, timeout: float, env: Mapping[str, str]
+) -> tuple[bool, str]:
+    """Run each failure's selector in the project at `root`, stopping at the first that
+    does not pass: (all passed, their output, or the output of the one that failed)."""
+    outputs = []
+    for failure in failures:
+        if failure.selector is None:
+            return False, f"{failure.test_id} has no selector"
+        passed, output = run_selector(
+            failure.selector, dialect=failure.runner, cwd=root / failure.cwd,
+            timeout=timeout, env=env,
+        )  # fmt: skip
+        if not passed:
+            return False, output
+        outputs.append(output)
+    return True, "\n".join(outputs)
 
 
 def rerun_passed(

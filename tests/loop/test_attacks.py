@@ -284,24 +284,14 @@ def run_loop(root: Path, home: Path, attack: Attack, *, layer: str) -> Outcome:
         )
         (task,) = baseline.tasks
         forbidden = ForbiddenPaths.with_protected(forbidden_patterns, root=str(ws.path))
-        env = ws.env({**agentloop_env(home), **offline_env(home, server.base_url)})
-        loop = AutofixLoop(
-            top=ws.path,
-            root=ws.root,
-            base_sha=ws.base_sha,
-            run_id=ws.run_id,
+        loop = AutofixLoop.in_workspace(
+            ws,
             agent=ClaudeCodeAgent(
                 guard=make_guard(forbidden, secrets=DEFAULT_SECRETS) if layer == "guard" else None
             ),
             settings=LoopSettings(max_attempts=1, forbidden=forbidden, rerun_timeout=60),
-            env=env,
+            base_env={**agentloop_env(home), **offline_env(home, server.base_url)},
             history=None,
-            branch=ws.branch,
-            rescue_dir=ws.places.rescued,
-            open_worktree=lambda: ws.detached_worktree("judge"),
-            env_for=lambda judge_root: ws.env(
-                {**agentloop_env(home), **offline_env(home, server.base_url)}, root=judge_root
-            ),
             policy=lambda: sandbox.build_policy(
                 top=ws.path,
                 repo=root,

@@ -53,19 +53,11 @@ def attempt(root: Path, session: Callable[[Path], None], *, sandboxed: bool = Tr
         )
         (task,) = baseline.tasks
         forbidden = ForbiddenPaths.with_protected(DEFAULT_FORBIDDEN, root=str(ws.path))
-        loop = AutofixLoop(
-            top=ws.path,
-            root=ws.root,
-            base_sha=ws.base_sha,
-            run_id=ws.run_id,
+        loop = AutofixLoop.in_workspace(
+            ws,
             agent=ScriptedAgent(session),
             settings=LoopSettings(max_attempts=1, forbidden=forbidden, rerun_timeout=60),
-            env=ws.env(),
             history=None,
-            branch=ws.branch,
-            rescue_dir=ws.places.rescued,
-            open_worktree=lambda: ws.detached_worktree("judge"),
-            env_for=lambda judge_root: ws.env(root=judge_root),
             policy=lambda: sandbox.Policy(
                 write=(ws.path,), deny_write=(), deny_read=(), sandboxed=sandboxed
             ),

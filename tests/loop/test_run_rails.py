@@ -212,23 +212,14 @@ def test_with_the_hook_off_the_diff_check_rejects_and_reverts_a_forbidden_edit(
             ws.root, found, git=True, reruns=0, rerun_timeout=60, progress=lambda _m: None
         )
         (task,) = baseline.tasks
-        loop = AutofixLoop(
-            top=ws.path,
-            root=ws.root,
-            base_sha=ws.base_sha,
-            run_id=ws.run_id,
+        loop = AutofixLoop.in_workspace(
+            ws,
             agent=agent,
             settings=LoopSettings(
                 max_attempts=1, forbidden=ForbiddenPaths(root=str(ws.path)), rerun_timeout=60
             ),
-            env=ws.env({**agentloop_env(home), **offline_env(home, server.base_url)}),
+            base_env={**agentloop_env(home), **offline_env(home, server.base_url)},
             history=None,
-            branch=ws.branch,
-            rescue_dir=ws.places.rescued,
-            open_worktree=lambda: ws.detached_worktree("judge"),
-            env_for=lambda judge_root: ws.env(
-                {**agentloop_env(home), **offline_env(home, server.base_url)}, root=judge_root
-            ),
         )
         (report,), stopped_by = loop.fix([task])
         # Checked inside the run's worktree, before it goes away.

@@ -147,22 +147,14 @@ def run(
                 model=config.agent.model,
                 guard=make_guard(forbidden, secrets=config.rails.secret_paths),
             )
-        loop = AutofixLoop(
-            top=ws.path,
-            root=ws.root,
-            base_sha=ws.base_sha,
-            run_id=ws.run_id,
+        loop = AutofixLoop.in_workspace(
+            ws,
             agent=agent,
             settings=settings,
-            env=ws.env(),
             agent_env=secrets.agent_env(os.environ, ws.env()),
             history=None if dry_run else history,
             started=started,
             progress=progress,
-            branch=ws.branch,
-            rescue_dir=ws.places.rescued,
-            open_worktree=lambda: ws.detached_worktree("judge"),
-            env_for=lambda judge_root: ws.env(root=judge_root),
             policy=lambda: sandbox.build_policy(
                 top=ws.path,
                 repo=root,

@@ -76,23 +76,9 @@ class Judge:
         path = self._checkout(tree, keep)
         root = path / self.project if self.project else path
         env = dict(self._env_for(root))
-        outputs = []
         with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
             env["PYTHONPYCACHEPREFIX"] = pycache
-            for failure in failures:
-                if failure.selector is None:
-                    return False, f"{failure.test_id} has no selector"
-                passed, output = suites_mod.run_selector(
-                    failure.selector,
-                    dialect=failure.runner,
-                    cwd=root / failure.cwd,
-                    timeout=self.timeout,
-                    env=env,
-                )
-                if not passed:
-                    return False, output
-                outputs.append(output)
-        return True, "\n".join(outputs)
+            return suites_mod.run_selectors(failures, root=root, timeout=self.timeout, env=env)
 
     def _checkout(self, tree: str, keep: Sequence[str]) -> Path:
         if self._path is None:

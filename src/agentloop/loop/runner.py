@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentloop import detection, git, proc
 from agentloop import suites as suites_mod
@@ -28,6 +29,9 @@ from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.integrity import check_integrity
 from agentloop.rails.paths import ForbiddenPaths
+
+if TYPE_CHECKING:
+    from agentloop.workspace import Workspace
 
 Progress = Callable[[str], None]
 
@@ -85,15 +89,14 @@ class AutofixLoop:
         settings: LoopSettings,
         env: Mapping[str, str],
         history: History | None,
+        rescue_dir: Path,
+        open_worktree: Callable[[], Path],
+        env_for: Callable[[Path], Mapping[str, str]],
         agent_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
         progress: Progress = lambda _message: None,
         policy: Callable[[], Policy] | None = None,
-        branch: str | None = None,
-        rescue_dir: Path | None = None,
-        open_worktree: Callable[[], Path] | None = None,
-        env_for: Callable[[Path], Mapping[str, str]] | None = None,
     ) -> None:
         self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
         self.agent, self.settings, self.env = agent, settings, dict(env)
@@ -104,13 +107,10 @@ class AutofixLoop:
         # What each session may write, read and reach; made afresh before each session,
         # since the paths it names are the ones that exist then.
         self.policy = policy
-        # The run's branch (checked out at `top`), where a fix's commit is put; where what
-        # an attempt's undo replaced is saved; how the judge gets its worktree and the
-        # environment to run tests in a checkout.
-        self.branch = branch or git.current_branch(top) or ""
-        self.rescue_dir = rescue_dir or git.common_dir(top) / "agentloop" / "rescued"
-        self.open_worktree = open_worktree or _no_judge_worktree
-        self.env_for = env_for or (lambda _root: self.env)
+        # Where what an attempt's undo replaced is saved; how the judge gets its worktree
+        # and the environment to run tests in a checkout of its own (which must not reach
+        # into the run's worktree: see `in_workspace`).
+        self.rescue_dir, self.open_worktree, self.env_for = rescue_dir, open_worktree, env_for
         self._judge_instance: Judge | None = None
         # The runtime cap counts from the start of the run, the baseline included.
         self.start = clock() if started is None else started
@@ -120,6 +120,42 @@ class AutofixLoop:
         # failure records project-relative ones.
         rel = root.relative_to(top).as_posix()
         self._prefix = "" if rel == "." else rel + "/"
+
+    @classmethod
+    def in_workspace(
+        cls,
+        ws: Workspace,
+        *,
+        agent: Agent,
+        settings: LoopSettings,
+        history: History | None,
+        base_env: Mapping[str, str] | None = None,
+        agent_env: Mapping[str, str] | None = None,
+        started: float | None = None,
+        progress: Progress = lambda _message: None,
+        policy: Callable[[], Policy] | None = None,
+    ) -> AutofixLoop:
+        """The loop wired to a run's workspace: its worktree and base, its rescue folder,
+        a judge's worktree beside it, and each checkout's environment made from
+        `base_env` (default: this process's, without git's variables), so the judge's
+        imports never reach the run's worktree."""
+        return cls(
+            top=ws.path,
+            root=ws.root,
+            base_sha=ws.base_sha,
+            run_id=ws.run_id,
+            agent=agent,
+            settings=settings,
+            env=ws.env(base_env),
+            history=history,
+            rescue_dir=ws.places.rescued,
+            open_worktree=lambda: ws.detached_worktree("judge"),
+            env_for=lambda root: ws.env(base_env, root=root),
+            agent_env=agent_env,
+            started=started,
+            progress=progress,
+            policy=policy,
+        )
 
     # ------------------------------------------------------------ the loop
 
@@ -288,7 +324,7 @@ class AutofixLoop:
                 needed=verdict.needed_test_changes,
             )
         commit = git.commit_tree(self.top, candidate.tree, attempt.start, message)
-        git.advance_branch(self.top, self.branch, commit, attempt.start)
+        git.advance_branch(self.top, attempt.branch, commit, attempt.start)
         attempt.accept(commit)
         self.state.commits.append((commit, task.id))
         return commit
@@ -338,21 +374,9 @@ class AutofixLoop:
         return " / ".join(messages)
 
     def _run_selectors(self, failures: Sequence[Failure]) -> tuple[bool, str]:
-        outputs = []
-        for failure in failures:
-            if failure.selector is None:
-                return False, f"{failure.test_id} has no selector"
-            passed, output = suites_mod.run_selector(
-                failure.selector,
-                dialect=failure.runner,
-                cwd=self.root / failure.cwd,
-                timeout=self.settings.rerun_timeout,
-                env=self.env,
-            )
-            if not passed:
-                return False, output
-            outputs.append(output)
-        return True, "\n".join(outputs)
+        return suites_mod.run_selectors(
+            failures, root=self.root, timeout=self.settings.rerun_timeout, env=self.env
+        )
 
     def _closed_by(
         self,
@@ -591,12 +615,6 @@ def _first_error(output: str) -> str:
         return match.group(0).strip()[:300]
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
-
-
-def _no_judge_worktree() -> Path:
-    raise RuntimeError(
-        "AutofixLoop needs open_worktree to judge a fix (Workspace.detached_worktree)"
-    )
 
 
 def _test_change_note(diff: str, *, needed: bool) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agentloop.rails.facts import Finding, IntegrityKind
-from agentloop.rails.js_tests import Source, close, mask
+from agentloop.rails.js_tests import Source, close, expression_end, mask
 
 _RUNNERS = r"(?:vi|vitest|jest)"
 _MODULE_MOCK = re.compile(
@@ -108,10 +108,10 @@ def _hazards(text: str) -> Iterator[_Hazard]:
         for match in pattern.finditer(code):
             owner = match.group("owner")
             if owner in imports:
-                end = _statement_end(code, match.end())
+                end = expression_end(code, match.end(), ";\n")
                 yield _patched(source, match.start(), end, f"replaces code of `{imports[owner]}`")
     for match in _EXIT.finditer(code):
-        end = _statement_end(code, match.end())
+        end = expression_end(code, match.end(), ";\n")
         text = _short(source.words(match.start(), end))
         detail = f"`{text}` added: it ends the run before the runner reports a failure"
         yield _Hazard("exit_added", "exit:" + source.shape(match.start(), end), detail)
@@ -155,22 +155,6 @@ def _specifier(source: Source, offset: int) -> str | None:
     if end is None:
         return None
     return source.text[k + 1 : end - 1]
-
-
-def _statement_end(code: str, start: int) -> int:
-    """The end of the statement from `start`: a `;` or line end outside brackets."""
-    depth = 0
-    for k in range(start, len(code)):
-        char = code[k]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth < 0:
-                return k
-        elif char in ";\n" and depth == 0:
-            return k
-    return len(code)
 
 
 def _short(text: str, limit: int = 70) -> str:

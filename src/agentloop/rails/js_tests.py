@@ -692,7 +692,7 @@ def _constants(source: Source) -> _Constants:
     found: _Constants = {}
     for match in _DECLARATION.finditer(code):
         name = match.group("name")
-        end = _value_end(code, match.end())
+        end = expression_end(code, match.end())
         value = _AS_CONST.sub("", code[match.end() : end])
         # What is left once literals (blanked by the mask), numbers, object keys and
         # literal words go must be punctuation: `[`, `{`, `,`, quotes.
@@ -706,7 +706,9 @@ def _constants(source: Source) -> _Constants:
     return found
 
 
-def _value_end(code: str, start: int) -> int:
+def expression_end(code: str, start: int, stops: str = ";,\n") -> int:
+    """Where the expression from `start` ends: at one of `stops` outside brackets, or at a
+    bracket closing one opened before `start`."""
     depth = 0
     for k in range(start, len(code)):
         char = code[k]
@@ -716,7 +718,7 @@ def _value_end(code: str, start: int) -> int:
             depth -= 1
             if depth < 0:
                 return k
-        elif char in ";,\n" and depth == 0:
+        elif char in stops and depth == 0:
             return k
     return len(code)
 
