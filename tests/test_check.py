@@ -149,6 +149,32 @@ def test_moving_a_file_out_of_a_forbidden_dir_is_refused(repo: Path, staged: boo
     ]
 
 
+@pytest.mark.parametrize(
+    ("target", "detail"),
+    [
+        ("/tmp/elsewhere.py", "a symbolic link out of the repository"),
+        ("../../../outside.py", "a symbolic link out of the repository"),
+        ("calc.log", "a symbolic link to what the change does not hold"),
+        ("../auth/token.py", "a symbolic link into a forbidden path (**/auth/**)"),
+    ],
+)
+def test_a_symbolic_link_out_of_the_change_is_refused(repo: Path, target: str, detail: str) -> None:
+    (repo / "src/app/calc.log").write_text("ignored\n")
+    (repo / "src/app/calc.py").unlink()
+    (repo / "src/app/calc.py").symlink_to(target)
+    done = check(repo, "--json")
+    assert done.returncode == 1, done.stdout
+    (violation,) = json.loads(done.stdout)["violations"]
+    assert (violation["kind"], violation["path"]) == ("forbidden_path", "src/app/calc.py")
+    assert violation["detail"] == detail
+
+
+def test_a_symbolic_link_to_a_file_of_the_change_is_fine(repo: Path) -> None:
+    (repo / "src/app/calc.py").unlink()
+    (repo / "src/app/calc.py").symlink_to("../core/engine.py")
+    assert check(repo).returncode == 0
+
+
 def test_forbid_adds_a_pattern(repo: Path) -> None:
     edit(repo, "src/core/engine.py", "SPEED = 2\n")
     assert check(repo).returncode == 0

@@ -657,6 +657,40 @@ def _first_ignore_files(top: Path, folder: str) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class TreeLinks:
+    """The symbolic links among some paths of a tree (path → target), and the tree's own
+    paths, files and the directories holding them, to say where a link lands."""
+
+    links: dict[str, str]
+    held: frozenset[str]
+
+    def holds(self, path: str) -> bool:
+        return path in self.held
+
+
+def tree_links(cwd: Path, tree: str, paths: Sequence[str]) -> TreeLinks:
+    """Which of `paths` are symbolic links in `tree` (a tree-ish), and what it holds."""
+    out = _read(cwd, "ls-tree", "-r", "-z", "--full-tree", tree).stdout
+    entries: dict[str, tuple[str, str]] = {}
+    for entry in _split_z(out):
+        meta, _, name = entry.partition("\t")
+        mode, _kind, sha = meta.split()
+        entries[name] = (mode, sha)
+    wanted = set(paths)
+    links = {
+        name: _read(cwd, "cat-file", "blob", sha).stdout
+        for name, (mode, sha) in entries.items()
+        if mode == "120000" and name in wanted
+    }
+    held: set[str] = set()
+    if links:
+        for name in entries:
+            parts = name.split("/")
+            held.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return TreeLinks(links, frozenset(held))
+
+
 def show_file(cwd: Path, rev: str, path: str) -> str | None:
     """The text of `path` (relative to the repository's top) at `rev`; None when `rev`
     has no file there. Raises GitError when `rev` itself does not exist."""

@@ -25,7 +25,6 @@ from agentloop.failures.model import Failure, FlakyTest, Location, Task
 from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
 from agentloop.rails.change import ChangeCheck
-from agentloop.rails.paths import OUTSIDE_REPOSITORY, PathViolation
 from agentloop.reports.run import NO_SANDBOX
 from agentloop.session import Session
 
@@ -309,15 +308,6 @@ def print_run(run: RunReport) -> None:
 # ---------------------------------------------------------------- check
 
 
-def _forbidden_detail(v: PathViolation) -> str:
-    detail = (
-        "outside the repository"
-        if v.pattern == OUTSIDE_REPOSITORY
-        else f"matches forbidden pattern {v.pattern}"
-    )
-    return detail + (f" (renamed with {v.renamed_with})" if v.renamed_with else "")
-
-
 def check_doc(
     c: ChangeCheck, *, repository: Path, base: str, base_sha: str, patterns: Sequence[str]
 ) -> dict[str, Any]:
@@ -326,8 +316,8 @@ def check_doc(
             "kind": "forbidden_path",
             "path": v.path,
             "test": None,
-            "detail": _forbidden_detail(v),
-            "pattern": None if v.pattern == OUTSIDE_REPOSITORY else v.pattern,
+            "detail": v.detail,
+            "pattern": v.named_pattern,
         }
         for v in c.forbidden
     ]
@@ -373,7 +363,7 @@ def print_check(c: ChangeCheck, *, base: str, base_sha: str) -> None:
     problems = f"{c.problems} problem{'s' if c.problems != 1 else ''}"
     _line(f"[bold red]rails broken:[/] {problems} in {files} since {since}")
     for p in c.forbidden:
-        _line(f"[red]forbidden path[/]  {escape(p.path)}: {escape(_forbidden_detail(p))}")
+        _line(f"[red]forbidden path[/]  {escape(str(p))}")
     for i in c.integrity:
         _line(f"[red]test integrity[/]  {escape(str(i))} [dim]({i.kind})[/]")
     for v in c.session:

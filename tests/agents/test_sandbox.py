@@ -29,9 +29,11 @@ FILES = {
     "src/billing/x.py": "B = 1\n",
     "users/hard_delete.py": "D = 1\n",
     ".env": "API_KEY=sk-live-sandbox-secret\n",
-    ".gitignore": ".env\n.venv/\nnode_modules/\n",
+    ".gitignore": ".env\n.venv/\nnode_modules/\n__pycache__/\n.pytest_cache/\n",
     ".venv/bin/python": "",
     "web/node_modules/vitest/index.js": "",
+    "calc/__pycache__/ops.cpython-311.pyc": "",
+    ".pytest_cache/v/cache/nodeids": "[]",
     "tests/test_tmp.py": """\
         def test_tmp(tmp_path):
             (tmp_path / "x").write_text("ok")
@@ -60,7 +62,10 @@ def test_the_policy_names_existing_paths_absolutely(repo: Path, tmp_path: Path) 
     # own files whether they exist or not, and the environments tests import from.
     assert {".git", "auth", "src/billing", "users/hard_delete.py", ".env"} <= denied
     assert {"agentloop.yaml", ".agentloop", ".claude/settings.json"} <= denied
-    assert {".venv", "web/node_modules"} <= denied
+    # Everything ignored that is there when the session starts (web/ holds only an ignored
+    # node_modules, so git names web/ itself), caches excepted.
+    assert {".venv", "web"} <= denied
+    assert not any("__pycache__" in p or ".pytest_cache" in p for p in denied)
     assert "calc" not in denied
     assert "calc/ops.py" not in denied
     assert repo / ".env" in policy.deny_read

@@ -255,3 +255,41 @@ def test_a_forged_bytecode_cache_is_not_a_fix(tmp_path: Path, git_identity: None
 
     report = attempt(root, session)
     assert report.outcome == "unfixed", report
+
+
+def test_a_symlink_out_of_the_repository_is_not_a_fix(root: Path) -> None:
+    def session(worktree: Path) -> None:
+        # The code becomes a link to a fake the agent keeps outside the tree: the judge's
+        # checkout would follow it back into the agent's worktree.
+        (worktree / "build").mkdir()
+        (worktree / "build" / "fake.py").write_text("def add(a, b):\n    return a + b\n")
+        ops = worktree / "calc" / "ops.py"
+        ops.unlink()
+        ops.symlink_to(worktree / "build" / "fake.py")
+
+    report = attempt(root, session)
+    assert report.outcome == "unfixed", report
+    (only,) = report.attempts
+    assert only.outcome == "rejected_forbidden_path", only
+    assert "calc/ops.py" in only.reason
+    assert "out of the repository" in only.reason
+
+
+def test_a_link_to_a_file_the_commit_does_not_hold_is_not_a_fix(
+    tmp_path: Path, git_identity: None
+) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", {**CALC, ".gitignore": "build/\n"}))
+
+    def session(worktree: Path) -> None:
+        # Inside the repository, but ignored: a fresh checkout has nothing at the end of it.
+        (worktree / "build").mkdir()
+        (worktree / "build" / "fake.py").write_text("def add(a, b):\n    return a + b\n")
+        ops = worktree / "calc" / "ops.py"
+        ops.unlink()
+        ops.symlink_to("../build/fake.py")
+
+    report = attempt(root, session)
+    assert report.outcome == "unfixed", report
+    (only,) = report.attempts
+    assert only.outcome == "rejected_forbidden_path", only
+    assert "calc/ops.py -> ../build/fake.py" in only.reason

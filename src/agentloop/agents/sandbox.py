@@ -8,8 +8,9 @@ Seatbelt on macOS) with:
   CLI makes `$TMPDIR/claude-<uid>` the commands' TMPDIR, and TMPDIR is ours per session);
 - writes denied, inside the worktree too, to the git directories (the agent cannot commit,
   move a ref, or touch config, hooks or `info/`), every existing path a forbidden pattern
-  matches, agentloop's own files, and the project's environments (`.venv`, `node_modules`:
-  what the tests import must be what the user installed);
+  matches, agentloop's own files, and what lies ignored there when the session starts but
+  caches (`.venv`, `node_modules`, build outputs: what the tests import must be what the
+  user installed, and the judge's checkout links them in);
 - reads denied for secret files, in the worktree, in the user's checkout (reachable by its
   absolute path) and in the home directory;
 - no network unless the configuration names domains;
@@ -60,8 +61,8 @@ HOME_SECRETS = (
     ".npmrc",
     ".pypirc",
 )
-# Environments tests import from: made by the user or `workspace.setup`, not the agent's.
-ENVIRONMENTS = (".venv", "venv", "node_modules")
+# Ignored folders test runs write as they go (see `is_cache`).
+CACHES = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/")
 # What the CLI prints when failIfUnavailable stops it.
 REFUSAL = "sandbox required but unavailable"
 
@@ -176,17 +177,18 @@ def matching(top: Path, spec: ForbiddenPaths, also: Iterable[str] = ()) -> list[
 _PROBE = "agentloop-sandbox-probe"
 
 
-def _environments(top: Path) -> list[Path]:
-    """The environments among the ignored entries, and one level inside an ignored
-    directory (git lists `web/` alone when web/ holds only node_modules)."""
-    found = []
-    for entry in git.ignored_entries(top):
-        path = top / entry.rstrip("/")
-        if path.name in ENVIRONMENTS:
-            found.append(path)
-        elif entry.endswith("/"):
-            found += [path / name for name in ENVIRONMENTS if (path / name).is_dir()]
-    return found
+def is_cache(entry: str) -> bool:
+    """An ignored entry (as `git.ignored_entries` lists it) that test runs write as they
+    go and nothing reads as code: the agent's to write, and never carried into the
+    judge's checkout."""
+    return entry.endswith(CACHES)
+
+
+def _kept(top: Path) -> list[Path]:
+    """What lies ignored in the worktree when the session starts, but caches: the
+    environments tests import from (`.venv`, `node_modules`), build outputs, `.env`. The
+    judge's checkout links them in, so the agent may not change them."""
+    return [top / entry.rstrip("/") for entry in git.ignored_entries(top) if not is_cache(entry)]
 
 
 def home_secrets(home: Path) -> list[Path]:
@@ -209,7 +211,7 @@ def build_policy(
     top, repo = top.resolve(), repo.resolve()
     secret_spec = ForbiddenPaths(tuple(secrets))
     git_dirs = {git.common_dir(top), top / ".git"}
-    environments = _environments(top)
+    kept = _kept(top)
     # The rails' own files, whether they exist or not (a masked path cannot be created).
     protected = [top / p.removesuffix("/**") for p in PROTECTED if "*" not in p.removesuffix("/**")]
     own = Path(agentloop.__file__).resolve().parent
@@ -217,7 +219,7 @@ def build_policy(
         *sorted(git_dirs),
         *matching(top, forbidden),
         *protected,
-        *environments,
+        *kept,
         own,
         *extra_deny_write,
     ]

@@ -121,12 +121,15 @@ def evaluate(
     changed = [p for p in everything if p not in mine] if paths is None else list(paths)
     at_base = _rails_at_base(rails, root=root, top=top, base=base, sha=base_sha, changed=everything)
     forbidden = _forbidden(at_base, forbid, top)
+    tree = git.tree_links(top, snapshot.tree, changed)
     result = check_change(
         changed,
         forbidden=forbidden,
         allow_test_edits=at_base.allow_test_edits,
         before=lambda path: git.show_file(top, base_sha, path),
         after=lambda path: _read(top / path),
+        links=tree.links,
+        held=tree.holds,
     )
     if session is not None and paths is None:
         result = replace(result, session=_session_violations(root, top, *session))

@@ -26,11 +26,9 @@ from pathlib import Path
 
 from agentloop import git
 from agentloop import suites as suites_mod
+from agentloop.agents import sandbox
 from agentloop.failures.model import Failure
 from agentloop.rails.testinfra import is_test_surface
-
-# Caches a run of the tests writes: never carried into the judge's checkout.
-_CACHES = ("__pycache__/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/")
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class Judge:
     def _checkout(self, tree: str, keep: Sequence[str]) -> Path:
         if self._path is None:
             self._path = self._open()
-        links = [entry for entry in keep if not entry.endswith(_CACHES)]
+        links = [entry for entry in keep if not sandbox.is_cache(entry)]
         git.show_tree(self._path, tree, links)
         for entry in links:
             name = entry.rstrip("/")

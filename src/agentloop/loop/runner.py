@@ -27,7 +27,7 @@ from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.judge import Judge
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
-from agentloop.rails.integrity import check_integrity
+from agentloop.rails.change import check_change
 from agentloop.rails.paths import ForbiddenPaths
 
 if TYPE_CHECKING:
@@ -282,11 +282,20 @@ class AutofixLoop:
         attempt.check_git_state()
         candidate = git.snapshot_tree(self.top, attempt.start)
         attempt.changed = candidate.changed
-        violations = self.settings.forbidden.violations(candidate.changed)
-        if violations:
+        tree = git.tree_links(self.top, candidate.tree, candidate.changed)
+        rails = check_change(
+            candidate.changed,
+            forbidden=self.settings.forbidden,
+            allow_test_edits=self.settings.allow_test_edits,
+            before=lambda path: git.show_file(self.top, attempt.start, path),
+            after=lambda path: git.show_file(self.top, candidate.tree, path),
+            links=tree.links,
+            held=tree.holds,
+        )
+        if rails.forbidden:
             raise Rejected(
                 "rejected_forbidden_path",
-                "touched forbidden paths: " + "; ".join(str(v) for v in violations),
+                "touched forbidden paths: " + "; ".join(str(v) for v in rails.forbidden),
             )
         if not result.ok and result.outcome in _AGENT_OUTCOMES:
             raise Rejected(_AGENT_OUTCOMES[result.outcome], _agent_reason(result))
@@ -294,16 +303,11 @@ class AutofixLoop:
             raise Rejected("agent_error", _agent_reason(result))
         if not candidate.changed:
             raise Rejected("agent_error", _agent_reason(result) or "changed nothing")
-        if not self.settings.allow_test_edits:
-            problems = check_integrity(
-                {p: git.show_file(self.top, attempt.start, p) for p in candidate.changed},
-                {p: git.show_file(self.top, candidate.tree, p) for p in candidate.changed},
+        if rails.integrity:
+            raise Rejected(
+                "rejected_integrity",
+                "weakened the tests: " + "; ".join(str(p) for p in rails.integrity[:5]),
             )
-            if problems:
-                raise Rejected(
-                    "rejected_integrity",
-                    "weakened the tests: " + "; ".join(str(p) for p in problems[:5]),
-                )
         verdict = self._judge().judge(attempt.start, candidate, task.failures, attempt.keep)
         attempt.tests_changed = verdict.test_changes
         if not verdict.passed:

@@ -75,16 +75,22 @@ def check_change(
     allow_test_edits: bool,
     before: Reader,
     after: Reader,
+    links: Mapping[str, str] | None = None,
+    held: Callable[[str], bool] = lambda _path: True,
 ) -> ChangeCheck:
     """Every problem at once (the loop stops at the first kind; a person or an
-    interactive session fixing by hand wants the whole list)."""
+    interactive session fixing by hand wants the whole list). `links`: the changed paths
+    that are symbolic links (→ their targets); `held`: whether the change holds a path."""
     paths = tuple(changed)
     integrity: tuple[IntegrityViolation, ...] = ()
     if not allow_test_edits and paths:
         integrity = check_integrity(_Contents(paths, before), _Contents(paths, after))
     return ChangeCheck(
         changed=paths,
-        forbidden=forbidden.violations(paths),
+        forbidden=(
+            *forbidden.violations(paths),
+            *forbidden.link_violations(links or {}, held),
+        ),
         integrity=integrity,
         integrity_checked=not allow_test_edits,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -76,6 +76,16 @@ PROTECTED: tuple[str, ...] = (
 
 # What `match` names instead of a pattern when a path is not inside the repository at all.
 OUTSIDE_REPOSITORY = "<outside the repository>"
+# What a symbolic link a change adds is refused for when it lands on no forbidden path: an
+# absolute or escaping target (it points into this one checkout, or outside it), or a
+# target the change itself does not hold (an ignored file, in a fresh checkout nothing).
+LINK_OUTSIDE = "<a symbolic link out of the repository>"
+LINK_NOWHERE = "<a symbolic link to what the change does not hold>"
+_PLAIN = {
+    OUTSIDE_REPOSITORY: "outside the repository",
+    LINK_OUTSIDE: "a symbolic link out of the repository",
+    LINK_NOWHERE: "a symbolic link to what the change does not hold",
+}
 
 _DRIVE = re.compile(r"^[A-Za-z]:/")
 
@@ -96,11 +106,26 @@ class PathViolation:
     pattern: str
     # The other side when `path` is one side of a rename.
     renamed_with: str | None = None
+    # What `path` points at, when it is a symbolic link the change adds.
+    link: str | None = None
+
+    @property
+    def detail(self) -> str:
+        plain = _PLAIN.get(self.pattern)
+        if self.link is not None:
+            what = plain or f"a symbolic link into a forbidden path ({self.pattern})"
+        else:
+            what = plain or f"matches forbidden pattern {self.pattern}"
+        return what + (f" (renamed with {self.renamed_with})" if self.renamed_with else "")
+
+    @property
+    def named_pattern(self) -> str | None:
+        """The forbidden pattern, None for the sentinels above."""
+        return None if self.pattern in _PLAIN else self.pattern
 
     def __str__(self) -> str:
-        if self.pattern == OUTSIDE_REPOSITORY:
-            return f"{self.path}: outside the repository"
-        return f"{self.path}: matches forbidden pattern {self.pattern}"
+        where = f"{self.path} -> {self.link}" if self.link is not None else self.path
+        return f"{where}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -167,6 +192,25 @@ class ForbiddenPaths:
         to edit it; the diff check after each headless attempt still sees it.)"""
         return cls((*(p for p in patterns if p not in PROTECTED), *PROTECTED), root=root)
 
+    def link_violations(
+        self, links: Mapping[str, str], held: Callable[[str], bool]
+    ) -> tuple[PathViolation, ...]:
+        """The symbolic links a change adds (path → target) that land outside the
+        repository, on a forbidden path, or on nothing `held` (a path the change holds,
+        file or directory)."""
+        found = []
+        for path, target in links.items():
+            landed = link_target(path, target)
+            if landed is None:
+                pattern: str | None = LINK_OUTSIDE
+            else:
+                pattern = self.match(landed)
+                if pattern is None and not held(landed):
+                    pattern = LINK_NOWHERE
+            if pattern is not None:
+                found.append(PathViolation(path, pattern, link=target))
+        return tuple(found)
+
     def violations(self, paths: Iterable[str | Rename]) -> tuple[PathViolation, ...]:
         """One violation per forbidden path, in the order given, each path once."""
         found: list[PathViolation] = []
@@ -183,3 +227,15 @@ class ForbiddenPaths:
                     seen.add(path)
                     found.append(PathViolation(path, pattern, other))
         return tuple(found)
+
+
+def link_target(link: str, target: str) -> str | None:
+    """Where a symbolic link at `link` (repository-relative) lands, repository-relative;
+    None when it leaves the repository or is absolute (it points into this one checkout,
+    not the repository: in any other checkout it lands elsewhere or nowhere)."""
+    if target.startswith("/") or _DRIVE.match(target.replace("\\", "/")):
+        return None
+    landed = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+    if landed in (".", "..") or landed.startswith("../"):
+        return None
+    return landed
