@@ -158,18 +158,21 @@ def matching(top: Path, spec: ForbiddenPaths, also: Iterable[str] = ()) -> list[
     if not top.is_dir():
         return []
     found: list[Path] = []
-    covered: set[str] = set()
+    # Each directory is judged once, not once per file in it (a session's start waits).
+    whole: dict[str, bool] = {}
     for name in sorted({*git.listed_paths(top), *also}):
         parts = name.rstrip("/").split("/")
         prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
-        if any(prefix in covered for prefix in prefixes):
-            continue
-        whole = next((d for d in prefixes if spec.match(f"{d}/{_PROBE}") is not None), None)
-        if whole is not None:
-            covered.add(whole)
-            found.append(top / whole)
-        elif spec.match(name.rstrip("/")) is not None:
-            found.append(top / name.rstrip("/"))
+        for directory in prefixes:
+            if directory not in whole:
+                whole[directory] = spec.match(f"{directory}/{_PROBE}") is not None
+                if whole[directory]:
+                    found.append(top / directory)
+            if whole[directory]:
+                break
+        else:
+            if spec.match(name.rstrip("/")) is not None:
+                found.append(top / name.rstrip("/"))
     return found
 
 
