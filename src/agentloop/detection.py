@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentloop import reruns as reruns_mod
 from agentloop import suites as suites_mod
-from agentloop.failures import classify, flaky, group, imports, order
+from agentloop.failures import classify, group, imports, order
 from agentloop.failures import text as tx
 from agentloop.failures.model import (
+    Dialect,
     Failure,
     FlakyTest,
     Location,
@@ -66,6 +68,7 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
         crash_location=location,
         stage=parsed.stage,
         category=classify.categorize(parsed, str(cwd)),
+        duration=parsed.duration,
     )
 
 
@@ -75,23 +78,22 @@ def _finish(
     runs: list[SuiteRun],
     failures: list[Failure],
     *,
+    targets: Mapping[str, reruns_mod.Target],
     reruns: int,
     rerun_timeout: float,
     progress: Progress,
     notes: list[str],
     env: Mapping[str, str] | None = None,
 ) -> Detection:
-    def rerun(failure: Failure) -> bool:
-        assert failure.selector is not None
-        return suites_mod.rerun_passed(
-            failure.selector,
-            dialect=failure.runner,
-            cwd=root / failure.cwd,
-            timeout=rerun_timeout,
-            env=env,
-        )
-
-    kept, flaky_tests = flaky.split_flaky(failures, reruns=reruns, rerun=rerun, progress=progress)
+    rerunner = reruns_mod.Rerunner(
+        targets,
+        root=root,
+        reruns=reruns,
+        unknown_timeout=rerun_timeout,
+        progress=progress,
+        env=env,
+    )
+    kept, flaky_tests = rerunner.check(failures)
     tasks = group.group(kept)
     if tasks:
         progress("reading the project's import graph")
@@ -121,6 +123,7 @@ def detect(
     runs: list[SuiteRun] = []
     failures: list[Failure] = []
     notes: list[str] = []
+    targets: dict[str, reruns_mod.Target] = {}
     with tempfile.TemporaryDirectory(prefix="agentloop-detect-") as workdir:
         for suite in found:
             progress(f"running suite {suite.name}: {suite.run}")
@@ -132,11 +135,23 @@ def detect(
                 to_failure(p, suite=suite.name, root=root, cwd=suite.cwd, prefix=suite.rerun)
                 for p in report.failures
             )
+            runner: Dialect | None = report.dialect if suite.runner is None else suite.runner
+            if suite.rerun and runner is not None:
+                targets[suite.name] = reruns_mod.Target(
+                    suite=suite.name,
+                    runner=runner,
+                    cwd=suite.cwd,
+                    prefix=suite.rerun,
+                    order=reruns_mod.run_order(suites_mod.probe_path(Path(workdir), suite)),
+                    duration=run.duration,
+                    source=suite,
+                )
     return _finish(
         root,
         git,
         runs,
         failures,
+        targets=targets,
         reruns=reruns,
         rerun_timeout=rerun_timeout,
         progress=progress,
@@ -170,11 +185,14 @@ def detect_report(
         timed_out=False,
         tests=report.total,
     )
+    prefix = suites_mod.default_prefix(report.dialect)
+    target = reruns_mod.Target(suite=name, runner=report.dialect, cwd=root, prefix=prefix)
     return _finish(
         root,
         git,
         [run],
         failures,
+        targets={name: target} if prefix else {},
         reruns=reruns,
         rerun_timeout=rerun_timeout,
         progress=progress,
