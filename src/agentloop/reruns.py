@@ -240,6 +240,9 @@ class Rerunner:
         if not before or not self._fails_after(target, victim, before):
             return None
         run = flaky.bisect(before, lambda tests: self._fails_after(target, victim, tests))
+        # Once more: a flake that happened to fail after its predecessors passes now.
+        if not self._fails_after(target, victim, run):
+            return None
         words = " ".join(shlex.quote(t) for t in [*run, victim.test_id])
         return dataclasses.replace(
             victim,

@@ -1,0 +1,263 @@
+"""detect's re-runs on real pytest runs: runner timeouts are never re-run, re-runs keep the
+suite's options, share runner processes, and an order-dependent failure is a task naming
+the test that pollutes it. Timing bounds leave room for a loaded two-core machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from agentloop.reruns import cores
+from agentloop.suites import rerun_options
+from agentloop.testing.detect import by_test_id, detect, run_selector, schema_errors
+from agentloop.testing.repos import pytest_project, run_cli
+
+# The project's own pytest settings, with pytest-timeout killing a test after 2 s.
+TIMEOUT_PYPROJECT = """\
+[project]
+name = "fixture"
+version = "0"
+
+[tool.pytest.ini_options]
+pythonpath = ["."]
+timeout = 2
+"""
+
+
+def _runs(counter: Path) -> list[str]:
+    return counter.read_text().split() if counter.exists() else []
+
+
+def test_hanging_parametrized_tests_are_timeouts_and_never_rerun(tmp_path: Path) -> None:
+    counter = tmp_path / "hang-runs.txt"
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "pyproject.toml": TIMEOUT_PYPROJECT,
+            "tests/test_hang.py": f"""\
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_waits_forever(n):
+    with open({str(counter)!r}, "a") as runs:
+        runs.write(f"{{n}}\\n")
+    time.sleep(120)
+""",
+            "tests/test_bug.py": "def test_wrong():\n    assert 2 + 2 == 5\n",
+        },
+    )
+    start = time.monotonic()
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+    elapsed = time.monotonic() - start
+
+    assert run.returncode == 1, run.stderr
+    assert schema_errors(run.doc) == []
+    found = {test_id: f["category"] for test_id, f in by_test_id(run.doc).items()}
+    assert found == {
+        **{f"tests/test_hang.py::test_waits_forever[{n}]": "timeout" for n in range(4)},
+        "tests/test_bug.py::test_wrong": "logic_bug",
+    }
+    # Each hanging test ran once, in the suite: none was re-run.
+    assert sorted(_runs(counter)) == ["0", "1", "2", "3"]
+    # The suite itself takes 4 x 2 s; re-running the hangs would add 16 s or more.
+    assert elapsed < 8 + 25, f"detect took {elapsed:.0f}s"
+
+
+def test_a_configured_suite_is_rerun_with_its_own_options(tmp_path: Path) -> None:
+    counter = tmp_path / "runs.txt"
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "agentloop.yaml": """\
+suites:
+  - name: unit
+    run: python -m pytest --timeout=2 -q -x tests
+""",
+            # Fails in the suite; hangs when re-run. Only the suite's --timeout=2 stops it
+            # before agentloop's own limit for a re-run (30 s and more).
+            "tests/test_slow.py": f"""\
+import time
+from pathlib import Path
+
+COUNTER = Path({str(counter)!r})
+
+
+def test_fails_then_hangs():
+    runs = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1
+    COUNTER.write_text(str(runs))
+    if runs > 1:
+        time.sleep(120)
+    assert runs > 1
+""",
+        },
+    )
+    start = time.monotonic()
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+    elapsed = time.monotonic() - start
+
+    assert run.returncode == 1, run.stderr
+    [failure] = by_test_id(run.doc).values()
+    # The options stay; the test path and -x (which select and stop tests) go.
+    assert failure["selector"] == (
+        "python -m pytest --timeout=2 -q tests/test_slow.py::test_fails_then_hangs"
+    )
+    assert counter.read_text() == "3"  # the suite run and two re-runs
+    assert elapsed < 4 + 25, f"detect took {elapsed:.0f}s: the re-runs lost --timeout=2"
+    pasted = run_selector(failure["selector"], cwd=root, env=run.env, timeout=60)
+    assert "Timeout (>2.0s) from pytest-timeout" in pasted.stdout
+
+
+def test_rerun_options_drop_only_what_selects_tests(tmp_path: Path) -> None:
+    (tmp_path / "python_testcases").mkdir()
+    words = [
+        "--timeout=5", "-q", "python_testcases", "-k", "not slow", "-m", "fast",
+        "--deselect", "t.py::x", "--lf", "--sw", "-x", "--maxfail", "3",
+        "-p", "no:cacheprovider", "-c", "pytest.ini", "--tb", "short", "-n", "4",
+        "--junitxml=out.xml", "--json-report", "--json-report-file=r.json",
+        "tests/test_a.py::test_b",
+    ]  # fmt: skip
+    kept = rerun_options(words, "pytest", tmp_path)
+    assert kept == [
+        "--timeout=5", "-q", "-p", "no:cacheprovider", "-c", "pytest.ini", "--tb", "short",
+        "-n", "4",
+    ]  # fmt: skip
+    assert rerun_options(
+        ["--config", "vitest.config.ts", "tests/unit", "-t", "adds", "--reporter=dot"], "vitest"
+    ) == ["--config", "vitest.config.ts"]
+
+
+def test_reruns_share_one_runner_process_per_core(tmp_path: Path) -> None:
+    started = tmp_path / "pytest-processes.txt"
+    failing = 8
+    tests = "\n\n".join(f"def test_wrong_{n}():\n    assert {n} < 0" for n in range(failing))
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            # One line per pytest process that starts in the project.
+            "conftest.py": f"""\
+import os
+
+
+def pytest_configure(config):
+    with open({str(started)!r}, "a") as out:
+        out.write(f"{{os.getpid()}}\\n")
+""",
+            **{
+                f"tests/test_mod{m}.py": f"def test_fine():\n    pass\n\n\n{tests}\n"
+                for m in range(3)
+            },
+        },
+    )
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+
+    assert run.returncode == 1, run.stderr
+    assert run.doc["summary"]["failures"] == 3 * failing
+    assert run.doc["flaky"] == []
+    # The suite, then each re-run pass with one batch per core (was: 48 processes).
+    assert len(_runs(started)) == 1 + 2 * min(cores(), 3 * failing)
+
+
+POLLUTED = {
+    "app/__init__.py": "",
+    "app/registry.py": "HANDLERS = []\n\n\ndef register(name):\n    HANDLERS.append(name)\n",
+    "tests/test_registry.py": """\
+from app import registry
+
+
+def test_a_lookup():
+    assert registry.HANDLERS == []
+
+
+def test_b_register_twice():
+    registry.register("email")
+    registry.register("sms")
+    assert len(registry.HANDLERS) == 2
+
+
+def test_c_unrelated():
+    assert "email".upper() == "EMAIL"
+
+
+def test_d_starts_empty():
+    assert registry.HANDLERS == []
+""",
+    "tests/test_other.py": "".join(
+        f"def test_fine_{n}():\n    assert {n} == {n}\n\n\n" for n in range(6)
+    ),
+    "tests/test_z_real.py": "def test_broken():\n    assert sum([1, 2]) == 4\n",
+}
+
+
+def test_an_order_dependent_failure_is_a_task_naming_its_polluter(tmp_path: Path) -> None:
+    root = pytest_project(tmp_path / "p", POLLUTED)
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+
+    assert run.returncode == 1, run.stderr
+    assert schema_errors(run.doc) == []
+    found = by_test_id(run.doc)
+    assert set(found) == {
+        "tests/test_registry.py::test_d_starts_empty",
+        "tests/test_z_real.py::test_broken",
+    }
+    victim = found["tests/test_registry.py::test_d_starts_empty"]
+    assert victim["order_dependent"] is True
+    assert victim["polluter"] == "tests/test_registry.py::test_b_register_twice"
+    assert victim["selector"].endswith(
+        " -m pytest tests/test_registry.py::test_b_register_twice "
+        "tests/test_registry.py::test_d_starts_empty"
+    )
+    assert found["tests/test_z_real.py::test_broken"]["order_dependent"] is False
+    assert run.doc["flaky"] == []
+    assert run.doc["summary"] == {
+        "failures": 2, "tasks": 2, "flaky": 0, "order_dependent": 1, "green": False,
+    }  # fmt: skip
+    # The selector reproduces the failure; the test alone passes.
+    pasted = run_selector(victim["selector"], cwd=root, env=run.env)
+    assert pasted.returncode == 1, pasted.stdout
+    assert "1 failed, 1 passed" in pasted.stdout
+    alone = run_selector(victim["selector"].replace(victim["polluter"], ""), cwd=root, env=run.env)
+    assert alone.returncode == 0, alone.stdout
+
+    # A human reads the same: the polluter and how to see it.
+    human = run_cli("detect", cwd=root, home=tmp_path / "home", extra_env={"COLUMNS": "300"})
+    assert human.returncode == 1
+    assert "order-dependent" in human.stdout
+    assert "fails after tests/test_registry.py::test_b_register_twice" in human.stdout
+
+
+def test_a_truly_flaky_test_stays_flaky(tmp_path: Path) -> None:
+    counter = tmp_path / "runs.txt"
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "tests/test_earlier.py": "def test_fine():\n    pass\n",
+            # Fails on runs 1 and 3, passes on 2 and 4: fails in the suite, passes one re-run
+            # of two. With one re-run it passes, fails after its predecessor, and passes when
+            # that is checked once more.
+            "tests/test_flaky.py": f"""\
+from pathlib import Path
+
+COUNTER = Path({str(counter)!r})
+
+
+def test_sometimes():
+    runs = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1
+    COUNTER.write_text(str(runs))
+    assert runs % 2 == 0
+""",
+        },
+    )
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+    assert run.returncode == 0, run.stderr
+    assert [(f["kind"], f["passes"]) for f in run.doc["flaky"]] == [("flaky", 1)]
+    assert run.doc["tasks"] == []
+
+    counter.unlink()
+    again = detect(root, tmp_path / "home", "--flaky-reruns", "1")
+    assert again.returncode == 0, again.stderr
+    assert [(f["kind"], f["passes"]) for f in again.doc["flaky"]] == [("flaky", 1)]
+    assert again.doc["tasks"] == []
+    assert counter.read_text() == "4"  # suite, alone, after test_earlier, once more
