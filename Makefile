@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean sandbox-deps
+.PHONY: test lint demo bench bench-detect clean sandbox-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP) sandbox-deps
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parse_bench.py
+
+# Plain pytest vs `agentloop detect` on a generated suite with 17 hanging tests (~3 min).
+bench-detect: $(STAMP)
+	$(BIN)/python benchmarks/detect_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
