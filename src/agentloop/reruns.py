@@ -4,10 +4,11 @@ What the outcomes mean is decided in agentloop.failures.flaky; this module runs 
 
 - pytest: the candidates of a suite are split into one batch per available core (in the
   order the suite ran them, so a module's fixtures are set up once per batch); each batch is
-  one pytest process given all its node ids, run `reruns` times. pytest runs node ids in
-  command-line order and reports each to agentloop's probe plugin, whose file gives the
-  outcome of every test. Only a test that passed every re-run needs a process of its own:
-  the one that runs it after its predecessors, and the bisection for its polluter.
+  one pytest process given all its node ids, run `reruns` times, every other time in
+  reverse. pytest runs node ids in command-line order and reports each to agentloop's
+  probe plugin, whose file gives the outcome of every test. Only a test that passed some
+  re-run needs processes of its own: alone (when it failed in others: a batch-mate may
+  have polluted it), after its predecessors, and the bisection for its polluter.
 - vitest/jest: each test is re-run by its own selector (a name filter cannot tell two
   tests of the same name apart), on all cores at once. A test that passes every time is
   run once more with its whole file, where every earlier test of the file runs before it;
@@ -201,12 +202,15 @@ class Rerunner:
         return passed
 
     def _batch_passes(self, target: Target, batch: Sequence[Failure]) -> Counter[str]:
-        """How many of the `reruns` re-runs each failure of the batch passed."""
+        """How many of the `reruns` re-runs each failure of the batch passed. Every other
+        pass runs the batch in reverse: a test that its batch-mates pollute fails one way
+        and passes the other, so it is never taken for a plain failure."""
         passes: Counter[str] = Counter()
         timeout = allowance(batch, unknown=self.unknown)
-        for _ in range(self.reruns):
+        for number in range(self.reruns):
+            ordered = batch if number % 2 == 0 else batch[::-1]
             outcomes = (
-                self._pytest(target, [f.test_id for f in batch], timeout)
+                self._pytest(target, [f.test_id for f in ordered], timeout)
                 if target.runner == "pytest"
                 else None
             )
@@ -227,6 +231,15 @@ class Rerunner:
         )
         outcomes = self._pytest(target, [*before, victim.test_id], timeout)
         return outcomes is not None and outcomes.get(victim.test_id) == "failed"
+
+    def _alone_then_order(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
+        """A test that passed some batched re-runs: a flake, unless it passes alone and
+        fails after its predecessors (a batch-mate polluted it)."""
+        timeout = allowance([victim], unknown=self.unknown)
+        outcomes = self._pytest(target, [victim.test_id], timeout)
+        if outcomes is None or outcomes.get(victim.test_id) != "passed":
+            return None
+        return self._order_pytest(target, victim, skip)
 
     def _order_pytest(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
         """The victim as an order-dependent failure, or None when it passes after its
@@ -340,9 +353,16 @@ class Rerunner:
                 passes.update(future.result())
             verdicts = {f.id: flaky.verdict(passes[f.id], self.reruns) for f in todo}
             timed_out = {f.test_id for f in failures if f.category == "timeout"}
-            for victim in (f for f in todo if verdicts[f.id] == "order"):
+            batched = {f.id for t, b in batches if len(b) > 1 and t.runner == "pytest" for f in b}
+            for victim in (f for f in todo if verdicts[f.id] != "kept"):
                 target = self.targets.get(victim.suite)
                 if target is None:
+                    continue
+                if verdicts[victim.id] == "flaky":
+                    if victim.id in batched:
+                        order_checks[victim.id] = pool.submit(
+                            self._alone_then_order, target, victim, timed_out
+                        )
                     continue
                 if target.runner == "pytest":
                     check = pool.submit(self._order_pytest, target, victim, timed_out)
@@ -352,7 +372,7 @@ class Rerunner:
             if order_checks:
                 self._wait(
                     {f: 1 for f in order_checks.values()},
-                    f"re-running {len(order_checks)} tests that passed alone "
+                    f"re-running {len(order_checks)} tests that passed some re-runs "
                     "after the tests before them",
                 )
         replaced = {

@@ -4,7 +4,10 @@ Each failing test (not a timeout, not a collection error: those would only hang 
 again) is re-run `reruns` times without the rest of the suite:
 
 - fails every time              → a real failure, kept for a task;
-- passes some of the times      → flaky (both outcomes on the same code), set apart;
+- passes some of the times      → flaky (both outcomes on the same code), set apart; but
+  when the re-runs shared a process with other failing tests (agentloop.reruns batches
+  them, every other pass in reverse order), one of those may have polluted it: it is run
+  alone, and if it passes, checked as below;
 - passes every time             → run once more after the tests that ran before it in the
   suite's process. Fails there  → order-dependent: test pollution, deterministic, a task,
   and the polluter is found by bisection over those predecessors. Passes there too → flaky.
