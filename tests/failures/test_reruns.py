@@ -261,3 +261,27 @@ def test_sometimes():
     assert [(f["kind"], f["passes"]) for f in again.doc["flaky"]] == [("flaky", 1)]
     assert again.doc["tasks"] == []
     assert counter.read_text() == "4"  # suite, alone, after test_earlier, once more
+
+
+def test_a_failing_polluter_in_the_same_rerun_batch_is_still_found(tmp_path: Path) -> None:
+    # As in examples/shop: the polluter fails too, so both are re-run, side by side.
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            **POLLUTED,
+            "tests/test_registry.py": POLLUTED["tests/test_registry.py"].replace(
+                "    assert len(registry.HANDLERS) == 2", "    assert len(registry.HANDLERS) == 3"
+            ),
+        },
+    )
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+
+    assert run.returncode == 1, run.stderr
+    found = by_test_id(run.doc)
+    polluter = "tests/test_registry.py::test_b_register_twice"
+    assert {test_id: f["polluter"] for test_id, f in found.items()} == {
+        polluter: None,
+        "tests/test_registry.py::test_d_starts_empty": polluter,
+        "tests/test_z_real.py::test_broken": None,
+    }
+    assert run.doc["flaky"] == []
