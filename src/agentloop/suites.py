@@ -236,7 +236,9 @@ _JS_VALUES = _words(
 def _pytest_positional(word: str, cwd: Path | None) -> bool:
     if "::" in word or word.endswith(".py"):
         return True
-    return cwd is not None and (cwd / word).exists()
+    # Without a directory to look in, a bare word is taken for a path: keeping a test
+    # directory would re-run all of it.
+    return cwd is None or (cwd / word).exists()
 
 
 def rerun_options(words: Sequence[str], runner: Runner, cwd: Path | None = None) -> list[str]:

@@ -4,9 +4,17 @@ the test that pollutes it. Timing bounds leave room for a loaded two-core machin
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from agentloop.failures.classify import categorize
+from agentloop.failures.model import Dialect, ParsedFailure
+from agentloop.failures.reports import read_report
 from agentloop.reruns import cores
 from agentloop.suites import rerun_options
 from agentloop.testing.detect import by_test_id, detect, run_selector, schema_errors
@@ -285,3 +293,47 @@ def test_a_failing_polluter_in_the_same_rerun_batch_is_still_found(tmp_path: Pat
         "tests/test_z_real.py::test_broken": None,
     }
     assert run.doc["flaky"] == []
+
+
+def test_pytest_timeout_is_a_timeout_in_both_report_formats(tmp_path: Path) -> None:
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\n\ndef test_hangs():\n    time.sleep(60)\n"
+    )
+    report, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--timeout=1",
+         "--json-report", f"--json-report-file={report}", f"--junitxml={xml}"],
+        cwd=tmp_path, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    for path, fmt in ((report, "pytest-json"), (xml, "junit")):
+        [failure] = read_report(path, fmt=fmt, root=tmp_path).failures
+        assert "Timeout (>1.0s) from pytest-timeout" in f"{failure.error_type}: {failure.message}"
+        assert categorize(failure, str(tmp_path)) == "timeout", fmt
+        assert failure.duration is not None
+        assert 0.9 < failure.duration < 30
+
+
+@pytest.mark.parametrize(
+    ("dialect", "error_type", "message", "text"),
+    [
+        # As vitest 4 and jest 30 write them to JUnit (from real runs).
+        ("vitest", "Error", "Test timed out in 200ms.\nIf this is a long-running test, pass a "
+         'timeout value as the last argument or configure it globally with "testTimeout".', ""),
+        ("jest", "Error", 'thrown: "Exceeded timeout of 200 ms for a test.', ""),
+        ("go", "Failed", "", "panic: test timed out after 2s\n\trunning tests:\n\t\tTestSlow (2s)"),
+        ("junit", "Error", "Timeout of 2000ms exceeded. For async tests and hooks, ensure "
+         '"done()" is called; if returning a Promise, ensure it resolves.', ""),
+    ],
+)  # fmt: skip
+def test_the_runners_own_timeouts_are_timeouts(
+    dialect: Dialect, error_type: str, message: str, text: str
+) -> None:
+    failure = ParsedFailure(
+        dialect=dialect, test_id="t", test_name="t", file=None, line=None,
+        error_type=error_type, message=message, text=text, stage="call",
+    )  # fmt: skip
+    assert categorize(failure) == "timeout"
+    # ...and a test whose own assertion mentions a timeout is not one.
+    assert categorize(dataclasses.replace(failure, message="assert 'timeout' in x", text="")) == (
+        "logic_bug"
+    )
