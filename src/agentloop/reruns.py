@@ -343,7 +343,8 @@ class Rerunner:
         passes: Counter[str] = Counter()
         batches = self._batches(todo)
         order_checks: dict[str, Future[Failure | None]] = {}
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
             reruns = {pool.submit(self._batch_passes, t, batch): batch for t, batch in batches}
             self._wait(
                 {f: len(b) for f, b in reruns.items()},
@@ -375,6 +376,10 @@ class Rerunner:
                     f"re-running {len(order_checks)} tests that passed some re-runs "
                     "after the tests before them",
                 )
+        finally:
+            # On ^C (or a bug) drop the re-runs not started yet; those running end at
+            # their own, duration-based timeout.
+            pool.shutdown(wait=False, cancel_futures=True)
         replaced = {
             victim_id: found
             for victim_id, check in order_checks.items()
