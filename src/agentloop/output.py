@@ -64,6 +64,21 @@ def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(escape(message))
 
 
+def print_text(text: str) -> None:
+    """Plain text as it is (a reference page): no markup, no wrapping."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def print_config(root: Path, source: str | None, values: dict[str, Any]) -> None:
+    import yaml
+
+    where = f"from {source}" if source else "defaults (no agentloop.yaml or [tool.agentloop])"
+    out.print(f"[bold]configuration of {escape(str(root))}[/] [dim]({escape(where)})[/]")
+    sys.stdout.flush()
+    print_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    note("every key with its default and meaning: `agentloop config --reference`")
+
+
 # ---------------------------------------------------------------- detect
 
 

@@ -236,7 +236,7 @@ def discover(root: Path, config: Config) -> list[Suite]:
     if not found:
         raise SuiteError(
             f"no test suite found in {root} (looked for pytest, and npm with vitest or jest)",
-            hint="configure `suites:` in agentloop.yaml (see docs/config.md)",
+            hint="configure `suites:` in agentloop.yaml (`agentloop config --reference`)",
         )
     return found
 
