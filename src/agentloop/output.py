@@ -181,7 +181,9 @@ def print_detection(d: Detection) -> None:
         table = Table(
             title="Failures by root cause, in the order to fix them", title_justify="left"
         )
+        # `agentloop run --task` takes either the number or the id.
         table.add_column("task", justify="right", style="bold")
+        table.add_column("id", no_wrap=True, style="dim")
         table.add_column("tests", justify="right")
         table.add_column("category", overflow="fold")
         table.add_column("location", overflow="fold")
@@ -191,6 +193,7 @@ def print_detection(d: Detection) -> None:
             more = f" (+{len(task.failures) - 1} more)" if len(task.failures) > 1 else ""
             table.add_row(
                 str(number),
+                task.id,
                 str(len(task.failures)),
                 task.category,
                 escape(str(task.crash_location) if task.crash_location else "?"),
