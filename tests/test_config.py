@@ -88,12 +88,12 @@ def test_pyproject_section(tmp_path: Path) -> None:
         ),
         ({"agentloop.yaml": "detect: 3\n"}, {}, ["detect: expected a mapping of keys"]),
         (
-            {"pyproject.toml": "[tool.agentloop]\nsuites = \"pytest\"\n"},
+            {"pyproject.toml": '[tool.agentloop]\nsuites = "pytest"\n'},
             {},
             ["pyproject.toml [tool.agentloop]", "suites: expected a list of suites"],
         ),
         (
-            {"pyproject.toml": "[tool.agentloop.suites]\nname = \"unit\"\nrun = \"pytest\"\n"},
+            {"pyproject.toml": '[tool.agentloop.suites]\nname = "unit"\nrun = "pytest"\n'},
             {},
             ["suites: expected a list of suites", "got a mapping"],
         ),

@@ -22,9 +22,7 @@ def parse(text: str) -> float:
         parts = _PART.findall(raw)
         # Each unit once, largest first: `30m1h` is a typo more often than a duration.
         units = [unit for _, unit in parts]
-        ordered = sorted(units, key=lambda u: -_UNITS[u]) == units and len(set(units)) == len(
-            units
-        )
+        ordered = sorted(units, key=lambda u: -_UNITS[u]) == units and len(set(units)) == len(units)
         if parts and ordered and "".join(n + u for n, u in parts) == raw:
             seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     if seconds is None or not math.isfinite(seconds):

@@ -12,6 +12,7 @@ from typing import Any
 from agentloop import detection, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
+from agentloop.commands._project import require_tests
 from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
 from agentloop.failures.model import Task
@@ -116,6 +117,7 @@ def run(
             progress=progress,
             env=ws.env(),
         )
+        require_tests(baseline)
         tasks = select_tasks(baseline.tasks, task_ids) if task_ids else list(baseline.tasks)
         failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
         failing |= {(f.failure.suite, f.failure.test_id) for f in baseline.flaky}
