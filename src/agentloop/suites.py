@@ -80,6 +80,19 @@ def _python_for(root: Path) -> str:
     return shutil.which("python3") or shutil.which("python") or "python3"
 
 
+# Where test files are looked for without configuration: in a folder named like a test
+# folder at any depth (`tests/`, `toolz/tests/`, `src/pkg/tests/`), never under what
+# pytest does not collect by default (its norecursedirs, virtualenvs) nor in other tools'
+# trees. Breadth first and bounded, so a huge checkout costs a few milliseconds.
+_TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+_NOT_SEARCHED = frozenset(
+    {"node_modules", "venv", "build", "dist", "site-packages", "__pycache__", "target",
+     "CVS", "_darcs", "{arch}", "htmlcov"}
+)  # fmt: skip
+_SEARCH_DEPTH = 5
+_SEARCH_DIRS = 3000
+
+
 def _looks_like_pytest(root: Path) -> bool:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "[tool.pytest" in pyproject.read_text(errors="replace"):
@@ -90,10 +103,28 @@ def _looks_like_pytest(root: Path) -> bool:
         path = root / name
         if path.is_file() and marker in path.read_text(errors="replace"):
             return True
-    for folder in ("tests", "test"):
-        base = root / folder
-        if base.is_dir() and (any(base.rglob("test_*.py")) or any(base.rglob("*_test.py"))):
-            return True
+    queue: list[tuple[str, int, bool]] = [(str(root), 0, False)]
+    for directory, depth, in_tests in queue:  # the list grows as it is read: breadth first
+        if len(queue) > _SEARCH_DIRS:
+            return False
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if (in_tests or depth == 0) and name.endswith(".py") and entry.is_file():
+                if name.startswith("test_") or name.endswith("_test.py"):
+                    return True
+            elif (
+                depth < _SEARCH_DEPTH
+                and entry.is_dir(follow_symlinks=False)
+                and not name.startswith(".")
+                and name not in _NOT_SEARCHED
+                and not name.endswith((".egg-info", ".egg"))
+                and not os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+            ):
+                queue.append((entry.path, depth + 1, in_tests or name in _TEST_FOLDERS))
     return False
 
 
