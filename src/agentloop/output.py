@@ -238,6 +238,7 @@ def init_doc(report: InitReport) -> dict[str, Any]:
         "changed": report.wrote,
         "files": [{"path": r.path, "action": r.action, "detail": r.detail} for r in report.results],
         "notes": list(report.notes),
+        "warnings": list(report.warnings),
     }
 
 
@@ -250,6 +251,8 @@ def print_init(report: InitReport) -> None:
         out.print(f"[{style}]{r.action:>9}[/] {escape(r.path)}{detail}", soft_wrap=True)
     for message in report.notes:
         note(message)
+    for message in report.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}")
     where = escape(str(report.root))
     if report.uninstall:
         if not report.results and not report.wrote:
