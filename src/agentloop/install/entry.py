@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import agentloop
-from agentloop import git, proc
+from agentloop import INSTALL, git, proc
 from agentloop.errors import UsageError
 
 RECORD = ".agentloop/command"
@@ -46,11 +46,6 @@ def entry_point() -> Path:
         "through the installed command",
     )
 
-
-# The distribution is not on PyPI (`agentloop` there is another project): it installs
-# from its checkout or its git URL.
-DISTRIBUTION = "agentloop-rails"
-INSTALL = "`pipx install <agentloop checkout or git URL>`, or `uv tool install` the same"
 
 # Where uvx and `pipx run` keep the environments they make on the fly: a cache that is
 # cleared without warning, and the hooks with it.
