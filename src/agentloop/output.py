@@ -283,6 +283,7 @@ def print_run(run: RunReport) -> None:
         else (f"agentloop run {run.run_id}")
     )
     table = Table(title=title, title_justify="left")
+    table.add_column("id", no_wrap=True, style="dim")  # what --task takes
     for name in ("file", "tests", "category", "attempts", "outcome", "approach"):
         table.add_column(name, overflow="fold")
     table.add_column("cost", justify="right")
@@ -292,6 +293,7 @@ def print_run(run: RunReport) -> None:
         approach = f"fixed by {t.fixed_by[:8]}" if t.fixed_by else (t.commit or "")[:8] or t.reason
         style = {"fixed": "green", "regressed": "yellow"}.get(t.outcome, "red")
         table.add_row(
+            t.task.id,
             escape(where),
             str(len(t.task.failures)),
             t.task.category,

@@ -257,7 +257,7 @@ def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
         raise UsageError(
             f"--task: {'; '.join(problems)} (this run's baseline has {count}{span})",
             hint="give a number or an id from the table `agentloop detect` prints "
-            "(`agentloop run --dry-run` shows this run's own)",
+            "(`agentloop run --dry-run` lists this run's tasks in order, with their ids)",
         )
     return [t for t in tasks if t.id in chosen]
 
