@@ -90,7 +90,7 @@ _NOT_SEARCHED = frozenset(
      "CVS", "_darcs", "{arch}", "htmlcov"}
 )  # fmt: skip
 _SEARCH_DEPTH = 5
-_SEARCH_DIRS = 3000
+_SEARCH_DIRS = 10_000
 
 
 def _looks_like_pytest(root: Path) -> bool:
@@ -104,8 +104,9 @@ def _looks_like_pytest(root: Path) -> bool:
         if path.is_file() and marker in path.read_text(errors="replace"):
             return True
     queue: list[tuple[str, int, bool]] = [(str(root), 0, False)]
-    for directory, depth, in_tests in queue:  # the list grows as it is read: breadth first
-        if len(queue) > _SEARCH_DIRS:
+    # The list grows as it is read: breadth first.
+    for visited, (directory, depth, in_tests) in enumerate(queue):
+        if visited >= _SEARCH_DIRS:
             return False
         try:
             entries = list(os.scandir(directory))
