@@ -101,6 +101,29 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
     )
 
 
+def subtest_failure(
+    nodeid: str, description: str, stage: dict[str, Any], *, file: str | None, line: int | None
+) -> ParsedFailure:
+    """One failed subtest, from what the probe plugin saw: its report's crash and
+    traceback (shaped as pytest-json-report shapes a stage) and its longrepr text."""
+    longrepr = str(stage.get("longrepr") or "")
+    kind, message = _error(stage, longrepr)
+    path, _, name = nodeid.partition("::")
+    return ParsedFailure(
+        dialect="pytest",
+        test_id=f"{nodeid} {description}",
+        test_name=f"{name or nodeid} {description}",
+        file=file or path or None,
+        line=line,
+        error_type=kind,
+        message=message,
+        text=longrepr,
+        stage="call",
+        frames=_frames(stage, longrepr),
+        parent=nodeid,
+    )
+
+
 def text_failure(nodeid: str, longrepr: str, *, stage: Stage = "collection") -> ParsedFailure:
     """A failure known only from pytest's text: a failed collector, or a report line the
     probe plugin saved before a suite was killed."""
