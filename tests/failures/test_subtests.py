@@ -155,3 +155,20 @@ def test_subtests_of_a_killed_run_are_kept(tmp_path: Path) -> None:
     found = by_test_id(run.doc)
     assert sorted(found) == sorted([*HALF, *LENGTHS, *OWN, "tests/test_zz_hangs.py::test_hangs"])
     assert all(found[test_id]["message"] for test_id in [*HALF, *LENGTHS, *OWN])
+
+
+def test_a_report_read_alone_says_its_subtests_are_not_described(tmp_path: Path) -> None:
+    root = pytest_project(tmp_path / "p", SUBTESTS)
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--json-report",
+         f"--json-report-file={report}"],
+        cwd=root, capture_output=True, stdin=subprocess.DEVNULL, check=False, timeout=120,
+    )  # fmt: skip
+    run = detect(root, tmp_path / "home", "--report", str(report), "--flaky-reruns", "0")
+    messages = {f["test_id"]: f["message"] for f in by_test_id(run.doc).values()}
+    # Without the probe nothing names the subtests, but no failure is left without a word.
+    assert messages["tests/test_units.py::TestHalf::test_half"] == (
+        "failed in subtests this report does not describe"
+    )
+    assert messages["tests/test_fixture.py::test_half_many"] == "contains 2 failed subtests"

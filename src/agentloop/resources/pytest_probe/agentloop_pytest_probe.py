@@ -56,16 +56,17 @@ def _subtest(report):
     context = getattr(report, "context", None)
     if context is None or not hasattr(context, "kwargs"):
         return None
-    try:
-        description = report._sub_test_description()
-    except Exception:
-        msg = getattr(context, "msg", None)
-        parts = [] if msg is None else [f"[{msg}]"]
-        kwargs = dict(context.kwargs or {})
-        if kwargs:
-            parts.append("({})".format(", ".join(f"{k}={v!r}" for k, v in kwargs.items())))
-        description = " ".join(parts) or "(<subtest>)"
-    return str(description)
+    for method in ("_sub_test_description", "sub_test_description"):  # pytest 9, plugin
+        try:
+            return str(getattr(report, method)())
+        except Exception:
+            pass
+    msg = getattr(context, "msg", None)
+    parts = [] if msg is None else [f"[{msg}]"]
+    kwargs = dict(context.kwargs or {})
+    if kwargs:
+        parts.append("({})".format(", ".join(f"{k}={v!r}" for k, v in kwargs.items())))
+    return " ".join(parts) or "(<subtest>)"
 
 
 def pytest_runtest_logreport(report):
