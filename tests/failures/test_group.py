@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentloop.testing.detect import DetectRun, detect
-from agentloop.testing.npm import make_vitest_project
+from agentloop.testing.npm import make_jest_project, make_vitest_project
 from agentloop.testing.repos import pytest_project
 
 SHARED_CAUSES = {
@@ -199,12 +199,26 @@ test('sums to zero', () => {
   expect(math.sum(1, -1)).toBe(1);
 });
 """,
+    # One package that is not installed, imported by two test files.
+    **{
+        f"test/pad{n}.test.js": f"""\
+import {{ test, expect }} from 'vitest';
+import pad from 'left-pad-not-installed-anywhere';
+
+test('pads {n}', () => {{
+  expect(pad('a', {n})).toBe('a');
+}});
+"""
+        for n in (1, 2)
+    },
 }
 
 
 @pytest.mark.npm
 @pytest.mark.skipif(bool(_NO_NODE), reason=f"needs node and npm; missing: {_NO_NODE}")
-def test_vitest_renamed_export_and_each_rows_are_one_task_each(tmp_path: Path) -> None:
+def test_vitest_renamed_export_each_rows_and_missing_package_are_one_task_each(
+    tmp_path: Path,
+) -> None:
     root = make_vitest_project(tmp_path / "p", VITEST_PROJECT, NPM_CACHE)
     run = detect(root, tmp_path / "home", "--flaky-reruns", "0", extra_env={"CI": "1"})
     assert run.returncode == 1, run.stderr
@@ -216,7 +230,49 @@ def test_vitest_renamed_export_and_each_rows_are_one_task_each(tmp_path: Path) -
         ("adds negative numbers", "adds small numbers"),
         tuple(f"range({n}) starts at zero" for n in (1, 2, 3, 4)),
         ("sums to zero",),
+        ("test/pad1.test.js", "test/pad2.test.js"),
     ]
     renamed = tasks[("adds negative numbers", "adds small numbers")]
     assert {f["file"] for f in renamed["failures"]} == {"test/add.test.js", "test/more.test.js"}
-    assert "add" in renamed["message"]
+    assert renamed["message"] == "add is not a function (no such export)"
+    missing = tasks[("test/pad1.test.js", "test/pad2.test.js")]
+    assert missing["message"] == "no module named left-pad-not-installed-anywhere"
+
+
+@pytest.mark.npm
+@pytest.mark.skipif(bool(_NO_NODE), reason=f"needs node and npm; missing: {_NO_NODE}")
+def test_jest_renamed_export_and_each_rows_are_one_task_each(tmp_path: Path) -> None:
+    root = make_jest_project(
+        tmp_path / "p",
+        {
+            "src/math.js": "function sum(a, b) {\n  return a + b;\n}\n"
+            "function range(n) {\n  return Array.from({ length: n }, (_, i) => i + 1);\n}\n"
+            "module.exports = { sum, range };\n",
+            "test/add.test.js": """\
+const { add } = require('../src/math');
+
+test('adds small numbers', () => {
+  expect(add(1, 2)).toBe(3);
+});
+""",
+            "test/more.test.js": """\
+const { add, range } = require('../src/math');
+
+test('adds negative numbers', () => {
+  expect(add(-1, -2)).toBe(-3);
+});
+
+test.each([1, 2, 3])('range(%i) starts at zero', (n) => {
+  expect(range(n)).toEqual([...Array(n).keys()]);
+});
+""",
+        },
+        NPM_CACHE,
+    )
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "0", extra_env={"CI": "1"})
+    assert run.returncode == 1, run.stderr
+    tasks = sorted(sorted(f["test_name"] for f in t["failures"]) for t in run.doc["tasks"])
+    assert tasks == [
+        ["adds negative numbers", "adds small numbers"],
+        [f"range({n}) starts at zero" for n in (1, 2, 3)],
+    ]

@@ -5,9 +5,9 @@ Two failures share a cause when any of these holds, and causes chain (A with B a
 C puts all three in one task):
 - the same signature: error type, normalised message, crash location;
 - cases of one test (the parametrized cases of a pytest function, the subtests of one
-  test, the rows of a JS `test.each`, a Go test's subtests) failing with the same error type
-  at the same crash location, whatever their messages: the assertion that compares lists
-  of different lengths prints a different message for every case;
+  test, the rows of a JS `test.each`) failing with the same error type at the same crash
+  location, whatever their messages: the assertion that compares lists of different
+  lengths prints a different message for every case;
 - the same missing thing (`failures.missing`): an attribute, name, export, module or
   package, wherever it crashed.
 """
@@ -31,8 +31,6 @@ _NORMALISERS = (
 # A pytest node id's test, without its parametrize id or subtest description:
 # `tests/t.py::T::test_y[a b] [msg] (i=1)` → `tests/t.py::T::test_y`.
 _PYTEST_TEST = re.compile(r"^[^\[\s]*")
-# A Surefire parameterized case: `m{String}[1]`, `m(int)[2]`.
-_JAVA_CASE = re.compile(r"[{(\[].*$")
 
 Key = tuple[str, ...]
 
@@ -56,7 +54,7 @@ def signature(failure: Failure) -> tuple[str, str, str]:
 
 def test_family(failure: Failure) -> str:
     """The test a failure is one case of: itself, unless it is a parametrized case, a
-    subtest, a row of `test.each` or a Go subtest."""
+    subtest or a row of `test.each`."""
     test_id = failure.test_id
     if failure.runner == "pytest":
         path, sep, rest = test_id.partition("::")
@@ -65,11 +63,6 @@ def test_family(failure: Failure) -> str:
     if failure.runner in ("vitest", "jest"):
         # `test.each` names each row from one template: the values are what differ.
         return f"{failure.file or ''} > {normalize_message(failure.test_name)}"
-    if failure.runner == "go":
-        package, sep, name = test_id.rpartition("::")
-        return f"{package}{sep}{name.split('/', 1)[0]}"
-    if failure.runner == "surefire":
-        return _JAVA_CASE.sub("", test_id)
     return test_id
 
 
