@@ -300,7 +300,7 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
             running.pop(nodeid, None)
         elif kind == "collect_failed":
             failures.append(pytest_json.text_failure(nodeid, str(event.get("longrepr", ""))))
-        elif kind == "failed" and nodeid not in reported:
+        elif kind == "failed" and nodeid not in reported and "subtest" not in event:
             # A test that failed its call and then its teardown is one failure.
             reported.add(nodeid)
             when = event.get("when")

@@ -140,6 +140,9 @@ def test_junit_reports_subtests_the_same_way(tmp_path: Path) -> None:
         assert by_id[test_id].error_type == "TypeError", test_id
         assert "not subscriptable" in by_id[test_id].message, test_id
         assert crash_location(by_id[test_id], str(root)) == Location("pkg/calc.py", 2)
+    # The test's first <failure> is its subtest's; its own is the one the probe saw.
+    assert by_id[OWN[0]].message.startswith("assert 'own' == 'failure'")
+    assert by_id[OWN[1]].message.startswith("assert (1 + 1) == 3")
 
 
 def test_subtests_of_a_killed_run_are_kept(tmp_path: Path) -> None:
@@ -155,6 +158,7 @@ def test_subtests_of_a_killed_run_are_kept(tmp_path: Path) -> None:
     found = by_test_id(run.doc)
     assert sorted(found) == sorted([*HALF, *LENGTHS, *OWN, "tests/test_zz_hangs.py::test_hangs"])
     assert all(found[test_id]["message"] for test_id in [*HALF, *LENGTHS, *OWN])
+    assert found[OWN[0]]["message"].startswith("assert 'own' == 'failure'")
 
 
 def test_a_report_read_alone_says_its_subtests_are_not_described(tmp_path: Path) -> None:

@@ -89,6 +89,8 @@ class Failure:
     crash_location: Location | None
     stage: Stage
     category: Category
+    # A subtest's test (ParsedFailure.parent): the node id a runner knows.
+    parent: str = ""
 
 
 @dataclass(frozen=True)

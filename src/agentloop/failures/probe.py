@@ -42,6 +42,14 @@ def events(path: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _where(event: dict[str, Any]) -> tuple[str | None, int | None]:
+    line = event.get("line")  # 0-based, as pytest's report.location
+    return (
+        str(event.get("file") or "") or None,
+        line + 1 if isinstance(line, int) and not isinstance(line, bool) else None,
+    )
+
+
 def _subtests(probe: list[dict[str, Any]]) -> dict[str, list[ParsedFailure]]:
     """Each failed subtest once, by the node id of its test. A plugin can make the probe
     see one report twice (xdist's workers and controller): same subtest, same text, one
@@ -50,7 +58,7 @@ def _subtests(probe: list[dict[str, Any]]) -> dict[str, list[ParsedFailure]]:
     found: dict[str, list[ParsedFailure]] = {}
     seen: set[tuple[str, str, str]] = set()
     for event in probe:
-        if event.get("event") != "subtest_failed":
+        if event.get("event") != "failed" or "subtest" not in event:
             continue
         nodeid = str(event.get("nodeid") or "")
         description = str(event.get("subtest") or "(<subtest>)")
@@ -63,33 +71,32 @@ def _subtests(probe: list[dict[str, Any]]) -> dict[str, list[ParsedFailure]]:
         while f"{nodeid} {unique}" in taken:
             number += 1
             unique = f"{description} #{number}"
-        line = event.get("line")
+        file, line = _where(event)
         found.setdefault(nodeid, []).append(
-            pytest_json.subtest_failure(
-                nodeid,
-                unique,
-                event,
-                file=str(event.get("file") or "") or None,
-                line=line + 1 if isinstance(line, int) and not isinstance(line, bool) else None,
-            )
+            pytest_json.probe_failure(event, description=unique, file=file, line=line)
         )
     return found
 
 
-def _failed_on_its_own(probe: list[dict[str, Any]]) -> set[str]:
+def _failed_on_its_own(probe: list[dict[str, Any]]) -> dict[str, ParsedFailure]:
     """Tests whose own reports (not their subtests') failed: a fixture, a teardown, an
-    assertion after the subtests."""
-    return {
-        str(event.get("nodeid") or "")
-        for event in probe
-        if event.get("event") == "failed"
-        and not _ONLY_SUBTESTS.match(str(event.get("longrepr") or "").strip())
-    }
+    assertion after the subtests; the first such failure of each."""
+    own: dict[str, ParsedFailure] = {}
+    for event in probe:
+        longrepr = str(event.get("longrepr") or "").strip()
+        if event.get("event") != "failed" or "subtest" in event or _ONLY_SUBTESTS.match(longrepr):
+            continue
+        nodeid = str(event.get("nodeid") or "")
+        if nodeid not in own:
+            file, line = _where(event)
+            own[nodeid] = pytest_json.probe_failure(event, description=None, file=file, line=line)
+    return own
 
 
 def with_subtests(report: ParsedReport, probe: list[dict[str, Any]]) -> ParsedReport:
     """`report` with each failed subtest as a failure of its own, in place of its test's
-    entry unless the test also failed on its own."""
+    entry, which stays only when the test also failed on its own (or was still running
+    at a kill)."""
     subtests = _subtests(probe)
     if not subtests:
         return report
@@ -101,12 +108,24 @@ def with_subtests(report: ParsedReport, probe: list[dict[str, Any]]) -> ParsedRe
         if node not in subtests:
             merged.append(failure)
             continue
-        if node in placed:
-            continue
-        if failure.timed_out or node in own:
+        if node not in placed:
+            merged.extend(subtests[node])
+            placed.add(node)
+        if failure.timed_out:
             merged.append(failure)
-        merged.extend(subtests[node])
-        placed.add(node)
+        elif node in own:
+            # JUnit XML's first <failure> of the test is a subtest's: the probe saw its own.
+            seen = own.pop(node)
+            merged.append(
+                dataclasses.replace(
+                    failure,
+                    error_type=seen.error_type,
+                    message=seen.message,
+                    text=seen.text,
+                    stage=seen.stage,
+                    frames=seen.frames,
+                )
+            )
     for node, failures in subtests.items():
         if node not in placed:
             merged.extend(failures)

@@ -107,26 +107,31 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
     )
 
 
-def subtest_failure(
-    nodeid: str, description: str, stage: dict[str, Any], *, file: str | None, line: int | None
+def probe_failure(
+    event: dict[str, Any], *, description: str | None, file: str | None, line: int | None
 ) -> ParsedFailure:
-    """One failed subtest, from what the probe plugin saw: its report's crash and
-    traceback (shaped as pytest-json-report shapes a stage) and its longrepr text."""
-    longrepr = str(stage.get("longrepr") or "")
-    kind, message = _error(stage, longrepr)
+    """A failure from what the probe plugin saw: the report's crash and traceback (shaped
+    as pytest-json-report shapes a stage) and its longrepr text. With a `description`,
+    one subtest of the test (`node [msg] (k=v)`)."""
+    nodeid = str(event.get("nodeid") or "")
+    longrepr = str(event.get("longrepr") or "")
+    kind, message = _error(event, longrepr)
     path, _, name = nodeid.partition("::")
+    when = event.get("when")
+    stage: Stage = when if when in _STAGES and description is None else "call"
+    suffix = f" {description}" if description is not None else ""
     return ParsedFailure(
         dialect="pytest",
-        test_id=f"{nodeid} {description}",
-        test_name=f"{name or nodeid} {description}",
+        test_id=f"{nodeid}{suffix}",
+        test_name=f"{name or nodeid}{suffix}",
         file=file or path or None,
         line=line,
         error_type=kind,
-        message=message,
+        message=message or (longrepr.strip().splitlines()[-1] if longrepr.strip() else ""),
         text=longrepr,
-        stage="call",
-        frames=_frames(stage, longrepr),
-        parent=nodeid,
+        stage=stage,
+        frames=_frames(event, longrepr),
+        parent=nodeid if description is not None else "",
     )
 
 
