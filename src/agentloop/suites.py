@@ -21,6 +21,7 @@ from typing import Any, Literal
 from agentloop import proc
 from agentloop.config import Config, SuiteConfig
 from agentloop.errors import ConfigError, SuiteError
+from agentloop.failures import probe as probe_events
 from agentloop.failures import pytest_json
 from agentloop.failures.model import (
     Dialect,
@@ -299,7 +300,7 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
             running.pop(nodeid, None)
         elif kind == "collect_failed":
             failures.append(pytest_json.text_failure(nodeid, str(event.get("longrepr", ""))))
-        elif kind == "failed" and nodeid not in reported:
+        elif kind == "failed" and nodeid not in reported and "subtest" not in event:
             # A test that failed its call and then its teardown is one failure.
             reported.add(nodeid)
             when = event.get("when")
@@ -357,6 +358,7 @@ def run_suite(
         workdir / f"{suite.name}.report" if suite.report is None else suite.cwd / suite.report
     )
     probe = workdir / f"{suite.name}.probe.jsonl"
+    probe.unlink(missing_ok=True)  # the probe appends: an earlier run's events would lie
     if suite.report is not None:
         report_path.unlink(missing_ok=True)  # a stale report from an earlier run would lie
     base = os.environ if env is None else env
@@ -364,6 +366,9 @@ def run_suite(
     done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**base, **extra_env})
 
     def outcome(report: ParsedReport) -> tuple[SuiteRun, ParsedReport]:
+        if suite.runner == "pytest":
+            # Failed subtests: only the probe saw each with its message.
+            report = probe_events.with_subtests(report, probe_events.events(probe))
         cwd = suite.cwd.relative_to(root) if suite.cwd.is_relative_to(root) else suite.cwd
         run = SuiteRun(
             name=suite.name,
@@ -477,7 +482,7 @@ def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
     if not prefix:
         return None
     if failure.dialect == "pytest":
-        return f"{prefix} {shlex.quote(failure.test_id)}"
+        return f"{prefix} {shlex.quote(failure.parent or failure.test_id)}"
     if failure.dialect in ("vitest", "jest"):
         if failure.file is None:
             return None

@@ -54,6 +54,9 @@ class ParsedFailure:
     timed_out: bool = False
     # Dialect-specific pieces a selector needs (e.g. the JUnit classname, the Go package).
     classname: str = ""
+    # For a subtest (test_id `node [msg] (k=v)`): the test it runs in, which is all a
+    # selector can name.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Failure:
     crash_location: Location | None
     stage: Stage
     category: Category
+    # A subtest's test (ParsedFailure.parent): the node id a runner knows.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
