@@ -245,3 +245,29 @@ def test_a_suite_stopped_at_collection_says_how_many_tests_never_ran(
     human = run_cli("detect", "--flaky-reruns", "0", cwd=tmp_path, home=tmp_path / "h")
     assert "3 never ran" in human.stdout
     assert "--continue-on-collection-errors" in human.stdout + human.stderr
+
+
+def test_a_pytest_the_probe_cannot_reach_runs_as_the_user_wrote_it(tmp_path: Path) -> None:
+    """A command that runs pytest where agentloop's PYTHONPATH does not arrive (tox, a
+    container; here `env -u PYTHONPATH`) must not break for the probe's sake."""
+    write_tree(
+        tmp_path,
+        {
+            "agentloop.yaml": f"""\
+                suites:
+                  - name: unit
+                    run: env -u PYTHONPATH {PYTHON} -m pytest --junitxml=out.xml
+                    format: junit
+                    report: out.xml
+                """,
+            "tests/test_one.py": "def test_fails():\n    assert 1 == 2\n",
+        },
+    )
+    run = detect(tmp_path, tmp_path / "h", "--flaky-reruns", "0")
+    assert run.returncode == 1, run.stderr
+    assert [f["test_id"] for f in run.doc["tasks"][0]["failures"]] == [
+        "tests/test_one.py::test_fails"
+    ]
+    [suite] = run.doc["suites"]
+    assert "agentloop_pytest_probe" not in suite["command"]
+    assert any("without agentloop's probe" in n for n in run.doc["notes"]), run.doc["notes"]

@@ -384,8 +384,17 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
 def _suite_failure(
     suite: Suite, error_type: str, message: str, text: str, *, timed_out: bool
 ) -> ParsedReport:
+    dialect: Dialect = (
+        suite.runner
+        if suite.runner is not None
+        else "junit"
+        if suite.format == "junit"
+        else "vitest"
+        if suite.format == "vitest-json"
+        else "pytest"
+    )
     failure = ParsedFailure(
-        dialect="junit" if suite.format == "junit" else "pytest",
+        dialect=dialect,
         test_id=f"<suite {suite.name}>",
         test_name=f"<suite {suite.name}>",
         file=None,
@@ -414,6 +423,11 @@ _ERROR_LINES = (
 )
 _PYTEST_COLLECTED = re.compile(r"^collected (?P<n>\d+) items?(?: / (?P<errors>\d+) errors?)?", re.M)
 _PYTEST_INTERRUPTED = 2
+_PROBE_MISSING = re.compile(rf"No module named '{_PROBE_MODULE}'")
+_NO_PROBE_NOTE = (
+    "ran without agentloop's probe (pytest could not import it there): if the suite is "
+    "killed at its timeout, its results are lost"
+)
 
 
 def runner_error(output: str) -> str | None:
@@ -443,14 +457,17 @@ def _error_hint(suite: Suite, error: str | None, where: str) -> str:
 
 def _probe_counts(path: Path) -> tuple[int | None, int]:
     """From the probe: (tests pytest collected, or None if it never said; tests started)."""
+    # Distinct tests and the largest count: under pytest-xdist the controller and each
+    # worker report (the controller collects nothing, every worker collects everything).
     collected: int | None = None
-    started = 0
+    started: set[str] = set()
     for event in _probe_events(path):
-        if event.get("event") == "collected" and isinstance(event.get("count"), int):
-            collected = event["count"]
+        count = event.get("count")
+        if event.get("event") == "collected" and isinstance(count, int):
+            collected = max(collected or 0, count)
         elif event.get("event") == "start":
-            started += 1
-    return collected, started
+            started.add(str(event.get("nodeid", "")))
+    return collected, len(started)
 
 
 def _not_run(suite: Suite, probe: Path, output: str) -> tuple[int | None, bool]:
@@ -483,6 +500,11 @@ def run_suite(
     command, extra_env = _command(suite, report_path, probe, base)
     done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**base, **extra_env})
     output = done.stdout + "\n" + done.stderr
+    if suite.runner == "pytest" and suite.report is not None and _PROBE_MISSING.search(output):
+        # The command runs pytest somewhere PYTHONPATH does not reach (tox, a container):
+        # the user's own report still works without the probe, so run it as they wrote it.
+        run, report = run_suite(replace(suite, runner=None), workdir, root, env=env)
+        return run, replace(report, notes=(*report.notes, _NO_PROBE_NOTE))
     error = runner_error(output)
     where = (
         f"fix `run` of suite {suite.name!r} in agentloop.yaml"
