@@ -38,6 +38,11 @@ _STACK_LINE = re.compile(r"^\s+at ", re.M)
 NO_MESSAGE = "vitest marked this file failed without a message (usually a describe-level hook)"
 
 
+def _list(value: Any) -> list[Any]:
+    # A report is input: a field of the wrong type is treated as absent, never trusted.
+    return value if isinstance(value, list) else []
+
+
 def looks_like(data: bytes) -> bool:
     """Whether a JSON document is vitest's report: it opens with vitest's counters."""
     return b'"numTotalTestSuites"' in data[:4096] and b'"testResults"' in data
@@ -89,19 +94,16 @@ def _file_failure(file: str, message: str) -> ParsedFailure:
 
 
 def _test_failure(file: str, test: dict[str, Any]) -> ParsedFailure:
-    titles = [str(t) for t in test.get("ancestorTitles") or [] if isinstance(t, str)]
+    titles = [t for t in _list(test.get("ancestorTitles")) if isinstance(t, str)]
     name = SEPARATOR.join([*titles, str(test.get("title", ""))])
-    messages = [str(m) for m in test.get("failureMessages") or [] if isinstance(m, str)]
+    messages = [m for m in _list(test.get("failureMessages")) if isinstance(m, str)]
     # A retried test repeats its failure; the last attempt counts.
     text = messages[-1] if messages else ""
     kind, message = _error(text) if text else ("Error", "failed without a message")
     frames = tx.frames(text)
     location = test.get("location")
-    line = (
-        location.get("line")
-        if isinstance(location, dict) and isinstance(location.get("line"), int)
-        else _test_line(frames, file)
-    )
+    given = location.get("line") if isinstance(location, dict) else None
+    line = given if isinstance(given, int) and given > 0 else _test_line(frames, file)
     return ParsedFailure(
         dialect="vitest",
         test_id=f"{file}{SEPARATOR}{name}",
@@ -138,7 +140,7 @@ def parse_vitest_json(data: str, *, root: Path | None = None) -> ParsedReport:
         if not isinstance(entry, dict):
             continue
         file = _relative(str(entry.get("name") or ""), root)
-        tests = [t for t in entry.get("assertionResults") or [] if isinstance(t, dict)]
+        tests = [t for t in _list(entry.get("assertionResults")) if isinstance(t, dict)]
         total += len(tests)
         failed = [_test_failure(file, t) for t in tests if t.get("status") == "failed"]
         message = str(entry.get("message") or "")
