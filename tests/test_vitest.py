@@ -256,6 +256,9 @@ def test_failing_project_categories_and_stages(shop: DetectRun) -> None:
     assert splits["test_name"] == "money > splits eur 10/2"
     assert splits["file"] == "tests/money.test.js"
     assert splits["crash_location"] == {"file": "tests/money.test.js", "line": 14}
+    # The diff (only in vitest's JUnit) under the message, the whole stack (JSON) after.
+    trace = splits["stack_trace"]
+    assert trace.index("AssertionError") < trace.index("- Expected") < trace.index("    at ")
 
     broken = by_id[BROKEN_FILE]
     assert broken["category"] in ("missing_dependency", "collection_error")

@@ -288,7 +288,7 @@ def _command(
         return f"{command} {flags}", env
     if suite.runner == "vitest":
         # JSON for the whole stacks; JUnit beside it for what only it names (a describe
-        # block's failing hook: vitest_json.merge_describe_errors).
+        # block's failing hook, an assertion's diff: vitest_json.merge_junit).
         flags = (
             f"--reporter=default --reporter=json --outputFile.json={shlex.quote(str(report))} "
             f"--reporter=junit --outputFile.junit={shlex.quote(str(_side_junit(report)))}"
@@ -587,7 +587,7 @@ def run_suite(
     if suite.runner == "vitest" and suite.report is None and side.is_file():
         with contextlib.suppress(ReportError):
             junit = parse_report(side.read_bytes(), fmt="junit", name="", root=suite.cwd)
-            report = vitest_json.merge_describe_errors(report, junit)
+            report = vitest_json.merge_junit(report, junit)
     no_tests = suite.runner == "pytest" and done.returncode == _PYTEST_NO_TESTS
     if done.returncode != 0 and not report.failures and not no_tests:
         # A red suite must never look green: e.g. an unhandled error outside any test.

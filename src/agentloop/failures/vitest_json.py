@@ -14,14 +14,15 @@ judges to be the project's and may trim them to the test line, so an error raise
 - A `beforeAll`/`afterAll` of a describe block that throws leaves its file `failed` with
   an empty `message` and its tests `skipped`: the error itself is not in the report. When
   agentloop runs vitest it also writes the JUnit report, which names the block and its
-  error (`merge_describe_errors`); a JSON report on its own gives one setup failure for
-  the file.
+  error, and holds each assertion's diff (`merge_junit`); a JSON report on its own gives
+  one setup failure for the file.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -154,19 +155,36 @@ def parse_vitest_json(data: str, *, root: Path | None = None) -> ParsedReport:
     )
 
 
-def merge_describe_errors(report: ParsedReport, junit: ParsedReport) -> ParsedReport:
+def _diff(junit_text: str) -> str:
+    """The assertion's diff in vitest's JUnit text: the lines between the error line and
+    the first `❯ file:line` frame (`- Expected`, `+ Received`, …)."""
+    lines = junit_text.strip("\n").splitlines()[1:]
+    body: list[str] = []
+    for line in lines:
+        if line.lstrip().startswith("❯ "):
+            break
+        body.append(line)
+    return "\n".join(body).strip("\n")
+
+
+def merge_junit(report: ParsedReport, junit: ParsedReport) -> ParsedReport:
     """Add what only vitest's JUnit report knows: a describe block's hook that threw
-    (stage setup, named after the block). Each replaces the JSON report's message-less
-    failure of its file."""
+    (stage setup, named after the block), which replaces the JSON report's message-less
+    failure of its file; and an assertion's diff, put under the JSON failure's message
+    (the JSON keeps the stack, the JUnit the diff)."""
+    diffs = {f.test_id: _diff(f.text) for f in junit.failures if f.stage == "call"}
     hooks = [f for f in junit.failures if f.stage == "setup"]
-    if not hooks:
-        return report
     covered = {f.file for f in hooks}
-    kept = [
-        f
-        for f in report.failures
-        if not (f.stage == "setup" and f.message == NO_MESSAGE and f.file in covered)
-    ]
+    kept: list[ParsedFailure] = []
+    for failure in report.failures:
+        if failure.stage == "setup" and failure.message == NO_MESSAGE and failure.file in covered:
+            continue
+        diff = diffs.get(failure.test_id)
+        if diff and diff not in failure.text:
+            head, sep, stack = failure.text.partition("\n")
+            kept.append(replace(failure, text=f"{head}\n\n{diff}\n{sep and stack}"))
+        else:
+            kept.append(failure)
     dropped = len(report.failures) - len(kept)
     return ParsedReport(
         dialect=report.dialect,
