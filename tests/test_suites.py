@@ -271,3 +271,22 @@ def test_a_pytest_the_probe_cannot_reach_runs_as_the_user_wrote_it(tmp_path: Pat
     [suite] = run.doc["suites"]
     assert "agentloop_pytest_probe" not in suite["command"]
     assert any("without agentloop's probe" in n for n in run.doc["notes"]), run.doc["notes"]
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        ("uv run pytest -x tests", "uv run pytest -p agentloop_pytest_probe -x tests"),
+        ("pytest -q | tee log", "pytest -p agentloop_pytest_probe -q | tee log"),
+        (
+            "cd pytest && python -m pytest -q",
+            "cd pytest && python -m pytest -p agentloop_pytest_probe -q",
+        ),
+        (".venv/bin/pytest", ".venv/bin/pytest -p agentloop_pytest_probe"),
+    ],
+)
+def test_the_probe_goes_right_after_pytest(run: str, expected: str) -> None:
+    """Wherever pytest sits in the command, the probe reaches pytest, not what follows it."""
+    from agentloop.suites import _with_probe
+
+    assert _with_probe(run) == expected

@@ -204,6 +204,7 @@ def _rerun_prefix(run: str, fmt: Format) -> str:
 
 # A word of a shell command that runs pytest: `pytest`, `.venv/bin/pytest`, `-m pytest`.
 _PYTEST_WORD = re.compile(r"(?:^|(?<=\s))(?:\S*/)?(?:py\.test|pytest)(?=\s|$)")
+_PYTEST_MODULE = re.compile(r"(?<=\s-m\s)pytest(?=\s|$)")
 _VITEST_WORD = re.compile(r"(?:^|(?<=\s))(?:\S*/)?vitest(?=\s|$)")
 
 
@@ -307,7 +308,8 @@ def _command(
 def _with_probe(run: str) -> str:
     """`uv run pytest -x tests` → `uv run pytest -p agentloop_pytest_probe -x tests`: right
     after the word that is pytest, so it reaches pytest whatever follows (`| tee log`)."""
-    match = _PYTEST_WORD.search(run)
+    # `-m pytest` first: a directory named pytest (`cd pytest && …`) is no place for -p.
+    match = _PYTEST_MODULE.search(run) or _PYTEST_WORD.search(run)
     if match is None:
         return f"{run} -p {_PROBE_MODULE}"
     return f"{run[: match.end()]} -p {_PROBE_MODULE}{run[match.end() :]}"
