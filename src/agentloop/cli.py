@@ -51,7 +51,8 @@ def detect(
         Optional[str],  # noqa: UP045
         typer.Option(
             "--format",
-            help="Format of --report: pytest-json or junit (default: sniffed from the file).",
+            help="Format of --report: pytest-json, vitest-json or junit (default: sniffed from "
+            "the file).",
         ),
     ] = None,
     flaky_reruns: Annotated[

@@ -30,7 +30,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 CONFIG_FILE = "agentloop.yaml"
 ENV_PREFIX = "AGENTLOOP_"
 
-ReportFormat = Literal["pytest-json", "junit"]
+ReportFormat = Literal["pytest-json", "junit", "vitest-json"]
 
 
 class _Model(BaseModel):

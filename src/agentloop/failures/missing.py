@@ -115,8 +115,8 @@ _JS_MODULE = (
     re.compile(r"Cannot find (?:module|package) '(?P<spec>[^']+)'"),
 )
 # Bindings compilers make for an import: babel's `_math` (for ./math), vitest's
-# `__vi_import_0__`. A call through one names the module's export.
-_VITEST_BINDING = re.compile(r"^__vi_(?:ssr_)?import_\d+__$")
+# `__vi_import_0__`, `__vite_ssr_import_0__`. A call through one names the module's export.
+_VITEST_BINDING = re.compile(r"^__vite?_(?:ssr_)?import_\d+__$")
 _BABEL_BINDING = re.compile(r"^_(?P<module>[A-Za-z$][\w$]*?)\d*$")
 # `x.map is not a function` says x is not an array (or a string, a promise…): a value of
 # the wrong type, not a missing name.

@@ -62,7 +62,7 @@ class ParsedFailure:
 @dataclass(frozen=True)
 class ParsedReport:
     dialect: Dialect
-    format: Literal["pytest-json", "junit"]
+    format: Literal["pytest-json", "junit", "vitest-json"]
     failures: tuple[ParsedFailure, ...]
     total: int
     # e.g. "pytest exited 5: no tests collected"
@@ -125,3 +125,6 @@ class SuiteRun:
     duration: float
     timed_out: bool
     tests: int
+    # Tests the runner collected but never ran (stopped at a collection error, killed at
+    # its timeout, -x); None when the runner does not say.
+    not_run: int | None = None

@@ -23,6 +23,12 @@ def _emit(record):
         handle.flush()
 
 
+def pytest_collection_finish(session):
+    # What was to run: a run stopped early (a collection error, a kill) can say how many
+    # tests never ran.
+    _emit({"event": "collected", "count": len(session.items)})
+
+
 def pytest_runtest_logstart(nodeid, location):
     _emit({"event": "start", "nodeid": nodeid, "file": location[0], "line": location[1]})
 
