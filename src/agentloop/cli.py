@@ -92,8 +92,9 @@ def detect(
         Optional[str],  # noqa: UP045
         typer.Option(
             "--format",
-            metavar="pytest-json|junit",
-            help="Format of --report: pytest-json or junit (default: sniffed from the file).",
+            metavar="pytest-json|vitest-json|junit",
+            help="Format of --report: pytest-json, vitest-json or junit (default: sniffed from "
+            "the file).",
         ),
     ] = None,
     flaky_reruns: Annotated[

@@ -32,7 +32,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 CONFIG_FILE = "agentloop.yaml"
 ENV_PREFIX = "AGENTLOOP_"
 
-ReportFormat = Literal["pytest-json", "junit"]
+ReportFormat = Literal["pytest-json", "junit", "vitest-json"]
 REFERENCE_COMMAND = "agentloop config --reference"
 
 # Seconds, or a duration as written on the command line (`90s`, `20m`, `1h30m`).

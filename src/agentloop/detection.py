@@ -66,6 +66,7 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
         crash_location=location,
         stage=parsed.stage,
         category=classify.categorize(parsed, str(cwd)),
+        parent=parsed.parent,
     )
 
 

@@ -151,6 +151,7 @@ def detection_doc(d: Detection) -> dict[str, Any]:
                 "duration_s": round(s.duration, 3),
                 "timed_out": s.timed_out,
                 "tests": s.tests,
+                "not_run": s.not_run,
             }
             for s in d.suites
         ],
@@ -210,9 +211,12 @@ def print_detection(d: Detection) -> None:
             table.add_row(escape(f.failure.test_id), f.kind, f"{f.passes}/{f.reruns}")
         out.print(table)
     tests = sum(s.tests for s in d.suites)
+    not_run = sum(s.not_run or 0 for s in d.suites)
+    never = f", {not_run} never ran" if not_run else ""
     style = "green" if not d.tasks else "red"
     out.print(
-        f"[bold {style}]{summary_line(d)}[/] [dim]({tests} tests in {len(d.suites)} suites)[/]"
+        f"[bold {style}]{summary_line(d)}[/] "
+        f"[dim]({tests} tests in {len(d.suites)} suites{never})[/]"
     )
 
 

@@ -544,13 +544,13 @@ def test_the_users_config_is_left_alone(tmp_path: Path, isolated_home: Path, whe
 
 def test_prefill_of_junit_suites_loads(tmp_path: Path) -> None:
     """Suites that need their reporter flags spelled out still load as configuration."""
-    from agentloop.suites import Suite
+    from agentloop.suites import Suite, discover
 
     found = [
         Suite("pytest", "/opt/venv/bin/python -m pytest -o junit_family=xunit1", "junit",
               tmp_path, 60, runner="pytest", rerun="/opt/venv/bin/python -m pytest"),
-        Suite("vitest", "npx --no-install vitest run", "junit", tmp_path, 60, runner="vitest",
-              rerun="npx vitest run"),
+        Suite("vitest", "npx --no-install vitest run", "vitest-json", tmp_path, 60,
+              runner="vitest", rerun="npx vitest run"),
         Suite("jest", "npx --no-install jest --ci", "junit", tmp_path, 60, runner="jest",
               rerun="npx jest"),
     ]  # fmt: skip
@@ -560,7 +560,11 @@ def test_prefill_of_junit_suites_loads(tmp_path: Path) -> None:
     assert by_name["pytest"].run.startswith("python -m pytest ")
     assert by_name["pytest"].report == ".agentloop/reports/pytest.xml"
     assert "--junitxml=.agentloop/reports/pytest.xml" in by_name["pytest"].run
-    assert "--outputFile.junit=.agentloop/reports/vitest.xml" in by_name["vitest"].run
+    # vitest: agentloop adds its JSON reporter (whole stacks) at run time, as when found.
+    assert by_name["vitest"].run == "npx --no-install vitest run"
+    assert (by_name["vitest"].format, by_name["vitest"].report) == ("vitest-json", None)
+    [vitest] = [s for s in discover(tmp_path, config) if s.name == "vitest"]
+    assert vitest.runner == "vitest"
     assert by_name["jest"].run.startswith("JEST_JUNIT_OUTPUT_FILE=.agentloop/reports/jest.xml ")
 
 

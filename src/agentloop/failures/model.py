@@ -54,12 +54,15 @@ class ParsedFailure:
     timed_out: bool = False
     # Dialect-specific pieces a selector needs (e.g. the JUnit classname, the Go package).
     classname: str = ""
+    # For a subtest (test_id `node [msg] (k=v)`): the test it runs in, which is all a
+    # selector can name.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
 class ParsedReport:
     dialect: Dialect
-    format: Literal["pytest-json", "junit"]
+    format: Literal["pytest-json", "junit", "vitest-json"]
     failures: tuple[ParsedFailure, ...]
     total: int
     # e.g. "pytest exited 5: no tests collected"
@@ -86,6 +89,8 @@ class Failure:
     crash_location: Location | None
     stage: Stage
     category: Category
+    # A subtest's test (ParsedFailure.parent): the node id a runner knows.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,6 @@ class SuiteRun:
     duration: float
     timed_out: bool
     tests: int
+    # Tests the runner collected but never ran (stopped at a collection error, killed at
+    # its timeout, -x); None when the runner does not say.
+    not_run: int | None = None
