@@ -64,6 +64,21 @@ def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(escape(message))
 
 
+def print_text(text: str) -> None:
+    """Plain text as it is (a reference page): no markup, no wrapping."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def print_config(root: Path, source: str | None, values: dict[str, Any]) -> None:
+    import yaml
+
+    where = f"from {source}" if source else "defaults (no agentloop.yaml or [tool.agentloop])"
+    out.print(f"[bold]configuration of {escape(str(root))}[/] [dim]({escape(where)})[/]")
+    sys.stdout.flush()
+    print_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    note("every key with its default and meaning: `agentloop config --reference`")
+
+
 # ---------------------------------------------------------------- detect
 
 
@@ -167,7 +182,9 @@ def print_detection(d: Detection) -> None:
         table = Table(
             title="Failures by root cause, in the order to fix them", title_justify="left"
         )
+        # `agentloop run --task` takes either the number or the id.
         table.add_column("task", justify="right", style="bold")
+        table.add_column("id", no_wrap=True, style="dim")
         table.add_column("tests", justify="right")
         table.add_column("category", overflow="fold")
         table.add_column("location", overflow="fold")
@@ -177,6 +194,7 @@ def print_detection(d: Detection) -> None:
             more = f" (+{len(task.failures) - 1} more)" if len(task.failures) > 1 else ""
             table.add_row(
                 str(number),
+                task.id,
                 str(len(task.failures)),
                 task.category,
                 escape(str(task.crash_location) if task.crash_location else "?"),
@@ -224,6 +242,7 @@ def init_doc(report: InitReport) -> dict[str, Any]:
         "changed": report.wrote,
         "files": [{"path": r.path, "action": r.action, "detail": r.detail} for r in report.results],
         "notes": list(report.notes),
+        "warnings": list(report.warnings),
     }
 
 
@@ -236,6 +255,8 @@ def print_init(report: InitReport) -> None:
         out.print(f"[{style}]{r.action:>9}[/] {escape(r.path)}{detail}", soft_wrap=True)
     for message in report.notes:
         note(message)
+    for message in report.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}")
     where = escape(str(report.root))
     if report.uninstall:
         if not report.results and not report.wrote:
@@ -266,6 +287,7 @@ def print_run(run: RunReport) -> None:
         else (f"agentloop run {run.run_id}")
     )
     table = Table(title=title, title_justify="left")
+    table.add_column("id", no_wrap=True, style="dim")  # what --task takes
     for name in ("file", "tests", "category", "attempts", "outcome", "approach"):
         table.add_column(name, overflow="fold")
     table.add_column("cost", justify="right")
@@ -275,6 +297,7 @@ def print_run(run: RunReport) -> None:
         approach = f"fixed by {t.fixed_by[:8]}" if t.fixed_by else (t.commit or "")[:8] or t.reason
         style = {"fixed": "green", "regressed": "yellow"}.get(t.outcome, "red")
         table.add_row(
+            t.task.id,
             escape(where),
             str(len(t.task.failures)),
             t.task.category,

@@ -82,6 +82,19 @@ def _python_for(root: Path) -> str:
     return shutil.which("python3") or shutil.which("python") or "python3"
 
 
+# Where test files are looked for without configuration: in a folder named like a test
+# folder at any depth (`tests/`, `toolz/tests/`, `src/pkg/tests/`), never under what
+# pytest does not collect by default (its norecursedirs, virtualenvs) nor in other tools'
+# trees. Breadth first and bounded, so a huge checkout costs a few milliseconds.
+_TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+_NOT_SEARCHED = frozenset(
+    {"node_modules", "venv", "build", "dist", "site-packages", "__pycache__", "target",
+     "CVS", "_darcs", "{arch}", "htmlcov"}
+)  # fmt: skip
+_SEARCH_DEPTH = 5
+_SEARCH_DIRS = 10_000
+
+
 def _looks_like_pytest(root: Path) -> bool:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "[tool.pytest" in pyproject.read_text(errors="replace"):
@@ -92,10 +105,29 @@ def _looks_like_pytest(root: Path) -> bool:
         path = root / name
         if path.is_file() and marker in path.read_text(errors="replace"):
             return True
-    for folder in ("tests", "test"):
-        base = root / folder
-        if base.is_dir() and (any(base.rglob("test_*.py")) or any(base.rglob("*_test.py"))):
-            return True
+    queue: list[tuple[str, int, bool]] = [(str(root), 0, False)]
+    # The list grows as it is read: breadth first.
+    for visited, (directory, depth, in_tests) in enumerate(queue):
+        if visited >= _SEARCH_DIRS:
+            return False
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if (in_tests or depth == 0) and name.endswith(".py") and entry.is_file():
+                if name.startswith("test_") or name.endswith("_test.py"):
+                    return True
+            elif (
+                depth < _SEARCH_DEPTH
+                and entry.is_dir(follow_symlinks=False)
+                and not name.startswith(".")
+                and name not in _NOT_SEARCHED
+                and not name.endswith((".egg-info", ".egg"))
+                and not os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+            ):
+                queue.append((entry.path, depth + 1, in_tests or name in _TEST_FOLDERS))
     return False
 
 
@@ -260,7 +292,7 @@ def discover(root: Path, config: Config) -> list[Suite]:
     if not found:
         raise SuiteError(
             f"no test suite found in {root} (looked for pytest, and npm with vitest or jest)",
-            hint="configure `suites:` in agentloop.yaml (see docs/config.md)",
+            hint="configure `suites:` in agentloop.yaml (`agentloop config --reference`)",
         )
     return found
 

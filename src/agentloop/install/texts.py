@@ -208,7 +208,7 @@ def prefill(found: Sequence[Suite]) -> str:
     head = (
         f"# {MARKER} - written by `agentloop init` from the test suites it found.\n"
         "# It is yours now: init never rewrites it (`agentloop init --uninstall` removes it\n"
-        "# only while it is unchanged). Every key is in agentloop's docs/config.md.\n"
+        "# only while it is unchanged). `agentloop config --reference` lists every key.\n"
     )
     if found:
         suites = yaml.safe_dump(
