@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint demo bench bench-detect clean sandbox-deps
 
+# The distribution was called `agentloop` before it became agentloop-rails: an old editable
+# install of that name in .venv would fight the new one over the `agentloop` script.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip uninstall --quiet --yes agentloop 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

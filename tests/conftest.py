@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agentloop.testing.home import home_state, written
 from agentloop.testing.repos import GIT_IDENTITY
 
 # Shared assertions in the helper package report like assertions in test files.
@@ -15,13 +16,6 @@ pytest.register_assert_rewrite("agentloop.testing.detect")
 
 REAL_HOME = Path(os.path.expanduser("~"))
 SCHEMA = Path(__file__).resolve().parents[1] / "src/agentloop/schemas/detect.schema.json"
-
-
-def _home_state() -> tuple[float, frozenset[str]]:
-    try:
-        return REAL_HOME.stat().st_mtime, frozenset(os.listdir(REAL_HOME))
-    except OSError:
-        return 0.0, frozenset()
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +31,13 @@ def isolated_home(
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
     monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    before = _home_state()
+    # Only what a test could write there (see agentloop.testing.home): the rest of the
+    # machine keeps writing into the home directory while the suite runs.
+    tmp_root = tmp_path_factory.getbasetemp()
+    before = home_state(REAL_HOME, tmp_root)
     yield home
-    assert _home_state() == before, f"the test wrote into the real home directory {REAL_HOME}"
+    changes = written(before, home_state(REAL_HOME, tmp_root))
+    assert not changes, f"the test wrote into the real home directory {REAL_HOME}: {changes}"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentloop import cli
-from agentloop.testing.repos import pytest_project, run_cli, write_tree
+from agentloop.testing.repos import git_init, pytest_project, run_cli, write_tree
 
 GOOD_JUNIT = (
     '<testsuites><testsuite name="pytest"><testcase classname="tests.test_a" name="test_x">'
@@ -180,3 +180,25 @@ def test_suite_printing_non_utf8_output(tmp_path: Path) -> None:
     done = run_cli("detect", "--json", "--flaky-reruns", "0", cwd=root, home=tmp_path / "home")
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["summary"]["failures"] == 1
+
+
+def test_zero_tests_is_not_green(tmp_path: Path) -> None:
+    """A suite that collects nothing checked nothing: not exit 0, whichever way it ran."""
+    root = git_init(pytest_project(tmp_path / "repo", {"tests/test_x.py": "X = 1\n"}))
+    home = tmp_path / "home"
+    done = run_cli("detect", cwd=root, home=home)
+    assert done.returncode == 2
+    assert_one_error(done.stderr, "no test ran: pytest found 0 tests", "pytest exited 5")
+    done = run_cli("detect", "--json", cwd=root, home=home)
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"]["message"].startswith("no test ran")
+    (tmp_path / "empty.xml").write_text('<testsuites><testsuite name="x" tests="0"/></testsuites>')
+    done = run_cli("detect", "--report", str(tmp_path / "empty.xml"), cwd=root, home=home)
+    assert done.returncode == 2
+    assert_one_error(done.stderr, "no test ran", "empty.xml")
+    done = run_cli("run", "--dry-run", cwd=root, home=home)  # run's baseline alike
+    assert done.returncode == 2
+    assert_one_error(done.stderr, "no test ran: pytest found 0 tests")
+    # One test is enough to have a verdict.
+    (root / "tests/test_x.py").write_text("def test_x():\n    pass\n")
+    assert run_cli("detect", cwd=root, home=home).returncode == 0

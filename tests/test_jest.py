@@ -30,7 +30,7 @@ from agentloop.testing.detect import (
     schema_errors,
 )
 from agentloop.testing.npm import make_jest_project
-from agentloop.testing.repos import run_cli
+from agentloop.testing.repos import agentloop_env, run_cli
 
 _MISSING_TOOLS = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
 
@@ -415,3 +415,67 @@ def test_jest_without_jest_junit_is_a_json_error_with_json(tmp_path: Path) -> No
     assert "jest-junit" in error["message"]
     assert error["hint"]
     assert error["exit_code"] == 2
+
+
+# ---------------------------------------------------------------- jest-junit's defaults
+
+HELPER_JS = """\
+module.exports = { check(value) { if (!value) throw new Error('helper refused'); } };
+"""
+
+HELPER_TEST_JS = """\
+const { check } = require('./helpers/check');
+
+describe('checks', () => {
+  test('refuses zero', () => {
+    check(0);
+  });
+  test('accepts one', () => {
+    check(1);
+  });
+});
+"""
+
+
+def test_a_default_jest_junit_report_gets_its_file_from_the_stack(tmp_path: Path) -> None:
+    """jest-junit's defaults write no `file` attribute: the test file is the innermost
+    frame in a test file of the project (not the helper under tests/ it called), so the
+    failure gets a file and a selector that re-runs exactly that test."""
+    project = make_jest_project(
+        tmp_path / "defaults",
+        {**SHOP_FILES, "tests/helpers/check.js": HELPER_JS, "tests/check.test.js": HELPER_TEST_JS},
+        NPM_CACHE,
+    )
+    report = tmp_path / "junit.xml"
+    env = {
+        **agentloop_env(tmp_path / "home", NPM_RUNNER_ENV),
+        "JEST_JUNIT_OUTPUT_FILE": str(report),
+    }
+    run_selector("npx --no-install jest --ci --reporters=jest-junit", cwd=project, env=env)
+    assert all(case.get("file") is None for case in junit_cases(report))
+
+    run = detect(project, tmp_path / "home", "--report", str(report), "--flaky-reruns", "0")
+
+    assert run.returncode == 1, run.stderr
+    found = by_test_id(run.doc)
+    # The load error of pad.test.js is not in a default report (no suite errors).
+    assert set(found) == {
+        REJECTS_A_NUMBER,
+        SPLITS_EUR,
+        SUMS_LINE_PRICES,
+        "tests/check.test.js > checks refuses zero",
+    }
+    refuses = found["tests/check.test.js > checks refuses zero"]
+    assert (refuses["file"], refuses["line"]) == ("tests/check.test.js", 5)
+    assert refuses["crash_location"] == {"file": "tests/helpers/check.js", "line": 1}
+    for test_id in (REJECTS_A_NUMBER, "tests/check.test.js > checks refuses zero"):
+        failure = found[test_id]
+        rerun = tmp_path / "rerun.xml"
+        done = run_selector(
+            f"{failure['selector']} --reporters=jest-junit",
+            cwd=project,
+            env={**env, **JEST_JUNIT_ENV, "JEST_JUNIT_OUTPUT_FILE": str(rerun)},
+        )
+        assert done.returncode == 1, f"{failure['selector']!r}:\n{done.stdout}\n{done.stderr}"
+        ran_cases = [_identity(case) for case in junit_cases(rerun) if ran(case)]
+        assert ran_cases == [(failure["file"], failure["test_name"])], failure["selector"]

@@ -27,6 +27,7 @@ from agentloop.testing.detect import (
     schema_errors,
 )
 from agentloop.testing.npm import make_vitest_project
+from agentloop.testing.repos import agentloop_env
 
 _MISSING_TOOLS = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
 
@@ -217,9 +218,12 @@ def test_failing_project_exits_1_with_schema_valid_json(shop: DetectRun) -> None
     assert shop.doc["flaky"] == []
     [suite] = shop.doc["suites"]
     assert suite["name"] == "vitest"
-    assert suite["format"] == "junit"
+    # The JSON reporter keeps whole stacks; JUnit beside it names a describe's failing hook.
+    assert suite["format"] == "vitest-json"
     assert suite["command"].startswith("npx --no-install vitest run ")
+    assert "--reporter=json" in suite["command"]
     assert "--reporter=junit" in suite["command"]
+    assert suite["not_run"] is None
     assert suite["exit_code"] == 1
     # 4 in money (1 skipped), 1 in cart, and the load error's synthetic testcase.
     assert suite["tests"] == 6
@@ -252,6 +256,9 @@ def test_failing_project_categories_and_stages(shop: DetectRun) -> None:
     assert splits["test_name"] == "money > splits eur 10/2"
     assert splits["file"] == "tests/money.test.js"
     assert splits["crash_location"] == {"file": "tests/money.test.js", "line": 14}
+    # The diff (only in vitest's JUnit) under the message, the whole stack (JSON) after.
+    trace = splits["stack_trace"]
+    assert trace.index("AssertionError") < trace.index("- Expected") < trace.index("    at ")
 
     broken = by_id[BROKEN_FILE]
     assert broken["category"] in ("missing_dependency", "collection_error")
@@ -375,14 +382,15 @@ def test_hooks_duplicate_names_and_separators_in_names(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr
     by_name = {f["test_name"]: f for f in failures(run.doc)}
     # A repeated name is another test, not a re-run: its failure must not be dropped.
-    assert set(by_name) == {"hooked", "dup > same name", "odd > a > b", "odd > tab here"}
+    # vitest's JSON keeps a tab in a name as it is (its JUnit turned it into a space).
+    assert set(by_name) == {"hooked", "dup > same name", "odd > a > b", "odd > tab\there"}
     hook = by_name["hooked"]
     assert (hook["stage"], hook["category"]) == ("setup", "fixture_error")
     for name, expected_ran in [
         # The hook fails again, so vitest skips the block's tests and fails the block.
         ("hooked", {"hooked"}),
         ("odd > a > b", {"odd > a > b"}),
-        ("odd > tab here", {"odd > tab here"}),
+        ("odd > tab\there", {"odd > tab here"}),
     ]:
         report = tmp_path / f"{len(name)}.xml"
         run_selector(
@@ -393,3 +401,103 @@ def test_hooks_duplicate_names_and_separators_in_names(tmp_path: Path) -> None:
         )
         names = {case.get("name") for case in junit_cases(report) if ran(case)}
         assert names == expected_ran, (name, by_name[name]["selector"], names)
+
+
+# ---------------------------------------------------------------- crash sites in src/
+
+MATH_JS = """\
+// Parses "1,2,3"; anything but a string is a caller's bug.
+export function parse(text) { return text.trim().split(',').map(Number); }
+"""
+
+MATH_TEST_JS = """\
+import { describe, it, expect } from 'vitest';
+import { parse } from '../src/math.js';
+
+describe('math', () => {
+  it('parses a list', () => {
+    expect(parse('1,2')).toEqual([1, 2]);
+  });
+  it('parses a number', () => {
+    expect(parse(42)).toEqual([42]);
+  });
+  it('parses a padded list', () => {
+    expect(parse(' 3')).toEqual([3]);
+  });
+});
+"""
+
+TYPE_ERROR_ID = "test/math.test.js > math > parses a number"
+
+
+def test_type_error_in_src_is_located_in_src_from_the_whole_stack(tmp_path: Path) -> None:
+    project = make_vitest_project(
+        tmp_path / "math",
+        {"src/math.js": MATH_JS, "test/math.test.js": MATH_TEST_JS},
+        NPM_CACHE,
+    )
+    run = detect(project, tmp_path / "home", "--flaky-reruns", "0", extra_env=NPM_RUNNER_ENV)
+
+    assert run.returncode == 1, run.stderr
+    assert schema_errors(run.doc) == []
+    [failure] = failures(run.doc)
+    assert failure["test_id"] == TYPE_ERROR_ID
+    assert (failure["error_type"], failure["message"]) == (
+        "TypeError",
+        "text.trim is not a function",
+    )
+    # Where it raised, from Node's own stack: the helper in src/, then the test's line.
+    assert failure["crash_location"] == {"file": "src/math.js", "line": 2}
+    assert (failure["file"], failure["line"]) == ("test/math.test.js", 9)
+    assert "at parse (" in failure["stack_trace"]
+    assert failure["category"] == "type_error"
+    [task] = run.doc["tasks"]
+    assert task["crash_location"] == {"file": "src/math.js", "line": 2}
+
+    report = tmp_path / "selector.xml"
+    done = run_selector(
+        f"{failure['selector']} --reporter=junit --outputFile.junit={report}",
+        cwd=project,
+        env=run.env,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1, f"{failure['selector']!r}:\n{done.stdout}\n{done.stderr}"
+    ran_cases = [case for case in junit_cases(report) if ran(case)]
+    assert [(c.get("classname"), c.get("name")) for c in ran_cases] == [
+        ("test/math.test.js", "math > parses a number")
+    ]
+
+
+def test_a_vitest_json_report_is_read_on_its_own(tmp_path: Path) -> None:
+    """A JSON report a user hands over (--report) is recognised and read the same way; a
+    describe block's failing hook, which that report does not describe, is still one setup
+    failure of its file rather than nothing."""
+    project = make_vitest_project(
+        tmp_path / "math",
+        {
+            "src/math.js": MATH_JS,
+            "test/math.test.js": MATH_TEST_JS,
+            "test/hook.test.js": AWKWARD_TEST_JS.split('describe("dup"', maxsplit=1)[0],
+        },
+        NPM_CACHE,
+    )
+    report = tmp_path / "vitest.json"
+    run_selector(
+        f"npx --no-install vitest run --reporter=json --outputFile.json={report}",
+        cwd=project,
+        env=agentloop_env(tmp_path / "home", NPM_RUNNER_ENV),
+        timeout=TIMEOUT,
+    )
+    run = detect(project, tmp_path / "home", "--report", str(report), "--flaky-reruns", "0")
+
+    assert run.returncode == 1, run.stderr
+    assert schema_errors(run.doc) == []
+    assert run.doc["suites"][0]["format"] == "vitest-json"
+    found = by_test_id(run.doc)
+    assert set(found) == {TYPE_ERROR_ID, "test/hook.test.js"}
+    assert found[TYPE_ERROR_ID]["crash_location"] == {"file": "src/math.js", "line": 2}
+    assert found[TYPE_ERROR_ID]["selector"] == (
+        "npx vitest run test/math.test.js -t '^math(?:\\s|\\s>\\s)parses\\s+a\\s+number$'"
+    )
+    hook = found["test/hook.test.js"]
+    assert (hook["stage"], hook["category"]) == ("setup", "fixture_error")

@@ -7,10 +7,48 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer._click.core import Context, Parameter
+from typer._click.formatting import HelpFormatter
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from agentloop import __version__, errors, output
+from agentloop import __version__, durations, errors, output
+
+
+def _unlabel(params: list[Parameter]) -> None:
+    """typer 0.29 labels every option with its Python type (`<bool>` beside each flag,
+    `<list[str]>`, `<float range>`): a flag shows no value at all here, an option its
+    metavar (set on each below), one without a metavar its own name, an argument nothing
+    beyond its name."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = "" if param.is_flag else (param.name or "value").upper()
+        elif isinstance(param, TyperArgument):
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+
+
+class _Command(TyperCommand):
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        _unlabel(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Group(TyperGroup):
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        _unlabel(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+def _seconds(text: str) -> float:
+    try:
+        return durations.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+_DURATION = "DURATION"
 
 app = typer.Typer(
+    cls=_Group,
     name="agentloop",
     help="Let an AI coding agent fix failing tests safely and measurably.",
     no_args_is_help=True,
@@ -38,39 +76,57 @@ def _root(
     """agentloop: detect, fix and verify failing tests with Claude Code, under rails."""
 
 
-@app.command()
+@app.command(cls=_Command)
 def detect(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Project to inspect (default: current directory).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="Project to inspect (default: current directory)."
+        ),
     ] = Path(),
     report: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Parse this report instead of running the suites."),
+        typer.Option(metavar="FILE|DIR", help="Parse this report instead of running the suites."),
     ] = None,
     fmt: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
             "--format",
-            help="Format of --report: pytest-json or junit (default: sniffed from the file).",
+            metavar="pytest-json|vitest-json|junit",
+            help="Format of --report: pytest-json, vitest-json or junit (default: sniffed from "
+            "the file).",
         ),
     ] = None,
     flaky_reruns: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
-            min=0, max=20, help="Re-run each failing test alone N times (default 2; 0 to skip)."
+            min=0,
+            max=20,
+            metavar="N",
+            help="Re-run each failing test N times without the rest of its suite "
+            "(default 2; 0 to skip): flaky or not, and order-dependent.",
         ),
     ] = None,
     timeout: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option(min=1, help="Seconds before a whole suite is killed (default 600)."),
+        typer.Option(
+            parser=_seconds,
+            metavar=_DURATION,
+            help="Kill a whole suite after this long: seconds, or 90s, 20m, 1h30m (default 600).",
+        ),
     ] = None,
     rerun_timeout: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option(min=1, help="Seconds before a single-test re-run is killed (default 120)."),
+        typer.Option(
+            parser=_seconds,
+            metavar=_DURATION,
+            help="Kill a selector run after this long (default 120 seconds); detect times "
+            "its re-runs by the tests' own durations and uses this when one is unknown.",
+        ),
     ] = None,
     suite: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option(help="Run only this suite (repeatable)."),
+        typer.Option(metavar="NAME", help="Run only this suite (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: detect).")] = False,
 ) -> int:
@@ -94,41 +150,58 @@ def detect(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Project to fix (default: current directory).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="Project to fix (default: current directory)."
+        ),
     ] = Path(),
     in_place: Annotated[
         bool,
-        typer.Option(help="Work in this checkout (must be clean) instead of a new worktree."),
+        typer.Option(
+            "--in-place", help="Work in this checkout (must be clean) instead of a new worktree."
+        ),
     ] = False,
     max_turns: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, help="Model turns per attempt (default 50)."),
+        typer.Option(min=1, metavar="N", help="Model turns per attempt (default 50)."),
     ] = None,
     max_attempts: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, max=20, help="Attempts per task (default 3)."),
+        typer.Option(min=1, max=20, metavar="N", help="Attempts per task (default 3)."),
     ] = None,
     max_runtime: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option(min=1, help="Seconds for the whole run (default 1200)."),
+        typer.Option(
+            parser=_seconds,
+            metavar=_DURATION,
+            help="The whole run: seconds, or 90s, 20m, 1h30m (default 20m).",
+        ),
     ] = None,
     max_budget_usd: Annotated[
         Optional[float],  # noqa: UP045
-        typer.Option(min=0.01, help="Dollars for the whole run (default 10)."),
+        typer.Option(min=0.01, metavar="USD", help="Dollars for the whole run (default 10)."),
     ] = None,
     forbid: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option(help="Another forbidden path glob (repeatable)."),
+        typer.Option(metavar="GLOB", help="Another forbidden path glob (repeatable)."),
     ] = None,
     task: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option(help="Only this task id (repeatable; ids from `agentloop detect`)."),
+        typer.Option(
+            metavar="N|ID",
+            help="Only this task: its number in the baseline's table or its id, as "
+            "`agentloop detect` shows them (repeatable).",
+        ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Plan only: list the tasks, fix nothing.")] = False,
-    squash: Annotated[bool, typer.Option(help="One commit with a per-fix summary.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan only: list the tasks, fix nothing.")
+    ] = False,
+    squash: Annotated[
+        bool, typer.Option("--squash", help="One commit with a per-fix summary.")
+    ] = False,
     no_sandbox: Annotated[
         bool,
         typer.Option(
@@ -158,21 +231,25 @@ def run(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Project to check (default: current directory).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="Project to check (default: current directory)."
+        ),
     ] = Path(),
     base: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
+            metavar="REF",
             help="Compare the working state with this commit (default: HEAD; inside an "
-            "/autofix session, HEAD when the session started)."
+            "/autofix session, HEAD when the session started).",
         ),
     ] = None,
     forbid: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option(help="Another forbidden path glob (repeatable)."),
+        typer.Option(metavar="GLOB", help="Another forbidden path glob (repeatable)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: check).")] = False,
 ) -> int:
@@ -183,12 +260,15 @@ def check(
     return run_check(repo=repo, base=base, forbid=forbid or [], as_json=as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def clean(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Repository to clean (default: here).")
+        Path,
+        typer.Option("--repo", "-C", metavar="PATH", help="Repository to clean (default: here)."),
     ] = Path(),
-    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be removed.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
     """Remove worktrees and branches left by killed runs; save any uncommitted work first."""
@@ -197,10 +277,13 @@ def clean(
     return run_clean(repo=repo, dry_run=dry_run, as_json=as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def init(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Project to set up (default: current directory).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="Project to set up (default: current directory)."
+        ),
     ] = Path(),
     force: Annotated[
         bool,
@@ -220,14 +303,17 @@ def init(
     return run_init(repo=repo, force=force, uninstall=uninstall, as_json=as_json)
 
 
-@app.command()
+@app.command(cls=_Command)
 def stats(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="Project whose ledger to read (default: here).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="Project whose ledger to read (default: here)."
+        ),
     ] = Path(),
     since: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Only runs since: 7d, 4w, 36h, a date or a UTC time."),
+        typer.Option(metavar="WHEN", help="Only runs since: 7d, 4w, 36h, a date or a UTC time."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: stats).")] = False,
 ) -> int:
@@ -237,10 +323,34 @@ def stats(
     return run_stats(repo=repo, as_json=as_json, since=since)
 
 
-@app.command()
+@app.command(cls=_Command)
+def config(
+    repo: Annotated[
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="The project (default: current directory)."
+        ),
+    ] = Path(),
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference", help="Print the reference of every key, its default and meaning."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """Show the configuration in effect here (file < AGENTLOOP_* environment), or with
+    --reference every key agentloop.yaml and [tool.agentloop] accept."""
+    from agentloop.commands.config import config as run_config
+
+    return run_config(repo=repo, show_reference=reference, as_json=as_json)
+
+
+@app.command(cls=_Command)
 def hook(
     name: Annotated[
-        str, typer.Argument(help="guard, stop-gate, post-edit, autofix or session-end.")
+        str,
+        typer.Argument(help="guard, stop-gate, post-edit, autofix or session-end."),
     ],
 ) -> int:
     """Answer a Claude Code hook event on stdin (run by .claude/hooks/, not by hand)."""
@@ -249,10 +359,13 @@ def hook(
     return run_hook(name=name)
 
 
-@app.command()
+@app.command(cls=_Command)
 def mcp(
     repo: Annotated[
-        Path, typer.Option("--repo", "-C", help="The project (default: current directory).")
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="The project (default: current directory)."
+        ),
     ] = Path(),
 ) -> int:
     """Serve agentloop's MCP tools (commit, check) on stdio (run by Claude Code from
@@ -263,22 +376,26 @@ def mcp(
 
 
 session_app = typer.Typer(
+    cls=_Group,
     help="The state of an interactive /autofix session (used by the /autofix skill).",
     no_args_is_help=True,
 )
 app.add_typer(session_app, name="session")
 
 _SessionRepo = Annotated[
-    Path, typer.Option("--repo", "-C", help="The project (default: current directory).")
+    Path,
+    typer.Option("--repo", "-C", metavar="PATH", help="The project (default: current directory)."),
 ]
 _SessionId = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--id", help="Claude Code session id (default: $CLAUDE_CODE_SESSION_ID)."),
+    typer.Option(
+        "--id", metavar="ID", help="Claude Code session id (default: $CLAUDE_CODE_SESSION_ID)."
+    ),
 ]
 _SessionJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@session_app.command("start")
+@session_app.command("start", cls=_Command)
 def session_start(
     repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
 ) -> int:
@@ -288,7 +405,7 @@ def session_start(
     return start(repo=repo, session_id=session_id, as_json=as_json)
 
 
-@session_app.command("status")
+@session_app.command("status", cls=_Command)
 def session_status(
     repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
 ) -> int:
@@ -298,7 +415,7 @@ def session_status(
     return status(repo=repo, session_id=session_id, as_json=as_json)
 
 
-@session_app.command("stop")
+@session_app.command("stop", cls=_Command)
 def session_stop(
     repo: _SessionRepo = Path(), session_id: _SessionId = None, as_json: _SessionJson = False
 ) -> int:

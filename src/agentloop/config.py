@@ -3,8 +3,9 @@
 Layers merge as defaults < file < environment < flags. The file is `agentloop.yaml` at
 the repository root, or `[tool.agentloop]` in `pyproject.toml` (not both). Environment
 variables are `AGENTLOOP_<SECTION>__<KEY>` (e.g. `AGENTLOOP_DETECT__FLAKY_RERUNS=0`);
-their values are read as YAML scalars or flow lists. Every key is documented in
-docs/config.md; a test keeps that page and these models in step.
+their values are read as YAML scalars or flow lists. Every key is documented in the
+reference shipped with the package (`agentloop config --reference`, resources/config.md;
+docs/config.md is a copy); a test keeps it and these models in step.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from agentloop import durations
 from agentloop.errors import ConfigError
 from agentloop.rails.paths import DEFAULT_FORBIDDEN, DEFAULT_SECRETS
 
@@ -30,7 +32,11 @@ else:  # pragma: no cover - exercised on 3.10 only
 CONFIG_FILE = "agentloop.yaml"
 ENV_PREFIX = "AGENTLOOP_"
 
-ReportFormat = Literal["pytest-json", "junit"]
+ReportFormat = Literal["pytest-json", "junit", "vitest-json"]
+REFERENCE_COMMAND = "agentloop config --reference"
+
+# Seconds, or a duration as written on the command line (`90s`, `20m`, `1h30m`).
+Seconds = Annotated[float, BeforeValidator(durations.coerce)]
 
 
 class _Model(BaseModel):
@@ -48,7 +54,7 @@ class SuiteConfig(_Model):
         description="report file the command writes (relative to cwd); required for junit",
     )
     cwd: str = "."
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Seconds | None = Field(default=None, gt=0)
     rerun: str | None = Field(
         default=None,
         description="command prefix that re-runs single tests; the test selector is appended",
@@ -57,8 +63,8 @@ class SuiteConfig(_Model):
 
 class DetectConfig(_Model):
     flaky_reruns: int = Field(default=2, ge=0, le=20)
-    suite_timeout: float = Field(default=600, gt=0)
-    rerun_timeout: float = Field(default=120, gt=0)
+    suite_timeout: Seconds = Field(default=600, gt=0)
+    rerun_timeout: Seconds = Field(default=120, gt=0)
 
 
 class AgentConfig(_Model):
@@ -73,7 +79,7 @@ class AgentConfig(_Model):
 
 class RunConfig(_Model):
     max_attempts: int = Field(default=3, ge=1, le=20)
-    max_runtime: float = Field(default=1200, gt=0, description="seconds for the whole run")
+    max_runtime: Seconds = Field(default=1200, gt=0, description="seconds for the whole run")
     max_budget_usd: float = Field(default=10.0, gt=0)
     checks: tuple[str, ...] = Field(
         default=(), description="commands (e.g. `ruff check .`) whose new findings reject a fix"
@@ -98,7 +104,7 @@ class SandboxConfig(_Model):
 
 class WorkspaceConfig(_Model):
     setup: tuple[str, ...] = ()
-    setup_timeout: float = Field(default=600, gt=0)
+    setup_timeout: Seconds = Field(default=600, gt=0)
 
 
 class HooksConfig(_Model):
@@ -106,7 +112,7 @@ class HooksConfig(_Model):
         default=(),
         description="fast checks run on a file Claude Code just edited; {file} is its path",
     )
-    post_edit_timeout: float = Field(default=30, gt=0, description="seconds per command")
+    post_edit_timeout: Seconds = Field(default=30, gt=0, description="seconds per command")
 
 
 class Config(_Model):
@@ -133,9 +139,8 @@ def _read_file(root: Path) -> tuple[dict[str, Any], str | None]:
         try:
             loaded = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
-                f"{CONFIG_FILE} is not valid YAML: {first}",
+                f"{CONFIG_FILE} is not valid YAML{_yaml_where(exc)}",
                 hint=f"fix the syntax in {yaml_path}",
             ) from exc
         if loaded is None:
@@ -143,7 +148,7 @@ def _read_file(root: Path) -> tuple[dict[str, Any], str | None]:
         if not isinstance(loaded, dict):
             raise ConfigError(
                 f"{CONFIG_FILE} must be a mapping of keys, not a {type(loaded).__name__}",
-                hint="start it with keys such as `suites:` or `detect:` (see docs/config.md)",
+                hint=f"start it with keys such as `suites:` or `detect:` (`{REFERENCE_COMMAND}`)",
             )
         from_yaml = loaded
     if pyproject.is_file():
@@ -171,6 +176,17 @@ def _read_file(root: Path) -> tuple[dict[str, Any], str | None]:
     if from_toml is not None:
         return from_toml, "pyproject.toml [tool.agentloop]"
     return {}, None
+
+
+def _yaml_where(exc: Exception) -> str:
+    """`, line L, column C: problem` from PyYAML's marks (0-based), which its message
+    buries under the snippet it quotes."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if mark is None:
+        text = str(exc).strip()
+        return f": {text.splitlines()[0]}" if text else f": {type(exc).__name__}"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem or 'syntax error'}"
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -209,11 +225,54 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_SUITE_SHAPE = (
+    "a list of suites, each a mapping with `name` and `run` (optional: "
+    + ", ".join(f"`{k}`" for k in SuiteConfig.model_fields if k not in ("name", "run"))
+    + "), e.g. `suites: [{name: unit, run: pytest tests}]`"
+)
+
+
+def _expected(loc: tuple[int | str, ...], kind: str, given: object) -> str | None:
+    """What shape a key wants, in the words of the reference, for the type errors whose
+    pydantic message (`Input should be a valid tuple`) names Python types instead."""
+    got = f"got {_kind(given)}"
+    if loc == ("suites",) and kind in ("tuple_type", "list_type"):
+        return f"expected {_SUITE_SHAPE}; {got}"
+    mapping = kind in ("model_type", "dict_type", "model_attributes_type")
+    if mapping and len(loc) == 2 and loc[0] == "suites" and isinstance(loc[1], int):
+        return f"expected a suite: a mapping with `name` and `run`; {got}"
+    if mapping and len(loc) == 1:
+        return f"expected a mapping of keys (`{REFERENCE_COMMAND}` lists them); {got}"
+    if kind in ("tuple_type", "list_type"):
+        return f"expected a list of strings, e.g. `[a, b]`; {got}"
+    return None
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) < 40 else "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def _describe(exc: ValidationError, source: str) -> ConfigError:
     problems = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         path = _field_path(loc)
+        expected = _expected(loc, error["type"], error.get("input"))
+        if expected is not None:
+            problems.append(f"{path}: {expected}")
+            continue
         if error["type"] == "extra_forbidden":
             parent: type[BaseModel] = Config
             for part in loc[:-1]:
@@ -229,13 +288,15 @@ def _describe(exc: ValidationError, source: str) -> ConfigError:
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
             tip = f" (did you mean `{guess[0]}`?)" if guess else f" (known: {', '.join(known)})"
             problems.append(f"{path}: unknown key{tip}")
+        elif error["type"] == "value_error":  # ours (a duration): no "Value error, " prefix
+            problems.append(f"{path}: {error.get('ctx', {}).get('error', error['msg'])}")
         else:
             problems.append(f"{path}: {error['msg']}")
     first, rest = problems[0], problems[1:]
     more = f"; also {'; '.join(rest)}" if rest else ""
     return ConfigError(
         f"invalid configuration in {source}: {first}{more}",
-        hint="fix these keys; docs/config.md lists every key with its default",
+        hint=f"fix these keys; `{REFERENCE_COMMAND}` lists every key with its default",
     )
 
 

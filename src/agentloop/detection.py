@@ -69,6 +69,7 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
         stage=parsed.stage,
         category=classify.categorize(parsed, str(cwd)),
         duration=parsed.duration,
+        parent=parsed.parent,
     )
 
 

@@ -3,7 +3,8 @@
 Exit codes (documented in the README):
   0    ok
   1    expected failure (e.g. detect found failing tests)
-  2    usage or configuration error, or unusable input (bad report, missing command)
+  2    usage or configuration error, or unusable input (bad report, missing command, no
+       test ran: zero tests is no verdict)
   3    internal error: a bug in agentloop; the traceback is written to a crash log
   130  interrupted (Ctrl-C)
 """

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from agentloop import UPGRADE
 from agentloop.errors import AgentloopError
 
 LEDGER = Path(".agentloop") / "history.db"
@@ -404,7 +405,7 @@ def _prepare(conn: sqlite3.Connection, *, timeout: float) -> None:
         raise HistoryError(
             f"the run ledger has schema version {version}; this agentloop knows up to "
             f"{SCHEMA_VERSION}",
-            hint="a newer agentloop wrote it: upgrade agentloop (pip install -U agentloop)",
+            hint=f"a newer agentloop wrote it: upgrade agentloop ({UPGRADE})",
         )
     _use_wal(conn, deadline=time.monotonic() + timeout)
     # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.

@@ -64,6 +64,21 @@ def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(escape(message))
 
 
+def print_text(text: str) -> None:
+    """Plain text as it is (a reference page): no markup, no wrapping."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def print_config(root: Path, source: str | None, values: dict[str, Any]) -> None:
+    import yaml
+
+    where = f"from {source}" if source else "defaults (no agentloop.yaml or [tool.agentloop])"
+    out.print(f"[bold]configuration of {escape(str(root))}[/] [dim]({escape(where)})[/]")
+    sys.stdout.flush()
+    print_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    note("every key with its default and meaning: `agentloop config --reference`")
+
+
 # ---------------------------------------------------------------- detect
 
 
@@ -139,6 +154,7 @@ def detection_doc(d: Detection) -> dict[str, Any]:
                 "duration_s": round(s.duration, 3),
                 "timed_out": s.timed_out,
                 "tests": s.tests,
+                "not_run": s.not_run,
             }
             for s in d.suites
         ],
@@ -187,7 +203,9 @@ def print_detection(d: Detection) -> None:
         table = Table(
             title="Failures by root cause, in the order to fix them", title_justify="left"
         )
+        # `agentloop run --task` takes either the number or the id.
         table.add_column("task", justify="right", style="bold")
+        table.add_column("id", no_wrap=True, style="dim")
         table.add_column("tests", justify="right")
         table.add_column("category", overflow="fold")
         table.add_column("location", overflow="fold")
@@ -197,6 +215,7 @@ def print_detection(d: Detection) -> None:
             more = f" (+{len(task.failures) - 1} more)" if len(task.failures) > 1 else ""
             table.add_row(
                 str(number),
+                task.id,
                 str(len(task.failures)),
                 task.category,
                 escape(str(task.crash_location) if task.crash_location else "?"),
@@ -213,9 +232,12 @@ def print_detection(d: Detection) -> None:
             table.add_row(escape(f.failure.test_id), f.kind, f"{f.passes}/{f.reruns}")
         out.print(table)
     tests = sum(s.tests for s in d.suites)
+    not_run = sum(s.not_run or 0 for s in d.suites)
+    never = f", {not_run} never ran" if not_run else ""
     style = "green" if not d.tasks else "red"
     out.print(
-        f"[bold {style}]{summary_line(d)}[/] [dim]({tests} tests in {len(d.suites)} suites)[/]"
+        f"[bold {style}]{summary_line(d)}[/] "
+        f"[dim]({tests} tests in {len(d.suites)} suites{never})[/]"
     )
 
 
@@ -241,6 +263,7 @@ def init_doc(report: InitReport) -> dict[str, Any]:
         "changed": report.wrote,
         "files": [{"path": r.path, "action": r.action, "detail": r.detail} for r in report.results],
         "notes": list(report.notes),
+        "warnings": list(report.warnings),
     }
 
 
@@ -253,6 +276,8 @@ def print_init(report: InitReport) -> None:
         out.print(f"[{style}]{r.action:>9}[/] {escape(r.path)}{detail}", soft_wrap=True)
     for message in report.notes:
         note(message)
+    for message in report.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}")
     where = escape(str(report.root))
     if report.uninstall:
         if not report.results and not report.wrote:
@@ -283,6 +308,7 @@ def print_run(run: RunReport) -> None:
         else (f"agentloop run {run.run_id}")
     )
     table = Table(title=title, title_justify="left")
+    table.add_column("id", no_wrap=True, style="dim")  # what --task takes
     for name in ("file", "tests", "category", "attempts", "outcome", "approach"):
         table.add_column(name, overflow="fold")
     table.add_column("cost", justify="right")
@@ -292,6 +318,7 @@ def print_run(run: RunReport) -> None:
         approach = f"fixed by {t.fixed_by[:8]}" if t.fixed_by else (t.commit or "")[:8] or t.reason
         style = {"fixed": "green", "regressed": "yellow"}.get(t.outcome, "red")
         table.add_row(
+            t.task.id,
             escape(where),
             str(len(t.task.failures)),
             t.task.category,

@@ -30,7 +30,6 @@ from being killed on a busy machine; MULTIPLE absorbs a slower machine or a load
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import tempfile
@@ -48,8 +47,8 @@ from agentloop import proc
 from agentloop import suites as suites_mod
 from agentloop.errors import AgentloopError
 from agentloop.failures import flaky
+from agentloop.failures import probe as probe_events
 from agentloop.failures.model import Dialect, Failure, FlakyTest
-from agentloop.failures.reports import parse_report
 
 STARTUP_S = 30.0
 FLOOR_S = 1.0
@@ -89,50 +88,29 @@ def allowance(failures: Iterable[Failure], *, unknown: float) -> float:
     )
 
 
+def node(failure: Failure) -> str:
+    """The pytest node id that runs `failure` (a subtest's is its test's)."""
+    return failure.parent or failure.test_id
+
+
 def run_order(probe: Path) -> tuple[str, ...]:
     """The node ids a pytest process started, in order, from agentloop's probe file."""
-    try:
-        lines = probe.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return ()
-    order: list[str] = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "start":
-            order.append(str(event.get("nodeid", "")))
-    return tuple(order)
+    return tuple(
+        str(e.get("nodeid", "")) for e in probe_events.events(probe) if e.get("event") == "start"
+    )
 
 
 def _probe_outcomes(probe: Path) -> dict[str, Outcome] | None:
-    """Per node id: passed (started, finished, nothing failed) or failed. None when the
-    process wrote no event at all (the probe plugin was not loaded)."""
-    try:
-        lines = probe.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
+    """Per node id: passed (started, finished, nothing failed: no subtest either) or
+    failed. None when the process wrote no event at all (the probe was not loaded)."""
+    found = probe_events.events(probe)
+    if not found:
         return None
-    failed: set[str] = set()
-    finished: list[str] = []
-    seen = False
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(event, dict):
-            continue
-        seen = True
-        nodeid, kind = str(event.get("nodeid", "")), event.get("event")
-        if kind == "failed":
-            failed.add(nodeid)
-        elif kind == "finish":
-            finished.append(nodeid)
-    if not seen:
-        return None
-    outcomes: dict[str, Outcome] = {n: "passed" for n in finished}
-    outcomes.update({n: "failed" for n in failed})
+    failed = {str(e.get("nodeid", "")) for e in found if e.get("event") == "failed"}
+    outcomes: dict[str, Outcome] = {
+        str(e.get("nodeid", "")): "passed" for e in found if e.get("event") == "finish"
+    }
+    outcomes.update(dict.fromkeys(failed, "failed"))
     return outcomes
 
 
@@ -182,8 +160,10 @@ class Rerunner:
                     p for p in (probe_dir, self.env.get("PYTHONPATH")) if p
                 ),
             }
-            command = f"{target.prefix} -p {suites_mod.PROBE_MODULE} " + " ".join(
-                shlex.quote(i) for i in ids
+            # pytest runs each node id once (the first time it is named), in this order.
+            unique = list(dict.fromkeys(ids))
+            command = f"{suites_mod.with_probe(target.prefix)} " + " ".join(
+                shlex.quote(i) for i in unique
             )
             self._started()
             proc.run(command, cwd=target.cwd, timeout=timeout, env=env)
@@ -210,7 +190,7 @@ class Rerunner:
         for number in range(self.reruns):
             ordered = batch if number % 2 == 0 else batch[::-1]
             outcomes = (
-                self._pytest(target, [f.test_id for f in ordered], timeout)
+                self._pytest(target, [node(f) for f in ordered], timeout)
                 if target.runner == "pytest"
                 else None
             )
@@ -219,7 +199,7 @@ class Rerunner:
                     # Not pytest, or a command the probe could not see into: one at a time.
                     ok = self._selector(failure, allowance([failure], unknown=self.unknown))
                 else:
-                    ok = outcomes.get(failure.test_id) == "passed"
+                    ok = outcomes.get(node(failure)) == "passed"
                 passes[failure.id] += ok
         return passes
 
@@ -229,34 +209,37 @@ class Rerunner:
             + MULTIPLE * target.duration
             + FLOOR_S * len(before)
         )
-        outcomes = self._pytest(target, [*before, victim.test_id], timeout)
-        return outcomes is not None and outcomes.get(victim.test_id) == "failed"
+        outcomes = self._pytest(target, [*before, node(victim)], timeout)
+        return outcomes is not None and outcomes.get(node(victim)) == "failed"
 
     def _alone_then_order(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
         """A test that passed some batched re-runs: a flake, unless it passes alone and
         fails after its predecessors (a batch-mate polluted it)."""
         timeout = allowance([victim], unknown=self.unknown)
-        outcomes = self._pytest(target, [victim.test_id], timeout)
-        if outcomes is None or outcomes.get(victim.test_id) != "passed":
+        outcomes = self._pytest(target, [node(victim)], timeout)
+        if outcomes is None or outcomes.get(node(victim)) != "passed":
             return None
         return self._order_pytest(target, victim, skip)
 
     def _order_pytest(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
         """The victim as an order-dependent failure, or None when it passes after its
         predecessors too (a flake)."""
-        if victim.test_id not in target.order:
+        victim_node = node(victim)
+        if victim_node not in target.order:
             return None
-        at = target.order.index(victim.test_id)
+        at = target.order.index(victim_node)
         # Tests that timed out in the suite would only hang again; the victim itself may
         # have run twice (pytest-rerunfailures) and a node id is run once per command.
-        before = [t for t in target.order[:at] if t not in skip and t != victim.test_id]
+        before = list(
+            dict.fromkeys(t for t in target.order[:at] if t not in skip and t != victim_node)
+        )
         if not before or not self._fails_after(target, victim, before):
             return None
         run = flaky.bisect(before, lambda tests: self._fails_after(target, victim, tests))
         # Once more: a flake that happened to fail after its predecessors passes now.
         if not self._fails_after(target, victim, run):
             return None
-        words = " ".join(shlex.quote(t) for t in [*run, victim.test_id])
+        words = " ".join(shlex.quote(t) for t in [*run, victim_node])
         return dataclasses.replace(
             victim,
             order_dependent=True,
@@ -285,9 +268,7 @@ class Rerunner:
                 env={**self.env, **extra},
             )
             try:
-                parsed = parse_report(
-                    report.read_bytes(), fmt=suite.format, name="re-run report", root=target.cwd
-                )
+                parsed = suites_mod.read_run_report(single, report)
             except (OSError, AgentloopError):
                 return None
         if victim.test_id not in {p.test_id for p in parsed.failures}:
@@ -324,7 +305,7 @@ class Rerunner:
                 batches.extend((target, [f]) for f in group)
                 continue
             rank = {t: i for i, t in enumerate(target.order)}
-            group.sort(key=lambda f: rank.get(f.test_id, len(rank)))
+            group.sort(key=lambda f: rank.get(node(f), len(rank)))
             count = min(self.workers, len(group))
             size, extra = divmod(len(group), count)
             start = 0
@@ -353,7 +334,7 @@ class Rerunner:
             for future in reruns:
                 passes.update(future.result())
             verdicts = {f.id: flaky.verdict(passes[f.id], self.reruns) for f in todo}
-            timed_out = {f.test_id for f in failures if f.category == "timeout"}
+            timed_out = {node(f) for f in failures if f.category == "timeout"}
             batched = {f.id for t, b in batches if len(b) > 1 and t.runner == "pytest" for f in b}
             for victim in (f for f in todo if verdicts[f.id] != "kept"):
                 target = self.targets.get(victim.suite)

@@ -7,21 +7,23 @@ are added to the command line, and reports are written to a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from agentloop import proc
 from agentloop.config import Config, SuiteConfig
-from agentloop.errors import ConfigError, SuiteError
-from agentloop.failures import pytest_json
+from agentloop.errors import ConfigError, ReportError, SuiteError
+from agentloop.failures import probe as probe_events
+from agentloop.failures import pytest_json, vitest_json
 from agentloop.failures.model import (
     Dialect,
     Failure,
@@ -80,6 +82,19 @@ def _python_for(root: Path) -> str:
     return shutil.which("python3") or shutil.which("python") or "python3"
 
 
+# Where test files are looked for without configuration: in a folder named like a test
+# folder at any depth (`tests/`, `toolz/tests/`, `src/pkg/tests/`), never under what
+# pytest does not collect by default (its norecursedirs, virtualenvs) nor in other tools'
+# trees. Breadth first and bounded, so a huge checkout costs a few milliseconds.
+_TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+_NOT_SEARCHED = frozenset(
+    {"node_modules", "venv", "build", "dist", "site-packages", "__pycache__", "target",
+     "CVS", "_darcs", "{arch}", "htmlcov"}
+)  # fmt: skip
+_SEARCH_DEPTH = 5
+_SEARCH_DIRS = 10_000
+
+
 def _looks_like_pytest(root: Path) -> bool:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "[tool.pytest" in pyproject.read_text(errors="replace"):
@@ -90,10 +105,29 @@ def _looks_like_pytest(root: Path) -> bool:
         path = root / name
         if path.is_file() and marker in path.read_text(errors="replace"):
             return True
-    for folder in ("tests", "test"):
-        base = root / folder
-        if base.is_dir() and (any(base.rglob("test_*.py")) or any(base.rglob("*_test.py"))):
-            return True
+    queue: list[tuple[str, int, bool]] = [(str(root), 0, False)]
+    # The list grows as it is read: breadth first.
+    for visited, (directory, depth, in_tests) in enumerate(queue):
+        if visited >= _SEARCH_DIRS:
+            return False
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if (in_tests or depth == 0) and name.endswith(".py") and entry.is_file():
+                if name.startswith("test_") or name.endswith("_test.py"):
+                    return True
+            elif (
+                depth < _SEARCH_DEPTH
+                and entry.is_dir(follow_symlinks=False)
+                and not name.startswith(".")
+                and name not in _NOT_SEARCHED
+                and not name.endswith((".egg-info", ".egg"))
+                and not os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+            ):
+                queue.append((entry.path, depth + 1, in_tests or name in _TEST_FOLDERS))
     return False
 
 
@@ -168,7 +202,7 @@ def _npm_suite(root: Path, timeout: float) -> Suite | None:
             return Suite(
                 name="vitest",
                 run=f"npx --no-install vitest run {args}".strip(),
-                format="junit",
+                format="vitest-json",
                 cwd=root,
                 timeout=timeout,
                 runner="vitest",
@@ -300,6 +334,12 @@ def _rerun_prefix(run: str, fmt: Format, cwd: Path | None = None) -> str:
     return _DEFAULT_PREFIX["pytest"] if fmt == "pytest-json" else ""
 
 
+# A word of a shell command that runs pytest: `pytest`, `.venv/bin/pytest`, `-m pytest`.
+_PYTEST_WORD = re.compile(r"(?:^|(?<=\s))(?:\S*/)?(?:py\.test|pytest)(?=\s|$)")
+_PYTEST_MODULE = re.compile(r"(?<=\s-m\s)pytest(?=\s|$)")
+_VITEST_WORD = re.compile(r"(?:^|(?<=\s))(?:\S*/)?vitest(?=\s|$)")
+
+
 def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: float) -> Suite:
     cwd = (root / suite.cwd).resolve()
     if not cwd.is_dir():
@@ -307,7 +347,23 @@ def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: flo
             f"suites[{index}].cwd: {suite.cwd} is not a directory under {root}",
             hint="set `cwd` relative to the repository root",
         )
-    managed = suite.format == "pytest-json" and suite.report is None
+    # Whichever way a suite was found, a pytest run gets the probe (a kill keeps what had
+    # finished and names the running test); agentloop adds reporter flags only when the
+    # suite names no report of its own.
+    runner: Runner | None = None
+    if _PYTEST_WORD.search(suite.run):
+        runner = "pytest"
+    elif suite.format == "vitest-json" and suite.report is None:
+        if not _VITEST_WORD.search(suite.run):
+            raise ConfigError(
+                f"suites[{index}].report is required for format vitest-json unless `run` "
+                "calls vitest itself (agentloop then adds the JSON reporter)",
+                hint="set `report:` to the JSON file the command writes, or run "
+                "`npx vitest run` directly",
+            )
+        runner = "vitest"
+    elif suite.format == "pytest-json" and suite.report is None:
+        runner = "pytest"  # e.g. `make test`: pytest-json-report's flags are appended
     return Suite(
         name=suite.name,
         run=suite.run,
@@ -315,7 +371,7 @@ def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: flo
         cwd=cwd,
         timeout=suite.timeout or default_timeout,
         report=suite.report,
-        runner="pytest" if managed else None,
+        runner=runner,
         rerun=suite.rerun
         if suite.rerun is not None
         else _rerun_prefix(suite.run, suite.format, cwd),
@@ -337,7 +393,7 @@ def discover(root: Path, config: Config) -> list[Suite]:
     if not found:
         raise SuiteError(
             f"no test suite found in {root} (looked for pytest, and npm with vitest or jest)",
-            hint="configure `suites:` in agentloop.yaml (see docs/config.md)",
+            hint="configure `suites:` in agentloop.yaml (`agentloop config --reference`)",
         )
     return found
 
@@ -349,20 +405,30 @@ def _command(
     suite: Suite, report: Path, probe: Path, base: Mapping[str, str]
 ) -> tuple[str, dict[str, str]]:
     env = dict(_ENV)
+    command = suite.run
     if suite.runner == "pytest":
         env["AGENTLOOP_PROBE_FILE"] = str(probe)
         probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (probe_dir, base.get("PYTHONPATH")) if p)
+        command = _with_probe(command)
+    if suite.report is not None:
+        return command, env  # the command writes its own report
+    if suite.runner == "pytest":
         if suite.format == "pytest-json":
             flags = f"--json-report --json-report-file={shlex.quote(str(report))} " + (
                 "--json-report-omit keywords log streams warnings"
             )
         else:
             flags = f"--junitxml={shlex.quote(str(report))}"
-        return f"{suite.run} -p {_PROBE_MODULE} {flags}", env
+        return f"{command} {flags}", env
     if suite.runner == "vitest":
-        flags = f"--reporter=default --reporter=junit --outputFile.junit={shlex.quote(str(report))}"
-        return f"{suite.run} {flags}", env
+        # JSON for the whole stacks; JUnit beside it for what only it names (a describe
+        # block's failing hook, an assertion's diff: vitest_json.merge_junit).
+        flags = (
+            f"--reporter=default --reporter=json --outputFile.json={shlex.quote(str(report))} "
+            f"--reporter=junit --outputFile.junit={shlex.quote(str(_side_junit(report)))}"
+        )
+        return f"{command} {flags}", env
     if suite.runner == "jest":
         env.update(
             JEST_JUNIT_OUTPUT_FILE=str(report),
@@ -373,12 +439,21 @@ def _command(
     return suite.run, env
 
 
-def _from_probe(path: Path, suite: Suite) -> ParsedReport:
-    """What a killed pytest run had done: its failures, and the tests it was running."""
-    failures: list[ParsedFailure] = []
-    running: dict[str, tuple[str, int | None]] = {}
-    reported: set[str] = set()
-    seen = 0
+def _with_probe(run: str) -> str:
+    """`uv run pytest -x tests` → `uv run pytest -p agentloop_pytest_probe -x tests`: right
+    after the word that is pytest, so it reaches pytest whatever follows (`| tee log`)."""
+    # `-m pytest` first: a directory named pytest (`cd pytest && …`) is no place for -p.
+    match = _PYTEST_MODULE.search(run) or _PYTEST_WORD.search(run)
+    if match is None:
+        return f"{run} -p {_PROBE_MODULE}"
+    return f"{run[: match.end()]} -p {_PROBE_MODULE}{run[match.end() :]}"
+
+
+def _side_junit(report: Path) -> Path:
+    return report.with_name(report.name + ".xml")
+
+
+def _probe_events(path: Path) -> Iterator[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
@@ -388,6 +463,17 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue  # the last line may be cut off by the kill
+        if isinstance(event, dict):
+            yield event
+
+
+def _from_probe(path: Path, suite: Suite) -> ParsedReport:
+    """What a killed pytest run had done: its failures, and the tests it was running."""
+    failures: list[ParsedFailure] = []
+    running: dict[str, tuple[str, int | None]] = {}
+    reported: set[str] = set()
+    seen = 0
+    for event in _probe_events(path):
         kind, nodeid = event.get("event"), str(event.get("nodeid", ""))
         if kind == "start":
             seen += 1
@@ -400,7 +486,7 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
             running.pop(nodeid, None)
         elif kind == "collect_failed":
             failures.append(pytest_json.text_failure(nodeid, str(event.get("longrepr", ""))))
-        elif kind == "failed" and nodeid not in reported:
+        elif kind == "failed" and nodeid not in reported and "subtest" not in event:
             # A test that failed its call and then its teardown is one failure.
             reported.add(nodeid)
             when = event.get("when")
@@ -434,8 +520,17 @@ def _from_probe(path: Path, suite: Suite) -> ParsedReport:
 def _suite_failure(
     suite: Suite, error_type: str, message: str, text: str, *, timed_out: bool
 ) -> ParsedReport:
+    dialect: Dialect = (
+        suite.runner
+        if suite.runner is not None
+        else "junit"
+        if suite.format == "junit"
+        else "vitest"
+        if suite.format == "vitest-json"
+        else "pytest"
+    )
     failure = ParsedFailure(
-        dialect="junit" if suite.format == "junit" else "pytest",
+        dialect=dialect,
         test_id=f"<suite {suite.name}>",
         test_name=f"<suite {suite.name}>",
         file=None,
@@ -449,6 +544,83 @@ def _suite_failure(
     return ParsedReport(dialect=failure.dialect, format=suite.format, failures=(failure,), total=0)
 
 
+# The line in a runner's output that says why it stopped, most telling first: pytest's
+# `error:`/`ERROR:` lines, npm's `npm error …` (not its log-file epilogue), then any
+# `SomethingError: …` line.
+_ERROR_LINES = (
+    re.compile(r"^(?:\S+ )*?\S+: error: (?P<line>.+)$", re.M),  # argparse: `pytest: error: …`
+    re.compile(r"^ERROR: (?!usage:)(?P<line>.+)$", re.M),
+    re.compile(
+        r"^npm (?:error|ERR!) (?!code |errno |path |syscall |A complete log|Log files|"
+        r"You can rerun|\s*$)(?P<line>.+)$",
+        re.M,
+    ),
+    re.compile(r"^\s*(?P<line>(?:[A-Za-z_$][\w.$]*)?(?:Error|Exception): .+)$", re.M),
+)
+_PYTEST_COLLECTED = re.compile(r"^collected (?P<n>\d+) items?(?: / (?P<errors>\d+) errors?)?", re.M)
+_PYTEST_INTERRUPTED = 2
+_PROBE_MISSING = re.compile(rf"No module named '{_PROBE_MODULE}'")
+_NO_PROBE_NOTE = (
+    "ran without agentloop's probe (pytest could not import it there): if the suite is "
+    "killed at its timeout, its results are lost"
+)
+
+
+def runner_error(output: str) -> str | None:
+    """The runner's own account of why it stopped, one line; None when it gave none."""
+    for pattern in _ERROR_LINES:
+        match = pattern.search(output)
+        if match:
+            line = match["line"].strip()
+            return line if len(line) <= 300 else line[:299] + "…"
+    return None
+
+
+def _error_hint(suite: Suite, error: str | None, where: str) -> str:
+    by_hand = f"run `{suite.run}` by hand in {suite.cwd} to see the rest"
+    if error and "--json-report" in error:
+        return (
+            "pytest-json-report is not active for the pytest this suite runs: install it "
+            "there (`python -m pip install pytest-json-report`), or read pytest's JUnit XML "
+            "instead (`format: junit`, `--junitxml=FILE` in `run`, `report: FILE`)"
+        )
+    if error and re.search(r"No module named '?pytest\b", error):
+        return f"install pytest for the interpreter the suite runs, or {where}"
+    if error and "npx canceled due to missing packages" in error:
+        return f"run `npm install` in {suite.cwd}, or {where}"
+    return f"{by_hand}, or {where}"
+
+
+def _probe_counts(path: Path) -> tuple[int | None, int]:
+    """From the probe: (tests pytest collected, or None if it never said; tests started)."""
+    # Distinct tests and the largest count: under pytest-xdist the controller and each
+    # worker report (the controller collects nothing, every worker collects everything).
+    collected: int | None = None
+    started: set[str] = set()
+    for event in _probe_events(path):
+        count = event.get("count")
+        if event.get("event") == "collected" and isinstance(count, int):
+            collected = max(collected or 0, count)
+        elif event.get("event") == "start":
+            started.add(str(event.get("nodeid", "")))
+    return collected, len(started)
+
+
+def _not_run(suite: Suite, probe: Path, output: str) -> tuple[int | None, bool]:
+    """How many collected tests never ran (None: unknown), and whether pytest stopped at
+    collection."""
+    if suite.runner != "pytest":
+        return None, False
+    collected, started = _probe_counts(probe)
+    match = _PYTEST_COLLECTED.search(output)
+    if collected is None and match:
+        collected = int(match["n"])
+    stopped = "error during collection" in output or "errors during collection" in output
+    if collected is None:
+        return None, stopped
+    return max(collected - started, 0), stopped
+
+
 def run_suite(
     suite: Suite, workdir: Path, root: Path, *, env: Mapping[str, str] | None = None
 ) -> tuple[SuiteRun, ParsedReport]:
@@ -458,14 +630,46 @@ def run_suite(
         workdir / f"{suite.name}.report" if suite.report is None else suite.cwd / suite.report
     )
     probe = probe_path(workdir, suite)
+    probe.unlink(missing_ok=True)  # the probe appends: an earlier run's events would lie
     if suite.report is not None:
         report_path.unlink(missing_ok=True)  # a stale report from an earlier run would lie
     base = os.environ if env is None else env
     command, extra_env = _command(suite, report_path, probe, base)
     done = proc.run(command, cwd=suite.cwd, timeout=suite.timeout, env={**base, **extra_env})
+    output = done.stdout + "\n" + done.stderr
+    if suite.runner == "pytest" and suite.report is not None and _PROBE_MISSING.search(output):
+        # The command runs pytest somewhere PYTHONPATH does not reach (tox, a container):
+        # the user's own report still works without the probe, so run it as they wrote it.
+        run, report = run_suite(replace(suite, runner=None), workdir, root, env=env)
+        return run, replace(report, notes=(*report.notes, _NO_PROBE_NOTE))
+    error = runner_error(output)
+    where = (
+        f"fix `run` of suite {suite.name!r} in agentloop.yaml"
+        if suite.configured
+        else "configure the suite in agentloop.yaml"
+    )
 
     def outcome(report: ParsedReport) -> tuple[SuiteRun, ParsedReport]:
+        if suite.runner == "pytest":
+            # Failed subtests: only the probe saw each with its message.
+            report = probe_events.with_subtests(report, probe_events.events(probe))
         cwd = suite.cwd.relative_to(root) if suite.cwd.is_relative_to(root) else suite.cwd
+        not_run, at_collection = _not_run(suite, probe, output)
+        notes = list(report.notes)
+        if not_run:
+            why = (
+                "pytest stopped at a collection error"
+                if at_collection and done.returncode == _PYTEST_INTERRUPTED
+                else f"the suite was killed at its {suite.timeout:g}s timeout"
+                if done.timed_out
+                else f"the suite stopped early (exit {done.returncode})"
+            )
+            fix = (
+                "; add --continue-on-collection-errors to its `run` to run them anyway"
+                if at_collection and done.returncode == _PYTEST_INTERRUPTED
+                else ""
+            )
+            notes.append(f"{why}: {not_run} collected tests never ran{fix}")
         run = SuiteRun(
             name=suite.name,
             format=suite.format,
@@ -475,8 +679,9 @@ def run_suite(
             duration=done.duration,
             timed_out=done.timed_out,
             tests=report.total,
+            not_run=not_run,
         )
-        return run, report
+        return run, replace(report, notes=tuple(notes))
 
     if done.timed_out:
         if suite.runner == "pytest":
@@ -491,14 +696,9 @@ def run_suite(
             )
         )
     if not report_path.is_file():
-        where = (
-            f"fix `run` of suite {suite.name!r} in agentloop.yaml"
-            if suite.configured
-            else "configure the suite in agentloop.yaml"
-        )
         if done.returncode == _NOT_FOUND:
             raise SuiteError(
-                f"suite {suite.name!r}: command not found: {done.tail(1) or suite.run}",
+                f"suite {suite.name!r}: command not found: {error or done.tail(1) or suite.run}",
                 hint=f"install the test runner, or {where}",
             )
         if not (done.stdout.strip() or done.stderr.strip()):
@@ -507,26 +707,37 @@ def run_suite(
                 f"(exit {done.returncode})",
                 hint=f"run `{suite.run}` by hand in {suite.cwd}, or {where}",
             )
-        last = done.tail(1)
         raise SuiteError(
-            f"suite {suite.name!r} exited {done.returncode} without writing its report: {last}",
-            hint=f"run `{suite.run}` by hand in {suite.cwd} to see why",
+            f"suite {suite.name!r} exited {done.returncode} without writing its report: "
+            f"{error or done.tail(1)}",
+            hint=_error_hint(suite, error, where),
         )
-    report = parse_report(
-        report_path.read_bytes(),
-        fmt=suite.format,
-        name=f"suite {suite.name!r} report",
-        root=suite.cwd,
-    )
+    try:
+        report = parse_report(
+            report_path.read_bytes(),
+            fmt=suite.format,
+            name=f"suite {suite.name!r} report",
+            root=suite.cwd,
+        )
+    except ReportError as exc:
+        if error is None:
+            raise
+        raise SuiteError(f"{exc.message}: {error}", hint=_error_hint(suite, error, where)) from exc
+    side = _side_junit(report_path)
+    if suite.runner == "vitest" and suite.report is None and side.is_file():
+        with contextlib.suppress(ReportError):
+            junit = parse_report(side.read_bytes(), fmt="junit", name="", root=suite.cwd)
+            report = vitest_json.merge_junit(report, junit)
     no_tests = suite.runner == "pytest" and done.returncode == _PYTEST_NO_TESTS
     if done.returncode != 0 and not report.failures and not no_tests:
         # A red suite must never look green: e.g. an unhandled error outside any test.
+        said = f": {error}" if error else ""
         return outcome(
             _suite_failure(
                 suite,
                 "SuiteError",
                 f"suite {suite.name!r} exited {done.returncode} "
-                "but its report lists no failing test",
+                f"but its report lists no failing test{said}",
                 done.tail(40),
                 timed_out=False,
             )
@@ -578,7 +789,7 @@ def selector(failure: ParsedFailure, *, prefix: str, cwd: Path) -> str | None:
     if not prefix:
         return None
     if failure.dialect == "pytest":
-        return f"{prefix} {shlex.quote(failure.test_id)}"
+        return f"{prefix} {shlex.quote(failure.parent or failure.test_id)}"
     if failure.dialect in ("vitest", "jest"):
         if failure.file is None:
             return None
@@ -665,3 +876,18 @@ def probe_path(workdir: Path, suite: Suite) -> Path:
 def reporter_command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
     """The suite's command with agentloop's reporter, and the environment it adds."""
     return _command(suite, report, probe, os.environ)
+
+
+def with_probe(run: str) -> str:
+    return _with_probe(run)
+
+
+def read_run_report(suite: Suite, report: Path) -> ParsedReport:
+    """What the reporter of `reporter_command` wrote, read as run_suite reads it."""
+    parsed = parse_report(report.read_bytes(), fmt=suite.format, name="report", root=suite.cwd)
+    side = _side_junit(report)
+    if suite.runner == "vitest" and side.is_file():
+        with contextlib.suppress(ReportError):
+            junit = parse_report(side.read_bytes(), fmt="junit", name="", root=suite.cwd)
+            parsed = vitest_json.merge_junit(parsed, junit)
+    return parsed

@@ -73,3 +73,29 @@ def test_json_of_the_wrong_shape(doc: dict[str, object]) -> None:
     import json
 
     parse_or_refuse(json.dumps(doc).encode())
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_VITEST_TEST = st.dictionaries(
+    st.sampled_from(["ancestorTitles", "title", "status", "failureMessages", "location"]),
+    st.just("failed") | _JSON_VALUES,
+)
+_VITEST_FILE = st.dictionaries(
+    st.sampled_from(["name", "status", "message", "assertionResults"]),
+    st.just("failed") | st.lists(_VITEST_TEST, max_size=3) | _JSON_VALUES,
+)
+
+
+@fast
+@given(st.lists(_VITEST_FILE, max_size=3) | _JSON_VALUES)
+def test_vitest_json_of_the_wrong_shape(results: object) -> None:
+    import json
+
+    # vitest's counters first, as vitest writes them: sniffed as a vitest report.
+    parse_or_refuse(json.dumps({"numTotalTestSuites": 1, "testResults": results}).encode())

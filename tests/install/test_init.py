@@ -315,19 +315,131 @@ def test_uninstall_keeps_a_file_the_user_changed(tmp_path: Path, isolated_home: 
     assert not (root / files.MANIFEST).exists()
 
 
-def test_uninstall_keeps_the_gitignore_lines_while_run_state_is_left(
+def test_uninstall_keeps_the_gitignore_lines_while_files_not_agentloops_are_left(
     tmp_path: Path, isolated_home: Path
 ) -> None:
     root = repo(tmp_path / "p")
     assert init(root, isolated_home).returncode == 0
-    (root / ".agentloop/history.db").write_bytes(b"runs")
+    (root / ".agentloop/notes.txt").write_text("mine")
     undone = init(root, isolated_home, "--uninstall")
     assert undone.returncode == 1
     assert "kept .gitignore" in undone.stdout
-    assert ".agentloop/history.db" in undone.stdout
-    assert (root / ".agentloop/history.db").read_bytes() == b"runs"
-    # The run state stays out of git: only the (kept) .gitignore init created shows.
+    assert ".agentloop/notes.txt" in undone.stdout
+    assert (root / ".agentloop/notes.txt").read_text() == "mine"
+    # It stays out of git: only the (kept) .gitignore init created shows.
     assert run_git(root, "status", "--porcelain", "--untracked-files=all") == "?? .gitignore\n"
+
+
+def test_uninstall_strands_no_gitignore_lines_for_agentloops_own_files(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    """What agentloop wrote in .agentloop/ itself: the working state goes, the history of
+    runs stays (said so) in a folder that ignores itself, and .gitignore is as it was."""
+    root = repo(tmp_path / "p", {"README.md": "hello\n", ".gitignore": "*.log\n"})
+    assert init(root, isolated_home).returncode == 0
+    state = root / ".agentloop"
+    write_tree(
+        state,
+        {
+            "history.db": "ledger",
+            "history.db-wal": "wal",
+            "runs/20261130-a/report.md": "# run a",
+            "runs/20261130-b/report.md": "# run b",
+            "sessions/abc.json": "{}",
+            "reports/unit.xml": "<testsuites/>",
+        },
+    )
+    undone = init(root, isolated_home, "--uninstall", "--json")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    doc = json.loads(undone.stdout)
+    assert init_schema().is_valid(doc)
+    actions = {f["path"]: f["action"] for f in doc["files"]}
+    assert actions[".gitignore"] == "updated"
+    assert actions[".agentloop/"] == "removed"  # the working state
+    (kept,) = [n for n in doc["notes"] if "history" in n]
+    assert "the run ledger (history.db), 2 run reports" in kept
+    assert (root / ".gitignore").read_text() == "*.log\n"
+    assert sorted(p.relative_to(state).as_posix() for p in state.rglob("*") if p.is_file()) == [
+        ".gitignore", "history.db", "history.db-wal",
+        "runs/20261130-a/report.md", "runs/20261130-b/report.md",
+    ]  # fmt: skip
+    assert (state / "history.db").read_text() == "ledger"
+    assert run_git(root, "status", "--porcelain", "--untracked-files=all") == ""
+    # Installing again and uninstalling again is just as clean.
+    assert init(root, isolated_home).returncode == 0
+    assert init(root, isolated_home, "--uninstall").returncode == 0
+    assert (root / ".gitignore").read_text() == "*.log\n"
+    assert run_git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_uninstall_takes_agentloops_working_state_along(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    root = repo(tmp_path / "p")
+    before, status = snapshot(root), run_git(root, "status", "--porcelain")
+    assert init(root, isolated_home).returncode == 0
+    write_tree(root / ".agentloop", {"sessions/abc.json": "{}", "reports/unit.xml": "<x/>"})
+    undone = init(root, isolated_home, "--uninstall")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert "working state" in undone.stdout
+    assert not (root / ".agentloop").exists()
+    assert snapshot(root) == before
+    assert run_git(root, "status", "--porcelain") == status
+
+
+def test_init_warns_when_the_hooks_cannot_run_agentloop(
+    tmp_path: Path,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The guard fails closed: an agentloop the hooks cannot run blocks every tool call."""
+    from agentloop import cli
+    from agentloop.install import entry
+
+    root = repo(tmp_path / "p")
+    broken = tmp_path / "gone-venv" / "bin" / "agentloop"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'agentloop'\" >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setattr(entry, "entry_point", lambda: broken)
+    assert cli.main(["init", "-C", str(root)]) == 0
+    err = capsys.readouterr().err
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert f"the hooks run {broken}, but `agentloop --version` exited 1" in warning
+    assert "No module named 'agentloop'" in warning
+    assert "every tool call in Claude Code would be blocked" in warning
+    assert "pipx install" in warning
+    # Still installed: the user may fix the environment and keep the rest.
+    assert (root / ".agentloop/command").read_text() == f"{broken}\n"
+
+    # One that runs, but from uvx's cache, which is cleared without warning.
+    cached = tmp_path / ".cache" / "uv" / "archive-v0" / "x1" / "bin" / "agentloop"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(f"#!/bin/sh\necho 'agentloop {agentloop_version()}'\n")
+    cached.chmod(0o755)
+    monkeypatch.setattr(entry, "entry_point", lambda: cached)
+    assert cli.main(["init", "-C", str(root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert init_schema().is_valid(doc)
+    (warning,) = doc["warnings"]
+    assert "from a temporary environment" in warning
+
+
+def test_a_working_agentloop_gives_no_warning(tmp_path: Path, isolated_home: Path) -> None:
+    root = repo(tmp_path / "p")
+    done = init(root, isolated_home, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["warnings"] == []
+    assert "warning:" not in done.stderr
+
+
+def agentloop_version() -> str:
+    from agentloop import __version__
+
+    return __version__
 
 
 @pytest.mark.parametrize(
@@ -432,13 +544,13 @@ def test_the_users_config_is_left_alone(tmp_path: Path, isolated_home: Path, whe
 
 def test_prefill_of_junit_suites_loads(tmp_path: Path) -> None:
     """Suites that need their reporter flags spelled out still load as configuration."""
-    from agentloop.suites import Suite
+    from agentloop.suites import Suite, discover
 
     found = [
         Suite("pytest", "/opt/venv/bin/python -m pytest -o junit_family=xunit1", "junit",
               tmp_path, 60, runner="pytest", rerun="/opt/venv/bin/python -m pytest"),
-        Suite("vitest", "npx --no-install vitest run", "junit", tmp_path, 60, runner="vitest",
-              rerun="npx vitest run"),
+        Suite("vitest", "npx --no-install vitest run", "vitest-json", tmp_path, 60,
+              runner="vitest", rerun="npx vitest run"),
         Suite("jest", "npx --no-install jest --ci", "junit", tmp_path, 60, runner="jest",
               rerun="npx jest"),
     ]  # fmt: skip
@@ -448,7 +560,11 @@ def test_prefill_of_junit_suites_loads(tmp_path: Path) -> None:
     assert by_name["pytest"].run.startswith("python -m pytest ")
     assert by_name["pytest"].report == ".agentloop/reports/pytest.xml"
     assert "--junitxml=.agentloop/reports/pytest.xml" in by_name["pytest"].run
-    assert "--outputFile.junit=.agentloop/reports/vitest.xml" in by_name["vitest"].run
+    # vitest: agentloop adds its JSON reporter (whole stacks) at run time, as when found.
+    assert by_name["vitest"].run == "npx --no-install vitest run"
+    assert (by_name["vitest"].format, by_name["vitest"].report) == ("vitest-json", None)
+    [vitest] = [s for s in discover(tmp_path, config) if s.name == "vitest"]
+    assert vitest.runner == "vitest"
     assert by_name["jest"].run.startswith("JEST_JUNIT_OUTPUT_FILE=.agentloop/reports/jest.xml ")
 
 

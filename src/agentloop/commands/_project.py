@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentloop import git
-from agentloop.errors import UsageError
+from agentloop.detection import Detection
+from agentloop.errors import SuiteError, UsageError
 
 
 def git_project(
@@ -20,3 +21,24 @@ def git_project(
     if top is None:
         raise UsageError(f"{root} is not a git repository: {why}", hint=hint)
     return root, top
+
+
+def require_tests(result: Detection, *, report: Path | None = None) -> None:
+    """Zero tests run is no verdict: a suite that collects nothing (a wrong path, a
+    pattern that matches no file) would otherwise read as a green project."""
+    if result.tasks or result.flaky or any(s.tests for s in result.suites):
+        return
+    if report is not None:
+        raise SuiteError(
+            f"no test ran: {report} holds no test results, so nothing was checked",
+            hint="pass the report of a run that collected tests",
+        )
+    exits = ", ".join(
+        f"{s.name} exited {s.exit_code}" for s in result.suites if s.exit_code is not None
+    )
+    raise SuiteError(
+        f"no test ran: {', '.join(s.name for s in result.suites) or 'the suites'} found 0 "
+        f"tests, so nothing was checked{f' ({exits})' if exits else ''}",
+        hint="add tests, or point the suite at them with `suites:` in agentloop.yaml "
+        "(`agentloop config --reference`)",
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from agentloop import detection, errors, git, output, suites
 from agentloop import session as session_mod
+from agentloop.commands._project import require_tests
 from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
 from agentloop.failures.reports import Format
@@ -77,6 +78,7 @@ def detect(
                 rerun_timeout=settings.rerun_timeout,
                 progress=progress,
             )
+    require_tests(result, report=report)
     if report is None and not only:
         _record_in_session(root, result)
     if as_json:

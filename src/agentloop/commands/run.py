@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agentloop import detection, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
+from agentloop.commands._project import require_tests
 from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
+from agentloop.failures.model import Task
 from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
@@ -114,15 +117,8 @@ def run(
             progress=progress,
             env=ws.env(),
         )
-        tasks = list(baseline.tasks)
-        if task_ids:
-            unknown = sorted(set(task_ids) - {t.id for t in tasks})
-            if unknown:
-                raise UsageError(
-                    f"no task {', '.join(unknown)} in this run's baseline",
-                    hint="see the task ids with `agentloop detect`",
-                )
-            tasks = [t for t in tasks if t.id in task_ids]
+        require_tests(baseline)
+        tasks = select_tasks(baseline.tasks, task_ids) if task_ids else list(baseline.tasks)
         failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
         failing |= {(f.failure.suite, f.failure.test_id) for f in baseline.flaky}
         forbidden = ForbiddenPaths.with_protected(patterns, root=str(ws.path))
@@ -231,6 +227,39 @@ def run(
     if report.dry_run:
         return errors.FAILURES_FOUND if tasks else errors.OK
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
+
+
+def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
+    """The tasks `--task` names, in the baseline's order. Each value is a task's number in
+    the table `agentloop detect` prints (1 is the first task to fix) or its id, whole or a
+    prefix of at least 4 characters; a value that could mean two tasks is refused rather
+    than guessed."""
+    chosen: set[str] = set()
+    problems: list[str] = []
+    for value in wanted:
+        token = value.strip().lower()
+        matches = {t.id for t in tasks if t.id == token}
+        if not matches:
+            if token.isdigit() and 1 <= int(token) <= len(tasks):
+                matches.add(tasks[int(token) - 1].id)
+            if len(token) >= 4:
+                matches |= {t.id for t in tasks if t.id.startswith(token)}
+        if len(matches) == 1:
+            chosen |= matches
+        elif matches:
+            numbered = [f"{n} ({t.id})" for n, t in enumerate(tasks, 1) if t.id in matches]
+            problems.append(f"{value!r} could be task {' or '.join(numbered)}")
+        else:
+            problems.append(f"no task {value!r}")
+    if problems:
+        count = f"{len(tasks)} task{'' if len(tasks) == 1 else 's'}"
+        span = f", numbered 1-{len(tasks)}" if len(tasks) > 1 else ""
+        raise UsageError(
+            f"--task: {'; '.join(problems)} (this run's baseline has {count}{span})",
+            hint="give a number or an id from the table `agentloop detect` prints "
+            "(`agentloop run --dry-run` lists this run's tasks in order, with their ids)",
+        )
+    return [t for t in tasks if t.id in chosen]
 
 
 def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:

@@ -28,6 +28,8 @@ _JEST_SUITE_ERROR = "Test suite failed to run"
 _PYTEST_STAGE = re.compile(r'^failed on (setup|teardown) with "(.*)"$', re.S)
 _GO_MESSAGE = re.compile(r"^\s+[\w./-]+_test\.go:\d+: (?P<msg>.+)$", re.M)
 _GO_PANIC = re.compile(r"^panic: (?P<msg>.+)$", re.M)
+# jest's default testMatch: `*.test.js`/`*.spec.ts`…, or anything under `__tests__/`.
+_JS_TEST_FILE = re.compile(r"(\.(test|spec)\.[cm]?[jt]sx?$|(^|/)__tests__/.+\.[cm]?[jt]sx?$)")
 
 
 @dataclass
@@ -254,6 +256,9 @@ def _to_failure(
     elif dialect == "jest":
         # Without a describe block jest-junit starts the name with a space.
         test_name = case.name.strip()
+        if file is None:
+            # jest-junit's defaults write no file attribute; the stack names the test file.
+            file, line = _test_file_from_stack(case.text, root) or (None, line)
         if stage == "collection":
             test_id = test_name = file or test_name  # the file that failed to run
         else:
@@ -275,6 +280,36 @@ def _to_failure(
         classname=case.classname,
         duration=case.time,
     )
+
+
+def _project_relative(path: str, root: Path | None) -> str | None:
+    """A stack frame's path as the project names it: relative to root, or, for a report
+    written elsewhere (CI), the longest tail of it that is a file under root."""
+    posix = path.removeprefix("file://").replace("\\", "/")
+    if "/node_modules/" in posix:
+        return None
+    if not posix.startswith("/"):
+        return posix.removeprefix("./")
+    if root is None:
+        return posix
+    prefix = root.as_posix().rstrip("/") + "/"
+    if posix.startswith(prefix):
+        return posix[len(prefix) :]
+    parts = posix.strip("/").split("/")
+    for cut in range(1, len(parts)):
+        tail = "/".join(parts[cut:])
+        if (root / tail).is_file():
+            return tail
+    return None
+
+
+def _test_file_from_stack(text: str, root: Path | None) -> tuple[str, int | None] | None:
+    """The innermost frame in a test file of the project, and its line."""
+    for frame in reversed(tx.frames(text)):
+        rel = _project_relative(frame.file, root)
+        if rel is not None and _JS_TEST_FILE.search(rel):
+            return rel, frame.line
+    return None
 
 
 def parse_junit(data: bytes, *, root: Path | None = None) -> ParsedReport:

@@ -59,12 +59,15 @@ class ParsedFailure:
     # Seconds the test took in the run that reported it (all its stages), when known:
     # what a re-run of it may take (see agentloop.reruns).
     duration: float | None = None
+    # For a subtest (test_id `node [msg] (k=v)`): the test it runs in, which is all a
+    # selector can name.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
 class ParsedReport:
     dialect: Dialect
-    format: Literal["pytest-json", "junit"]
+    format: Literal["pytest-json", "junit", "vitest-json"]
     failures: tuple[ParsedFailure, ...]
     total: int
     # e.g. "pytest exited 5: no tests collected"
@@ -98,6 +101,8 @@ class Failure:
     # The one earlier test that makes it fail (found by bisection); None when no single
     # test does, or the runner allows no search.
     polluter: str | None = None
+    # A subtest's test (ParsedFailure.parent): the node id a runner knows.
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,6 @@ class SuiteRun:
     duration: float
     timed_out: bool
     tests: int
+    # Tests the runner collected but never ran (stopped at a collection error, killed at
+    # its timeout, -x); None when the runner does not say.
+    not_run: int | None = None

@@ -18,6 +18,7 @@ from agentloop.failures.model import Location, ParsedFailure, ParsedReport, Stag
 _STAGES: tuple[Stage, ...] = ("setup", "call", "teardown")
 # pytest's own exit codes.
 _INTERRUPTED, _INTERNAL, _USAGE, _NO_TESTS = 2, 3, 4, 5
+_SUBTESTS_UNSEEN = "failed in subtests this report does not describe"
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -81,10 +82,15 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
             break
     longrepr = str(stage.get("longrepr") or "")
     if not stage:
-        # e.g. a strict xpass: reported failed while every stage passed.
+        # Reported failed while every stage passed: with pytest 9, a unittest method whose
+        # subTests failed (its last report is its own, passed call). Run by agentloop, the
+        # probe supplies each subtest (failures.probe); a report read alone cannot.
         call = _dict(test.get("call"))
-        longrepr = str(call.get("longrepr") or "[XPASS(strict)] test passed unexpectedly")
+        longrepr = str(call.get("longrepr") or _SUBTESTS_UNSEEN)
     kind, message = _error(stage, longrepr)
+    if not message and longrepr.strip():
+        # No crash and no `E` line (`contains 2 failed subtests`): the text is the message.
+        message = longrepr.strip().splitlines()[-1]
     path, _, name = nodeid.partition("::")
     lineno = test.get("lineno")
     durations = [_dict(test.get(when)).get("duration") for when in _STAGES]
@@ -101,6 +107,34 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
         stage=stage_name,
         frames=_frames(stage, longrepr),
         duration=sum(seconds) if seconds else None,
+    )
+
+
+def probe_failure(
+    event: dict[str, Any], *, description: str | None, file: str | None, line: int | None
+) -> ParsedFailure:
+    """A failure from what the probe plugin saw: the report's crash and traceback (shaped
+    as pytest-json-report shapes a stage) and its longrepr text. With a `description`,
+    one subtest of the test (`node [msg] (k=v)`)."""
+    nodeid = str(event.get("nodeid") or "")
+    longrepr = str(event.get("longrepr") or "")
+    kind, message = _error(event, longrepr)
+    path, _, name = nodeid.partition("::")
+    when = event.get("when")
+    stage: Stage = when if when in _STAGES and description is None else "call"
+    suffix = f" {description}" if description is not None else ""
+    return ParsedFailure(
+        dialect="pytest",
+        test_id=f"{nodeid}{suffix}",
+        test_name=f"{name or nodeid}{suffix}",
+        file=file or path or None,
+        line=line,
+        error_type=kind,
+        message=message or (longrepr.strip().splitlines()[-1] if longrepr.strip() else ""),
+        text=longrepr,
+        stage=stage,
+        frames=_frames(event, longrepr),
+        parent=nodeid if description is not None else "",
     )
 
 

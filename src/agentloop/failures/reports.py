@@ -10,9 +10,10 @@ from agentloop.errors import ReportError
 from agentloop.failures.junit import parse_junit
 from agentloop.failures.model import ParsedReport
 from agentloop.failures.pytest_json import parse_pytest_json
+from agentloop.failures.vitest_json import looks_like, parse_vitest_json
 
-Format = Literal["pytest-json", "junit"]
-FORMATS: tuple[Format, ...] = ("pytest-json", "junit")
+Format = Literal["pytest-json", "junit", "vitest-json"]
+FORMATS: tuple[Format, ...] = ("pytest-json", "junit", "vitest-json")
 
 # Characters XML 1.0 forbids; runners sometimes copy raw terminal output (ANSI escapes)
 # into reports. Replaced only when a strict parse fails, so the fast path stays fast.
@@ -23,7 +24,7 @@ _XML_DECL_ENCODING = re.compile(rb"^(<\?xml[^>]*?)\s+encoding=[\"'][^\"']*[\"']"
 def sniff(data: bytes) -> Format | None:
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head == b"{":
-        return "pytest-json"
+        return "vitest-json" if looks_like(data) else "pytest-json"
     if head == b"<":
         return "junit"
     return None
@@ -46,10 +47,13 @@ def parse_report(data: bytes, *, fmt: Format | None, name: str, root: Path | Non
     if fmt is None:
         raise ReportError(
             f"{name} is neither JSON nor XML, so agentloop cannot tell its format",
-            hint="pass a pytest-json-report JSON or a JUnit XML file (--format pytest-json|junit)",
+            hint="pass a pytest-json-report JSON, a vitest JSON or a JUnit XML file "
+            "(--format pytest-json|vitest-json|junit)",
         )
     if fmt == "pytest-json":
         return parse_pytest_json(data.decode("utf-8", errors="replace"))
+    if fmt == "vitest-json":
+        return parse_vitest_json(data.decode("utf-8", errors="replace"), root=root)
     try:
         return parse_junit(data, root=root)
     except ReportError:

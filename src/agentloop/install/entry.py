@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import agentloop
-from agentloop import git
+from agentloop import INSTALL, git, proc
 from agentloop.errors import UsageError
 
 RECORD = ".agentloop/command"
@@ -41,9 +42,40 @@ def entry_point() -> Path:
     raise UsageError(
         "cannot tell which `agentloop` command the hooks should run: this Python "
         f"({sys.executable}) has no agentloop script beside it",
-        hint="install agentloop (pip install agentloop, or pipx install agentloop) and run "
-        "`agentloop init` through the installed command",
+        hint=f"install agentloop once for all projects ({INSTALL}) and run `agentloop init` "
+        "through the installed command",
     )
+
+
+# Where uvx and `pipx run` keep the environments they make on the fly: a cache that is
+# cleared without warning, and the hooks with it.
+_EPHEMERAL = ("/.cache/uv/", "/uv/archive-", "/pipx/.cache/", "/.local/pipx/.cache/")
+
+
+def hooks_warning(command: Path) -> str | None:
+    """Why the hooks could not run `command`, checked the way they will run it: every
+    tool call in Claude Code would then be blocked (the guard fails closed)."""
+    blocked = "every tool call in Claude Code would be blocked"
+    again = f"install agentloop for good ({INSTALL}) and run `agentloop init` again"
+    try:
+        done = proc.run([str(command), "--version"], cwd=Path(tempfile.gettempdir()), timeout=60)
+    except proc.CommandNotFound:
+        return f"the hooks run {command}, which does not exist: {blocked}; {again}"
+    if not done.ok or not done.stdout.startswith("agentloop "):
+        why = "timed out" if done.timed_out else f"exited {done.returncode}"
+        last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+        return (
+            f"the hooks run {command}, but `{command.name} --version` {why}"
+            f"{f' ({last})' if last else ''}: {blocked}; {again}"
+        )
+    where = str(command)
+    temporary = os.path.realpath(tempfile.gettempdir()) + os.sep
+    if any(part in where for part in _EPHEMERAL) or where.startswith(temporary):
+        return (
+            f"the hooks run {command}, from a temporary environment (uvx, `pipx run`, a temp "
+            f"directory) that can vanish at any time: then {blocked}; {again}"
+        )
+    return None
 
 
 def installation(entry: Path, top: Path | None) -> list[Path]:

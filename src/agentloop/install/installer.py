@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agentloop import __version__, git, history, locks
+from agentloop import __version__, git, history, locks, session
 from agentloop.agents import sandbox
 from agentloop.config import Config
 from agentloop.errors import UsageError
@@ -417,12 +417,14 @@ def install(root: Path, *, force: bool = False) -> InitReport:
         if not any(r.action != "unchanged" for r in plan.results):
             plan.notes.append(f"recorded the installation in {MANIFEST}")
     files.apply(root, plan.ops)
+    warning = entry.hooks_warning(command)
     return InitReport(
         root=root,
         uninstall=False,
         results=tuple(plan.results),
         notes=(*project.notes, *plan.notes),
         wrote=bool(plan.ops),
+        warnings=(warning,) if warning else (),
     )
 
 
@@ -576,6 +578,27 @@ def _unplan_claude_md(plan: _Plan, record: BlockRecord | None) -> None:
         plan.report(rel, "updated", "agentloop block taken out")
 
 
+# What agentloop itself writes under .agentloop/ besides init's own files. Working state
+# goes with the installation; the history of runs (the ledger, run reports) and the
+# copies of the user's files are kept, and said so: deleting them is the user's call.
+_WORKING_STATE = (f"{session.SESSIONS_DIR.as_posix()}/", f"{texts.REPORTS}/", locks.LEDGER)
+_HISTORY = (
+    *(history.LEDGER.as_posix() + end for end in ("", "-wal", "-shm", "-journal")),
+    ".agentloop/runs/",
+    f"{files.BACKUPS}/",
+)
+SELF_IGNORE = f"{files.STATE_DIR}/.gitignore"
+_SELF_IGNORE_TEXT = (
+    b"# agentloop:managed - agentloop's run history, kept by `agentloop init --uninstall`.\n"
+    b"# This folder ignores itself; delete the whole folder when you no longer want it.\n"
+    b"*\n"
+)
+
+
+def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
+    return any(rel.startswith(p) if p.endswith("/") else rel == p for p in patterns)
+
+
 def _state_left(plan: _Plan) -> list[str]:
     """What stays in .agentloop/ after this uninstall (run history, reports…)."""
     going = {op.path for op in plan.ops if isinstance(op, Remove)}
@@ -590,26 +613,75 @@ def _state_left(plan: _Plan) -> list[str]:
     return sorted(left)
 
 
+def _unplan_state(plan: _Plan) -> tuple[list[str], list[str]]:
+    """Remove agentloop's working state (/autofix session records, suite reports, a stale
+    hold record); return what is left in .agentloop/: (agentloop's history, other files)."""
+    kept: list[str] = []
+    other: list[str] = []
+    removed = 0
+    for rel in _state_left(plan):
+        if rel == SELF_IGNORE:
+            continue
+        if _matches(rel, _WORKING_STATE):
+            plan.ops.append(Remove(rel))
+            removed += 1
+        elif _matches(rel, _HISTORY):
+            kept.append(rel)
+        else:
+            other.append(rel)
+    if removed:
+        plan.report(
+            files.STATE_DIR + "/",
+            "removed",
+            f"{removed} file{'s' if removed > 1 else ''} of working state "
+            "(/autofix session records, suite reports)",
+        )
+    return kept, other
+
+
 def _unplan_gitignore(plan: _Plan, record: LinesRecord | None) -> None:
     rel, path = texts.GITIGNORE, plan.root / texts.GITIGNORE
+    history_left, others = _unplan_state(plan)
+    if history_left:
+        runs = {r.split("/")[2] for r in history_left if r.startswith(".agentloop/runs/")}
+        what = ", ".join(
+            part
+            for part in (
+                "the run ledger (history.db)"
+                if any(r.startswith(history.LEDGER.as_posix()) for r in history_left)
+                else "",
+                f"{len(runs)} run report{'s' if len(runs) != 1 else ''}" if runs else "",
+                "backups of your files"
+                if any(r.startswith(files.BACKUPS) for r in history_left)
+                else "",
+            )
+            if part
+        )
+        plan.notes.append(
+            f"{files.STATE_DIR}/ keeps agentloop's history ({what}): `agentloop stats` reads "
+            f"it; delete {files.STATE_DIR}/ when you no longer want it"
+        )
     if record is None or not record.added or not path.is_file():
         return
     text = texts.read_text(path)
     new = texts.remove_lines(text, record.added)
     if new is None:
         return
-    left = _state_left(plan)
-    if left:
-        # Taking the lines out now would put run history and reports in `git status`
-        # (and in the next `git add -A`).
+    if others:
+        # Files agentloop did not write: taking the lines out now would put them in
+        # `git status` (and in the next `git add -A`).
         plan.report(
             rel,
             "kept",
-            f"{files.STATE_DIR}/ still holds {left[0]}"
-            + (f" and {len(left) - 1} more" if len(left) > 1 else "")
-            + f"; delete {files.STATE_DIR}/, then the agentloop lines",
+            f"{files.STATE_DIR}/ still holds {others[0]}"
+            + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+            + f", not agentloop's; delete {files.STATE_DIR}/, then the agentloop lines",
         )
         return
+    if history_left:
+        # The history stays out of git without the lines: the folder ignores itself.
+        plan.ops.append(Write(SELF_IGNORE, _SELF_IGNORE_TEXT))
+        plan.report(SELF_IGNORE, "created", "the history left in it stays out of git")
     if not record.existed and not new:
         plan.ops.append(Remove(rel))
         plan.report(rel, "removed")
@@ -646,7 +718,8 @@ def uninstall(root: Path) -> InitReport:
     plan.ops.append(Remove(MANIFEST))
     _unplan_gitignore(plan, old.gitignore)
     files.apply(root, plan.ops)
-    files.remove_empty_dirs(root, old.created_dirs)
+    working = [f"{files.STATE_DIR}/{d}" for d in ("sessions", "reports")]
+    files.remove_empty_dirs(root, [*old.created_dirs, *working, files.STATE_DIR])
     return InitReport(
         root=root, uninstall=True, results=tuple(plan.results), notes=tuple(plan.notes), wrote=True
     )

@@ -27,6 +27,8 @@ class InitReport:
     notes: tuple[str, ...] = ()
     # Whether anything at all was written (the install record included).
     wrote: bool = False
+    # What will not work as installed (the hooks cannot run agentloop).
+    warnings: tuple[str, ...] = ()
 
     @property
     def kept(self) -> tuple[FileResult, ...]:

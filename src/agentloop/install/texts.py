@@ -166,16 +166,25 @@ def _portable(command: str) -> str:
 
 def suite_entry(suite: Suite) -> dict[str, str]:
     """A discovered suite as agentloop.yaml keys that make agentloop run it the same way.
-    Configured suites get no reporter flags added except pytest's JSON report, so a JUnit
-    suite names its report file (under .agentloop/reports/, kept out of git)."""
+    A configured suite without `report` gets the reporter flags added as a discovered one
+    does (pytest-json-report's, vitest's JSON and JUnit); a JUnit suite names its report
+    file (under .agentloop/reports/, kept out of git).
+
+    pytest is written as `format: pytest-json` exactly when discovery chose it (the
+    plugin is importable), never `junit` by preference: JSON carries each failure's
+    traceback as data. A `junit` pytest suite still gets agentloop's probe, so a hang
+    loses nothing either way (suites._configured)."""
     run = _portable(suite.run)
     if suite.runner == "pytest" and suite.format == "pytest-json":
         return {"name": suite.name, "run": run}
+    if suite.runner == "vitest":
+        entry = {"name": suite.name, "run": run, "format": "vitest-json"}
+        if suite.rerun:
+            entry["rerun"] = _portable(suite.rerun)
+        return entry
     report = f"{REPORTS}/{suite.name}.xml"
     if suite.runner == "pytest":
         run += f" --junitxml={report}"
-    elif suite.runner == "vitest":
-        run += f" --reporter=default --reporter=junit --outputFile.junit={report}"
     elif suite.runner == "jest":
         env = (
             f"JEST_JUNIT_OUTPUT_FILE={report} JEST_JUNIT_ADD_FILE_ATTRIBUTE=true "
@@ -199,7 +208,7 @@ def prefill(found: Sequence[Suite]) -> str:
     head = (
         f"# {MARKER} - written by `agentloop init` from the test suites it found.\n"
         "# It is yours now: init never rewrites it (`agentloop init --uninstall` removes it\n"
-        "# only while it is unchanged). Every key is in agentloop's docs/config.md.\n"
+        "# only while it is unchanged). `agentloop config --reference` lists every key.\n"
     )
     if found:
         suites = yaml.safe_dump(
