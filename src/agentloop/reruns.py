@@ -22,7 +22,8 @@ Each process is killed after
 where d is the test's duration (all its stages) in the suite run. A test whose duration
 the report does not give counts as `detect.rerun_timeout`. A run after predecessors counts
 the whole suite's duration for them (the report does not time passing tests one by one):
-STARTUP_S + MULTIPLE × the suite's duration + the victim's allowance. STARTUP_S covers the
+STARTUP_S + MULTIPLE × the suite's duration + FLOOR_S per predecessor + the victim's own
+MULTIPLE × d (or FLOOR_S). STARTUP_S covers the
 interpreter, imports and collection; FLOOR_S keeps a test that took 2 ms in the suite
 from being killed on a busy machine; MULTIPLE absorbs a slower machine or a loaded one.
 """
@@ -191,7 +192,7 @@ class Rerunner:
             ordered = batch if number % 2 == 0 else batch[::-1]
             outcomes = (
                 self._pytest(target, [node(f) for f in ordered], timeout)
-                if target.runner == "pytest"
+                if target.runner == "pytest" and target.prefix
                 else None
             )
             for failure in batch:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from agentloop.failures.classify import categorize
-from agentloop.failures.model import Dialect, ParsedFailure
+from agentloop.failures.model import Dialect, Failure, ParsedFailure
 from agentloop.failures.reports import read_report
-from agentloop.reruns import cores
+from agentloop.reruns import allowance, cores
 from agentloop.suites import rerun_options
 from agentloop.testing.detect import by_test_id, detect, run_selector, schema_errors
 from agentloop.testing.repos import pytest_project, run_cli
@@ -337,3 +337,17 @@ def test_the_runners_own_timeouts_are_timeouts(
     assert categorize(dataclasses.replace(failure, message="assert 'timeout' in x", text="")) == (
         "logic_bug"
     )
+
+
+def test_a_reruns_timeout_follows_the_tests_own_durations() -> None:
+    def took(seconds: float | None) -> Failure:
+        return Failure(
+            id="0" * 12, suite="s", runner="pytest", test_id="t.py::x", file="t.py", line=1,
+            test_name="x", selector="pytest t.py::x", cwd=".", error_type="AssertionError",
+            message="", stack_trace="", crash_location=None, stage="call",
+            category="logic_bug", duration=seconds,
+        )  # fmt: skip
+
+    # Start-up, then 5x each test's time, at least 1 s; the configured value when unknown.
+    assert allowance([took(0.002), took(4.0), took(None)], unknown=120) == 30 + 1 + 20 + 120
+    assert allowance([took(0.01)] * 100, unknown=120) == 130  # not 100 x 120 s
