@@ -73,6 +73,21 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
     )
 
 
+def polluters_first(tasks: list[Task]) -> list[Task]:
+    """A task whose test is polluted by a test that fails itself goes after the other
+    tasks: its selector runs the polluter first, so it can pass only once the polluter's
+    own task is fixed."""
+    where = {(f.suite, f.parent or f.test_id): t.id for t in tasks for f in t.failures}
+
+    def waits(task: Task) -> bool:
+        return any(
+            f.polluter is not None and where.get((f.suite, f.polluter), task.id) != task.id
+            for f in task.failures
+        )
+
+    return [t for t in tasks if not waits(t)] + [t for t in tasks if waits(t)]
+
+
 def _finish(
     root: Path,
     git: bool,
@@ -98,7 +113,7 @@ def _finish(
     tasks = group.group(kept)
     if tasks:
         progress("reading the project's import graph")
-        tasks = order.order(tasks, imports.levels(imports.import_graph(root)))
+        tasks = polluters_first(order.order(tasks, imports.levels(imports.import_graph(root))))
     return Detection(
         root=root,
         git=git,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agentloop.detection import polluters_first
 from agentloop.failures.classify import categorize
-from agentloop.failures.model import Dialect, Failure, ParsedFailure
+from agentloop.failures.model import Dialect, Failure, ParsedFailure, Task, short_hash
 from agentloop.failures.reports import read_report
 from agentloop.reruns import allowance, cores
 from agentloop.suites import rerun_options
@@ -293,6 +294,10 @@ def test_a_failing_polluter_in_the_same_rerun_batch_is_still_found(tmp_path: Pat
         "tests/test_z_real.py::test_broken": None,
     }
     assert run.doc["flaky"] == []
+    # The victim's selector runs the polluter first: it can pass only once the polluter's
+    # own task is fixed, so that task comes first.
+    order = [t["failures"][0]["test_id"] for t in run.doc["tasks"]]
+    assert order[-1] == "tests/test_registry.py::test_d_starts_empty", order
 
 
 def test_pytest_timeout_is_a_timeout_in_both_report_formats(tmp_path: Path) -> None:
@@ -339,15 +344,40 @@ def test_the_runners_own_timeouts_are_timeouts(
     )
 
 
+def _failure(test_id: str = "t.py::x", **fields: object) -> Failure:
+    base: dict[str, object] = {
+        "id": short_hash("s", test_id), "suite": "s", "runner": "pytest", "test_id": test_id,
+        "file": "t.py", "line": 1, "test_name": "x", "selector": f"pytest {test_id}",
+        "cwd": ".", "error_type": "AssertionError", "message": "", "stack_trace": "",
+        "crash_location": None, "stage": "call", "category": "logic_bug",
+    }  # fmt: skip
+    return Failure(**{**base, **fields})  # type: ignore[arg-type]
+
+
 def test_a_reruns_timeout_follows_the_tests_own_durations() -> None:
     def took(seconds: float | None) -> Failure:
-        return Failure(
-            id="0" * 12, suite="s", runner="pytest", test_id="t.py::x", file="t.py", line=1,
-            test_name="x", selector="pytest t.py::x", cwd=".", error_type="AssertionError",
-            message="", stack_trace="", crash_location=None, stage="call",
-            category="logic_bug", duration=seconds,
-        )  # fmt: skip
+        return _failure(duration=seconds)
 
     # Start-up, then 5x each test's time, at least 1 s; the configured value when unknown.
     assert allowance([took(0.002), took(4.0), took(None)], unknown=120) == 30 + 1 + 20 + 120
     assert allowance([took(0.01)] * 100, unknown=120) == 130  # not 100 x 120 s
+
+
+def test_a_task_polluted_by_a_failing_test_comes_after_the_polluters_task() -> None:
+    polluter = _failure("t.py::test_b")
+    victim = _failure("t.py::test_d", order_dependent=True, polluter="t.py::test_b")
+    other = _failure("u.py::test_x")
+
+    def task(failure: Failure) -> Task:
+        return Task(
+            id=failure.id, category="logic_bug", error_type="AssertionError", message="",
+            crash_location=None, failures=(failure,),
+        )  # fmt: skip
+
+    tasks = [task(victim), task(polluter), task(other)]
+    assert [t.failures[0].test_id for t in polluters_first(tasks)] == [
+        "t.py::test_b", "u.py::test_x", "t.py::test_d",
+    ]  # fmt: skip
+    # A polluter that passes in the suite leaves the order alone.
+    alone = [task(victim), task(other)]
+    assert polluters_first(alone) == alone
