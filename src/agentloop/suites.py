@@ -399,6 +399,7 @@ def run_suite(
             raise SuiteError(
                 f"suite {suite.name!r}: command not found: {done.tail(1) or suite.run}",
                 hint=f"install the test runner, or {where}",
+                output=done.stdout + done.stderr,
             )
         if not (done.stdout.strip() or done.stderr.strip()):
             raise SuiteError(
@@ -410,6 +411,7 @@ def run_suite(
         raise SuiteError(
             f"suite {suite.name!r} exited {done.returncode} without writing its report: {last}",
             hint=f"run `{suite.run}` by hand in {suite.cwd} to see why",
+            output=done.stdout + done.stderr,
         )
     report = parse_report(
         report_path.read_bytes(),

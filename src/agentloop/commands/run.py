@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from agentloop import detection, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
-from agentloop.errors import ConfigError, UsageError
+from agentloop.errors import ConfigError, SuiteError, UsageError
 from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
@@ -103,17 +104,20 @@ def run(
             setup_timeout=config.workspace.setup_timeout,
         ) as ws,
     ):
-        found = suites.discover(ws.root, config)
-        progress("baseline: running the suites")
-        baseline = detection.detect(
-            ws.root,
-            found,
-            git=True,
-            reruns=config.detect.flaky_reruns,
-            rerun_timeout=config.detect.rerun_timeout,
-            progress=progress,
-            env=ws.env(),
-        )
+        try:
+            found = suites.discover(ws.root, config)
+            progress("baseline: running the suites")
+            baseline = detection.detect(
+                ws.root,
+                found,
+                git=True,
+                reruns=config.detect.flaky_reruns,
+                rerun_timeout=config.detect.rerun_timeout,
+                progress=progress,
+                env=ws.env(),
+            )
+        except SuiteError as exc:
+            raise _in_the_worktree(exc, ws, root, config.workspace.setup) from exc
         tasks = list(baseline.tasks)
         if task_ids:
             unknown = sorted(set(task_ids) - {t.id for t in tasks})
@@ -231,6 +235,48 @@ def run(
     if report.dry_run:
         return errors.FAILURES_FOUND if tasks else errors.OK
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
+
+
+def _in_the_worktree(
+    exc: SuiteError, ws: Workspace, root: Path, setup: Sequence[str]
+) -> SuiteError:
+    """A suite that fails in the run's worktree (`agentloop detect` in the checkout got
+    that far): say what agentloop gave the worktree and what else can prepare it, and
+    keep the evidence in the checkout, since the worktree is gone when the user reads
+    this."""
+    if ws.in_place:
+        return exc
+    log = root / ".agentloop" / "runs" / ws.run_id / "baseline.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    given = (
+        f"agentloop gave the worktree your checkout's {', '.join(ws.linked)}"
+        if ws.linked
+        else "agentloop found no ignored .venv, venv or node_modules in your checkout to "
+        "give the worktree"
+    )
+    ran = "; ".join(setup) or "none"
+    where = str(ws.path)
+    log.write_text(
+        f"agentloop run {ws.run_id}: the suites failed in the run's worktree\n"
+        f"worktree (removed since): {where}, at commit {ws.base_sha}\n"
+        f"{given} ({ws.repo})\n"
+        f"workspace.setup: {ran}\n\n"
+        f"error: {exc.message}\n"
+        + (f"hint given there: {exc.hint}\n" if exc.hint else "")
+        + (f"\n--- what the suite printed ---\n{exc.output}" if exc.output else ""),
+        encoding="utf-8",
+    )
+    # The message and hint must not send the user to the worktree: it is removed.
+    message = exc.message.replace(where, "<the run's worktree>")
+    return SuiteError(
+        f"in the run's worktree: {message}",
+        hint=f"{given}; if the suites need "
+        "more there, prepare it with `workspace.setup` in agentloop.yaml (e.g. `npm ci`, "
+        f"`uv sync`; now: {ran}). What the suite printed: {log}. To reproduce: git "
+        f"worktree add /tmp/agentloop-try {ws.base_sha[:12]} && agentloop detect --repo "
+        "/tmp/agentloop-try",
+        output=exc.output,
+    )
 
 
 def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:

@@ -1,0 +1,232 @@
+"""The project's environment in a run's worktree: the checkout's `.venv` and `node_modules`.
+
+A worktree holds what git tracks, so what the user's checkout has ignored (the virtual
+environment, node_modules) is missing there, and the suites that `agentloop detect` runs
+fine in the checkout break in the run (`npx --no-install vitest` finds no vitest, pytest
+falls back to another interpreter). So each ignored environment of the checkout is given
+to the worktree at the same place, as a *mirror*: a real directory whose entries are
+symbolic links to the checkout's entries.
+
+Why a real directory and not one link: git matches a rule `node_modules/` (the usual one)
+only against directories, so a link of that name would show as a new untracked file, be
+part of the agent's change, and be refused as "a symbolic link out of the change". A real
+directory is ignored exactly as in the checkout, so every attempt keeps it, and the
+sandbox makes it read-only with everything else ignored before a session. Why it works:
+Node resolves a package by its real path (so a package's own dependencies are found next
+to it in the checkout), `npx --no-install` finds `node_modules/.bin/<tool>`, and Python
+finds the venv's `pyvenv.cfg` next to `bin/` of the path it was started by, so
+`.venv/bin/python` in the worktree runs with the checkout's site-packages; the worktree's
+own code comes first on PYTHONPATH (`Workspace.env`, `editable_paths`).
+
+What is not linked: `.gitignore` is copied (git does not read a linked one, and uv's venv
+ignores itself with it); tool caches in node_modules (`.vite`, `.cache`) start empty, so
+vitest writes its results cache into the worktree, not into the user's node_modules; an
+npm workspace package (a link from node_modules into the checkout's own code) points at
+the worktree's copy of that package, not the checkout's.
+
+Safety: the mirrors are unlinked entry by entry before a worktree goes (`unlink`), never
+deleted through; `git worktree remove` and `git clean` do not follow links either. Under
+the sandbox the agent cannot write the checkout (it is outside the worktree) and the
+sandbox denies the links' real paths by name (`agents.sandbox.build_policy`).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+VENV_NAMES = (".venv", "venv")  # where suites._python_for looks for the interpreter
+NODE_MODULES = "node_modules"
+# Written by tools as they run: each worktree gets its own (empty) one.
+_NODE_CACHES = frozenset({".cache", ".vite", ".vitest"})
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One environment of the checkout given to worktrees at `path` (top-relative)."""
+
+    path: str
+    source: Path  # the checkout's directory
+    kind: Literal["venv", "node_modules"]
+
+
+def find(checkout: Path, project: str, ignored: Iterable[str]) -> tuple[Mirror, ...]:
+    """The checkout's environments a worktree lacks: the venv at the project's root that
+    `agentloop detect` would use there, and every node_modules beside a package.json.
+    `ignored`: the checkout's ignored entries (`git.ignored_entries`): only what git
+    ignores there is given, since the worktree has everything else already."""
+    found: list[Mirror] = []
+    prefix = f"{project.strip('/')}/" if project.strip("/") not in ("", ".") else ""
+    for entry in sorted(ignored):
+        rel = entry.rstrip("/")
+        source = checkout / rel
+        name = source.name
+        # A directory, or (listed without "/", as git sees a link) a link to one.
+        if not source.is_dir():
+            continue
+        if name in VENV_NAMES and rel == f"{prefix}{name}":
+            if (source / "bin" / "python").is_file():
+                found.append(Mirror(rel, source, "venv"))
+        elif name == NODE_MODULES and (source.parent / "package.json").is_file():
+            found.append(Mirror(rel, source, "node_modules"))
+    return tuple(found)
+
+
+def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
+    """Make each mirror in the worktree `dest` (a checkout of the same repository as
+    `checkout`), where nothing is there yet (`workspace.setup` may have made its own).
+    Returns the paths made."""
+    made: list[str] = []
+    real_top = checkout.resolve()
+    for mirror in mirrors:
+        target = dest / mirror.path
+        if os.path.lexists(target) or not target.parent.is_dir():
+            continue
+        target.mkdir()
+        _fill(mirror, mirror.source, target, real_top, dest, depth=0)
+        made.append(mirror.path)
+    return made
+
+
+def _fill(
+    mirror: Mirror, source: Path, target: Path, real_top: Path, dest: Path, *, depth: int
+) -> None:
+    for entry in sorted(source.iterdir()):
+        name = entry.name
+        here = target / name
+        if name == ".gitignore" and entry.is_file() and not entry.is_symlink():
+            shutil.copyfile(entry, here)
+            continue
+        if mirror.kind == "node_modules":
+            if depth == 0 and name in _NODE_CACHES:
+                continue
+            own = _workspace_package(entry, real_top, dest)
+            if own is not None:
+                here.symlink_to(own, target_is_directory=True)
+                continue
+            if depth == 0 and name.startswith("@") and entry.is_dir() and not entry.is_symlink():
+                # A scope: its packages may be the workspace's own (see above).
+                here.mkdir()
+                _fill(mirror, entry, here, real_top, dest, depth=1)
+                continue
+        here.symlink_to(entry, target_is_directory=entry.is_dir())
+
+
+def _workspace_package(entry: Path, real_top: Path, dest: Path) -> Path | None:
+    """The worktree's copy of an npm workspace package that `entry` links to in the
+    checkout (node_modules/@scope/pkg → ../../packages/pkg), if it has one."""
+    if not entry.is_symlink():
+        return None
+    real = entry.resolve()
+    if not real.is_relative_to(real_top):
+        return None
+    rel = real.relative_to(real_top)
+    if NODE_MODULES in rel.parts or not (dest / rel).is_dir():
+        return None
+    return dest / rel
+
+
+def unlink(dest: Path, paths: Iterable[str]) -> None:
+    """Take the mirrors at `paths` (top-relative) out of the worktree `dest`: their links
+    are removed as links, never followed, so nothing of the checkout's goes with them.
+    What is not a mirror (a real install `workspace.setup` made) is left to whoever
+    removes the worktree."""
+    for rel in paths:
+        _unlink_tree(dest / rel, depth=0)
+
+
+def _unlink_tree(folder: Path, *, depth: int) -> None:
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for entry in list(os.scandir(folder)):
+        path = Path(entry.path)
+        if entry.is_symlink():
+            path.unlink()
+        elif depth == 0 and entry.is_dir(follow_symlinks=False) and entry.name.startswith("@"):
+            _unlink_tree(path, depth=1)
+
+
+def real_paths(folder: Path) -> list[Path]:
+    """Where the links in the mirror `folder` (and in its `@scope` folders) really lead:
+    what the sandbox must deny by name, since a denied link protects only itself. The
+    folders they were linked from (the checkout's node_modules) stand for everything in
+    them; a link that leads further out (a shared store) is named by itself."""
+    if folder.is_symlink():
+        return [folder.resolve()]
+    if not folder.is_dir():
+        return []
+    links: list[Path] = []
+    for entry in os.scandir(folder):
+        if entry.is_symlink():
+            links.append(Path(entry.path))
+        elif entry.name.startswith("@") and entry.is_dir(follow_symlinks=False):
+            links.extend(Path(inner.path) for inner in os.scandir(entry.path) if inner.is_symlink())
+    sources = {Path(os.path.realpath((p.parent / os.readlink(p)).parent)) for p in links}
+    found = sorted(sources)
+    for p in links:
+        real = p.resolve()
+        if not any(real.is_relative_to(s) for s in sources):
+            found.append(real)
+    return found
+
+
+# ---------------------------------------------------------------- editable installs
+
+_MAPPING = re.compile(r"^MAPPING\s*(?::[^=\n]*)?=\s*(\{.*?\})\s*$", re.M | re.S)
+
+
+def editable_paths(venv: Path, checkout: Path) -> list[str]:
+    """The checkout's folders (top-relative) that the venv's editable installs put on
+    `sys.path`: a `.pth` line naming one (pip, uv, hatch, setuptools' lenient mode), or
+    the parent of a package a setuptools finder maps (`__editable___*_finder.py`). The
+    same folders of the worktree must come first, or its tests import the checkout's
+    code (a project whose code lives in `lib/` is not covered by `src/` and the root)."""
+    real_top = checkout.resolve()
+    found: list[str] = []
+    for site in sorted(venv.glob("lib/python*/site-packages")):
+        for pth in sorted(site.glob("*.pth")):
+            for raw in _read(pth).splitlines():
+                line = raw.strip()
+                if line and not line.startswith(("#", "import ")):
+                    found += _inside(Path(line), real_top)
+        for finder in sorted(site.glob("__editable___*_finder.py")):
+            match = _MAPPING.search(_read(finder))
+            if match is None:
+                continue
+            try:
+                mapping = ast.literal_eval(match.group(1))
+            except (ValueError, SyntaxError):
+                continue
+            if not isinstance(mapping, dict):
+                continue
+            for name, where in mapping.items():
+                package = Path(str(where))
+                # Only a folder named like the package can be found through sys.path.
+                if package.name == str(name).split(".")[-1]:
+                    found += _inside(package.parent, real_top)
+    return list(dict.fromkeys(found))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _inside(path: Path, real_top: Path) -> list[str]:
+    if not path.is_absolute():
+        return []
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(real_top):
+        return []
+    rel = real.relative_to(real_top)
+    if any(part in VENV_NAMES or part == NODE_MODULES for part in rel.parts):
+        return []
+    return [rel.as_posix()]
