@@ -425,7 +425,8 @@ def test_an_editable_install_of_the_checkout_imports_the_worktrees_code(tmp_path
 
 ENV_REPO = {
     **SAMPLE_REPO,
-    ".gitignore": "*.log\n.venv/\nnode_modules/\n",
+    ".gitignore": "*.log\n.venv/\nnode_modules/\n_version.py\n.env*\nsettings.local.json\n",
+    ".claude/settings.json": "{}\n",
     "package.json": '{"name": "app", "private": true, "workspaces": ["packages/*"]}\n',
     "packages/local/package.json": '{"name": "@app/local"}\n',
     "packages/local/index.js": "module.exports = 'the checkout'\n",
@@ -456,6 +457,16 @@ def give_environment(repo: Path, store: Path) -> None:
     (modules / "@app" / "local").symlink_to("../../packages/local")
     write_tree(store, {"stored/index.js": "module.exports = 'stored'\n"})
     (modules / "stored").symlink_to(store / "stored")
+    # Generated beside the code (hatch-vcs), and what is no code's input.
+    write_tree(
+        repo,
+        {
+            "src/app/_version.py": "__version__ = '1.0'\n",
+            "src/app/debug.log": "noise\n",
+            "src/app/.env.local": "API_KEY=sk-live-not-for-the-worktree\n",
+            ".claude/settings.local.json": '{"permissions": {"allow": ["Bash"]}}\n',
+        },
+    )
 
 
 @pytest.fixture
@@ -468,7 +479,13 @@ def env_repo(tmp_path: Path) -> Path:
 def test_the_worktree_gets_the_checkouts_ignored_environment(env_repo: Path) -> None:
     repo = env_repo
     with Workspace.open(repo) as ws:
-        assert ws.linked == (".venv", "node_modules")
+        assert ws.linked == (".venv", "node_modules", "src/app/_version.py")
+        # A copy: what is written to it in the worktree stays there.
+        version = ws.path / "src/app/_version.py"
+        assert not version.is_symlink()
+        assert version.read_text() == "__version__ = '1.0'\n"
+        for absent in ("src/app/debug.log", "src/app/.env.local", ".claude/settings.local.json"):
+            assert not (ws.path / absent).exists(), absent
         modules = ws.path / "node_modules"
         # A real directory, ignored by `node_modules/` as in the checkout (a link of that
         # name would be a new file of the agent's change).
@@ -505,7 +522,7 @@ def test_the_worktree_gets_the_checkouts_ignored_environment(env_repo: Path) -> 
 
 def test_what_setup_makes_stays_and_only_the_rest_is_linked(env_repo: Path) -> None:
     with Workspace.open(env_repo, setup=["mkdir -p node_modules/own"]) as ws:
-        assert ws.linked == (".venv",)
+        assert ws.linked == (".venv", "src/app/_version.py")
         assert os.listdir(ws.path / "node_modules") == ["own"]
 
 

@@ -18,11 +18,18 @@ finds the venv's `pyvenv.cfg` next to `bin/` of the path it was started by, so
 `.venv/bin/python` in the worktree runs with the checkout's site-packages; the worktree's
 own code comes first on PYTHONPATH (`Workspace.env`, `editable_paths`).
 
-What is not linked: `.gitignore` is copied (git does not read a linked one, and uv's venv
-ignores itself with it); tool caches in node_modules (`.vite`, `.cache`) start empty, so
-vitest writes its results cache into the worktree, not into the user's node_modules; an
-npm workspace package (a link from node_modules into the checkout's own code) points at
-the worktree's copy of that package, not the checkout's.
+Generated files beside the code are copied, not linked: an ignored file in a folder the
+worktree has (so one holding tracked files) and below the top, such as the `_version.py`
+that setuptools-scm or hatch-vcs writes, compiled translations (`.mo`) or an extension
+built in place (`.so`). Without them the worktree's code, first on the path, fails to
+import where the checkout's works (humanize). Secrets, logs, caches and hidden files
+(tools' settings: `.claude/settings.local.json`) are never copied.
+
+What is not linked in a mirror: `.gitignore` is copied (git does not read a linked one,
+and uv's venv ignores itself with it); tool caches in node_modules (`.vite`, `.cache`)
+start empty, so vitest writes its results cache into the worktree, not into the user's
+node_modules; an npm workspace package (a link from node_modules into the checkout's own
+code) points at the worktree's copy of that package, not the checkout's.
 
 Safety: the mirrors are unlinked entry by entry before a worktree goes (`unlink`), never
 deleted through; `git worktree remove` and `git clean` do not follow links either. Under
@@ -41,10 +48,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from agentloop.rails.paths import ForbiddenPaths
+
 VENV_NAMES = (".venv", "venv")  # where suites._python_for looks for the interpreter
 NODE_MODULES = "node_modules"
 # Written by tools as they run: each worktree gets its own (empty) one.
 _NODE_CACHES = frozenset({".cache", ".vite", ".vitest"})
+# Ignored files that are no code's input: never copied.
+_NOT_GENERATED = (".pyc", ".pyo", ".log", ".swp", ".swo", ".tmp", "~", ".orig", ".rej", ".bak")
+_NOT_GENERATED_NAMES = frozenset({".DS_Store", ".coverage", "Thumbs.db"})
+# A generated file bigger than this is not something a checkout's tests import.
+MAX_GENERATED_BYTES = 64 * 1024 * 1024
+MAX_GENERATED_FILES = 5000
 
 
 @dataclass(frozen=True)
@@ -52,21 +67,31 @@ class Mirror:
     """One environment of the checkout given to worktrees at `path` (top-relative)."""
 
     path: str
-    source: Path  # the checkout's directory
-    kind: Literal["venv", "node_modules"]
+    source: Path  # the checkout's directory (or file, when generated)
+    kind: Literal["venv", "node_modules", "generated"]
 
 
-def find(checkout: Path, project: str, ignored: Iterable[str]) -> tuple[Mirror, ...]:
+def find(
+    checkout: Path, project: str, ignored: Iterable[str], *, secrets: Sequence[str] = ()
+) -> tuple[Mirror, ...]:
     """The checkout's environments a worktree lacks: the venv at the project's root that
-    `agentloop detect` would use there, and every node_modules beside a package.json.
+    `agentloop detect` would use there, every node_modules beside a package.json, and the
+    generated files beside the code (none matching `secrets`, git wildmatch patterns).
     `ignored`: the checkout's ignored entries (`git.ignored_entries`): only what git
     ignores there is given, since the worktree has everything else already."""
     found: list[Mirror] = []
     prefix = f"{project.strip('/')}/" if project.strip("/") not in ("", ".") else ""
+    secret = ForbiddenPaths(tuple(secrets))
+    generated = 0
     for entry in sorted(ignored):
         rel = entry.rstrip("/")
         source = checkout / rel
         name = source.name
+        if _generated(entry, source) and secret.match(rel) is None:
+            if generated < MAX_GENERATED_FILES:
+                found.append(Mirror(rel, source, "generated"))
+            generated += 1
+            continue
         # A directory, or (listed without "/", as git sees a link) a link to one.
         if not source.is_dir():
             continue
@@ -78,6 +103,21 @@ def find(checkout: Path, project: str, ignored: Iterable[str]) -> tuple[Mirror, 
     return tuple(found)
 
 
+def _generated(entry: str, source: Path) -> bool:
+    if entry.endswith("/") or "/" not in entry or source.is_symlink() or not source.is_file():
+        return False
+    # Hidden ones are tools' and people's settings, not code's input (Claude Code's own
+    # .claude/settings.local.json would give the agent the user's permissions).
+    if any(part.startswith(".") for part in entry.split("/")):
+        return False
+    if source.name in _NOT_GENERATED_NAMES or source.name.endswith(_NOT_GENERATED):
+        return False
+    try:
+        return source.stat().st_size <= MAX_GENERATED_BYTES
+    except OSError:
+        return False
+
+
 def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
     """Make each mirror in the worktree `dest` (a checkout of the same repository as
     `checkout`), where nothing is there yet (`workspace.setup` may have made its own).
@@ -87,6 +127,11 @@ def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
     for mirror in mirrors:
         target = dest / mirror.path
         if os.path.lexists(target) or not target.parent.is_dir():
+            continue
+        if mirror.kind == "generated":
+            # A copy: nothing written to it in the worktree reaches the checkout.
+            shutil.copy2(mirror.source, target)
+            made.append(mirror.path)
             continue
         target.mkdir()
         _fill(mirror, mirror.source, target, real_top, dest, depth=0)
@@ -130,6 +175,21 @@ def _workspace_package(entry: Path, real_top: Path, dest: Path) -> Path | None:
     if NODE_MODULES in rel.parts or not (dest / rel).is_dir():
         return None
     return dest / rel
+
+
+def describe(made: Sequence[str], mirrors: Sequence[Mirror]) -> str:
+    """What a worktree was given, in a few words: `.venv, node_modules and 3 generated
+    files (src/pkg/_version.py, …)`."""
+    kinds = {m.path: m.kind for m in mirrors}
+    whole = [p for p in made if kinds.get(p) != "generated"]
+    files = [p for p in made if kinds.get(p) == "generated"]
+    parts = list(whole)
+    if files:
+        shown = ", ".join(files[:2]) + (", …" if len(files) > 2 else "")
+        parts.append(f"{len(files)} generated file{'s' if len(files) > 1 else ''} ({shown})")
+    if len(parts) > 1:
+        return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return parts[0] if parts else ""
 
 
 def unlink(dest: Path, paths: Iterable[str]) -> None:

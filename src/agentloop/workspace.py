@@ -19,8 +19,9 @@ outside the working tree, so no tool of the project's crawls a second copy of it
 inside `.git`, where Claude Code refuses every edit as a protected path (seen with CLI
 2.1.330: "Permission to use Edit has been denied"). A worktree has only what git tracks:
 after `workspace.setup` (if any) ran, the checkout's ignored environments it still lacks
-(`.venv`, `node_modules`) are given to it as mirrors (see `agentloop.environment`), so the
-suites run there as `agentloop detect` runs them in the checkout.
+(`.venv`, `node_modules`) are given to it as mirrors, and generated files beside the code
+(`_version.py`) as copies (see `agentloop.environment`), so the suites run there as
+`agentloop detect` runs them in the checkout.
 
 A run that is killed leaves its state file behind; the kernel drops its lock, so `clean`
 (see `clean_leftovers`) can tell a dead run from a live one without trusting a pid that
@@ -47,6 +48,7 @@ from typing import Any
 
 from agentloop import environment, git, proc
 from agentloop.errors import WorkspaceError
+from agentloop.rails.paths import DEFAULT_SECRETS
 
 BRANCH_PREFIX = f"{git.BRANCH_PREFIX}autofix-"
 HOME = "agentloop"  # the directory in the common git dir
@@ -246,6 +248,7 @@ class Workspace:
         setup: Sequence[str] = (),
         setup_timeout: float = SETUP_TIMEOUT,
         run_id: str | None = None,
+        secrets: Sequence[str] = DEFAULT_SECRETS,
     ) -> Iterator[Workspace]:
         """Yield a workspace on a new `agentloop/autofix-<run-id>` branch made from HEAD.
 
@@ -257,7 +260,7 @@ class Workspace:
         to `rescued/<run-id>.patch`, the worktree is removed, and the branch is deleted
         unless it has commits.
         """
-        ws = cls._create(repo_root, in_place=in_place, run_id=run_id)
+        ws = cls._create(repo_root, in_place=in_place, run_id=run_id, secrets=secrets)
         failed = True
         try:
             if not in_place:
@@ -271,7 +274,9 @@ class Workspace:
             ws._close(quiet=failed)
 
     @classmethod
-    def _create(cls, repo_root: Path, *, in_place: bool, run_id: str | None) -> Workspace:
+    def _create(
+        cls, repo_root: Path, *, in_place: bool, run_id: str | None, secrets: Sequence[str]
+    ) -> Workspace:
         project = repo_root.resolve()
         top = git.find_toplevel(project) if project.is_dir() else None
         if top is None:
@@ -320,7 +325,10 @@ class Workspace:
             )
             if not in_place:
                 ws.mirrors = environment.find(
-                    top, project.relative_to(top).as_posix(), git.ignored_entries(top)
+                    top,
+                    project.relative_to(top).as_posix(),
+                    git.ignored_entries(top),
+                    secrets=secrets,
                 )
             # The state file comes first: if we die from here on, clean knows what to undo.
             state_file = places.state_file(rid)

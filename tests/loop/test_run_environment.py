@@ -42,7 +42,9 @@ SHOP = {
         # A .pth entry naming the checkout's root: its code is what `import calc` finds.
         dev-mode-dirs = ["."]
         """,
-    "calc/__init__.py": "",
+    # The version file hatch-vcs or setuptools-scm writes, ignored: the worktree's code
+    # imports it as the checkout's does.
+    "calc/__init__.py": "from calc._version import __version__\n",
     "calc/ops.py": """\
         from tinydep import double
 
@@ -67,7 +69,7 @@ SHOP = {
         """,
     # A package.json without tests: its node_modules is mirrored all the same.
     "package.json": '{"name": "shop", "private": true}\n',
-    ".gitignore": ".venv/\nnode_modules/\n__pycache__/\n",
+    ".gitignore": ".venv/\nnode_modules/\n__pycache__/\n_version.py\n",
     "agentloop.yaml": RUN_CONFIG,
 }
 TINYDEP = {
@@ -97,6 +99,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("environment")
     tinydep = write_tree(base / "tinydep", TINYDEP)
     root = git_init(write_tree(base / "shop", SHOP))
+    write_tree(root, {"calc/_version.py": "__version__ = '1.0'\n"})
     editable_install(root, root / ".venv", site_packages_for=("pytest",), also=[tinydep])
     shutil.rmtree(tinydep)  # installed, as a user's dependency is: no copy to fall back on
     write_tree(root / "node_modules", {"leftpad/index.js": "module.exports = 'pad'\n"})
@@ -292,7 +295,7 @@ def test_a_suite_that_fails_only_in_the_worktree_says_why_and_keeps_the_evidence
     message, hint = error["message"], error["hint"]
     assert message.startswith("in the run's worktree: suite 'unit' exited"), message
     # Both: what agentloop gave the worktree, and what can prepare it.
-    assert "found no ignored .venv, venv or node_modules in your checkout" in hint
+    assert "found no ignored .venv, venv, node_modules or generated files" in hint
     assert "`workspace.setup` in agentloop.yaml" in hint
     assert "npm ci" in hint
     assert "uv sync" in hint

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentloop import detection, errors, git, output, suites
+from agentloop import detection, environment, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
@@ -102,6 +102,7 @@ def run(
             in_place=in_place,
             setup=config.workspace.setup,
             setup_timeout=config.workspace.setup_timeout,
+            secrets=config.rails.secret_paths,
         ) as ws,
     ):
         try:
@@ -249,10 +250,10 @@ def _in_the_worktree(
     log = root / ".agentloop" / "runs" / ws.run_id / "baseline.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     given = (
-        f"agentloop gave the worktree your checkout's {', '.join(ws.linked)}"
+        f"agentloop gave the worktree your checkout's {environment.describe(ws.linked, ws.mirrors)}"
         if ws.linked
-        else "agentloop found no ignored .venv, venv or node_modules in your checkout to "
-        "give the worktree"
+        else "agentloop found no ignored .venv, venv, node_modules or generated files in "
+        "your checkout to give the worktree"
     )
     ran = "; ".join(setup) or "none"
     where = str(ws.path)
@@ -263,7 +264,7 @@ def _in_the_worktree(
         f"workspace.setup: {ran}\n\n"
         f"error: {exc.message}\n"
         + (f"hint given there: {exc.hint}\n" if exc.hint else "")
-        + (f"\n--- what the suite printed ---\n{exc.output}" if exc.output else ""),
+        + (f"\n--- what the suite printed ---\n{exc.output.rstrip()}\n" if exc.output else ""),
         encoding="utf-8",
     )
     # The message and hint must not send the user to the worktree: it is removed.
@@ -272,9 +273,9 @@ def _in_the_worktree(
         f"in the run's worktree: {message}",
         hint=f"{given}; if the suites need "
         "more there, prepare it with `workspace.setup` in agentloop.yaml (e.g. `npm ci`, "
-        f"`uv sync`; now: {ran}). What the suite printed: {log}. To reproduce: git "
-        f"worktree add /tmp/agentloop-try {ws.base_sha[:12]} && agentloop detect --repo "
-        "/tmp/agentloop-try",
+        f"`uv sync`; now: {ran}). What the suite printed: {log}. To try a bare worktree "
+        f"yourself: git worktree add /tmp/agentloop-try {ws.base_sha[:12]} && agentloop "
+        "detect --repo /tmp/agentloop-try",
         output=exc.output,
     )
 
