@@ -13,7 +13,7 @@ from agentloop import detection, environment, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.config import load_config
-from agentloop.errors import ConfigError, SuiteError, UsageError
+from agentloop.errors import AgentloopError, ConfigError, SuiteError, UsageError
 from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import AutofixLoop, LoopSettings
@@ -117,7 +117,8 @@ def run(
                 progress=progress,
                 env=ws.env(),
             )
-        except SuiteError as exc:
+        except (SuiteError, ConfigError) as exc:
+            # Discovery passed in the checkout above: this is the worktree's doing.
             raise _in_the_worktree(exc, ws, root, config.workspace.setup) from exc
         tasks = list(baseline.tasks)
         if task_ids:
@@ -239,14 +240,15 @@ def run(
 
 
 def _in_the_worktree(
-    exc: SuiteError, ws: Workspace, root: Path, setup: Sequence[str]
-) -> SuiteError:
+    exc: SuiteError | ConfigError, ws: Workspace, root: Path, setup: Sequence[str]
+) -> AgentloopError:
     """A suite that fails in the run's worktree (`agentloop detect` in the checkout got
     that far): say what agentloop gave the worktree and what else can prepare it, and
     keep the evidence in the checkout, since the worktree is gone when the user reads
     this."""
     if ws.in_place:
         return exc
+    output = exc.output if isinstance(exc, SuiteError) else ""
     log = root / ".agentloop" / "runs" / ws.run_id / "baseline.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     given = (
@@ -264,19 +266,18 @@ def _in_the_worktree(
         f"workspace.setup: {ran}\n\n"
         f"error: {exc.message}\n"
         + (f"hint given there: {exc.hint}\n" if exc.hint else "")
-        + (f"\n--- what the suite printed ---\n{exc.output.rstrip()}\n" if exc.output else ""),
+        + (f"\n--- what the suite printed ---\n{output.rstrip()}\n" if output else ""),
         encoding="utf-8",
     )
     # The message and hint must not send the user to the worktree: it is removed.
     message = exc.message.replace(where, "<the run's worktree>")
     return SuiteError(
         f"in the run's worktree: {message}",
-        hint=f"{given}; if the suites need "
-        "more there, prepare it with `workspace.setup` in agentloop.yaml (e.g. `npm ci`, "
-        f"`uv sync`; now: {ran}). What the suite printed: {log}. To try a bare worktree "
-        f"yourself: git worktree add /tmp/agentloop-try {ws.base_sha[:12]} && agentloop "
-        "detect --repo /tmp/agentloop-try",
-        output=exc.output,
+        hint=f"{given}; if the suites need more there, prepare it with `workspace.setup` "
+        f"in agentloop.yaml (e.g. `npm ci`, `uv sync`; now: {ran}). The details (what the "
+        f"suite printed) are in {log}. To try a bare worktree yourself: git worktree add "
+        f"/tmp/agentloop-try {ws.base_sha[:12]} && agentloop detect --repo /tmp/agentloop-try",
+        output=output,
     )
 
 
