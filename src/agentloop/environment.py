@@ -142,33 +142,42 @@ def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
 def _fill(
     mirror: Mirror, source: Path, target: Path, real_top: Path, dest: Path, *, depth: int
 ) -> None:
-    for entry in sorted(source.iterdir()):
-        name = entry.name
-        here = target / name
-        if name == ".gitignore" and entry.is_file() and not entry.is_symlink():
-            shutil.copyfile(entry, here)
-            continue
-        if mirror.kind == "node_modules":
-            if depth == 0 and name in _NODE_CACHES:
+    # os.scandir and os.symlink: a node_modules has thousands of entries, and pathlib's
+    # calls cost a session's start several hundred milliseconds there.
+    real_source = os.path.realpath(source)
+    with os.scandir(source) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            name, here = entry.name, os.path.join(target, entry.name)
+            if name == ".gitignore" and entry.is_file(follow_symlinks=False):
+                shutil.copyfile(entry.path, here)
                 continue
-            own = _workspace_package(entry, real_top, dest)
-            if own is not None:
-                here.symlink_to(own, target_is_directory=True)
-                continue
-            if depth == 0 and name.startswith("@") and entry.is_dir() and not entry.is_symlink():
-                # A scope: its packages may be the workspace's own (see above).
-                here.mkdir()
-                _fill(mirror, entry, here, real_top, dest, depth=1)
-                continue
-        here.symlink_to(entry, target_is_directory=entry.is_dir())
+            if mirror.kind == "node_modules":
+                if depth == 0 and name in _NODE_CACHES:
+                    continue
+                own = _workspace_package(entry, real_source, real_top, dest)
+                if own is not None:
+                    os.symlink(own, here)
+                    continue
+                if depth == 0 and name.startswith("@") and entry.is_dir(follow_symlinks=False):
+                    # A scope: its packages may be the workspace's own (see above).
+                    os.mkdir(here)
+                    _fill(mirror, Path(entry.path), Path(here), real_top, dest, depth=1)
+                    continue
+            os.symlink(entry.path, here)
 
 
-def _workspace_package(entry: Path, real_top: Path, dest: Path) -> Path | None:
+def _workspace_package(
+    entry: os.DirEntry[str], real_source: str, real_top: Path, dest: Path
+) -> Path | None:
     """The worktree's copy of an npm workspace package that `entry` links to in the
-    checkout (node_modules/@scope/pkg → ../../packages/pkg), if it has one."""
+    checkout (node_modules/@scope/pkg → ../../packages/pkg), if it has one. Judged by
+    the link's text first: a link into a store elsewhere costs no resolving."""
     if not entry.is_symlink():
         return None
-    real = entry.resolve()
+    lexical = os.path.normpath(os.path.join(real_source, os.readlink(entry.path)))
+    if not Path(lexical).is_relative_to(real_top):
+        return None
+    real = Path(os.path.realpath(entry.path))
     if not real.is_relative_to(real_top):
         return None
     rel = real.relative_to(real_top)
@@ -216,23 +225,35 @@ def real_paths(folder: Path) -> list[Path]:
     """Where the links in the mirror `folder` (and in its `@scope` folders) really lead:
     what the sandbox must deny by name, since a denied link protects only itself. The
     folders they were linked from (the checkout's node_modules) stand for everything in
-    them; a link that leads further out (a shared store) is named by itself."""
+    them; a link that leads further out (a shared store) is named by itself. Read from
+    the links' text, resolving only what leads further: this runs before every session."""
     if folder.is_symlink():
         return [folder.resolve()]
     if not folder.is_dir():
         return []
-    links: list[Path] = []
-    for entry in os.scandir(folder):
-        if entry.is_symlink():
-            links.append(Path(entry.path))
-        elif entry.name.startswith("@") and entry.is_dir(follow_symlinks=False):
-            links.extend(Path(inner.path) for inner in os.scandir(entry.path) if inner.is_symlink())
-    sources = {Path(os.path.realpath((p.parent / os.readlink(p)).parent)) for p in links}
-    found = sorted(sources)
-    for p in links:
-        real = p.resolve()
-        if not any(real.is_relative_to(s) for s in sources):
-            found.append(real)
+    links: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                links.append(entry.path)
+            elif entry.name.startswith("@") and entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as inner:
+                    links.extend(e.path for e in inner if e.is_symlink())
+    parents: dict[str, str] = {}  # a target's folder → its real path
+    beyond: list[str] = []
+    for link in links:
+        target = os.path.join(os.path.dirname(link), os.readlink(link))
+        folder_of = os.path.dirname(target)
+        if folder_of not in parents:
+            parents[folder_of] = os.path.realpath(folder_of)
+        if os.path.islink(target):  # the checkout's entry leads on (pnpm, a shared store)
+            beyond.append(os.path.realpath(target))
+    found = sorted({Path(p) for p in parents.values()})
+    # An @scope folder inside the checkout's node_modules is covered by it.
+    found = [p for p in found if not any(q != p and p.is_relative_to(q) for q in found)]
+    for real in sorted(set(beyond)):
+        if not any(Path(real).is_relative_to(q) for q in found):
+            found.append(Path(real))
     return found
 
 
