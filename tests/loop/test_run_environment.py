@@ -305,5 +305,13 @@ def test_a_suite_that_fails_only_in_the_worktree_says_why_and_keeps_the_evidence
     (log,) = (root / ".agentloop" / "runs").glob("*/baseline.log")
     assert str(log) in hint
     assert "tools/test.sh" in log.read_text()
+    # The same for a person: one error line and its hint, no traceback.
+    human = run_cli("run", "--dry-run", "--repo", str(root), cwd=root, home=home)
+    assert human.returncode == 2
+    assert "Traceback" not in human.stderr
+    lines = [line for line in human.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == [f"error: {message}"], lines
+    assert any(line.startswith("hint: ") for line in lines), lines
     assert subprocess.run(["git", "worktree", "list"], cwd=root, capture_output=True,
                           text=True, check=True).stdout.count("\n") == 1  # fmt: skip
