@@ -526,14 +526,22 @@ def test_what_setup_makes_stays_and_only_the_rest_is_linked(env_repo: Path) -> N
         assert os.listdir(ws.path / "node_modules") == ["own"]
 
 
-def test_only_what_the_checkout_ignores_is_linked(tmp_path: Path) -> None:
+def test_only_what_the_checkout_ignores_is_linked_but_its_venv(tmp_path: Path) -> None:
     # A venv outside the project's root and a node_modules with no package.json beside
-    # it are not what detect would use; an unignored one is the user's to commit.
+    # it are not what detect would use; an unignored node_modules is the user's to commit.
     repo = git_init(write_tree(tmp_path / "repo", {**SAMPLE_REPO, ".gitignore": "*.log\n"}))
     write_tree(repo, {"tools/.venv/bin/python": "", "node_modules/x/index.js": ""})
     with Workspace.open(repo) as ws:
         assert ws.linked == ()
         assert not (ws.path / "node_modules").exists()
+    # A venv nobody ignored (`python -m venv` before 3.13) is the one detect uses: its
+    # mirror ignores itself, so it is no part of a change.
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    with Workspace.open(repo) as ws:
+        assert ws.linked == (".venv",)
+        assert run_git(ws.path, "status", "--porcelain", "--untracked-files=all") == ""
+        assert ".venv/" in git.ignored_entries(ws.path)
 
 
 def files_of(*folders: Path) -> dict[str, Any]:

@@ -78,7 +78,8 @@ def find(
     `agentloop detect` would use there, every node_modules beside a package.json, and the
     generated files beside the code (none matching `secrets`, git wildmatch patterns).
     `ignored`: the checkout's ignored entries (`git.ignored_entries`): only what git
-    ignores there is given, since the worktree has everything else already."""
+    ignores there is given (but a venv), since the worktree has everything else already
+    (`link` makes nothing where the worktree has something)."""
     found: list[Mirror] = []
     prefix = f"{project.strip('/')}/" if project.strip("/") not in ("", ".") else ""
     secret = ForbiddenPaths(tuple(secrets))
@@ -100,6 +101,12 @@ def find(
                 found.append(Mirror(rel, source, "venv"))
         elif name == NODE_MODULES and (source.parent / "package.json").is_file():
             found.append(Mirror(rel, source, "node_modules"))
+    # A venv nobody told git to ignore (`python -m venv` before 3.13 writes no
+    # .gitignore) is still the one detect uses: its mirror ignores itself.
+    for name in VENV_NAMES:
+        rel, source = f"{prefix}{name}", checkout / prefix / name
+        if (source / "bin" / "python").is_file() and all(m.path != rel for m in found):
+            found.append(Mirror(rel, source, "venv"))
     return tuple(found)
 
 
@@ -135,6 +142,9 @@ def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
             continue
         target.mkdir()
         _fill(mirror, mirror.source, target, real_top, dest, depth=0)
+        if mirror.kind == "venv" and not (target / ".gitignore").exists():
+            # As uv and Python 3.13's venv do: git ignores the mirror from inside.
+            (target / ".gitignore").write_text("*\n", encoding="utf-8")
         made.append(mirror.path)
     return made
 
