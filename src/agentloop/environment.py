@@ -59,7 +59,9 @@ _NOT_GENERATED = (".pyc", ".pyo", ".log", ".swp", ".swo", ".tmp", "~", ".orig", 
 _NOT_GENERATED_NAMES = frozenset({".DS_Store", ".coverage", "Thumbs.db"})
 # A generated file bigger than this is not something a checkout's tests import.
 MAX_GENERATED_BYTES = 64 * 1024 * 1024
+# A worktree is made for every run: past these, what is left is not copied.
 MAX_GENERATED_FILES = 5000
+MAX_GENERATED_TOTAL = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,16 @@ def find(
     found: list[Mirror] = []
     prefix = f"{project.strip('/')}/" if project.strip("/") not in ("", ".") else ""
     secret = ForbiddenPaths(tuple(secrets))
-    generated = 0
+    generated, total = 0, 0
     for entry in sorted(ignored):
         rel = entry.rstrip("/")
         source = checkout / rel
         name = source.name
-        if _generated(entry, source) and secret.match(rel) is None:
-            if generated < MAX_GENERATED_FILES:
+        size = _generated(entry, source)
+        if size is not None and secret.match(rel) is None:
+            if generated < MAX_GENERATED_FILES and total + size <= MAX_GENERATED_TOTAL:
                 found.append(Mirror(rel, source, "generated"))
-            generated += 1
+                generated, total = generated + 1, total + size
             continue
         # A directory, or (listed without "/", as git sees a link) a link to one.
         if not source.is_dir():
@@ -110,19 +113,21 @@ def find(
     return tuple(found)
 
 
-def _generated(entry: str, source: Path) -> bool:
+def _generated(entry: str, source: Path) -> int | None:
+    """The size of `entry` when it is a generated file to copy, else None."""
     if entry.endswith("/") or "/" not in entry or source.is_symlink() or not source.is_file():
-        return False
+        return None
     # Hidden ones are tools' and people's settings, not code's input (Claude Code's own
     # .claude/settings.local.json would give the agent the user's permissions).
     if any(part.startswith(".") for part in entry.split("/")):
-        return False
+        return None
     if source.name in _NOT_GENERATED_NAMES or source.name.endswith(_NOT_GENERATED):
-        return False
+        return None
     try:
-        return source.stat().st_size <= MAX_GENERATED_BYTES
+        size = source.stat().st_size
     except OSError:
-        return False
+        return None
+    return size if size <= MAX_GENERATED_BYTES else None
 
 
 def link(mirrors: Sequence[Mirror], checkout: Path, dest: Path) -> list[str]:
