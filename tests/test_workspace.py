@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import git, workspace
+from agentloop import git, suites, workspace
 from agentloop.commands.clean import clean
 from agentloop.errors import WorkspaceError
 from agentloop.testing.repos import (
@@ -419,6 +419,219 @@ def test_an_editable_install_of_the_checkout_imports_the_worktrees_code(tmp_path
         assert right.returncode != 0
         assert str(ws.path / "src" / "tinypkg") in right.stdout + right.stderr
         assert "41 != 42" in right.stderr
+
+
+# ---------------------------------------------------------------- the checkout's environment
+
+ENV_REPO = {
+    **SAMPLE_REPO,
+    ".gitignore": "*.log\n.venv/\nnode_modules/\n_version.py\n.env*\nsettings.local.json\n",
+    ".claude/settings.json": "{}\n",
+    "package.json": '{"name": "app", "private": true, "workspaces": ["packages/*"]}\n',
+    "packages/local/package.json": '{"name": "@app/local"}\n',
+    "packages/local/index.js": "module.exports = 'the checkout'\n",
+}
+
+
+def give_environment(repo: Path, store: Path) -> None:
+    """What a user's checkout holds ignored: a venv that ignores itself (as uv makes it)
+    and a node_modules with a tool's cache, a scope, an npm workspace package and a
+    package linked from a shared store (as pnpm makes it)."""
+    venv = repo / ".venv"
+    write_tree(venv, {"pyvenv.cfg": "home = /usr/bin\n", ".gitignore": "*\n"})
+    write_tree(venv / "lib/python3/site-packages", {"dep.py": "X = 1\n"})
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    modules = repo / "node_modules"
+    write_tree(
+        modules,
+        {
+            "leftpad/index.js": "module.exports = 'pad'\n",
+            "@types/node/index.d.ts": "export {}\n",
+            ".vite/vitest/results.json": "{}\n",
+        },
+    )
+    (modules / ".bin").mkdir()
+    (modules / ".bin" / "leftpad").symlink_to("../leftpad/index.js")
+    (modules / "@app").mkdir()
+    (modules / "@app" / "local").symlink_to("../../packages/local")
+    write_tree(store, {"stored/index.js": "module.exports = 'stored'\n"})
+    (modules / "stored").symlink_to(store / "stored")
+    # Generated beside the code (hatch-vcs), and what is no code's input.
+    write_tree(
+        repo,
+        {
+            "src/app/_version.py": "__version__ = '1.0'\n",
+            "src/app/debug.log": "noise\n",
+            "src/app/.env.local": "API_KEY=sk-live-not-for-the-worktree\n",
+            ".claude/settings.local.json": '{"permissions": {"allow": ["Bash"]}}\n',
+        },
+    )
+
+
+@pytest.fixture
+def env_repo(tmp_path: Path) -> Path:
+    repo = git_init(write_tree(tmp_path / "repo", ENV_REPO))
+    give_environment(repo, tmp_path / "store")
+    return repo
+
+
+def test_the_worktree_gets_the_checkouts_ignored_environment(env_repo: Path) -> None:
+    repo = env_repo
+    with Workspace.open(repo) as ws:
+        assert ws.linked == (".venv", "node_modules", "src/app/_version.py")
+        # A copy: what is written to it in the worktree stays there.
+        version = ws.path / "src/app/_version.py"
+        assert not version.is_symlink()
+        assert version.read_text() == "__version__ = '1.0'\n"
+        for absent in ("src/app/debug.log", "src/app/.env.local", ".claude/settings.local.json"):
+            assert not (ws.path / absent).exists(), absent
+        modules = ws.path / "node_modules"
+        # A real directory, ignored by `node_modules/` as in the checkout (a link of that
+        # name would be a new file of the agent's change).
+        assert modules.is_dir()
+        assert not modules.is_symlink()
+        assert os.readlink(modules / "leftpad") == str(repo / "node_modules" / "leftpad")
+        assert (modules / ".bin" / "leftpad").read_text() == "module.exports = 'pad'\n"
+        assert (modules / "stored" / "index.js").read_text() == "module.exports = 'stored'\n"
+        assert (modules / "@types" / "node").resolve() == (repo / "node_modules/@types/node")
+        # The npm workspace package is the worktree's own copy, not the checkout's.
+        assert (modules / "@app" / "local").resolve() == (ws.path / "packages/local").resolve()
+        # Caches start empty in the worktree: its tools write there, not into the user's.
+        assert not (modules / ".vite").exists()
+        venv = ws.path / ".venv"
+        # git reads no linked .gitignore: uv's self-ignoring venv needs a copy.
+        assert not (venv / ".gitignore").is_symlink()
+        assert (venv / ".gitignore").read_text() == "*\n"
+        assert (venv / "bin" / "python").resolve() == Path(sys.executable).resolve()
+        # detect's choice of interpreter in the checkout, relative as there.
+        assert suites._python_for(ws.root) == ".venv/bin/python"
+        env = ws.env()
+        assert env["VIRTUAL_ENV"] == str(venv)
+        assert env["PATH"].split(os.pathsep)[0] == str(venv / "bin")
+        # Nothing of it is part of a change: ignored exactly as in the checkout.
+        assert run_git(ws.path, "status", "--porcelain", "--untracked-files=all") == ""
+        assert {".venv/", "node_modules/"} <= set(git.ignored_entries(ws.path))
+        # The judge's worktree gets the same, pointing at its own workspace packages.
+        judge = ws.detached_worktree("judge")
+        assert (judge / "node_modules/leftpad").resolve() == (repo / "node_modules/leftpad")
+        assert (judge / "node_modules/@app/local").resolve() == (judge / "packages/local")
+        assert (judge / ".venv/bin/python").exists()
+        assert run_git(judge, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_what_setup_makes_stays_and_only_the_rest_is_linked(env_repo: Path) -> None:
+    with Workspace.open(env_repo, setup=["mkdir -p node_modules/own"]) as ws:
+        assert ws.linked == (".venv", "src/app/_version.py")
+        assert os.listdir(ws.path / "node_modules") == ["own"]
+
+
+def test_only_what_the_checkout_ignores_is_linked_but_its_venv(tmp_path: Path) -> None:
+    # A venv outside the project's root and a node_modules with no package.json beside
+    # it are not what detect would use; an unignored node_modules is the user's to commit.
+    repo = git_init(write_tree(tmp_path / "repo", {**SAMPLE_REPO, ".gitignore": "*.log\n"}))
+    write_tree(repo, {"tools/.venv/bin/python": "", "node_modules/x/index.js": ""})
+    with Workspace.open(repo) as ws:
+        assert ws.linked == ()
+        assert not (ws.path / "node_modules").exists()
+    # A venv nobody ignored (`python -m venv` before 3.13) is the one detect uses: its
+    # mirror ignores itself, so it is no part of a change.
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    with Workspace.open(repo) as ws:
+        assert ws.linked == (".venv",)
+        assert run_git(ws.path, "status", "--porcelain", "--untracked-files=all") == ""
+        assert ".venv/" in git.ignored_entries(ws.path)
+
+
+def files_of(*folders: Path) -> dict[str, Any]:
+    """Every file, link and directory under `folders` as the user has them."""
+    return {str(folder): snapshot_files(folder) for folder in folders}
+
+
+def snapshot_files(folder: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                found[str(path)] = ("link", os.readlink(path))
+            elif path.is_file():
+                found[str(path)] = ("file", path.read_bytes())
+            else:
+                found[str(path)] = ("dir",)
+    return found
+
+
+@pytest.mark.parametrize("how", ["close", "rm -rf in the worktree", "rm -rf the worktree"])
+def test_removing_a_worktree_never_deletes_through_its_links(
+    env_repo: Path, tmp_path: Path, how: str
+) -> None:
+    repo = env_repo
+    before = files_of(repo / ".venv", repo / "node_modules", tmp_path / "store")
+    with Workspace.open(repo) as ws:
+        if how == "rm -rf in the worktree":
+            # As a user's script or a test's teardown would: the mirrors' links go, their
+            # targets stay.
+            subprocess.run(["rm", "-rf", "node_modules", ".venv"], cwd=ws.path, check=True)
+        if how == "rm -rf the worktree":
+            ws.detached_worktree("judge")
+            subprocess.run(["rm", "-rf", str(ws.path)], check=True)
+    assert ws.closed is not None
+    assert ws.close_error is None
+    assert not ws.path.exists()
+    assert files_of(repo / ".venv", repo / "node_modules", tmp_path / "store") == before
+
+
+def test_clean_removes_a_killed_runs_links_not_what_they_lead_to(
+    env_repo: Path, tmp_path: Path, start_run: Any
+) -> None:
+    repo = env_repo
+    before = files_of(repo / ".venv", repo / "node_modules", tmp_path / "store")
+    kill(start_run(repo, "killed", "judge"))
+    assert (worktree_of(repo, "killed") / "node_modules" / "leftpad").is_symlink()
+    report = clean_leftovers(repo, dry_run=False)
+    assert report.errors == []
+    assert not worktree_of(repo, "killed").exists()
+    assert not worktree_of(repo, "killed.judge").exists()
+    assert files_of(repo / ".venv", repo / "node_modules", tmp_path / "store") == before
+
+
+def test_env_puts_the_worktrees_copy_of_every_editable_folder_first(tmp_path: Path) -> None:
+    # Code in lib/ (a .pth names it: pip, uv, hatch) and in lib2/ (setuptools' finder
+    # maps its package): neither is src/ nor the root.
+    repo = git_init(
+        write_tree(
+            tmp_path / "repo",
+            {
+                "lib/pkg/__init__.py": "",
+                "lib2/other/__init__.py": "",
+                ".gitignore": ".venv/\n",
+            },
+        )
+    )
+    site = repo / ".venv/lib/python3.11/site-packages"
+    write_tree(
+        site,
+        {
+            "__editable__.pkg-0.pth": f"{repo}/lib\n",
+            "__editable___other_0_finder.py": (
+                "import sys\n"
+                f"MAPPING: dict[str, str] = {{'other': '{repo}/lib2/other'}}\n"
+                "NAMESPACES: dict[str, list[str]] = {}\n"
+            ),
+            "__editable__.other-0.pth": "import __editable___other_0_finder\n",
+            "tools.pth": "/opt/elsewhere\n",
+        },
+    )
+    (repo / ".venv/bin").mkdir()
+    (repo / ".venv/bin/python").symlink_to(sys.executable)
+    with Workspace.open(repo) as ws:
+        path = ws.env({"PATH": "/usr/bin"})["PYTHONPATH"].split(os.pathsep)
+        assert path == [str(ws.path / "lib"), str(ws.path / "lib2"), str(ws.path)]
+        judge = ws.detached_worktree("judge")
+        path = ws.env({"PATH": "/usr/bin"}, root=judge)["PYTHONPATH"].split(os.pathsep)
+        assert path == [str(judge / "lib"), str(judge / "lib2"), str(judge)]
 
 
 # ---------------------------------------------------------------- killed runs and clean

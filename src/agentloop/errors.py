@@ -49,7 +49,12 @@ class ReportError(AgentloopError):
 
 
 class SuiteError(AgentloopError):
-    """A test suite could not be run or produced nothing agentloop can read."""
+    """A test suite could not be run or produced nothing agentloop can read. `output`:
+    what the runner printed, for a log that outlives the checkout it ran in."""
+
+    def __init__(self, message: str, *, hint: str | None = None, output: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.output = output
 
 
 class WorkspaceError(AgentloopError):

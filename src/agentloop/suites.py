@@ -700,6 +700,7 @@ def run_suite(
             raise SuiteError(
                 f"suite {suite.name!r}: command not found: {error or done.tail(1) or suite.run}",
                 hint=f"install the test runner, or {where}",
+                output=done.stdout + done.stderr,
             )
         if not (done.stdout.strip() or done.stderr.strip()):
             raise SuiteError(
@@ -711,6 +712,7 @@ def run_suite(
             f"suite {suite.name!r} exited {done.returncode} without writing its report: "
             f"{error or done.tail(1)}",
             hint=_error_hint(suite, error, where),
+            output=done.stdout + done.stderr,
         )
     try:
         report = parse_report(
@@ -722,7 +724,11 @@ def run_suite(
     except ReportError as exc:
         if error is None:
             raise
-        raise SuiteError(f"{exc.message}: {error}", hint=_error_hint(suite, error, where)) from exc
+        raise SuiteError(
+            f"{exc.message}: {error}",
+            hint=_error_hint(suite, error, where),
+            output=done.stdout + done.stderr,
+        ) from exc
     side = _side_junit(report_path)
     if suite.runner == "vitest" and suite.report is None and side.is_file():
         with contextlib.suppress(ReportError):

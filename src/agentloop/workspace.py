@@ -17,9 +17,11 @@ The worktrees themselves live in the user's cache,
 outside the working tree, so no tool of the project's crawls a second copy of it
 (jest-haste-map sees duplicate modules in worktrees nested in a repo, crystal#19), and not
 inside `.git`, where Claude Code refuses every edit as a protected path (seen with CLI
-2.1.330: "Permission to use Edit has been denied"). Node resolves a bare import by walking
-up the directories, so a worktree needs its own node_modules: run `npm ci` in
-`workspace.setup`.
+2.1.330: "Permission to use Edit has been denied"). A worktree has only what git tracks:
+after `workspace.setup` (if any) ran, the checkout's ignored environments it still lacks
+(`.venv`, `node_modules`) are given to it as mirrors, and generated files beside the code
+(`_version.py`) as copies (see `agentloop.environment`), so the suites run there as
+`agentloop detect` runs them in the checkout.
 
 A run that is killed leaves its state file behind; the kernel drops its lock, so `clean`
 (see `clean_leftovers`) can tell a dead run from a live one without trusting a pid that
@@ -44,8 +46,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agentloop import git, proc
+from agentloop import environment, git, proc
 from agentloop.errors import WorkspaceError
+from agentloop.rails.paths import DEFAULT_SECRETS
 
 BRANCH_PREFIX = f"{git.BRANCH_PREFIX}autofix-"
 HOME = "agentloop"  # the directory in the common git dir
@@ -226,6 +229,10 @@ class Workspace:
         self.places = places
         # Detached worktrees of the run's own (the judge's), removed when it closes.
         self.extra: list[Path] = []
+        # The checkout's environments each of the run's worktrees gets, and the ones the
+        # run's own worktree got (top-relative; not those `setup` made itself).
+        self.mirrors: tuple[environment.Mirror, ...] = ()
+        self.linked: tuple[str, ...] = ()
         # Set when the workspace is closed.
         self.closed: Cleanup | None = None
         self.close_error: BaseException | None = None
@@ -241,6 +248,7 @@ class Workspace:
         setup: Sequence[str] = (),
         setup_timeout: float = SETUP_TIMEOUT,
         run_id: str | None = None,
+        secrets: Sequence[str] = DEFAULT_SECRETS,
     ) -> Iterator[Workspace]:
         """Yield a workspace on a new `agentloop/autofix-<run-id>` branch made from HEAD.
 
@@ -252,18 +260,23 @@ class Workspace:
         to `rescued/<run-id>.patch`, the worktree is removed, and the branch is deleted
         unless it has commits.
         """
-        ws = cls._create(repo_root, in_place=in_place, run_id=run_id)
+        ws = cls._create(repo_root, in_place=in_place, run_id=run_id, secrets=secrets)
         failed = True
         try:
             if not in_place:
                 ws._run_setup(setup, setup_timeout)
+                # After setup: what it made is the project's own way and stays; setup
+                # never sees a link it could delete through (`rm -rf node_modules/`).
+                ws.linked = tuple(environment.link(ws.mirrors, ws.repo, ws.path))
             yield ws
             failed = False
         finally:
             ws._close(quiet=failed)
 
     @classmethod
-    def _create(cls, repo_root: Path, *, in_place: bool, run_id: str | None) -> Workspace:
+    def _create(
+        cls, repo_root: Path, *, in_place: bool, run_id: str | None, secrets: Sequence[str]
+    ) -> Workspace:
         project = repo_root.resolve()
         top = git.find_toplevel(project) if project.is_dir() else None
         if top is None:
@@ -310,6 +323,13 @@ class Workspace:
                 root=Path(state.path) / project.relative_to(top),
                 places=places,
             )
+            if not in_place:
+                ws.mirrors = environment.find(
+                    top,
+                    project.relative_to(top).as_posix(),
+                    git.ignored_entries(top),
+                    secrets=secrets,
+                )
             # The state file comes first: if we die from here on, clean knows what to undo.
             state_file = places.state_file(rid)
             _write_atomic(state_file, state.to_json())
@@ -347,6 +367,9 @@ class Workspace:
         with locked(self.places):
             git.add_detached_worktree(self.repo, path, self.base_sha)
         self.extra.append(path)
+        # The same environment as the run's own worktree: the checkout's, where the run's
+        # got it (what setup made there is the judge's to link from it).
+        environment.link([m for m in self.mirrors if m.path in self.linked], self.repo, path)
         return path
 
     def env(
@@ -358,18 +381,35 @@ class Workspace:
         The editable-install trap: a project installed with `pip install -e .` from the
         user's checkout resolves its imports there (a .pth entry or a meta-path finder in
         site-packages), so tests run in the worktree would test the wrong copy. PYTHONPATH
-        entries come before site-packages, so the worktree's `src/` (when there is one) and
-        its root go first. A `.venv` that `setup` made inside the worktree is used too.
+        entries come before site-packages (and before finders, which setuptools and
+        editables append to sys.meta_path), so the worktree's copies of the folders the
+        venv's editable installs name (`environment.editable_paths`: `src/`, the root,
+        `lib/`…) go first, then its `src/` (when there is one) and its root. The worktree's
+        `.venv` (or `venv`) is used: the checkout's mirrored in, or one `setup` made.
         Inherited GIT_* variables that pick a repository are dropped.
         """
         env = dict(git.clean_env() if base is None else base)
         root = self.root if root is None else root
-        first = [str(root / "src")] if (root / "src").is_dir() else []
+        venv = next(
+            (root / n for n in environment.VENV_NAMES if (root / n / "bin" / "python").exists()),
+            None,
+        )
+        first: list[str] = []
+        if not self.in_place:
+            # The top of the checkout `root` is in: git names the editable folders from there.
+            depth = len(self.root.relative_to(self.path).parts)
+            top = root.parents[depth - 1] if depth else root
+            used = venv or (Path(env["VIRTUAL_ENV"]) if env.get("VIRTUAL_ENV") else None)
+            if used is not None:
+                found = environment.editable_paths(used, self.repo)
+                first += [str(top / rel) for rel in found if (top / rel).is_dir()]
+        if (root / "src").is_dir():
+            first.append(str(root / "src"))
         first.append(str(root))
+        first = list(dict.fromkeys(os.path.normpath(p) for p in first))
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in first]
         env["PYTHONPATH"] = os.pathsep.join(first + rest)
-        venv = root / ".venv"
-        if not self.in_place and (venv / "bin" / "python").exists():
+        if not self.in_place and venv is not None:
             env["VIRTUAL_ENV"] = str(venv)
             env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
         return env
@@ -393,7 +433,7 @@ class Workspace:
             for path in self.extra:
                 # Throwaway checkouts of committed trees: nothing in them is anyone's work.
                 with contextlib.suppress(git.GitError):
-                    git.remove_worktree(self.repo, path, force=True)
+                    _remove_worktree(self.repo, path)
             self.extra.clear()
             if lock_held:
                 self.closed = release(self.repo, self.places, self.state)
@@ -414,6 +454,20 @@ class Workspace:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def _remove_worktree(repo: Path, path: Path) -> None:
+    """`git worktree remove --force`, after taking the environment mirrors out link by
+    link: git does not follow links either (git 2.39), but the user's node_modules must
+    not hang on that. Found from the worktree itself, so a killed run's are found too."""
+    if path.is_dir():
+        try:
+            ignored = git.ignored_entries(path)
+        except git.GitError:
+            ignored = ()
+        names = {*environment.VENV_NAMES, environment.NODE_MODULES}
+        environment.unlink(path, [e.rstrip("/") for e in ignored if Path(e).name in names])
+    git.remove_worktree(repo, path, force=True)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -536,7 +590,7 @@ def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = Fals
             else:
                 if dirty:
                     rescued = _rescue(checkout, places, state.run_id, state.branch)
-                git.remove_worktree(repo, checkout, force=True)
+                _remove_worktree(repo, checkout)
                 _remove_if_empty(checkout.parent)
             removed = True
         elif checkout.exists():
@@ -547,7 +601,7 @@ def release(repo: Path, places: Places, state: RunState, *, dry_run: bool = Fals
         # The run's throwaway checkouts of committed trees (the judge's): nothing in them
         # is anyone's work, so they go without a rescued patch.
         if not dry_run:
-            git.remove_worktree(repo, wt.path, force=True)
+            _remove_worktree(repo, wt.path)
     tip = git.rev_parse(repo, f"refs/heads/{state.branch}")
     commits = git.commits_between(repo, state.base_sha, tip) if tip else []
     deleted = False
@@ -706,7 +760,7 @@ def _release_orphan(top: Path, places: Places, wt: git.Worktree, *, dry_run: boo
             else _rescue(wt.path, places, run_id, wt.branch)
         )
     if not dry_run:
-        git.remove_worktree(top, wt.path, force=True)
+        _remove_worktree(top, wt.path)
         _remove_if_empty(wt.path.parent)
     done = Cleanup(
         run_id=run_id, worktree=wt.path, branch=None, rescued=rescued, removed_worktree=True

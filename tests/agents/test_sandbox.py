@@ -17,6 +17,7 @@ from agentloop.agents.claude import ClaudeCodeAgent
 from agentloop.rails.paths import DEFAULT_FORBIDDEN, DEFAULT_SECRETS, ForbiddenPaths
 from agentloop.testing.model_server import CWD, Match, ModelServer, Text, ToolUse, Turn, offline_env
 from agentloop.testing.repos import git_init, pytest_project, write_tree
+from agentloop.workspace import Workspace
 
 needs_sandbox = pytest.mark.skipif(
     sandbox.unavailable() is not None,
@@ -82,6 +83,39 @@ def test_the_policy_names_existing_paths_absolutely(repo: Path, tmp_path: Path) 
     assert f"Edit(/{repo}/**/auth/**)" in deny
     assert f"Read(/{repo}/**/.env*)" in deny
     assert f"Edit(/{repo}/.git/**)" in deny
+
+
+def test_the_checkouts_environment_is_denied_where_its_links_lead(tmp_path: Path) -> None:
+    # A run's worktree holds the checkout's .venv and node_modules as mirrors (real
+    # directories of links): a denied link protects only itself, so its targets are named.
+    store = write_tree(tmp_path / "store", {"stored/index.js": ""})
+    checkout = git_init(
+        write_tree(
+            tmp_path / "checkout",
+            {
+                ".gitignore": ".venv/\nnode_modules/\n",
+                "package.json": "{}",
+                "packages/local/index.js": "",
+                ".venv/pyvenv.cfg": "",
+                ".venv/lib/dep.py": "",
+                "node_modules/leftpad/index.js": "",
+            },
+        )
+    )
+    (checkout / ".venv/bin").mkdir()
+    (checkout / ".venv/bin/python").symlink_to(sys.executable)
+    (checkout / "node_modules/stored").symlink_to(store / "stored")
+    (checkout / "node_modules/@app").mkdir()
+    (checkout / "node_modules/@app/local").symlink_to("../../packages/local")
+    with Workspace.open(checkout) as ws:
+        assert ws.linked == (".venv", "node_modules")
+        denied = set(policy_for(ws.path, tmp_path / "home").deny_write)
+        top = ws.path.resolve()
+        assert {top / ".venv", top / "node_modules"} <= denied
+        real = checkout.resolve()
+        assert {real / ".venv", real / "node_modules", store.resolve() / "stored"} <= denied
+        # The worktree's own workspace package is the agent's to fix.
+        assert not any(p == top / "packages" or top / "packages" in p.parents for p in denied)
 
 
 def test_no_sandbox_keeps_the_permission_rules(repo: Path, tmp_path: Path) -> None:

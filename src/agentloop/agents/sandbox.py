@@ -10,7 +10,8 @@ Seatbelt on macOS) with:
   move a ref, or touch config, hooks or `info/`), every existing path a forbidden pattern
   matches, agentloop's own files, and what lies ignored there when the session starts but
   caches (`.venv`, `node_modules`, build outputs: what the tests import must be what the
-  user installed, and the judge's checkout links them in);
+  user installed, and the judge's checkout links them in), and where the links among
+  them lead (the checkout's own `.venv` and `node_modules`, mirrored into the worktree);
 - reads denied for secret files, in the worktree, in the user's checkout (reachable by its
   absolute path) and in the home directory;
 - no network unless the configuration names domains;
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import agentloop
-from agentloop import git, proc
+from agentloop import environment, git, proc
 from agentloop.errors import AgentloopError
 from agentloop.rails.paths import PROTECTED, ForbiddenPaths
 
@@ -190,8 +191,18 @@ def is_cache(entry: str) -> bool:
 def _kept(top: Path) -> list[Path]:
     """What lies ignored in the worktree when the session starts, but caches: the
     environments tests import from (`.venv`, `node_modules`), build outputs, `.env`. The
-    judge's checkout links them in, so the agent may not change them."""
-    return [top / entry.rstrip("/") for entry in git.ignored_entries(top) if not is_cache(entry)]
+    judge's checkout links them in, so the agent may not change them. A link among them
+    (the checkout's environment mirrored in: `agentloop.environment`) is denied by where
+    it leads too: a denied link protects only itself, and writes go to its target."""
+    kept = [top / entry.rstrip("/") for entry in git.ignored_entries(top) if not is_cache(entry)]
+    beyond = [
+        real
+        for path in kept
+        for real in environment.real_paths(path)
+        # A link into the worktree (an npm workspace package) leads to the agent's code.
+        if not real.is_relative_to(top)
+    ]
+    return [*kept, *beyond]
 
 
 def home_secrets(home: Path) -> list[Path]:

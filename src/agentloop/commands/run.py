@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentloop import detection, errors, git, output, suites
+from agentloop import detection, environment, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.commands._project import require_tests
 from agentloop.config import load_config
-from agentloop.errors import ConfigError, UsageError
+from agentloop.errors import AgentloopError, ConfigError, SuiteError, UsageError
 from agentloop.failures.model import Task
 from agentloop.history import History, RunStatus, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
@@ -104,19 +104,24 @@ def run(
             in_place=in_place,
             setup=config.workspace.setup,
             setup_timeout=config.workspace.setup_timeout,
+            secrets=config.rails.secret_paths,
         ) as ws,
     ):
-        found = suites.discover(ws.root, config)
-        progress("baseline: running the suites")
-        baseline = detection.detect(
-            ws.root,
-            found,
-            git=True,
-            reruns=config.detect.flaky_reruns,
-            rerun_timeout=config.detect.rerun_timeout,
-            progress=progress,
-            env=ws.env(),
-        )
+        try:
+            found = suites.discover(ws.root, config)
+            progress("baseline: running the suites")
+            baseline = detection.detect(
+                ws.root,
+                found,
+                git=True,
+                reruns=config.detect.flaky_reruns,
+                rerun_timeout=config.detect.rerun_timeout,
+                progress=progress,
+                env=ws.env(),
+            )
+        except (SuiteError, ConfigError) as exc:
+            # Discovery passed in the checkout above: this is the worktree's doing.
+            raise _in_the_worktree(exc, ws, root, config.workspace.setup) from exc
         require_tests(baseline)
         tasks = select_tasks(baseline.tasks, task_ids) if task_ids else list(baseline.tasks)
         failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
@@ -260,6 +265,48 @@ def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
             "(`agentloop run --dry-run` lists this run's tasks in order, with their ids)",
         )
     return [t for t in tasks if t.id in chosen]
+
+
+def _in_the_worktree(
+    exc: SuiteError | ConfigError, ws: Workspace, root: Path, setup: Sequence[str]
+) -> AgentloopError:
+    """A suite that fails in the run's worktree (`agentloop detect` in the checkout got
+    that far): say what agentloop gave the worktree and what else can prepare it, and
+    keep the evidence in the checkout, since the worktree is gone when the user reads
+    this."""
+    if ws.in_place:
+        return exc
+    output = exc.output if isinstance(exc, SuiteError) else ""
+    log = root / ".agentloop" / "runs" / ws.run_id / "baseline.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    given = (
+        f"agentloop gave the worktree your checkout's {environment.describe(ws.linked, ws.mirrors)}"
+        if ws.linked
+        else "agentloop found no ignored .venv, venv, node_modules or generated files in "
+        "your checkout to give the worktree"
+    )
+    ran = "; ".join(setup) or "none"
+    where = str(ws.path)
+    log.write_text(
+        f"agentloop run {ws.run_id}: the suites failed in the run's worktree\n"
+        f"worktree (removed since): {where}, at commit {ws.base_sha}\n"
+        f"{given} ({ws.repo})\n"
+        f"workspace.setup: {ran}\n\n"
+        f"error: {exc.message}\n"
+        + (f"hint given there: {exc.hint}\n" if exc.hint else "")
+        + (f"\n--- what the suite printed ---\n{output.rstrip()}\n" if output else ""),
+        encoding="utf-8",
+    )
+    # The message and hint must not send the user to the worktree: it is removed.
+    message = exc.message.replace(where, "<the run's worktree>")
+    return SuiteError(
+        f"in the run's worktree: {message}",
+        hint=f"{given}; if the suites need more there, prepare it with `workspace.setup` "
+        f"in agentloop.yaml (e.g. `npm ci`, `uv sync`; now: {ran}). The details (what the "
+        f"suite printed) are in {log}. To try a bare worktree yourself: git worktree add "
+        f"/tmp/agentloop-try {ws.base_sha[:12]} && agentloop detect --repo /tmp/agentloop-try",
+        output=output,
+    )
 
 
 def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:

@@ -7,8 +7,10 @@ in a second checkout of the run, the judge's, holding exactly the candidate tree
 would be committed, with every test-surface file (tests, conftest files, test runner
 configuration, `sitecustomize`/`.pth`; `rails.testinfra` decides) put back as it was at
 the attempt's start. Nothing untracked of the agent's is there; what the project needs to
-run (`.venv`, `node_modules`, other ignored files that existed before the session) is
-linked in from the run's worktree, where the sandbox kept the agent from writing them.
+run is there as in the run's worktree: the checkout's `.venv` and `node_modules`, mirrored
+when the judge's worktree is made (`Workspace.detached_worktree`), and the other ignored
+files that existed before the session (what `workspace.setup` made among them), linked in
+from the run's worktree, where the sandbox kept the agent from writing them.
 Python reads no bytecode cache from the tree (PYTHONPYCACHEPREFIX points elsewhere).
 
 Only when the original tests fail and the agent changed the test surface is the candidate

@@ -95,20 +95,28 @@ def _site_packages(module: str) -> str:
     return str(Path(spec.origin).parents[1])
 
 
-def editable_install(project: Path, venv: Path, *, site_packages_for: Sequence[str] = ()) -> Path:
+def editable_install(
+    project: Path,
+    venv: Path,
+    *,
+    site_packages_for: Sequence[str] = (),
+    also: Sequence[Path] = (),
+) -> Path:
     """`pip install -e project` into a new venv of its own at `venv`; return its python.
 
     No network: pip and hatchling (which must be importable here) come from this
     interpreter's environment for the install step only, so the venv ends up with nothing
-    but the editable project, plus, through a .pth file, the site-packages of each module
-    in `site_packages_for` (as if those were installed there too)."""
+    but the editable project, the local projects in `also` (installed as a user's
+    dependencies are, not editable), plus, through a .pth file, the site-packages of each
+    module in `site_packages_for` (as if those were installed there too)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     tools = os.pathsep.join(dict.fromkeys(_site_packages(m) for m in ("hatchling", "pip")))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PIP_", "PYTHON"))}
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
-         "--no-cache-dir", "--disable-pip-version-check", "-e", str(project)],
+         "--no-cache-dir", "--disable-pip-version-check", "-e", str(project),
+         *map(str, also)],
         check=True, capture_output=True, env={**env, "PYTHONPATH": tools},
     )  # fmt: skip
     if site_packages_for:
