@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean sandbox-deps
+.PHONY: test lint demo bench bench-detect clean sandbox-deps
 
 # The distribution was called `agentloop` before it became agentloop-rails: an old editable
 # install of that name in .venv would fight the new one over the `agentloop` script.
@@ -35,6 +35,10 @@ demo: $(STAMP) sandbox-deps
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parse_bench.py
+
+# Plain pytest vs `agentloop detect` on a generated suite with 17 hanging tests (~3 min).
+bench-detect: $(STAMP)
+	$(BIN)/python benchmarks/detect_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -337,7 +337,7 @@ def test_selector_reruns_exactly_that_test(shop: DetectRun, tmp_path: Path, test
 # ---------------------------------------------------------------- flaky and order-dependent
 
 
-def test_flaky_and_order_dependent_tests_are_set_apart(tmp_path: Path) -> None:
+def test_flaky_tests_are_set_apart_and_order_dependent_ones_are_tasks(tmp_path: Path) -> None:
     check_flaky_split(
         tmp_path,
         partial(make_jest_project, cache_dir=NPM_CACHE),

@@ -44,7 +44,8 @@ def test_a_suite_in_a_subdirectory_speaks_repository_paths(tmp_path: Path) -> No
     assert failure["file"] == "backend/tests/test_views.py"
     assert task["crash_location"] == {"file": "backend/api/views.py", "line": 2}
     assert task["level"] == 0
-    assert failure["selector"] == f"{python} -m pytest tests/test_views.py::test_render"
+    # The suite's own -q stays.
+    assert failure["selector"] == f"{python} -m pytest -q tests/test_views.py::test_render"
     rerun = run_selector(
         failure["selector"], cwd=tmp_path / failure["cwd"], env=run.env, timeout=60
     )
@@ -82,15 +83,21 @@ def test_a_hanging_junit_suite_is_one_timeout_failure(tmp_path: Path) -> None:
     ("run", "expected"),
     [
         ("uv run pytest -x tests", "uv run pytest"),
-        ("python -m pytest -q", "python -m pytest"),
+        ("python -m pytest -q", "python -m pytest -q"),
         (".venv/bin/pytest tests/unit", ".venv/bin/pytest"),
+        ("pytest --timeout=5 -q python_testcases", "pytest --timeout=5 -q"),
+        ("pytest --timeout 5 -k 'not slow' python_testcases", "pytest --timeout 5"),
         ("make test", "python -m pytest"),
     ],
 )
-def test_rerun_prefix_is_the_command_up_to_pytest(run: str, expected: str) -> None:
+def test_rerun_prefix_is_the_runner_with_the_suites_own_options(
+    run: str, expected: str, tmp_path: Path
+) -> None:
     from agentloop.suites import _rerun_prefix
 
-    assert _rerun_prefix(run, "pytest-json") == expected
+    for folder in ("tests/unit", "python_testcases"):
+        (tmp_path / folder).mkdir(parents=True)
+    assert _rerun_prefix(run, "pytest-json", tmp_path) == expected
 
 
 def test_only_the_named_suite_runs(tmp_path: Path) -> None:

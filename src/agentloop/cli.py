@@ -103,7 +103,8 @@ def detect(
             min=0,
             max=20,
             metavar="N",
-            help="Re-run each failing test alone N times (default 2; 0 to skip).",
+            help="Re-run each failing test N times without the rest of its suite "
+            "(default 2; 0 to skip): flaky or not, and order-dependent.",
         ),
     ] = None,
     timeout: Annotated[
@@ -119,7 +120,8 @@ def detect(
         typer.Option(
             parser=_seconds,
             metavar=_DURATION,
-            help="Kill a single-test re-run after this long (default 120 seconds).",
+            help="Kill a selector run after this long (default 120 seconds); detect times "
+            "its re-runs by the tests' own durations and uses this when one is unknown.",
         ),
     ] = None,
     suite: Annotated[

@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentloop import reruns as reruns_mod
 from agentloop import suites as suites_mod
-from agentloop.failures import classify, flaky, group, imports, order
+from agentloop.failures import classify, group, imports, order
 from agentloop.failures import text as tx
 from agentloop.failures.model import (
+    Dialect,
     Failure,
     FlakyTest,
     Location,
@@ -66,8 +68,24 @@ def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, pref
         crash_location=location,
         stage=parsed.stage,
         category=classify.categorize(parsed, str(cwd)),
+        duration=parsed.duration,
         parent=parsed.parent,
     )
+
+
+def polluters_first(tasks: list[Task]) -> list[Task]:
+    """A task whose test is polluted by a test that fails itself goes after the other
+    tasks: its selector runs the polluter first, so it can pass only once the polluter's
+    own task is fixed."""
+    where = {(f.suite, f.parent or f.test_id): t.id for t in tasks for f in t.failures}
+
+    def waits(task: Task) -> bool:
+        return any(
+            f.polluter is not None and where.get((f.suite, f.polluter), task.id) != task.id
+            for f in task.failures
+        )
+
+    return [t for t in tasks if not waits(t)] + [t for t in tasks if waits(t)]
 
 
 def _finish(
@@ -76,27 +94,26 @@ def _finish(
     runs: list[SuiteRun],
     failures: list[Failure],
     *,
+    targets: Mapping[str, reruns_mod.Target],
     reruns: int,
     rerun_timeout: float,
     progress: Progress,
     notes: list[str],
     env: Mapping[str, str] | None = None,
 ) -> Detection:
-    def rerun(failure: Failure) -> bool:
-        assert failure.selector is not None
-        return suites_mod.rerun_passed(
-            failure.selector,
-            dialect=failure.runner,
-            cwd=root / failure.cwd,
-            timeout=rerun_timeout,
-            env=env,
-        )
-
-    kept, flaky_tests = flaky.split_flaky(failures, reruns=reruns, rerun=rerun, progress=progress)
+    rerunner = reruns_mod.Rerunner(
+        targets,
+        root=root,
+        reruns=reruns,
+        unknown_timeout=rerun_timeout,
+        progress=progress,
+        env=env,
+    )
+    kept, flaky_tests = rerunner.check(failures)
     tasks = group.group(kept)
     if tasks:
         progress("reading the project's import graph")
-        tasks = order.order(tasks, imports.levels(imports.import_graph(root)))
+        tasks = polluters_first(order.order(tasks, imports.levels(imports.import_graph(root))))
     return Detection(
         root=root,
         git=git,
@@ -122,6 +139,7 @@ def detect(
     runs: list[SuiteRun] = []
     failures: list[Failure] = []
     notes: list[str] = []
+    targets: dict[str, reruns_mod.Target] = {}
     with tempfile.TemporaryDirectory(prefix="agentloop-detect-") as workdir:
         for suite in found:
             progress(f"running suite {suite.name}: {suite.run}")
@@ -133,11 +151,23 @@ def detect(
                 to_failure(p, suite=suite.name, root=root, cwd=suite.cwd, prefix=suite.rerun)
                 for p in report.failures
             )
+            runner: Dialect | None = report.dialect if suite.runner is None else suite.runner
+            if suite.rerun and runner is not None:
+                targets[suite.name] = reruns_mod.Target(
+                    suite=suite.name,
+                    runner=runner,
+                    cwd=suite.cwd,
+                    prefix=suite.rerun,
+                    order=reruns_mod.run_order(suites_mod.probe_path(Path(workdir), suite)),
+                    duration=run.duration,
+                    source=suite,
+                )
     return _finish(
         root,
         git,
         runs,
         failures,
+        targets=targets,
         reruns=reruns,
         rerun_timeout=rerun_timeout,
         progress=progress,
@@ -171,11 +201,14 @@ def detect_report(
         timed_out=False,
         tests=report.total,
     )
+    prefix = suites_mod.default_prefix(report.dialect)
+    target = reruns_mod.Target(suite=name, runner=report.dialect, cwd=root, prefix=prefix)
     return _finish(
         root,
         git,
         [run],
         failures,
+        targets={name: target} if prefix else {},
         reruns=reruns,
         rerun_timeout=rerun_timeout,
         progress=progress,

@@ -103,6 +103,9 @@ def failure_doc(f: Failure) -> dict[str, Any]:
         "crash_location": _location(f.crash_location),
         "stage": f.stage,
         "category": f.category,
+        "duration_s": None if f.duration is None else round(f.duration, 3),
+        "order_dependent": f.order_dependent,
+        "polluter": f.polluter,
     }
 
 
@@ -137,8 +140,8 @@ def detection_doc(d: Detection) -> dict[str, Any]:
         "summary": {
             "failures": d.failure_count,
             "tasks": len(d.tasks),
-            "flaky": sum(1 for f in d.flaky if f.kind == "flaky"),
-            "order_dependent": sum(1 for f in d.flaky if f.kind == "order_dependent"),
+            "flaky": len(d.flaky),
+            "order_dependent": sum(f.order_dependent for t in d.tasks for f in t.failures),
             "green": not d.tasks and not d.flaky,
         },
         "suites": [
@@ -170,6 +173,24 @@ def _first_line(text: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def _pollution(task: Task) -> str:
+    """Order-dependent failures of a task: what makes them fail, and how to see it."""
+    lines = []
+    for f in task.failures:
+        if not f.order_dependent:
+            continue
+        cause = (
+            f"fails after {escape(f.polluter)}"
+            if f.polluter
+            else "fails only after earlier tests (no single one found)"
+        )
+        lines.append(
+            f"\n[yellow]order-dependent[/]: {escape(f.test_id)} passes alone, {cause}"
+            + (f"\n[dim]reproduce: {escape(f.selector)}[/]" if f.selector else "")
+        )
+    return "".join(lines)
+
+
 def summary_line(d: Detection) -> str:
     flaky = len(d.flaky)
     return f"{d.failure_count} failures in {len(d.tasks)} tasks ({flaky} flaky)"
@@ -199,11 +220,11 @@ def print_detection(d: Detection) -> None:
                 task.category,
                 escape(str(task.crash_location) if task.crash_location else "?"),
                 f"{escape(task.error_type)}: {escape(_first_line(task.message, 100))}\n"
-                f"[dim]{escape(first)}{more}[/]",
+                f"[dim]{escape(first)}{more}[/]" + _pollution(task),
             )
         out.print(table)
     if d.flaky:
-        table = Table(title="Set apart: passed when re-run alone", title_justify="left")
+        table = Table(title="Set apart as flaky: passed some re-runs", title_justify="left")
         table.add_column("test")
         table.add_column("kind")
         table.add_column("passed", justify="right")

@@ -194,7 +194,10 @@ def _npm_suite(root: Path, timeout: float) -> Suite | None:
             continue
         # Keep the script's own options (e.g. --config) when it is one plain command.
         extra = [w for w in words[1:] if w not in ("run", "watch", "--watch", "--watchAll")]
-        args = " ".join(shlex.quote(w) for w in extra) if simple and words[0] == runner else ""
+        own = simple and words[0] == runner
+        args = " ".join(shlex.quote(w) for w in extra) if own else ""
+        # Re-runs keep the script's options (e.g. --config) but not its file filters.
+        options = shlex.join(rerun_options(extra, runner)) if own else ""
         if runner == "vitest":
             return Suite(
                 name="vitest",
@@ -203,7 +206,7 @@ def _npm_suite(root: Path, timeout: float) -> Suite | None:
                 cwd=root,
                 timeout=timeout,
                 runner="vitest",
-                rerun="npx vitest run",
+                rerun=f"npx vitest run {options}".strip(),
             )
         if not (root / "node_modules" / "jest-junit").is_dir():
             raise SuiteError(
@@ -218,20 +221,116 @@ def _npm_suite(root: Path, timeout: float) -> Suite | None:
             cwd=root,
             timeout=timeout,
             runner="jest",
-            rerun="npx jest",
+            rerun=f"npx jest {options}".strip(),
         )
     return None
 
 
-def _rerun_prefix(run: str, fmt: Format) -> str:
-    """`uv run pytest -x tests` → `uv run pytest`: the command up to the runner itself."""
+# What a re-run drops from a suite's command line: what selects or stops tests (a re-run
+# names its own) and the reporters (agentloop adds its own). Everything else, e.g.
+# `--timeout=5`, `-c pytest.ini`, `-p xdist`, stays: a re-run must behave like the suite.
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_PYTEST_DROP_FLAGS = _words(
+    "--lf --last-failed --ff --failed-first --nf --new-first --sw --stepwise --sw-skip "
+    "--stepwise-skip -x --exitfirst --co --collect-only --json-report "
+    "--continue-on-collection-errors"
+)
+_PYTEST_DROP_VALUES = _words(
+    "-k -m --deselect --ignore --ignore-glob --lfnf --last-failed-no-failures --maxfail "
+    "--junitxml --junit-xml --junit-prefix --json-report-file --json-report-indent "
+    "--json-report-omit --resultlog --report-log --cov-fail-under"
+)
+# Options whose value is the next word: kept together (a value must never pass for a path).
+_PYTEST_VALUES = _words(
+    "-c --config-file -o --override-ini -p --rootdir --basetemp --confcutdir --import-mode "
+    "--tb -r -W --pythonwarnings --capture --color --durations --durations-min --log-level "
+    "--log-cli-level --log-file --log-format --timeout --timeout-method --timeout_method -n "
+    "--numprocesses --dist --maxprocesses --cov --cov-report --cov-config "
+    "--reruns --reruns-delay --only-rerun --ds --dc --hypothesis-profile --hypothesis-seed "
+    "-P --asyncio-mode --randomly-seed"
+)
+_JS_DROP_FLAGS = _words(
+    "--watch --watchAll --json --bail --onlyChanged -o --changed --passWithNoTests "
+    "--listTests --coverage --silent"
+)
+_JS_DROP_VALUES = _words(
+    "-t --testNamePattern --testPathPattern --testPathPatterns --reporter --reporters "
+    "--outputFile --shard --changedSince --exclude --testPathIgnorePatterns"
+)
+_JS_VALUES = _words(
+    "-c --config --root -r --dir --project --environment --pool --mode --testTimeout "
+    "--hookTimeout --maxWorkers -w --rootDir --roots --selectProjects --env "
+    "--testEnvironment --setupFiles --globalSetup --maxConcurrency --poolOptions"
+)
+
+
+def _pytest_positional(word: str, cwd: Path | None) -> bool:
+    if "::" in word or word.endswith(".py"):
+        return True
+    # Without a directory to look in, a bare word is taken for a path: keeping a test
+    # directory would re-run all of it.
+    return cwd is None or (cwd / word).exists()
+
+
+def rerun_options(words: Sequence[str], runner: Runner, cwd: Path | None = None) -> list[str]:
+    """A suite's options minus what selects tests, stops the run or reports: what a re-run
+    of a few of its tests keeps. `words` is what follows the runner on the command line."""
+    pytest = runner == "pytest"
+    drop_flags = _PYTEST_DROP_FLAGS if pytest else _JS_DROP_FLAGS
+    drop_values = _PYTEST_DROP_VALUES if pytest else _JS_DROP_VALUES
+    values = _PYTEST_VALUES if pytest else _JS_VALUES
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name = word.partition("=")[0]
+        takes_next = "=" not in word and i + 1 < len(words)
+        if word.startswith("-") and word != "-":
+            if name in drop_flags or name.startswith("--json-report"):
+                i += 1
+                if name == "--json-report-omit":  # takes any number of words
+                    while i < len(words) and not words[i].startswith("-"):
+                        i += 1
+                continue
+            if pytest and name == "-p" and takes_next and "agentloop" in words[i + 1]:
+                i += 2
+                continue
+            if name in drop_values:
+                i += 2 if takes_next else 1
+                continue
+            if pytest and name[:2] in ("-k", "-m") and len(name) > 2 and name[1] != "-":
+                i += 1  # -kEXPR
+                continue
+            if name in values and takes_next:
+                kept.extend(words[i : i + 2])
+                i += 2
+                continue
+            kept.append(word)
+            i += 1
+            continue
+        # A bare word: a test path or filter (dropped), or the value of an option this
+        # table does not know (kept).
+        if not pytest or _pytest_positional(word, cwd):
+            i += 1
+            continue
+        kept.append(word)
+        i += 1
+    return kept
+
+
+def _rerun_prefix(run: str, fmt: Format, cwd: Path | None = None) -> str:
+    """`uv run pytest --timeout=5 -x tests` → `uv run pytest --timeout=5`: the command up
+    to the runner itself, with the suite's own options but nothing that selects tests."""
     try:
         words = shlex.split(run)
     except ValueError:
         return _DEFAULT_PREFIX["pytest"]
     for i, word in enumerate(words):
         if re.search(r"(^|/)(py\.test|pytest)$", word):
-            return shlex.join(words[: i + 1])
+            return shlex.join([*words[: i + 1], *rerun_options(words[i + 1 :], "pytest", cwd)])
     return _DEFAULT_PREFIX["pytest"] if fmt == "pytest-json" else ""
 
 
@@ -273,7 +372,9 @@ def _configured(root: Path, index: int, suite: SuiteConfig, default_timeout: flo
         timeout=suite.timeout or default_timeout,
         report=suite.report,
         runner=runner,
-        rerun=suite.rerun if suite.rerun is not None else _rerun_prefix(suite.run, suite.format),
+        rerun=suite.rerun
+        if suite.rerun is not None
+        else _rerun_prefix(suite.run, suite.format, cwd),
         configured=True,
     )
 
@@ -528,7 +629,7 @@ def run_suite(
     report_path = (
         workdir / f"{suite.name}.report" if suite.report is None else suite.cwd / suite.report
     )
-    probe = workdir / f"{suite.name}.probe.jsonl"
+    probe = probe_path(workdir, suite)
     probe.unlink(missing_ok=True)  # the probe appends: an earlier run's events would lie
     if suite.report is not None:
         report_path.unlink(missing_ok=True)  # a stale report from an earlier run would lie
@@ -764,12 +865,35 @@ def run_selectors(
     return True, "\n".join(outputs)
 
 
-def rerun_passed(
-    command: str,
-    *,
-    dialect: Dialect,
-    cwd: Path,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-) -> bool:
-    return run_selector(command, dialect=dialect, cwd=cwd, timeout=timeout, env=env)[0]
+# What agentloop.reruns needs to run a suite's tests the way run_suite does.
+RUN_ENV: Mapping[str, str] = _ENV
+PROBE_MODULE = _PROBE_MODULE
+
+
+def default_prefix(dialect: Dialect) -> str:
+    return _DEFAULT_PREFIX[dialect]
+
+
+def probe_path(workdir: Path, suite: Suite) -> Path:
+    """Where run_suite's pytest probe writes (read again for the order the tests ran in)."""
+    return workdir / f"{suite.name}.probe.jsonl"
+
+
+def reporter_command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
+    """The suite's command with agentloop's reporter, and the environment it adds."""
+    return _command(suite, report, probe, os.environ)
+
+
+def with_probe(run: str) -> str:
+    return _with_probe(run)
+
+
+def read_run_report(suite: Suite, report: Path) -> ParsedReport:
+    """What the reporter of `reporter_command` wrote, read as run_suite reads it."""
+    parsed = parse_report(report.read_bytes(), fmt=suite.format, name="report", root=suite.cwd)
+    side = _side_junit(report)
+    if suite.runner == "vitest" and side.is_file():
+        with contextlib.suppress(ReportError):
+            junit = parse_report(side.read_bytes(), fmt="junit", name="", root=suite.cwd)
+            parsed = vitest_json.merge_junit(parsed, junit)
+    return parsed

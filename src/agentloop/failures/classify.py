@@ -21,6 +21,18 @@ _TEST_FILE = re.compile(
 _TIMEOUT = re.compile(
     r"(^Failed: Timeout|timed out|Exceeded timeout of|Test timeout|panic: test timed out)", re.I
 )
+# The runners' own per-test timeouts, as they appear in a failure's message (pytest-json and
+# JUnit split pytest-timeout's `Failed: Timeout (>5.0s) from pytest-timeout.` into the type
+# `Failed` and the rest). Never re-run: they would only hang again.
+_RUNNER_TIMEOUT = re.compile(
+    r"(^Timeout \(>[\d.]+s\) from pytest-timeout"  # pytest-timeout
+    r"|Exceeded timeout of \d+ ?ms for a (test|hook)"  # jest
+    r"|Test timed out in \d+ ?ms"  # vitest
+    r"|Hook timed out in \d+ ?ms"  # vitest
+    r"|Timeout of \d+ ?ms exceeded)"  # mocha
+)
+# go test -timeout kills the test binary; the report keeps the panic in the test's output.
+_GO_TIMEOUT = re.compile(r"^panic: test timed out after", re.M)
 _MISSING = re.compile(
     r"(No module named|Cannot find module|cannot find package|Failed to resolve import"
     r"|Cannot find package|no required module provides package)"
@@ -162,7 +174,9 @@ def categorize(failure: ParsedFailure, root: str | None = None) -> Category:
     kind, message, text = failure.error_type, failure.message, failure.text
     haystack = f"{message}\n{text}"
     innermost = failure.frames[-1].file if failure.frames else ""
-    if failure.timed_out or _TIMEOUT.search(message):
+    if failure.timed_out or _TIMEOUT.search(message) or _RUNNER_TIMEOUT.search(message):
+        return "timeout"
+    if _GO_TIMEOUT.search(text):
         return "timeout"
     missing = (
         kind in _MISSING_TYPES

@@ -1,42 +1,56 @@
-"""Set flaky tests apart: re-run each failing test alone, `reruns` times.
+"""Which failing tests are flaky, which fail for good, and which fail only after others.
 
-- fails every time          → a real failure, kept for a task;
-- passes some of the times  → `flaky` (both outcomes on the same code);
-- passes every time alone   → `order_dependent`: it fails only next to other tests.
-Timeouts and collection errors are not re-run: they would only hang or fail again.
+Each failing test (not a timeout, not a collection error: those would only hang or fail
+again) is re-run `reruns` times without the rest of the suite:
+
+- fails every time              → a real failure, kept for a task;
+- passes some of the times      → flaky (both outcomes on the same code), set apart; but
+  when the re-runs shared a process with other failing tests (agentloop.reruns batches
+  them, every other pass in reverse order), one of those may have polluted it: it is run
+  alone, and if it passes, checked as below;
+- passes every time             → run once more after the tests that ran before it in the
+  suite's process. Fails there  → order-dependent: test pollution, deterministic, a task,
+  and the polluter is found by bisection over those predecessors. Passes there too → flaky.
+
+The decisions live here; agentloop.reruns runs the processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Literal
 
-from agentloop.failures.model import Failure, FlakyKind, FlakyTest
+from agentloop.failures.model import Failure
 
-# (failure) -> True when the test passed when re-run alone.
-Rerun = Callable[[Failure], bool]
-Progress = Callable[[str], None]
+Verdict = Literal["kept", "flaky", "order"]
 
 
-def split_flaky(
-    failures: list[Failure], *, reruns: int, rerun: Rerun, progress: Progress
-) -> tuple[list[Failure], list[FlakyTest]]:
-    if reruns <= 0:
-        return failures, []
-    kept: list[Failure] = []
-    flaky: list[FlakyTest] = []
-    candidates = [
-        f for f in failures if f.selector and f.category not in ("timeout", "collection_error")
-    ]
-    checked = {f.id for f in candidates}
-    for number, failure in enumerate(candidates, start=1):
-        progress(f"re-running failing tests alone ({number}/{len(candidates)}): {failure.test_id}")
-        passes = sum(1 for _ in range(reruns) if rerun(failure))
-        if passes == 0:
-            kept.append(failure)
+def candidates(failures: Sequence[Failure]) -> list[Failure]:
+    """The failures worth re-running: they have a selector and would not just hang again."""
+    return [f for f in failures if f.selector and f.category not in ("timeout", "collection_error")]
+
+
+def verdict(passes: int, reruns: int) -> Verdict:
+    if passes == 0:
+        return "kept"
+    return "order" if passes >= reruns else "flaky"
+
+
+def bisect(suspects: Sequence[str], fails_after: Callable[[Sequence[str]], bool]) -> list[str]:
+    """Halve the tests that ran before a victim, keeping the half after which it still
+    fails, down to one test (the polluter). When neither half alone makes it fail, it
+    takes tests from both: the smallest such run found is returned. `fails_after(run)`
+    runs `run` then the victim in one process; the caller has seen the whole run fail.
+    About 2·log2(n) runs."""
+    run = list(suspects)
+    while len(run) > 1:
+        half = len(run) // 2
+        # The later half first: pollution is usually close by (same module or class).
+        later, earlier = run[half:], run[:half]
+        if fails_after(later):
+            run = later
+        elif fails_after(earlier):
+            run = earlier
         else:
-            kind: FlakyKind = "order_dependent" if passes == reruns else "flaky"
-            flaky.append(FlakyTest(failure=failure, kind=kind, reruns=reruns, passes=passes))
-    kept.extend(f for f in failures if f.id not in checked)
-    order = {f.id: i for i, f in enumerate(failures)}
-    kept.sort(key=lambda f: order[f.id])
-    return kept, flaky
+            break
+    return run

@@ -43,6 +43,15 @@ class _Case:
     message: str
     text: str
     suite: str
+    time: float | None = None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 @dataclass
@@ -94,6 +103,7 @@ def _case_from(elem: ET.Element, suite: str) -> _Case | None:
         message=result.get("message") or "",
         text=result.text or "",
         suite=suite,
+        time=_seconds(elem.get("time")),
     )
 
 
@@ -268,6 +278,7 @@ def _to_failure(
         stage=stage,
         frames=frames,
         classname=case.classname,
+        duration=case.time,
     )
 
 

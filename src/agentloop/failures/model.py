@@ -20,7 +20,9 @@ Category = Literal[
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 # Which runner wrote a report decides how a single test is re-run.
 Dialect = Literal["pytest", "vitest", "jest", "go", "surefire", "junit"]
-FlakyKind = Literal["flaky", "order_dependent"]
+# A test that fails alone in some re-runs and passes in others. (One that passes alone but
+# fails after the tests that ran before it is no flake: it is a task, see Failure.polluter.)
+FlakyKind = Literal["flaky"]
 
 
 def short_hash(*parts: str) -> str:
@@ -54,6 +56,9 @@ class ParsedFailure:
     timed_out: bool = False
     # Dialect-specific pieces a selector needs (e.g. the JUnit classname, the Go package).
     classname: str = ""
+    # Seconds the test took in the run that reported it (all its stages), when known:
+    # what a re-run of it may take (see agentloop.reruns).
+    duration: float | None = None
     # For a subtest (test_id `node [msg] (k=v)`): the test it runs in, which is all a
     # selector can name.
     parent: str = ""
@@ -89,6 +94,13 @@ class Failure:
     crash_location: Location | None
     stage: Stage
     category: Category
+    duration: float | None = None
+    # Passes alone, fails after the tests that ran before it in the suite's process: test
+    # pollution, deterministic. The selector then runs what makes it fail, in order.
+    order_dependent: bool = False
+    # The one earlier test that makes it fail (found by bisection); None when no single
+    # test does, or the runner allows no search.
+    polluter: str | None = None
     # A subtest's test (ParsedFailure.parent): the node id a runner knows.
     parent: str = ""
 

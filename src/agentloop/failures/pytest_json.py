@@ -93,6 +93,8 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
         message = longrepr.strip().splitlines()[-1]
     path, _, name = nodeid.partition("::")
     lineno = test.get("lineno")
+    durations = [_dict(test.get(when)).get("duration") for when in _STAGES]
+    seconds = [d for d in durations if isinstance(d, int | float) and not isinstance(d, bool)]
     return ParsedFailure(
         dialect="pytest",
         test_id=nodeid,
@@ -104,6 +106,7 @@ def _test_failure(test: dict[str, Any]) -> ParsedFailure | None:
         text=longrepr,
         stage=stage_name,
         frames=_frames(stage, longrepr),
+        duration=sum(seconds) if seconds else None,
     )
 
 

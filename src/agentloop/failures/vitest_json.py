@@ -105,6 +105,8 @@ def _test_failure(file: str, test: dict[str, Any]) -> ParsedFailure:
     location = test.get("location")
     given = location.get("line") if isinstance(location, dict) else None
     line = given if isinstance(given, int) and given > 0 else _test_line(frames, file)
+    ms = test.get("duration")  # milliseconds
+    seconds = ms / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
     return ParsedFailure(
         dialect="vitest",
         test_id=f"{file}{SEPARATOR}{name}",
@@ -117,6 +119,7 @@ def _test_failure(file: str, test: dict[str, Any]) -> ParsedFailure:
         stage="call",
         frames=frames,
         classname=file,
+        duration=seconds if seconds is not None and seconds >= 0 else None,
     )
 
 

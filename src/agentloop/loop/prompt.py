@@ -106,6 +106,11 @@ def _failure_block(failure: Failure) -> str:
     if len(trace) > _MAX_TRACE_CHARS:
         trace = "... (trimmed) ...\n" + trace[-_MAX_TRACE_CHARS:]
     header = f"- test: {failure.test_id}\n- stage: {failure.stage}\n- error: {failure.error_type}"
+    if failure.order_dependent:
+        # Test pollution: the bug is state one test leaves behind, not the code this test
+        # calls; say so, or the agent hunts for a bug the test alone never shows.
+        after = failure.polluter or "some of the tests that run before it"
+        header += f"\n- order-dependent: passes alone, fails after {after} (state left behind)"
     return f"{fence(header, 'failing test')}\n{fence(failure.message, 'message')}\n" + fence(
         trace, "stack trace"
     )

@@ -139,7 +139,8 @@ def check_flaky_split(
     real_id: str,
     extra_env: Mapping[str, str] | None = None,
 ) -> None:
-    """Check that detect sets a flaky and an order-dependent test apart from a real failure.
+    """Check that detect sets a flaky test apart, and makes an order-dependent one a task
+    beside a real failure.
 
     `files` are written by make_project(dest, files), each with COUNTER_PLACEHOLDER replaced
     by the path of a run counter outside the project (as a JSON string). flaky_id must fail
@@ -162,17 +163,22 @@ def check_flaky_split(
     runs = counter.read_text(encoding="utf-8")
     assert runs == "3", runs
     flaky = {entry["failure"]["test_id"]: entry for entry in run.doc["flaky"]}
-    assert set(flaky) == {flaky_id, order_id}, run.doc["flaky"]
     found = {test_id: (e["kind"], e["reruns"], e["passes"]) for test_id, e in flaky.items()}
-    assert found[flaky_id] == ("flaky", 2, 1), found
-    assert found[order_id] == ("order_dependent", 2, 2), found
-    # Only the test that fails every time is left for a task.
-    left = set(by_test_id(run.doc))
-    assert left == {real_id}, left
+    assert found == {flaky_id: ("flaky", 2, 1)}, found
+    # The order-dependent test fails again with its whole file: a task, like the real one.
+    left = by_test_id(run.doc)
+    assert set(left) == {real_id, order_id}, set(left)
+    assert left[real_id]["order_dependent"] is False, left[real_id]
+    victim = left[order_id]
+    # vitest and jest cannot run a chosen subset of tests in a chosen order: no polluter,
+    # and the selector reproduces it with the whole file.
+    assert (victim["order_dependent"], victim["polluter"]) == (True, None), victim
+    assert victim["selector"] is not None, victim
+    assert " -t " not in victim["selector"], victim
     summary = run.doc["summary"]
     assert summary == {
-        "failures": 1,
-        "tasks": 1,
+        "failures": 2,
+        "tasks": len(run.doc["tasks"]),
         "flaky": 1,
         "order_dependent": 1,
         "green": False,

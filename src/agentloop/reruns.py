@@ -1,0 +1,382 @@
+"""Re-running detect's failing tests: in as few runner processes as possible, in parallel.
+
+What the outcomes mean is decided in agentloop.failures.flaky; this module runs them.
+
+- pytest: the candidates of a suite are split into one batch per available core (in the
+  order the suite ran them, so a module's fixtures are set up once per batch); each batch is
+  one pytest process given all its node ids, run `reruns` times, every other time in
+  reverse. pytest runs node ids in command-line order and reports each to agentloop's
+  probe plugin, whose file gives the outcome of every test. Only a test that passed some
+  re-run needs processes of its own: alone (when it failed in others: a batch-mate may
+  have polluted it), after its predecessors, and the bisection for its polluter.
+- vitest/jest: each test is re-run by its own selector (a name filter cannot tell two
+  tests of the same name apart), on all cores at once. A test that passes every time is
+  run once more with its whole file, where every earlier test of the file runs before it;
+  no polluter is searched for (the runners offer no way to run a chosen subset of tests
+  in a chosen order).
+
+Each process is killed after
+
+    STARTUP_S + sum(max(FLOOR_S, MULTIPLE × d) for each test it runs)
+
+where d is the test's duration (all its stages) in the suite run. A test whose duration
+the report does not give counts as `detect.rerun_timeout`. A run after predecessors counts
+the whole suite's duration for them (the report does not time passing tests one by one):
+STARTUP_S + MULTIPLE × the suite's duration + FLOOR_S per predecessor + the victim's own
+MULTIPLE × d (or FLOOR_S). STARTUP_S covers the
+interpreter, imports and collection; FLOOR_S keeps a test that took 2 ms in the suite
+from being killed on a busy machine; MULTIPLE absorbs a slower machine or a loaded one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from agentloop import proc
+from agentloop import suites as suites_mod
+from agentloop.errors import AgentloopError
+from agentloop.failures import flaky
+from agentloop.failures import probe as probe_events
+from agentloop.failures.model import Dialect, Failure, FlakyTest
+
+STARTUP_S = 30.0
+FLOOR_S = 1.0
+MULTIPLE = 5.0
+
+Progress = Callable[[str], None]
+Outcome = Literal["passed", "failed"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """How the failures of one suite are re-run."""
+
+    suite: str
+    runner: Dialect
+    cwd: Path
+    # The selector prefix: the runner and the suite's own options, nothing that selects.
+    prefix: str
+    # Test ids in the order the suite's process ran them; () when unknown.
+    order: tuple[str, ...] = ()
+    # The suite run's wall time: bounds a re-run of any subset of its tests.
+    duration: float = 0.0
+    # The suite itself, when agentloop ran it (decides the reporter of a whole-file run).
+    source: suites_mod.Suite | None = None
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def allowance(failures: Iterable[Failure], *, unknown: float) -> float:
+    return STARTUP_S + sum(
+        unknown if f.duration is None else max(FLOOR_S, MULTIPLE * f.duration) for f in failures
+    )
+
+
+def node(failure: Failure) -> str:
+    """The pytest node id that runs `failure` (a subtest's is its test's)."""
+    return failure.parent or failure.test_id
+
+
+def run_order(probe: Path) -> tuple[str, ...]:
+    """The node ids a pytest process started, in order, from agentloop's probe file."""
+    return tuple(
+        str(e.get("nodeid", "")) for e in probe_events.events(probe) if e.get("event") == "start"
+    )
+
+
+def _probe_outcomes(probe: Path) -> dict[str, Outcome] | None:
+    """Per node id: passed (started, finished, nothing failed: no subtest either) or
+    failed. None when the process wrote no event at all (the probe was not loaded)."""
+    found = probe_events.events(probe)
+    if not found:
+        return None
+    failed = {str(e.get("nodeid", "")) for e in found if e.get("event") == "failed"}
+    outcomes: dict[str, Outcome] = {
+        str(e.get("nodeid", "")): "passed" for e in found if e.get("event") == "finish"
+    }
+    outcomes.update(dict.fromkeys(failed, "failed"))
+    return outcomes
+
+
+class Rerunner:
+    """Runs the re-runs of one detect; `check` sorts the failures."""
+
+    def __init__(
+        self,
+        targets: Mapping[str, Target],
+        *,
+        root: Path,
+        reruns: int,
+        unknown_timeout: float,
+        progress: Progress,
+        env: Mapping[str, str] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.targets = targets
+        self.root = root
+        self.reruns = reruns
+        self.unknown = unknown_timeout
+        self.progress = progress
+        self.env = dict(os.environ if env is None else env)
+        self.workers = workers or cores()
+        self._lock = threading.Lock()
+        self._processes = 0
+
+    # ------------------------------------------------------------ processes
+
+    def _started(self) -> None:
+        with self._lock:
+            self._processes += 1
+
+    def _pytest(
+        self, target: Target, ids: Sequence[str], timeout: float
+    ) -> dict[str, Outcome] | None:
+        """Run `ids` in this order in one pytest process: each test's outcome (a test
+        missing from the result did not run). None when the probe saw nothing."""
+        probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
+        with tempfile.TemporaryDirectory(prefix="agentloop-rerun-") as tmp:
+            probe = Path(tmp) / "probe.jsonl"
+            env = {
+                **self.env,
+                **suites_mod.RUN_ENV,
+                "AGENTLOOP_PROBE_FILE": str(probe),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (probe_dir, self.env.get("PYTHONPATH")) if p
+                ),
+            }
+            # pytest runs each node id once (the first time it is named), in this order.
+            unique = list(dict.fromkeys(ids))
+            command = f"{suites_mod.with_probe(target.prefix)} " + " ".join(
+                shlex.quote(i) for i in unique
+            )
+            self._started()
+            proc.run(command, cwd=target.cwd, timeout=timeout, env=env)
+            return _probe_outcomes(probe)
+
+    def _selector(self, failure: Failure, timeout: float) -> bool:
+        assert failure.selector is not None
+        self._started()
+        passed, _ = suites_mod.run_selector(
+            failure.selector,
+            dialect=failure.runner,
+            cwd=self.root / failure.cwd,
+            timeout=timeout,
+            env=self.env,
+        )
+        return passed
+
+    def _batch_passes(self, target: Target, batch: Sequence[Failure]) -> Counter[str]:
+        """How many of the `reruns` re-runs each failure of the batch passed. Every other
+        pass runs the batch in reverse: a test that its batch-mates pollute fails one way
+        and passes the other, so it is never taken for a plain failure."""
+        passes: Counter[str] = Counter()
+        timeout = allowance(batch, unknown=self.unknown)
+        for number in range(self.reruns):
+            ordered = batch if number % 2 == 0 else batch[::-1]
+            outcomes = (
+                self._pytest(target, [node(f) for f in ordered], timeout)
+                if target.runner == "pytest" and target.prefix
+                else None
+            )
+            for failure in batch:
+                if outcomes is None:
+                    # Not pytest, or a command the probe could not see into: one at a time.
+                    ok = self._selector(failure, allowance([failure], unknown=self.unknown))
+                else:
+                    ok = outcomes.get(node(failure)) == "passed"
+                passes[failure.id] += ok
+        return passes
+
+    def _fails_after(self, target: Target, victim: Failure, before: Sequence[str]) -> bool:
+        timeout = (
+            allowance([victim], unknown=self.unknown)
+            + MULTIPLE * target.duration
+            + FLOOR_S * len(before)
+        )
+        outcomes = self._pytest(target, [*before, node(victim)], timeout)
+        return outcomes is not None and outcomes.get(node(victim)) == "failed"
+
+    def _alone_then_order(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
+        """A test that passed some batched re-runs: a flake, unless it passes alone and
+        fails after its predecessors (a batch-mate polluted it)."""
+        timeout = allowance([victim], unknown=self.unknown)
+        outcomes = self._pytest(target, [node(victim)], timeout)
+        if outcomes is None or outcomes.get(node(victim)) != "passed":
+            return None
+        return self._order_pytest(target, victim, skip)
+
+    def _order_pytest(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
+        """The victim as an order-dependent failure, or None when it passes after its
+        predecessors too (a flake)."""
+        victim_node = node(victim)
+        if victim_node not in target.order:
+            return None
+        at = target.order.index(victim_node)
+        # Tests that timed out in the suite would only hang again; the victim itself may
+        # have run twice (pytest-rerunfailures) and a node id is run once per command.
+        before = list(
+            dict.fromkeys(t for t in target.order[:at] if t not in skip and t != victim_node)
+        )
+        if not before or not self._fails_after(target, victim, before):
+            return None
+        run = flaky.bisect(before, lambda tests: self._fails_after(target, victim, tests))
+        # Once more: a flake that happened to fail after its predecessors passes now.
+        if not self._fails_after(target, victim, run):
+            return None
+        words = " ".join(shlex.quote(t) for t in [*run, victim_node])
+        return dataclasses.replace(
+            victim,
+            order_dependent=True,
+            polluter=run[0] if len(run) == 1 else None,
+            selector=f"{target.prefix} {words}",
+        )
+
+    def _order_file(self, target: Target, victim: Failure) -> Failure | None:
+        """vitest/jest: the victim's whole file, through the suite's own reporter."""
+        suite = target.source
+        if suite is None or suite.runner is None or victim.file is None:
+            return None
+        rel = victim.file
+        if victim.cwd not in (".", "") and rel.startswith(victim.cwd + "/"):
+            rel = rel[len(victim.cwd) + 1 :]
+        selector = f"{target.prefix} {shlex.quote(rel)}"
+        with tempfile.TemporaryDirectory(prefix="agentloop-rerun-") as tmp:
+            report = Path(tmp) / "report"
+            single = dataclasses.replace(suite, run=selector, report=None)
+            command, extra = suites_mod.reporter_command(single, report, Path(tmp) / "probe")
+            self._started()
+            proc.run(
+                command,
+                cwd=target.cwd,
+                timeout=allowance([victim], unknown=self.unknown) + MULTIPLE * target.duration,
+                env={**self.env, **extra},
+            )
+            try:
+                parsed = suites_mod.read_run_report(single, report)
+            except (OSError, AgentloopError):
+                return None
+        if victim.test_id not in {p.test_id for p in parsed.failures}:
+            return None
+        return dataclasses.replace(victim, order_dependent=True, polluter=None, selector=selector)
+
+    # ------------------------------------------------------------ the check
+
+    def _wait(self, futures: Mapping[Any, int], what: str) -> None:
+        """Wait for `futures` (each worth so many tests), reporting progress each second."""
+        start = time.monotonic()
+        total = sum(futures.values())
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # a bug in a worker must not pass silently
+            finished = total - sum(futures[f] for f in pending)
+            self.progress(
+                f"{what}: {finished}/{total} done, {self._processes} runner processes "
+                f"({time.monotonic() - start:.0f}s)"
+            )
+
+    def _batches(self, failures: Sequence[Failure]) -> list[tuple[Target, list[Failure]]]:
+        by_suite: dict[str, list[Failure]] = {}
+        for f in failures:
+            by_suite.setdefault(f.suite, []).append(f)
+        batches: list[tuple[Target, list[Failure]]] = []
+        for name, group in by_suite.items():
+            target = self.targets.get(name) or Target(
+                suite=name, runner=group[0].runner, cwd=self.root / group[0].cwd, prefix=""
+            )
+            if target.runner != "pytest" or not target.prefix:
+                batches.extend((target, [f]) for f in group)
+                continue
+            rank = {t: i for i, t in enumerate(target.order)}
+            group.sort(key=lambda f: rank.get(node(f), len(rank)))
+            count = min(self.workers, len(group))
+            size, extra = divmod(len(group), count)
+            start = 0
+            for i in range(count):
+                end = start + size + (1 if i < extra else 0)
+                batches.append((target, group[start:end]))
+                start = end
+        return batches
+
+    def check(self, failures: list[Failure]) -> tuple[list[Failure], list[FlakyTest]]:
+        if self.reruns <= 0:
+            return failures, []
+        todo = flaky.candidates(failures)
+        if not todo:
+            return failures, []
+        passes: Counter[str] = Counter()
+        batches = self._batches(todo)
+        order_checks: dict[str, Future[Failure | None]] = {}
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            reruns = {pool.submit(self._batch_passes, t, batch): batch for t, batch in batches}
+            self._wait(
+                {f: len(b) for f, b in reruns.items()},
+                f"re-running {len(todo)} failing tests {self.reruns}x",
+            )
+            for future in reruns:
+                passes.update(future.result())
+            verdicts = {f.id: flaky.verdict(passes[f.id], self.reruns) for f in todo}
+            timed_out = {node(f) for f in failures if f.category == "timeout"}
+            batched = {f.id for t, b in batches if len(b) > 1 and t.runner == "pytest" for f in b}
+            for victim in (f for f in todo if verdicts[f.id] != "kept"):
+                target = self.targets.get(victim.suite)
+                if target is None:
+                    continue
+                if verdicts[victim.id] == "flaky":
+                    if victim.id in batched:
+                        order_checks[victim.id] = pool.submit(
+                            self._alone_then_order, target, victim, timed_out
+                        )
+                    continue
+                if target.runner == "pytest":
+                    check = pool.submit(self._order_pytest, target, victim, timed_out)
+                else:
+                    check = pool.submit(self._order_file, target, victim)
+                order_checks[victim.id] = check
+            if order_checks:
+                self._wait(
+                    {f: 1 for f in order_checks.values()},
+                    f"re-running {len(order_checks)} tests that passed some re-runs "
+                    "after the tests before them",
+                )
+        finally:
+            # On ^C (or a bug) drop the re-runs not started yet; those running end at
+            # their own, duration-based timeout.
+            pool.shutdown(wait=False, cancel_futures=True)
+        replaced = {
+            victim_id: found
+            for victim_id, check in order_checks.items()
+            if (found := check.result()) is not None
+        }
+        kept: list[Failure] = []
+        set_apart: list[FlakyTest] = []
+        for f in failures:
+            verdict = verdicts.get(f.id, "kept")
+            if verdict == "kept":
+                kept.append(f)
+            elif f.id in replaced:
+                kept.append(replaced[f.id])
+            else:
+                set_apart.append(
+                    FlakyTest(failure=f, kind="flaky", reruns=self.reruns, passes=passes[f.id])
+                )
+        return kept, set_apart
