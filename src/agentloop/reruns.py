@@ -31,6 +31,7 @@ from being killed on a busy machine; MULTIPLE absorbs a slower machine or a load
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shlex
 import tempfile
@@ -54,6 +55,8 @@ from agentloop.failures.model import Dialect, Failure, FlakyTest
 STARTUP_S = 30.0
 FLOOR_S = 1.0
 MULTIPLE = 5.0
+# The polluter search stops starting bisections after this many suite durations.
+SEARCH_MULTIPLE = 3.0
 
 Progress = Callable[[str], None]
 Outcome = Literal["passed", "failed"]
@@ -213,38 +216,80 @@ class Rerunner:
         outcomes = self._pytest(target, [*before, node(victim)], timeout)
         return outcomes is not None and outcomes.get(node(victim)) == "failed"
 
-    def _alone_then_order(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
-        """A test that passed some batched re-runs: a flake, unless it passes alone and
-        fails after its predecessors (a batch-mate polluted it)."""
-        timeout = allowance([victim], unknown=self.unknown)
-        outcomes = self._pytest(target, [node(victim)], timeout)
-        if outcomes is None or outcomes.get(node(victim)) != "passed":
-            return None
-        return self._order_pytest(target, victim, skip)
+    def _passes_alone(self, target: Target, victim: Failure) -> bool:
+        """A test that passed some batched re-runs: a flake, unless it passes alone (a
+        batch-mate may have polluted it; then it is checked after its predecessors)."""
+        outcomes = self._pytest(target, [node(victim)], allowance([victim], unknown=self.unknown))
+        return outcomes is not None and outcomes.get(node(victim)) == "passed"
 
-    def _order_pytest(self, target: Target, victim: Failure, skip: set[str]) -> Failure | None:
-        """The victim as an order-dependent failure, or None when it passes after its
-        predecessors too (a flake)."""
-        victim_node = node(victim)
-        if victim_node not in target.order:
-            return None
-        at = target.order.index(victim_node)
-        # Tests that timed out in the suite would only hang again; the victim itself may
-        # have run twice (pytest-rerunfailures) and a node id is run once per command.
-        before = list(
-            dict.fromkeys(t for t in target.order[:at] if t not in skip and t != victim_node)
+    def _order_group(
+        self, target: Target, victims: Sequence[Failure], skip: set[str]
+    ) -> dict[str, Failure]:
+        """The victims (tests that passed alone) that are order-dependent failures, by id;
+        the others are flakes. One polluter usually breaks many tests (a global set and
+        never reset), so this costs a handful of processes whatever the number of victims:
+
+        1. one process runs the suite's order up to the last victim: a victim that fails
+           there again is confirmed (failed twice in order, passed twice alone);
+        2. for the first confirmed victim still unexplained, bisect its predecessors;
+        3. one process runs the polluter found, then every later unexplained victim: those
+           that fail are its victims too. Back to 2 while victims are left and the search
+           has time (SEARCH_MULTIPLE × the suite's duration); those left then are tasks
+           without a named polluter, their selector the whole run before them.
+        """
+        rank = {t: i for i, t in enumerate(target.order)}
+        placed = sorted((v for v in victims if node(v) in rank), key=lambda v: rank[node(v)])
+        if not placed:
+            return {}
+        last = rank[node(placed[-1])]
+        run = list(dict.fromkeys(t for t in target.order[: last + 1] if t not in skip))
+        outcomes = self._pytest(target, run, self._order_timeout(placed, len(run), target))
+        if outcomes is None:
+            return {}
+        left = [v for v in placed if outcomes.get(node(v)) == "failed"]
+        found: dict[str, Failure] = {}
+        deadline = time.monotonic() + STARTUP_S + SEARCH_MULTIPLE * target.duration
+        while left:
+            victim = left.pop(0)
+            victim_node = node(victim)
+            before = [t for t in run[: run.index(victim_node)] if t != victim_node]
+            if time.monotonic() > deadline:
+                found[victim.id] = self._order_dependent(target, victim, before)
+                continue
+            culprits = flaky.bisect(before, functools.partial(self._fails_after, target, victim))
+            # Once more: a flake that happened to fail after its predecessors passes now.
+            if not self._fails_after(target, victim, culprits):
+                continue
+            found[victim.id] = self._order_dependent(target, victim, culprits)
+            if len(culprits) != 1 or not left:
+                continue
+            polluter = culprits[0]
+            later = [v for v in left if rank[node(v)] > rank.get(polluter, -1)]
+            if not later:
+                continue
+            after = self._pytest(
+                target,
+                [polluter, *(node(v) for v in later)],
+                self._order_timeout(later, 1, target),
+            )
+            for other in later:
+                if after is not None and after.get(node(other)) == "failed":
+                    found[other.id] = self._order_dependent(target, other, culprits)
+                    left.remove(other)
+        return found
+
+    def _order_timeout(self, victims: Sequence[Failure], count: int, target: Target) -> float:
+        return (
+            allowance(victims, unknown=self.unknown) + MULTIPLE * target.duration + FLOOR_S * count
         )
-        if not before or not self._fails_after(target, victim, before):
-            return None
-        run = flaky.bisect(before, lambda tests: self._fails_after(target, victim, tests))
-        # Once more: a flake that happened to fail after its predecessors passes now.
-        if not self._fails_after(target, victim, run):
-            return None
-        words = " ".join(shlex.quote(t) for t in [*run, victim_node])
+
+    @staticmethod
+    def _order_dependent(target: Target, victim: Failure, before: Sequence[str]) -> Failure:
+        words = " ".join(shlex.quote(t) for t in [*before, node(victim)])
         return dataclasses.replace(
             victim,
             order_dependent=True,
-            polluter=run[0] if len(run) == 1 else None,
+            polluter=before[0] if len(before) == 1 else None,
             selector=f"{target.prefix} {words}",
         )
 
@@ -275,6 +320,10 @@ class Rerunner:
         if victim.test_id not in {p.test_id for p in parsed.failures}:
             return None
         return dataclasses.replace(victim, order_dependent=True, polluter=None, selector=selector)
+
+    def _order_file_found(self, target: Target, victim: Failure) -> dict[str, Failure]:
+        found = self._order_file(target, victim)
+        return {} if found is None else {victim.id: found}
 
     # ------------------------------------------------------------ the check
 
@@ -324,7 +373,7 @@ class Rerunner:
             return failures, []
         passes: Counter[str] = Counter()
         batches = self._batches(todo)
-        order_checks: dict[str, Future[Failure | None]] = {}
+        checks: list[Future[dict[str, Failure]]] = []
         pool = ThreadPoolExecutor(max_workers=self.workers)
         try:
             reruns = {pool.submit(self._batch_passes, t, batch): batch for t, batch in batches}
@@ -337,36 +386,43 @@ class Rerunner:
             verdicts = {f.id: flaky.verdict(passes[f.id], self.reruns) for f in todo}
             timed_out = {node(f) for f in failures if f.category == "timeout"}
             batched = {f.id for t, b in batches if len(b) > 1 and t.runner == "pytest" for f in b}
-            for victim in (f for f in todo if verdicts[f.id] != "kept"):
-                target = self.targets.get(victim.suite)
+            # A flake of a shared batch is looked at again when it passes alone.
+            alone = {
+                f.id: pool.submit(self._passes_alone, target, f)
+                for f in todo
+                if verdicts[f.id] == "flaky"
+                and f.id in batched
+                and (target := self.targets.get(f.suite)) is not None
+            }
+            if alone:
+                self._wait({f: 1 for f in alone.values()}, f"re-running {len(alone)} tests alone")
+            victims: dict[str, list[Failure]] = {}
+            for f in todo:
+                if verdicts[f.id] == "order" or (f.id in alone and alone[f.id].result()):
+                    victims.setdefault(f.suite, []).append(f)
+            for suite_name, group in victims.items():
+                target = self.targets.get(suite_name)
                 if target is None:
                     continue
-                if verdicts[victim.id] == "flaky":
-                    if victim.id in batched:
-                        order_checks[victim.id] = pool.submit(
-                            self._alone_then_order, target, victim, timed_out
-                        )
-                    continue
-                if target.runner == "pytest":
-                    check = pool.submit(self._order_pytest, target, victim, timed_out)
+                if target.runner == "pytest" and target.prefix:
+                    checks.append(pool.submit(self._order_group, target, group, timed_out))
                 else:
-                    check = pool.submit(self._order_file, target, victim)
-                order_checks[victim.id] = check
-            if order_checks:
+                    checks.extend(
+                        pool.submit(self._order_file_found, target, victim) for victim in group
+                    )
+            if checks:
+                count = sum(len(g) for g in victims.values())
                 self._wait(
-                    {f: 1 for f in order_checks.values()},
-                    f"re-running {len(order_checks)} tests that passed some re-runs "
-                    "after the tests before them",
+                    {f: 1 for f in checks},
+                    f"re-running {count} tests that passed alone after the tests before them",
                 )
         finally:
             # On ^C (or a bug) drop the re-runs not started yet; those running end at
             # their own, duration-based timeout.
             pool.shutdown(wait=False, cancel_futures=True)
-        replaced = {
-            victim_id: found
-            for victim_id, check in order_checks.items()
-            if (found := check.result()) is not None
-        }
+        replaced: dict[str, Failure] = {}
+        for check in checks:
+            replaced.update(check.result())
         kept: list[Failure] = []
         set_apart: list[FlakyTest] = []
         for f in failures:

@@ -381,3 +381,49 @@ def test_a_task_polluted_by_a_failing_test_comes_after_the_polluters_task() -> N
     # A polluter that passes in the suite leaves the order alone.
     alone = [task(victim), task(other)]
     assert polluters_first(alone) == alone
+
+
+def test_one_polluter_of_many_tests_is_found_once_and_is_one_task(tmp_path: Path) -> None:
+    # humanize's shape: one test switches a global (a locale) and never switches it back,
+    # and every later test that reads it fails. 30 victims must not mean 30 bisections.
+    started = tmp_path / "pytest-processes.txt"
+    victims = {
+        f"tests/test_v{m}.py": "from app import settings\n\n\n"
+        + "".join(
+            f"def test_english_{n}():\n    assert settings.LOCALE == 'en'\n\n\n" for n in range(10)
+        )
+        for m in range(3)
+    }
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "conftest.py": f"""\
+import os
+
+
+def pytest_configure(config):
+    with open({str(started)!r}, "a") as out:
+        out.write(f"{{os.getpid()}}\\n")
+""",
+            "app/__init__.py": "",
+            "app/settings.py": "LOCALE = 'en'\n\n\ndef activate(locale):\n"
+            "    global LOCALE\n    LOCALE = locale\n",
+            "tests/test_a.py": "".join(f"def test_fine_{n}():\n    pass\n\n\n" for n in range(8))
+            + "def test_french():\n    from app import settings\n\n"
+            "    settings.activate('fr')\n    assert settings.LOCALE == 'fr'\n",
+            **victims,
+        },
+    )
+    run = detect(root, tmp_path / "home", "--flaky-reruns", "2")
+
+    assert run.returncode == 1, run.stderr
+    assert run.doc["flaky"] == []
+    assert run.doc["summary"]["failures"] == 30
+    assert run.doc["summary"]["order_dependent"] == 30
+    [task] = run.doc["tasks"]
+    assert {f["polluter"] for f in task["failures"]} == {"tests/test_a.py::test_french"}
+    assert task["message"].startswith("30 tests fail after tests/test_a.py::test_french")
+    # The suite, the batched re-runs, one run in order, one bisection (2·log2(9) runs at
+    # most, and its confirmation), one run of the polluter before the other victims.
+    processes = len(_runs(started))
+    assert processes <= 1 + 2 * min(cores(), 30) + 1 + 8 + 1 + 1, processes

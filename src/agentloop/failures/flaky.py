@@ -12,7 +12,8 @@ again) is re-run `reruns` times without the rest of the suite:
   suite's process. Fails there  → order-dependent: test pollution, deterministic, a task,
   and the polluter is found by bisection over those predecessors. Passes there too → flaky.
 
-The decisions live here; agentloop.reruns runs the processes.
+The decisions live here; agentloop.reruns runs the processes (and checks the victims of
+one polluter together: one polluter breaking 300 tests is one bisection, not 300).
 """
 
 from __future__ import annotations

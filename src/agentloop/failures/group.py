@@ -9,7 +9,8 @@ C puts all three in one task):
   location, whatever their messages: the assertion that compares lists of different
   lengths prints a different message for every case;
 - the same missing thing (`failures.missing`): an attribute, name, export, module or
-  package, wherever it crashed.
+  package, wherever it crashed;
+- the same polluter: order-dependent failures after one test that leaves state behind.
 """
 
 from __future__ import annotations
@@ -79,13 +80,18 @@ def _keys(failure: Failure) -> list[Key]:
     found = missing_of(failure)
     if found is not None:
         keys.append(("missing", *found.key()))
+    if failure.polluter is not None:
+        # One test that leaves state behind breaks every test it reaches: one cause.
+        keys.append(("polluter", failure.suite, failure.polluter))
     return keys
 
 
 def _primary(failure: Failure) -> tuple[int, Key]:
     """The key a task's id comes from (the lowest rank wins): what stays the same while
     some of its failures come and go (a fixed case, a test that no longer imports the
-    missing name)."""
+    missing name, a victim of the same polluter)."""
+    if failure.polluter is not None:
+        return -1, ("polluter", failure.suite, failure.polluter)
     found = missing_of(failure)
     if found is not None:
         return 0, ("missing", *found.key())
@@ -125,6 +131,9 @@ def _message(members: list[Failure]) -> str:
     described = [m for m in (missing_of(f) for f in members) if m is not None]
     if described:
         return max(described, key=lambda m: bool(m.owner)).describe()
+    polluters = {f.polluter for f in members}
+    if len(members) > 1 and len(polluters) == 1 and None not in polluters:
+        return f"{len(members)} tests fail after {members[0].polluter}: {members[0].message}"
     return members[0].message
 
 
