@@ -26,7 +26,7 @@ sandbox-deps:
 	@sh scripts/sandbox-deps.sh
 
 test: lint sandbox-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # The main job on the bundled example: detect, then the whole autofix loop on a copy of
 # examples/shop, with a scripted model standing in for Claude (a labelled replay).

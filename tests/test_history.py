@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentloop import errors, history
+from agentloop import errors, history, output
 from agentloop.history import (
     AttemptRecord,
     History,
@@ -599,7 +599,11 @@ def test_no_ledger_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str], valid
     assert not (tmp_path / ".agentloop").exists()  # reading never creates the ledger
 
 
-def test_tables(ledger_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tables(
+    ledger_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As wide as a log gets (output.py): under pytest-xdist a worker's COLUMNS says 80.
+    monkeypatch.setattr(output.out, "width", 120)
     assert run_stats(repo=ledger_file.parents[1], as_json=False) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
