@@ -294,6 +294,6 @@ def test_a_pytest_the_probe_cannot_reach_runs_as_the_user_wrote_it(tmp_path: Pat
 )
 def test_the_probe_goes_right_after_pytest(run: str, expected: str) -> None:
     """Wherever pytest sits in the command, the probe reaches pytest, not what follows it."""
-    from agentloop.suites import _with_probe
+    from agentloop.suites import with_probe
 
-    assert _with_probe(run) == expected
+    assert with_probe(run) == expected

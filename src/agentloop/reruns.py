@@ -41,7 +41,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -153,17 +152,9 @@ class Rerunner:
     ) -> dict[str, Outcome] | None:
         """Run `ids` in this order in one pytest process: each test's outcome (a test
         missing from the result did not run). None when the probe saw nothing."""
-        probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
         with tempfile.TemporaryDirectory(prefix="agentloop-rerun-") as tmp:
             probe = Path(tmp) / "probe.jsonl"
-            env = {
-                **self.env,
-                **suites_mod.RUN_ENV,
-                "AGENTLOOP_PROBE_FILE": str(probe),
-                "PYTHONPATH": os.pathsep.join(
-                    p for p in (probe_dir, self.env.get("PYTHONPATH")) if p
-                ),
-            }
+            env = {**self.env, **suites_mod.RUN_ENV, **suites_mod.probe_env(probe, self.env)}
             # pytest runs each node id once (the first time it is named), in this order.
             unique = list(dict.fromkeys(ids))
             command = f"{suites_mod.with_probe(target.prefix)} " + " ".join(
@@ -208,11 +199,7 @@ class Rerunner:
         return passes
 
     def _fails_after(self, target: Target, victim: Failure, before: Sequence[str]) -> bool:
-        timeout = (
-            allowance([victim], unknown=self.unknown)
-            + MULTIPLE * target.duration
-            + FLOOR_S * len(before)
-        )
+        timeout = self._order_timeout([victim], len(before), target)
         outcomes = self._pytest(target, [*before, node(victim)], timeout)
         return outcomes is not None and outcomes.get(node(victim)) == "failed"
 

@@ -13,7 +13,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -407,10 +407,8 @@ def _command(
     env = dict(_ENV)
     command = suite.run
     if suite.runner == "pytest":
-        env["AGENTLOOP_PROBE_FILE"] = str(probe)
-        probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (probe_dir, base.get("PYTHONPATH")) if p)
-        command = _with_probe(command)
+        env.update(probe_env(probe, base))
+        command = with_probe(command)
     if suite.report is not None:
         return command, env  # the command writes its own report
     if suite.runner == "pytest":
@@ -439,7 +437,16 @@ def _command(
     return suite.run, env
 
 
-def _with_probe(run: str) -> str:
+def probe_env(probe: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """What a pytest process needs to load agentloop's probe and write to `probe`."""
+    probe_dir = str(resources.files("agentloop.resources") / "pytest_probe")
+    return {
+        "AGENTLOOP_PROBE_FILE": str(probe),
+        "PYTHONPATH": os.pathsep.join(p for p in (probe_dir, base.get("PYTHONPATH")) if p),
+    }
+
+
+def with_probe(run: str) -> str:
     """`uv run pytest -x tests` → `uv run pytest -p agentloop_pytest_probe -x tests`: right
     after the word that is pytest, so it reaches pytest whatever follows (`| tee log`)."""
     # `-m pytest` first: a directory named pytest (`cd pytest && …`) is no place for -p.
@@ -453,27 +460,13 @@ def _side_junit(report: Path) -> Path:
     return report.with_name(report.name + ".xml")
 
 
-def _probe_events(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        lines = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the last line may be cut off by the kill
-        if isinstance(event, dict):
-            yield event
-
-
-def _from_probe(path: Path, suite: Suite) -> ParsedReport:
+def _from_probe(events: list[dict[str, Any]], suite: Suite) -> ParsedReport:
     """What a killed pytest run had done: its failures, and the tests it was running."""
     failures: list[ParsedFailure] = []
     running: dict[str, tuple[str, int | None]] = {}
     reported: set[str] = set()
     seen = 0
-    for event in _probe_events(path):
+    for event in events:
         kind, nodeid = event.get("event"), str(event.get("nodeid", ""))
         if kind == "start":
             seen += 1
@@ -591,13 +584,13 @@ def _error_hint(suite: Suite, error: str | None, where: str) -> str:
     return f"{by_hand}, or {where}"
 
 
-def _probe_counts(path: Path) -> tuple[int | None, int]:
+def _probe_counts(events: list[dict[str, Any]]) -> tuple[int | None, int]:
     """From the probe: (tests pytest collected, or None if it never said; tests started)."""
     # Distinct tests and the largest count: under pytest-xdist the controller and each
     # worker report (the controller collects nothing, every worker collects everything).
     collected: int | None = None
     started: set[str] = set()
-    for event in _probe_events(path):
+    for event in events:
         count = event.get("count")
         if event.get("event") == "collected" and isinstance(count, int):
             collected = max(collected or 0, count)
@@ -606,12 +599,12 @@ def _probe_counts(path: Path) -> tuple[int | None, int]:
     return collected, len(started)
 
 
-def _not_run(suite: Suite, probe: Path, output: str) -> tuple[int | None, bool]:
+def _not_run(suite: Suite, events: list[dict[str, Any]], output: str) -> tuple[int | None, bool]:
     """How many collected tests never ran (None: unknown), and whether pytest stopped at
     collection."""
     if suite.runner != "pytest":
         return None, False
-    collected, started = _probe_counts(probe)
+    collected, started = _probe_counts(events)
     match = _PYTEST_COLLECTED.search(output)
     if collected is None and match:
         collected = int(match["n"])
@@ -643,6 +636,8 @@ def run_suite(
         run, report = run_suite(replace(suite, runner=None), workdir, root, env=env)
         return run, replace(report, notes=(*report.notes, _NO_PROBE_NOTE))
     error = runner_error(output)
+    # Read once: the kill's results, the subtests and what never ran all come from it.
+    events = probe_events.events(probe) if suite.runner == "pytest" else []
     where = (
         f"fix `run` of suite {suite.name!r} in agentloop.yaml"
         if suite.configured
@@ -652,9 +647,9 @@ def run_suite(
     def outcome(report: ParsedReport) -> tuple[SuiteRun, ParsedReport]:
         if suite.runner == "pytest":
             # Failed subtests: only the probe saw each with its message.
-            report = probe_events.with_subtests(report, probe_events.events(probe))
+            report = probe_events.with_subtests(report, events)
         cwd = suite.cwd.relative_to(root) if suite.cwd.is_relative_to(root) else suite.cwd
-        not_run, at_collection = _not_run(suite, probe, output)
+        not_run, at_collection = _not_run(suite, events, output)
         notes = list(report.notes)
         if not_run:
             why = (
@@ -685,7 +680,7 @@ def run_suite(
 
     if done.timed_out:
         if suite.runner == "pytest":
-            return outcome(_from_probe(probe, suite))
+            return outcome(_from_probe(events, suite))
         return outcome(
             _suite_failure(
                 suite,
@@ -882,10 +877,6 @@ def probe_path(workdir: Path, suite: Suite) -> Path:
 def reporter_command(suite: Suite, report: Path, probe: Path) -> tuple[str, dict[str, str]]:
     """The suite's command with agentloop's reporter, and the environment it adds."""
     return _command(suite, report, probe, os.environ)
-
-
-def with_probe(run: str) -> str:
-    return _with_probe(run)
 
 
 def read_run_report(suite: Suite, report: Path) -> ParsedReport:
