@@ -202,6 +202,16 @@ def run(
     squash: Annotated[
         bool, typer.Option("--squash", help="One commit with a per-fix summary.")
     ] = False,
+    jobs: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            max=32,
+            metavar="N",
+            help="Tasks fixed at the same time, each in its own worktree (default: "
+            "run.jobs, else min(4, CPU count)).",
+        ),
+    ] = None,
     no_sandbox: Annotated[
         bool,
         typer.Option(
@@ -228,6 +238,7 @@ def run(
         squash=squash,
         sandboxed=not no_sandbox,
         as_json=as_json,
+        jobs=jobs,
     )
 
 

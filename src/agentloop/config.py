@@ -81,6 +81,9 @@ class RunConfig(_Model):
     max_attempts: int = Field(default=3, ge=1, le=20)
     max_runtime: Seconds = Field(default=1200, gt=0, description="seconds for the whole run")
     max_budget_usd: float = Field(default=10.0, gt=0)
+    jobs: int | None = Field(
+        default=None, ge=1, le=32, description="tasks fixed at once (default: min(4, CPUs))"
+    )
     checks: tuple[str, ...] = Field(
         default=(), description="commands (e.g. `ruff check .`) whose new findings reject a fix"
     )

@@ -560,6 +560,11 @@ _DIFF_OPTS = (
 )
 
 
+def changed_between(cwd: Path, old: str, new: str) -> tuple[str, ...]:
+    """The paths (top-relative) that differ between two commits or trees."""
+    return _changed_between(cwd, old, new)
+
+
 def changed_paths(cwd: Path, base: str) -> list[str]:
     """Every path that differs between `base` and the working state of `cwd`: committed
     since base, staged, unstaged and untracked; index flags cannot hide one. A rename gives
@@ -927,6 +932,29 @@ def commit_tree(cwd: Path, tree: str, parent: str, message: str) -> str:
     return _git(
         cwd, *_NO_HOOKS, *_identity(cwd), "commit-tree", tree, "-p", parent, "-m", message
     ).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Merge:
+    # The merged tree, written to the object store; None when the merge conflicts.
+    tree: str | None
+    conflicts: tuple[str, ...] = ()
+
+
+def merge_trees(cwd: Path, ours: str, theirs: str) -> Merge:
+    """Merge two commits in the object store only (`git merge-tree --write-tree`, git
+    2.38+): no checkout, index or ref is touched, so parallel jobs can be checked against
+    the run's branch while its worktree is in use. The base is their merge base."""
+    done = _git(
+        cwd, *_NO_HOOKS, "merge-tree", "--write-tree", "--name-only", "--no-messages",
+        ours, theirs, check=False, timeout=CHECKOUT,
+    )  # fmt: skip
+    if done.returncode not in (0, 1):
+        raise _error(done, cwd)
+    lines = done.stdout.splitlines()
+    if done.returncode == 0:
+        return Merge(lines[0].strip())
+    return Merge(None, tuple(dict.fromkeys(line for line in lines[1:] if line)))
 
 
 def advance_branch(cwd: Path, branch: str, new: str, expected_old: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ AttemptOutcome = Literal[
     "budget",
     "timeout",
     "regressed",
+    # The fix conflicted with another job's fix that landed on the run's branch first.
+    "conflict",
     "interrupted",
 ]
 TaskOutcome = Literal["fixed", "unfixed", "regressed", "skipped"]
@@ -228,10 +231,38 @@ class History:
     """An open ledger. Use `History.open(path)`; each method is one short transaction."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock, timeout: float):
-        self._conn = conn
+        self._main = conn
+        self._owner = threading.get_ident()
         self.path = path
         self._clock = clock
         self._timeout = timeout
+        # One connection per worker thread (sqlite3 connections are not to be shared
+        # between threads); each is opened on the worker's first write, closed at the end.
+        self._local = threading.local()
+        self._workers: list[sqlite3.Connection] = []
+        self._workers_lock = threading.Lock()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if threading.get_ident() == self._owner:
+            return self._main
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with _translated(self.path, self._timeout):
+                conn = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
+            self._local.conn = conn
+            with self._workers_lock:
+                self._workers.append(conn)
+        return conn
+
+    def _close_workers(self) -> None:
+        with self._workers_lock:
+            for conn in self._workers:
+                conn.close()
+            self._workers.clear()
 
     @classmethod
     @contextmanager
@@ -255,7 +286,11 @@ class History:
         try:
             with _translated(path, timeout):
                 _prepare(conn, timeout=timeout)
-            yield cls(conn, path, clock, timeout)
+            history = cls(conn, path, clock, timeout)
+            try:
+                yield history
+            finally:
+                history._close_workers()
         finally:
             conn.close()
 

@@ -10,13 +10,17 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
+from rich.spinner import Spinner
 from rich.table import Table
 
 from agentloop import __version__
@@ -54,14 +58,48 @@ def note(message: str) -> None:
     err.print(f"[dim]note:[/] {escape(message)}")
 
 
+class Progress:
+    """What long work is doing, on stderr: one status line, and one live line per job
+    of a parallel run (its task, attempt and time so far). Silent when stderr is no
+    terminal. Callable as `progress(message)`; jobs report through `job`."""
+
+    def __init__(self) -> None:
+        self._message = "starting…"
+        self._jobs: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            self._message = message
+
+    def job(self, number: int, text: str | None) -> None:
+        """Job `number` now does `text` (None: it is idle, and its line goes)."""
+        with self._lock:
+            if text is None:
+                self._jobs.pop(number, None)
+            elif self._jobs.get(number, ("",))[0] != text:
+                self._jobs[number] = (text, time.monotonic())
+
+    def __rich__(self) -> Group:
+        with self._lock:
+            message, jobs = self._message, sorted(self._jobs.items())
+        now = time.monotonic()
+        lines: list[Any] = [Spinner("dots", text=escape(message))]
+        for number, (text, since) in jobs:
+            minutes, seconds = divmod(int(now - since), 60)
+            lines.append(f"  [dim]job {number}[/] {escape(text)} [dim]{minutes}:{seconds:02d}[/]")
+        return Group(*lines)
+
+
 @contextmanager
-def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+def progress(enabled: bool = True) -> Iterator[Progress]:
     """A status line on stderr while long work runs; silent when stderr is no terminal."""
     if not enabled or not err.is_terminal:
-        yield lambda _message: None
+        yield Progress()
         return
-    with err.status("starting…") as status:
-        yield lambda message: status.update(escape(message))
+    board = Progress()
+    with Live(board, console=err, refresh_per_second=4, transient=True):
+        yield board
 
 
 def print_text(text: str) -> None:
@@ -344,6 +382,13 @@ def print_run(run: RunReport) -> None:
         return
     if not run.sandboxed:
         out.print(f"[bold red]{escape(NO_SANDBOX)}[/]")
+    caught = run.caught
+    if any(caught.values()):
+        out.print(
+            "[dim]verification caught:[/] "
+            f"{caught['task']} by the task's tests, {caught['importers']} by the tests of "
+            f"code importing the change, {caught['full']} by the full suites"
+        )
     if run.stopped_by:
         note(f"stopped early: {run.stopped_by} reached")
     where = f"on branch {run.branch}" if run.branch else "no fix survived; the branch was removed"

@@ -227,8 +227,12 @@ class Workspace:
         self.in_place = state.in_place
         self.state = state
         self.places = places
-        # Detached worktrees of the run's own (the judge's), removed when it closes.
-        self.extra: list[Path] = []
+        # Worktrees of the run's own beside its main one (the judges', the parallel
+        # jobs'), removed when it closes, with the branch each was made on, if any.
+        self.extra: list[tuple[Path, str | None]] = []
+        # What `open` ran in the run's worktree, to run in each new job worktree too.
+        self.setup: tuple[str, ...] = ()
+        self.setup_timeout = SETUP_TIMEOUT
         # The checkout's environments each of the run's worktrees gets, and the ones the
         # run's own worktree got (top-relative; not those `setup` made itself).
         self.mirrors: tuple[environment.Mirror, ...] = ()
@@ -263,6 +267,7 @@ class Workspace:
         ws = cls._create(repo_root, in_place=in_place, run_id=run_id, secrets=secrets)
         failed = True
         try:
+            ws.setup, ws.setup_timeout = tuple(setup), setup_timeout
             if not in_place:
                 ws._run_setup(setup, setup_timeout)
                 # After setup: what it made is the project's own way and stays; setup
@@ -344,9 +349,10 @@ class Workspace:
                 raise
         return ws
 
-    def _run_setup(self, commands: Sequence[str], timeout: float) -> None:
+    def _run_setup(self, commands: Sequence[str], timeout: float, root: Path | None = None) -> None:
+        root = self.root if root is None else root
         for command in commands:
-            done = proc.run(command, cwd=self.root, env=self.env(), timeout=timeout)
+            done = proc.run(command, cwd=root, env=self.env(root=root), timeout=timeout)
             if done.ok:
                 continue
             why = f"timed out after {timeout:.0f}s" if done.timed_out else f"exit {done.returncode}"
@@ -361,12 +367,31 @@ class Workspace:
     # ------------------------------------------------------------ for the run
 
     def detached_worktree(self, name: str) -> Path:
-        """Another checkout for this run, of its base and on no branch, in agentloop's
-        directory (`<run-id>.<name>`); removed with the run's own."""
+        """Another checkout of the run's base on no branch (the judge's); see `worktree`."""
+        return self.worktree(name)
+
+    def worktree(self, name: str, *, commit: str | None = None, branch: str | None = None) -> Path:
+        """Another checkout for this run, in agentloop's directory (`<run-id>.<name>`), of
+        `commit` (default: the run's base), on a new `branch` or on none; removed with the
+        run's own, and its branch deleted.
+
+        The branch must be agentloop's (under `agentloop/`): whatever a loop names it, no
+        user branch is ever made, moved or deleted here. A worktree on a branch is where
+        an agent works (a parallel job): `workspace.setup` runs in it as in the run's own.
+        A detached one holds committed trees only (the judge's)."""
+        if branch is not None and not branch.startswith(git.BRANCH_PREFIX):
+            raise ValueError(f"{branch} is not an {git.BRANCH_PREFIX}* branch")
         path = self.places.worktree(f"{self.run_id}.{name}")
+        sha = commit or self.base_sha
         with locked(self.places):
-            git.add_detached_worktree(self.repo, path, self.base_sha)
-        self.extra.append(path)
+            if branch is None:
+                git.add_detached_worktree(self.repo, path, sha)
+            else:
+                git.add_worktree(self.repo, path, branch, sha)
+        self.extra.append((path, branch))
+        root = path / self.root.relative_to(self.path)
+        if branch is not None and not self.in_place:
+            self._run_setup(self.setup, self.setup_timeout, root)
         # The same environment as the run's own worktree: the checkout's, where the run's
         # got it (what setup made there is the judge's to link from it).
         environment.link([m for m in self.mirrors if m.path in self.linked], self.repo, path)
@@ -430,10 +455,15 @@ class Workspace:
         here is kept in `close_error` rather than hiding the body's exception; either way
         the state file stays, so `agentloop clean` can finish the job."""
         try:
-            for path in self.extra:
-                # Throwaway checkouts of committed trees: nothing in them is anyone's work.
+            for path, branch in self.extra:
+                # Throwaway checkouts: of committed trees (the judge's), or a job's, whose
+                # attempts left it as they found it and whose accepted fixes are on the
+                # run's branch by now; nothing in them is anyone's work.
                 with contextlib.suppress(git.GitError):
                     _remove_worktree(self.repo, path)
+                if branch is not None and git.branch_exists(self.repo, branch):
+                    with contextlib.suppress(git.GitError):
+                        git.delete_branch(self.repo, branch)
             self.extra.clear()
             if lock_held:
                 self.closed = release(self.repo, self.places, self.state)

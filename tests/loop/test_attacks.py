@@ -312,7 +312,7 @@ def run_loop(root: Path, home: Path, attack: Attack, *, layer: str) -> Outcome:
             settings=LoopSettings(max_attempts=1, forbidden=forbidden, rerun_timeout=60),
             base_env={**agentloop_env(home), **offline_env(home, server.base_url)},
             history=None,
-            policy=lambda: sandbox.build_policy(
+            policy=lambda _top: sandbox.build_policy(
                 top=ws.path,
                 repo=root,
                 forbidden=forbidden,

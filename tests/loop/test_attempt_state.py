@@ -58,7 +58,7 @@ def attempt(root: Path, session: Callable[[Path], None], *, sandboxed: bool = Tr
             agent=ScriptedAgent(session),
             settings=LoopSettings(max_attempts=1, forbidden=forbidden, rerun_timeout=60),
             history=None,
-            policy=lambda: sandbox.Policy(
+            policy=lambda _top: sandbox.Policy(
                 write=(ws.path,), deny_write=(), deny_read=(), sandboxed=sandboxed
             ),
         )

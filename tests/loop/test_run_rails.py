@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentloop import detection, suites
-from agentloop.agents.base import Agent, SessionLimits, SessionResult
+from agentloop.agents.base import Agent, Guard, SessionLimits, SessionResult
 from agentloop.agents.claude import ClaudeCodeAgent
 from agentloop.agents.sandbox import Policy
 from agentloop.config import load_config
@@ -190,10 +190,14 @@ class _Watching:
         limits: SessionLimits,
         env: Mapping[str, str],
         policy: Policy | None = None,
+        guard: Guard | None = None,
     ) -> SessionResult:
         result = self.inner.run(prompt, cwd=cwd, limits=limits, env=env, policy=policy)
         self.seen.append((cwd / self.path).read_text())
         return result
+
+    def cancel(self) -> None:
+        self.inner.cancel()
 
 
 def test_with_the_hook_off_the_diff_check_rejects_and_reverts_a_forbidden_edit(

@@ -144,10 +144,18 @@ class Agent(Protocol):
         limits: SessionLimits,
         env: Mapping[str, str],
         policy: Policy | None = None,
+        guard: Guard | None = None,
     ) -> SessionResult:
         """Run one session on `prompt` in `cwd` and report how it ended, under `policy`
         (what the session may write, read and reach; None: no restriction beyond the
-        guard). Never raises for how a session ends (limits, API errors, timeouts are
-        outcomes); raises `AgentUnavailable` when the agent cannot be started at all, and
+        guard) and `guard` (asked before each tool call; None: the agent's own, if any).
+        Both are per session: each job's worktree has its own paths. Never raises for how
+        a session ends (limits, API errors, timeouts are outcomes); raises
+        `AgentUnavailable` when the agent cannot be started at all, and
         `SandboxUnavailable` when the policy asks for a sandbox this machine lacks."""
+        ...
+
+    def cancel(self) -> None:
+        """End every session in progress now, from another thread (^C in a parallel
+        run); each `run` then returns or raises KeyboardInterrupt promptly."""
         ...

@@ -261,6 +261,9 @@ class ClaudeCodeAgent:
         self._guard = guard
         self._hooks = {event: list(matchers) for event, matchers in (hooks or {}).items()}
         self._model = model
+        # The sessions in flight (their marks), for `cancel` from another thread.
+        self._live: dict[str, _Transcript] = {}
+        self._live_lock = threading.Lock()
 
     def options(
         self,
@@ -270,6 +273,7 @@ class ClaudeCodeAgent:
         env: Mapping[str, str],
         policy: sandbox.Policy | None = None,
         key_file: Path | None = None,
+        guard: Guard | None = None,
     ) -> ClaudeAgentOptions:
         """The SDK options for one session (public so the choices can be inspected).
         `key_file`, with a sandboxed policy: where the model API key was put for the
@@ -278,10 +282,11 @@ class ClaudeCodeAgent:
         if self._system_prompt_append:
             system_prompt["append"] = self._system_prompt_append
         hooks = {event: list(matchers) for event, matchers in self._hooks.items()}
-        if self._guard is not None:
+        guard = guard if guard is not None else self._guard
+        if guard is not None:
             # First, so no other PreToolUse matcher of ours runs on a call it denies.
             hooks["PreToolUse"] = [
-                HookMatcher(matcher=None, hooks=[guard_hook(self._guard)], on_failure="block"),
+                HookMatcher(matcher=None, hooks=[guard_hook(guard)], on_failure="block"),
                 *hooks.get("PreToolUse", []),
             ]
         allowed = limits.allowed_tools
@@ -327,6 +332,7 @@ class ClaudeCodeAgent:
         limits: SessionLimits,
         env: Mapping[str, str],
         policy: sandbox.Policy | None = None,
+        guard: Guard | None = None,
     ) -> SessionResult:
         mark = uuid.uuid4().hex
         sandboxed = policy is not None and policy.sandboxed
@@ -336,12 +342,16 @@ class ClaudeCodeAgent:
         private = Path(tempfile.mkdtemp(prefix="agentloop-session-"))
         (private / "tmp").mkdir()
         key_file = _write_key(private, {**os.environ, **env}) if sandboxed else None
-        options = self.options(cwd=cwd, limits=limits, env=env, policy=policy, key_file=key_file)
+        options = self.options(
+            cwd=cwd, limits=limits, env=env, policy=policy, key_file=key_file, guard=guard
+        )
         options.env[processes.MARK_VARIABLE] = mark
         options.env["TMPDIR"] = str(private / "tmp")
         transcript = _Transcript()
         options.stderr = transcript.stderr.append
         start = time.monotonic()
+        with self._live_lock:
+            self._live[mark] = transcript
         try:
             with sandbox.tidy(cwd, options.env) if sandboxed else nullcontext():
                 anyio.run(self._session, prompt, options, limits.timeout_s, mark, transcript)
@@ -350,6 +360,8 @@ class ClaudeCodeAgent:
         finally:
             # Whatever happened (a normal end, a timeout, Ctrl-C): nothing the session
             # started outlives it, background jobs of its Bash commands included.
+            with self._live_lock:
+                self._live.pop(mark, None)
             processes.kill_marked(mark)
             shutil.rmtree(private, ignore_errors=True)
         refusal = next((line for line in transcript.stderr if sandbox.REFUSAL in line), None)
@@ -365,6 +377,16 @@ class ClaudeCodeAgent:
                 "or set agent.cli_path to a `claude` binary",
             )
         return transcript.session_result(time.monotonic() - start)
+
+    def cancel(self) -> None:
+        """End every session in flight (^C during a parallel run, which Python delivers
+        to the main thread only): killing a session's CLI ends its message stream, and
+        its `run` raises KeyboardInterrupt in the job's thread."""
+        with self._live_lock:
+            live = list(self._live.items())
+        for mark, transcript in live:
+            transcript.interrupted = True
+            processes.kill_marked(mark)
 
     async def _session(
         self,

@@ -16,9 +16,9 @@ from agentloop.commands._project import require_tests
 from agentloop.config import load_config
 from agentloop.errors import AgentloopError, ConfigError, SuiteError, UsageError
 from agentloop.failures.model import Task
-from agentloop.history import History, RunStatus, ledger_path
+from agentloop.history import History, ledger_path
 from agentloop.loop.model import RunReport, TaskReport
-from agentloop.loop.runner import AutofixLoop, LoopSettings
+from agentloop.loop.runner import LoopSettings, autofix
 from agentloop.rails.guard import make_guard
 from agentloop.rails.paths import ForbiddenPaths
 from agentloop.reports.run import to_json, to_markdown
@@ -62,6 +62,7 @@ def run(
     as_json: bool,
     sandboxed: bool = True,
     agent: Agent | None = None,
+    jobs: int | None = None,
 ) -> int:
     root = repo.resolve()
     if not root.is_dir():
@@ -139,91 +140,59 @@ def run(
             allow_test_edits=config.rails.allow_test_edits,
             rerun_timeout=config.detect.rerun_timeout,
             checks=config.run.checks,
+            # Jobs work in worktrees of their own; in place, there is only the checkout.
+            jobs=1 if in_place else (jobs or config.run.jobs or default_jobs()),
         )
         if agent is None:
             from agentloop.agents.claude import ClaudeCodeAgent
 
-            agent = ClaudeCodeAgent(
-                cli_path=config.agent.cli_path,
-                model=config.agent.model,
-                guard=make_guard(forbidden, secrets=config.rails.secret_paths),
-            )
-        loop = AutofixLoop.in_workspace(
-            ws,
-            agent=agent,
-            settings=settings,
-            agent_env=secrets.agent_env(os.environ, ws.env()),
-            history=None if dry_run else history,
-            started=started,
-            progress=progress,
-            policy=lambda: sandbox.build_policy(
-                top=ws.path,
-                repo=root,
-                forbidden=forbidden,
-                secrets=config.rails.secret_paths,
-                network=config.sandbox.network,
-                sandboxed=sandboxed,
-            ),
-        )
+            agent = ClaudeCodeAgent(cli_path=config.agent.cli_path, model=config.agent.model)
         if dry_run:
             skipped = [TaskReport(t, "skipped", reason="dry run") for t in tasks]
-            report = dataclasses.replace(
-                loop.report(skipped, stopped_by=None, branch=None),
+            report = RunReport(
+                run_id=ws.run_id,
+                branch=None,
+                base_sha=ws.base_sha,
+                commits=(),
+                tasks=tuple(skipped),
+                duration_s=time.monotonic() - started,
+                cost_usd=0.0,
+                stopped_by=None,
                 dry_run=True,
                 sandboxed=sandboxed,
+                jobs=settings.jobs,
             )
         else:
-            history.start_run(
-                ws.run_id, branch=ws.branch, base_sha=ws.base_sha, tasks_total=len(tasks)
-            )
-            status: RunStatus = "failed"
-            try:
-                loop.baseline_checks()
-                reports, stopped_by = loop.fix(tasks)
-                regressed, broken = (
-                    loop.verify(found, failing) if loop.state.commits else (set(), [])
-                )
-                final = dict((task_id, sha) for sha, task_id in loop.state.commits)
-                reports = [_after_verify(r, regressed, final) for r in reports]
-                commits = [sha for sha, _ in loop.state.commits]
-                if squash and len(commits) > 1:
-                    summary = "\n".join(
-                        f"- {r.task.category} at {r.task.crash_location}: "
-                        f"{len(r.task.failures)} test(s)"
-                        for r in reports
-                        if r.outcome == "fixed" and r.commit
-                    )
-                    sha = git.squash(
-                        ws.path, ws.base_sha, f"agentloop: {len(commits)} fixes\n\n{summary}\n"
-                    )
-                    loop.state.commits[:] = [(sha, "squashed")]
-                    # The fixes' own commits are gone: every fix now lives in `sha`.
-                    reports = [
-                        dataclasses.replace(
-                            r,
-                            commit=sha if r.commit else None,
-                            fixed_by=sha if r.fixed_by else None,
-                        )
-                        for r in reports
-                    ]
-                for r in reports:
-                    if r.outcome in ("fixed", "regressed"):
-                        loop.record_task(r, verified=True)
-                report = dataclasses.replace(
-                    loop.report(
-                        reports,
-                        stopped_by=stopped_by,
-                        branch=ws.branch if loop.state.commits else None,
-                        regressions=broken,
+            report = dataclasses.replace(
+                autofix(
+                    ws,
+                    tasks,
+                    agent=agent,
+                    settings=settings,
+                    found=found,
+                    failing=failing,
+                    history=history,
+                    squash=squash,
+                    # Each job's session gets its worktree's environment, secrets blanked.
+                    agent_env=lambda env: secrets.agent_env(os.environ, env),
+                    policy=lambda top: sandbox.build_policy(
+                        top=top,
+                        repo=root,
+                        forbidden=forbidden,
+                        secrets=config.rails.secret_paths,
+                        network=config.sandbox.network,
+                        sandboxed=sandboxed,
                     ),
-                    sandboxed=sandboxed,
-                )
-                status = "completed"
-            except KeyboardInterrupt:
-                status = "interrupted"
-                raise
-            finally:
-                history.finish_run(ws.run_id, status=status)
+                    guard=lambda top: make_guard(
+                        dataclasses.replace(forbidden, root=str(top)),
+                        secrets=config.rails.secret_paths,
+                    ),
+                    started=started,
+                    progress=progress,
+                    board=progress.job,
+                ),
+                sandboxed=sandboxed,
+            )
     _publish(root, report)
     if as_json:
         output.print_json(to_json(report))
@@ -232,6 +201,11 @@ def run(
     if report.dry_run:
         return errors.FAILURES_FOUND if tasks else errors.OK
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
+
+
+def default_jobs() -> int:
+    """min(4, CPU count): each job runs a session and test processes of its own."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
@@ -307,22 +281,6 @@ def _in_the_worktree(
         f"/tmp/agentloop-try {ws.base_sha[:12]} && agentloop detect --repo /tmp/agentloop-try",
         output=output,
     )
-
-
-def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:
-    """Regressed tasks lose their commit; the others point at their commit as it is now
-    (dropping a commit rewrites the ones after it)."""
-    if report.task.id in regressed:
-        return dataclasses.replace(
-            report,
-            outcome="regressed",
-            commit=None,
-            reason="its fix broke other tests and was removed",
-            suggestion="run the full suite with the fix applied and fix both together by hand",
-        )
-    if report.commit and report.task.id in final:
-        return dataclasses.replace(report, commit=final[report.task.id])
-    return report
 
 
 def _publish(root: Path, report: RunReport) -> None:

@@ -38,9 +38,18 @@ class Rejected(Exception):
     """An attempt's change is not accepted: the outcome, why, and the failure's
     fingerprint when the task's tests still failed (two alike end the task early)."""
 
-    def __init__(self, outcome: AttemptOutcome, reason: str, fingerprint: str | None = None):
+    def __init__(
+        self,
+        outcome: AttemptOutcome,
+        reason: str,
+        fingerprint: str | None = None,
+        *,
+        tier: str = "",
+    ):
         super().__init__(reason)
         self.outcome, self.reason, self.fingerprint = outcome, reason, fingerprint
+        # Which tier of verification caught it ("task", "importers"), if a test run did.
+        self.tier = tier
 
 
 class Attempt:

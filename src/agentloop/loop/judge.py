@@ -20,6 +20,7 @@ check passed, and is reported as changing tests, with the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -72,6 +73,38 @@ class Judge:
         passed, output = self._run(candidate.tree, failures, keep)
         return Verdict(passed, output, surface, needed_test_changes=passed)
 
+    def failing(
+        self,
+        commit: str,
+        found: Sequence[suites_mod.Suite],
+        files: Sequence[str],
+        keep: Sequence[str],
+        *,
+        project_root: Path,
+    ) -> frozenset[tuple[str, str]]:
+        """The tests of `files` (project-relative test files) that fail at `commit`, as
+        (suite, test id): the suites `found` (discovered at `project_root`), each run once
+        on its own files in this checkout."""
+        path = self._checkout(commit, keep)
+        root = path / self.project if self.project else path
+        moved, wanted = [], {}
+        for suite in found:
+            cwd = root / suite.cwd.relative_to(project_root)
+            mine = [
+                str((root / f).relative_to(cwd))
+                for f in files
+                if (root / f).is_relative_to(cwd) and _runs(suite, f)
+            ]
+            if mine:
+                moved.append(dataclasses.replace(suite, cwd=cwd))
+                wanted[suite.name] = mine
+        if not moved:
+            return frozenset()
+        env = dict(self._env_for(root))
+        with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
+            env["PYTHONPYCACHEPREFIX"] = pycache
+            return frozenset()  # interim
+
     def _run(self, tree: str, failures: Sequence[Failure], keep: Sequence[str]) -> tuple[bool, str]:
         path = self._checkout(tree, keep)
         root = path / self.project if self.project else path
@@ -92,3 +125,12 @@ class Judge:
                 continue
             link.symlink_to(source, target_is_directory=source.is_dir())
         return self._path
+
+
+def _runs(suite: suites_mod.Suite, path: str) -> bool:
+    """Whether `suite` runs the test file `path` when given it: pytest Python files,
+    vitest and jest the rest. A configured command agentloop does not drive gets no file
+    arguments (the full suites at the end cover it)."""
+    if suite.runner is None:
+        return False
+    return path.endswith(".py") == (suite.runner == "pytest")

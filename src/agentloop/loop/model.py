@@ -21,6 +21,12 @@ class AttemptReport:
     agent_outcome: str
     # Test-surface files (tests, conftest, runner configuration) the attempt changed.
     tests_changed: tuple[str, ...] = ()
+    # Which tier of verification caught it: "task" (its own tests) or "importers" (the
+    # tests of code importing the change); "" when no test run did.
+    tier: str = ""
+    # When it started, in seconds from the run's start, and which job ran it.
+    started_s: float = 0.0
+    job: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,21 @@ class RunReport:
     dry_run: bool = False
     # False only with --no-sandbox: the agent's shell commands ran unconfined.
     sandboxed: bool = True
+    # Tasks fixed at the same time at most.
+    jobs: int = 1
+
+    @property
+    def caught(self) -> dict[str, int]:
+        """How many rejections each tier of verification caught: the task's own tests
+        and the importers' tests after attempts, the full suites at the end."""
+        tiers = {"task": 0, "importers": 0, "full": 0}
+        for task in self.tasks:
+            for attempt in task.attempts:
+                if attempt.tier in tiers:
+                    tiers[attempt.tier] += 1
+            if task.outcome == "regressed":
+                tiers["full"] += 1
+        return tiers
 
     @property
     def fixed(self) -> int:

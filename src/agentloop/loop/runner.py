@@ -1,29 +1,53 @@
-"""The autofix loop: DIAGNOSE → FIX → VERIFY → COMMIT for each task, under rails that
-agentloop enforces itself after every attempt (the agent's guard hook is only a first
-line). Limits are checked in one place (`_check_caps`); an attempt ends in exactly one
-`AttemptOutcome`; every attempt is written to the ledger as it ends.
+"""The autofix loop, top to bottom: DETECT's baseline checks → FIX → VERIFY → COMMIT.
+
+`autofix` is the whole run on a workspace: it takes the tasks DETECT found, fixes them
+(several at once with `jobs` > 1, each job in a worktree of its own), verifies the result
+with the full suites once, squashes if asked, and returns the run's report. The command
+(`commands/run.py`) only wires it and prints.
+
+Rails are enforced by agentloop itself after every attempt (the agent's guard hook is only
+a first line). Limits are checked in one place (`_check_caps`), and the budget is reserved
+before each session (`Budget`), so jobs in parallel cannot spend more than the cap. An
+attempt (`Attempt`) ends accepted or put back, in exactly one `AttemptOutcome`, written to
+the ledger as it ends.
+
+Verification comes in tiers, cheapest first, and the report says which caught what:
+- `task`: after an attempt, the task's own tests, in one runner process, in the judge's
+  checkout of the candidate (`Judge`);
+- `importers`: once those pass, the tests of the modules that import what the fix changed;
+- `full`: the full suites, once, after every task (a fix behind a regression is dropped).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentloop import detection, git, proc
 from agentloop import suites as suites_mod
-from agentloop.agents.base import Agent, PermissionDenial, SessionLimits, SessionResult
+from agentloop.agents.base import Agent, Guard, PermissionDenial, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 from agentloop.failures import imports
 from agentloop.failures.group import normalize_message
 from agentloop.failures.model import Failure, Task
-from agentloop.history import AttemptOutcome, AttemptRecord, History, TaskRecord, utc_now
+from agentloop.history import (
+    AttemptOutcome,
+    AttemptRecord,
+    History,
+    RunStatus,
+    TaskRecord,
+    utc_now,
+)
 from agentloop.loop.attempt import Attempt, Rejected
+from agentloop.loop.budget import Budget
+from agentloop.loop.jobs import CapReached, reach, run_jobs
 from agentloop.loop.judge import Judge
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
@@ -33,14 +57,17 @@ from agentloop.rails.paths import ForbiddenPaths
 if TYPE_CHECKING:
     from agentloop.workspace import Workspace
 
+__all__ = ["AutofixLoop", "CapReached", "LoopSettings", "autofix"]
+
 Progress = Callable[[str], None]
+# One live line per job: (job number, what it does now), or None when it is idle.
+Board = Callable[[int, "str | None"], None]
 
 _AGENT_OUTCOMES: Mapping[str, AttemptOutcome] = {
     "max_turns": "max_turns",
     "budget": "budget",
     "timeout": "timeout",
 }
-
 
 # Sessions that did not finish what they were asked: whatever they changed is not a fix,
 # even when it happens to make the task's tests pass.
@@ -60,139 +87,229 @@ class LoopSettings:
     # Commands such as `ruff check .` or `mypy src`: a fix may not add to their findings.
     checks: tuple[str, ...] = ()
     check_timeout: float = 300
+    # Tasks fixed at the same time, each in a worktree of its own (1: in the run's).
+    jobs: int = 1
 
 
-class CapReached(Exception):
-    """The run's runtime or budget is used up: which, and how the task in hand ended."""
-
-    def __init__(self, cap: str, report: TaskReport | None = None) -> None:
-        super().__init__(cap)
-        self.cap = cap
-        self.report = report
+def autofix(
+    ws: Workspace,
+    tasks: Sequence[Task],
+    *,
+    agent: Agent,
+    settings: LoopSettings,
+    found: Sequence[suites_mod.Suite],
+    failing: Collection[tuple[str, str]],
+    history: History | None = None,
+    squash: bool = False,
+    base_env: Mapping[str, str] | None = None,
+    agent_env: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+    policy: Callable[[Path], Policy] | None = None,
+    guard: Callable[[Path], Guard] | None = None,
+    started: float | None = None,
+    progress: Progress = lambda _message: None,
+    board: Board = lambda _job, _text: None,
+) -> RunReport:
+    """The run on `ws`: fix `tasks`, verify against `failing` (the baseline's failing
+    tests, (suite, test id)) with the full suites `found`, commit; the run's report."""
+    loop = AutofixLoop.in_workspace(
+        ws,
+        agent=agent,
+        settings=settings,
+        history=history,
+        base_env=base_env,
+        agent_env=agent_env,
+        started=started,
+        progress=progress,
+        board=board,
+        policy=policy,
+        guard=guard,
+        found=found,
+        failing=failing,
+    )
+    if history is not None:
+        history.start_run(ws.run_id, branch=ws.branch, base_sha=ws.base_sha, tasks_total=len(tasks))
+    status: RunStatus = "failed"
+    try:
+        # DETECT gave the tasks; what the checks report before any fix is the bar.
+        loop.baseline_checks()
+        # FIX, with tiers 1 and 2 of VERIFY after each attempt.
+        reports, stopped_by = loop.fix(tasks)
+        # VERIFY, tier 3: the full suites once; the fix behind a regression is dropped.
+        regressed, broken = loop.verify() if loop.state.commits else (set(), [])
+        final = {task_id: sha for sha, task_id in loop.state.commits}
+        reports = [_after_verify(r, regressed, final) for r in reports]
+        # COMMIT: the fixes are on the run's branch; one commit if asked.
+        if squash:
+            reports = loop.squash(reports)
+        for r in reports:
+            if r.outcome in ("fixed", "regressed"):
+                loop.record_task(r, verified=True)
+        report = loop.report(
+            reports,
+            stopped_by=stopped_by,
+            branch=ws.branch if loop.state.commits else None,
+            regressions=broken,
+        )
+        status = "completed"
+        return report
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if history is not None:
+            history.finish_run(ws.run_id, status=status)
 
 
 @dataclass
 class _State:
-    spent_usd: float = 0.0
     commits: list[tuple[str, str]] = field(default_factory=list)  # (sha, task id)
+
+
+@dataclass
+class _Slot:
+    """Where one job works: the run's own worktree (one job), or a worktree of its own
+    on a branch of its own, whose accepted fixes are applied to the run's branch."""
+
+    number: int
+    top: Path
+    root: Path
+    branch: str
+    own: bool
+    env: dict[str, str]
+    judge: Judge
 
 
 class AutofixLoop:
     def __init__(
         self,
-        *,
-        top: Path,
-        root: Path,
-        base_sha: str,
-        run_id: str,
-        agent: Agent,
-        settings: LoopSettings,
-        env: Mapping[str, str],
-        history: History | None,
-        rescue_dir: Path,
-        open_worktree: Callable[[], Path],
-        env_for: Callable[[Path], Mapping[str, str]],
-        agent_env: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        started: float | None = None,
-        progress: Progress = lambda _message: None,
-        policy: Callable[[], Policy] | None = None,
-    ) -> None:
-        self.top, self.root, self.base_sha, self.run_id = top, root, base_sha, run_id
-        self.agent, self.settings, self.env = agent, settings, dict(env)
-        # The agent's sessions get the environment without secrets; the test runs
-        # agentloop makes itself keep everything the suites may need.
-        self.agent_env = dict(env if agent_env is None else agent_env)
-        self.history, self.clock, self.progress = history, clock, progress
-        # What each session may write, read and reach; made afresh before each session,
-        # since the paths it names are the ones that exist then.
-        self.policy = policy
-        # Where what an attempt's undo replaced is saved; how the judge gets its worktree
-        # and the environment to run tests in a checkout of its own (which must not reach
-        # into the run's worktree: see `in_workspace`).
-        self.rescue_dir, self.open_worktree, self.env_for = rescue_dir, open_worktree, env_for
-        self._judge_instance: Judge | None = None
-        # The runtime cap counts from the start of the run, the baseline included.
-        self.start = clock() if started is None else started
-        self.state = _State()
-        self._check_baseline: dict[str, Counter[str]] | None = None
-        # The project's path inside the checkout: git speaks top-relative paths, the
-        # failure records project-relative ones.
-        rel = root.relative_to(top).as_posix()
-        self._prefix = "" if rel == "." else rel + "/"
-
-    @classmethod
-    def in_workspace(
-        cls,
         ws: Workspace,
         *,
         agent: Agent,
         settings: LoopSettings,
         history: History | None,
         base_env: Mapping[str, str] | None = None,
-        agent_env: Mapping[str, str] | None = None,
+        agent_env: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
         progress: Progress = lambda _message: None,
-        policy: Callable[[], Policy] | None = None,
-    ) -> AutofixLoop:
-        """The loop wired to a run's workspace: its worktree and base, its rescue folder,
-        a judge's worktree beside it, and each checkout's environment made from
-        `base_env` (default: this process's, without git's variables), so the judge's
-        imports never reach the run's worktree."""
-        return cls(
-            top=ws.path,
-            root=ws.root,
-            base_sha=ws.base_sha,
-            run_id=ws.run_id,
-            agent=agent,
-            settings=settings,
-            env=ws.env(base_env),
-            history=history,
-            rescue_dir=ws.places.rescued,
-            open_worktree=lambda: ws.detached_worktree("judge"),
-            env_for=lambda root: ws.env(base_env, root=root),
-            agent_env=agent_env,
-            started=started,
-            progress=progress,
-            policy=policy,
+        board: Board = lambda _job, _text: None,
+        policy: Callable[[Path], Policy] | None = None,
+        guard: Callable[[Path], Guard] | None = None,
+        found: Sequence[suites_mod.Suite] = (),
+        failing: Collection[tuple[str, str]] = (),
+    ) -> None:
+        self.ws = ws
+        self.top, self.root, self.base_sha, self.run_id = ws.path, ws.root, ws.base_sha, ws.run_id
+        self.branch = ws.branch
+        self.agent, self.settings = agent, settings
+        self._base_env = base_env
+        self.env = ws.env(base_env)
+        # The agent's sessions get their worktree's environment through `agent_env`
+        # (which blanks the secrets); the test runs agentloop makes itself keep
+        # everything the suites may need.
+        self._agent_env = agent_env
+        self.history, self.clock, self.progress, self.board = history, clock, progress, board
+        # What each session may write, read and reach, and its guard: made afresh for
+        # each session, for the worktree it works in (the paths it names exist then).
+        self.policy, self.guard = policy, guard
+        self.found, self.failing = tuple(found), frozenset(failing)
+        # The runtime cap counts from the start of the run, the baseline included.
+        self.start = clock() if started is None else started
+        self.budget = Budget(
+            settings.max_budget_usd, per_session_usd=settings.budget_per_attempt_usd
         )
+        self.state = _State()
+        self._check_baseline: dict[str, Counter[str]] | None = None
+        # The project's path inside the checkout: git speaks top-relative paths, the
+        # failure records project-relative ones.
+        rel = ws.root.relative_to(ws.path).as_posix()
+        self._prefix = "" if rel == "." else rel + "/"
+        # Jobs: one slot each, made on first use; the run's branch and worktree are
+        # changed by one job at a time; ^C and a failing job stop them all.
+        self._slots: dict[int, _Slot] = {}
+        self._slots_lock = threading.Lock()
+        self._integrating = threading.Lock()
+        self._stop = threading.Event()
+        self._graph: Mapping[str, set[str]] = {}
 
-    # ------------------------------------------------------------ the loop
+    @classmethod
+    def in_workspace(cls, ws: Workspace, **options: object) -> AutofixLoop:
+        """The loop wired to a run's workspace (its worktree, base, rescue folder, the
+        environment of each checkout made from `base_env`); see `__init__`."""
+        return cls(ws, **options)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ FIX
 
     def fix(self, tasks: Sequence[Task]) -> tuple[list[TaskReport], str | None]:
-        """Try every task in order; return their reports and the cap that stopped the run."""
-        reports: dict[str, TaskReport] = {}
-        graph = imports.import_graph(self.root)
-        stopped_by: str | None = None
-        for task in tasks:
-            if task.id in reports:
-                continue  # closed by an earlier fix
-            if stopped_by is not None:
-                reports[task.id] = TaskReport(task, "skipped", reason=f"{stopped_by} reached")
-                continue
-            try:
-                report = self._fix_task(task)
-            except CapReached as cap:
-                stopped_by = cap.cap
-                report = cap.report or TaskReport(task, "skipped", reason=f"{cap.cap} reached")
-            reports[task.id] = report
-            self.record_task(report)
-            if report.outcome == "fixed" and report.commit:
-                for other in self._closed_by(report, tasks, reports, graph):
-                    reports[other.task.id] = other
-                    self.record_task(other)
-        return [reports[t.id] for t in tasks], stopped_by
+        """Try every task, up to `jobs` at once; their reports, in order, and the cap that
+        stopped the run."""
+        self._graph = imports.import_graph(self.root)
+        return run_jobs(
+            tasks,
+            jobs=max(1, min(self.settings.jobs, len(tasks))),
+            reaches={t.id: reach(t, self._graph) for t in tasks},
+            work=self._work,
+            close=lambda fixed, waiting: self._closed_by(fixed, tasks, waiting),
+            finished=self.record_task,
+            stop=self._stop,
+            cancel=self._cancel,
+        )
+
+    def _cancel(self) -> None:
+        self.agent.cancel()
+
+    def _work(self, job: int, task: Task) -> TaskReport:
+        slot = self._slot(job)
+        try:
+            return self._fix_task(slot, task)
+        finally:
+            self.board(job, None)
+
+    def _slot(self, job: int) -> _Slot:
+        with self._slots_lock:
+            slot = self._slots.get(job)
+        if slot is not None:
+            return slot
+        if self.settings.jobs <= 1:
+            top, branch, own = self.top, self.branch, True
+        else:
+            self.board(job, "preparing its worktree")
+            branch = f"{self.branch}.job{job}"
+            top = self.ws.worktree(f"job{job}", commit=self._tip(), branch=branch)
+            own = False
+        root = top / self._prefix if self._prefix else top
+        env = self.ws.env(self._base_env, root=root)
+        slot = _Slot(
+            number=job,
+            top=top,
+            root=root,
+            branch=branch,
+            own=own,
+            env=env,
+            judge=Judge(
+                top=top,
+                project=self._prefix.rstrip("/"),
+                open_worktree=lambda: self.ws.detached_worktree(f"judge{job}"),
+                env_for=lambda r: self.ws.env(self._base_env, root=r),
+                timeout=self.settings.rerun_timeout,
+            ),
+        )
+        with self._slots_lock:
+            self._slots[job] = slot
+        return slot
 
     def _check_caps(self) -> float:
         """Seconds left in the run; raises CapReached when a cap is used up."""
+        if self._stop.is_set():  # ^C, or another job failed: the run is over
+            raise KeyboardInterrupt
         left = self.settings.max_runtime_s - (self.clock() - self.start)
         if left <= 0:
             raise CapReached("max_runtime")
-        if self.state.spent_usd >= self.settings.max_budget_usd:
+        if self.budget.exhausted():
             raise CapReached("max_budget")
         return left
 
-    def _fix_task(self, task: Task) -> TaskReport:
+    def _fix_task(self, slot: _Slot, task: Task) -> TaskReport:
         attempts: list[AttemptReport] = []
         fingerprints: list[str] = []
         for number in range(1, self.settings.max_attempts + 1):
@@ -202,8 +319,7 @@ class AutofixLoop:
                 # A task the cap stops before its first attempt was skipped, not tried.
                 unfixed = self._unfixed(task, attempts, f"{cap.cap} reached") if attempts else None
                 raise CapReached(cap.cap, unfixed) from None
-            self.progress(f"task {task.id} ({task.category}), attempt {number}")
-            attempt, commit, fingerprint = self._attempt(task, number, attempts, left)
+            attempt, commit, fingerprint = self._attempt(slot, task, number, attempts, left)
             repeated = fingerprint is not None and fingerprint in fingerprints
             if repeated:
                 attempt = dataclasses.replace(attempt, outcome="no_progress")
@@ -227,68 +343,104 @@ class AutofixLoop:
         return self._unfixed(task, attempts, f"{self.settings.max_attempts} attempts failed")
 
     def _attempt(
-        self, task: Task, number: int, earlier: Sequence[AttemptReport], seconds_left: float
+        self,
+        slot: _Slot,
+        task: Task,
+        number: int,
+        earlier: Sequence[AttemptReport],
+        seconds_left: float,
     ) -> tuple[AttemptReport, str | None, str | None]:
-        """One session and the checks after it: (its report, the fix commit, the failure
-        fingerprint when the tests still failed). Whatever happens, the worktree ends at
-        the fix commit or exactly as the attempt found it."""
-        budget = min(
-            self.settings.budget_per_attempt_usd,
-            self.settings.max_budget_usd - self.state.spent_usd,
-        )
+        """One session and the checks after it: (its report, the fix commit on the run's
+        branch, the failure fingerprint when the tests still failed). Whatever happens,
+        the job's worktree ends at the fix commit or exactly as the attempt found it."""
+        reservation = self.budget.reserve(self._stop)
+        if reservation is None:
+            raise CapReached(
+                "max_budget",
+                self._unfixed(task, earlier, "max_budget reached") if earlier else None,
+            )
         limits = SessionLimits(
             max_turns=self.settings.limits.max_turns,
-            max_budget_usd=max(budget, 0.01),
+            max_budget_usd=reservation.usd,
             timeout_s=max(seconds_left, 1.0),
             allowed_tools=self.settings.limits.allowed_tools,
         )
-        prompt = build_prompt(
-            task,
-            rails=self.rails(),
-            read=self._read,
-            earlier=[EarlierAttempt(a.number, a.changed, a.reason) for a in earlier if a.reason],
-        )
+        if not slot.own:
+            # Each attempt starts from the run's branch as it is now: with the fixes the
+            # other jobs landed meanwhile, including the one a conflict was with.
+            git.restore_worktree(slot.top, self._tip(), git.ignored_entries(slot.top))
         started = self.clock()
-        policy = self.policy() if self.policy is not None else None
+        self.board(slot.number, f"task {task.id} ({task.category}) attempt {number}")
+        self.progress(f"task {task.id} ({task.category}), attempt {number}")
+        policy = self.policy(slot.top) if self.policy is not None else None
         sandboxed = policy is not None and policy.sandboxed
-        rescue = self.rescue_dir / f"{self.run_id}-{task.id}-attempt-{number}"
-        with Attempt(self.top, rescue, sandboxed=sandboxed) as attempt:
-            result = self.agent.run(
-                prompt, cwd=self.root, limits=limits, env=self.agent_env, policy=policy
-            )
-            self.state.spent_usd += result.cost_usd
-
-            def report(outcome: AttemptOutcome, reason: str) -> AttemptReport:
-                return AttemptReport(
-                    number=number,
-                    outcome=outcome,
-                    reason=reason,
-                    changed=attempt.changed,
-                    cost_usd=result.cost_usd,
-                    duration_s=self.clock() - started,
-                    turns=result.num_turns,
-                    agent_outcome=result.outcome,
-                    tests_changed=attempt.tests_changed,
+        rescue = self.ws.places.rescued / f"{self.run_id}-{task.id}-attempt-{number}"
+        cost = 0.0
+        try:
+            with Attempt(slot.top, rescue, sandboxed=sandboxed) as attempt:
+                prompt = build_prompt(
+                    task,
+                    rails=self.rails(),
+                    read=lambda path: _read(slot.top, self._prefix + path),
+                    earlier=[
+                        EarlierAttempt(a.number, a.changed, a.reason) for a in earlier if a.reason
+                    ],
                 )
+                result = self.agent.run(
+                    prompt,
+                    cwd=slot.root,
+                    limits=limits,
+                    env=self._agent_env(slot.env) if self._agent_env else slot.env,
+                    policy=policy,
+                    guard=self.guard(slot.top) if self.guard is not None else None,
+                )
+                cost = result.cost_usd
+                if self._stop.is_set():
+                    # The run is being stopped: what this session did does not land.
+                    raise KeyboardInterrupt
 
-            try:
-                commit = self._accept(task, attempt, result)
-            except Rejected as rejected:
-                return report(rejected.outcome, rejected.reason), None, rejected.fingerprint
-            return report("fixed", ""), commit, None
+                def report(outcome: AttemptOutcome, reason: str, tier: str = "") -> AttemptReport:
+                    return AttemptReport(
+                        number=number,
+                        outcome=outcome,
+                        reason=reason,
+                        changed=attempt.changed,
+                        cost_usd=result.cost_usd,
+                        duration_s=self.clock() - started,
+                        turns=result.num_turns,
+                        agent_outcome=result.outcome,
+                        tests_changed=attempt.tests_changed,
+                        tier=tier,
+                        started_s=started - self.start,
+                        job=slot.number,
+                    )
 
-    def _accept(self, task: Task, attempt: Attempt, result: SessionResult) -> str:
-        """The rails after a session, in order; the fix commit, or Rejected."""
+                try:
+                    commit = self._accept(slot, task, attempt, result)
+                except Rejected as rejected:
+                    return (
+                        report(rejected.outcome, rejected.reason, rejected.tier),
+                        None,
+                        rejected.fingerprint,
+                    )
+                return report("fixed", ""), commit, None
+        finally:
+            self.budget.settle(reservation, cost)
+
+    def _accept(self, slot: _Slot, task: Task, attempt: Attempt, result: SessionResult) -> str:
+        """The rails after a session, in order; the fix commit on the run's branch, or
+        Rejected."""
+        top = slot.top
         attempt.check_git_state()
-        candidate = git.snapshot_tree(self.top, attempt.start)
+        candidate = git.snapshot_tree(top, attempt.start)
         attempt.changed = candidate.changed
-        tree = git.tree_links(self.top, candidate.tree, candidate.changed)
+        tree = git.tree_links(top, candidate.tree, candidate.changed)
         rails = check_change(
             candidate.changed,
             forbidden=self.settings.forbidden,
             allow_test_edits=self.settings.allow_test_edits,
-            before=lambda path: git.show_file(self.top, attempt.start, path),
-            after=lambda path: git.show_file(self.top, candidate.tree, path),
+            before=lambda path: git.show_file(top, attempt.start, path),
+            after=lambda path: git.show_file(top, candidate.tree, path),
             links=tree.links,
             held=tree.holds,
         )
@@ -308,7 +460,8 @@ class AutofixLoop:
                 "rejected_integrity",
                 "weakened the tests: " + "; ".join(str(p) for p in rails.integrity[:5]),
             )
-        verdict = self._judge().judge(attempt.start, candidate, task.failures, attempt.keep)
+        # VERIFY, tier 1: the task's own tests, as they were, at the candidate.
+        verdict = slot.judge.judge(attempt.start, candidate, task.failures, attempt.keep)
         attempt.tests_changed = verdict.test_changes
         if not verdict.passed:
             first = _first_error(verdict.output)
@@ -317,110 +470,121 @@ class AutofixLoop:
                 "tests_failed",
                 f"{against} still failed: {first}",
                 normalize_message(first),
+                tier="task",
             )
-        new_findings = self._new_findings()
+        new_findings = self._new_findings(slot)
         if new_findings:
             raise Rejected("rejected_check", "tests pass, but " + new_findings)
         message = _commit_message(task)
         if verdict.test_changes:
             message += _test_change_note(
-                git.tree_diff(self.top, attempt.start, candidate.tree, verdict.test_changes),
+                git.tree_diff(top, attempt.start, candidate.tree, verdict.test_changes),
                 needed=verdict.needed_test_changes,
             )
-        commit = git.commit_tree(self.top, candidate.tree, attempt.start, message)
-        git.advance_branch(self.top, attempt.branch, commit, attempt.start)
+        commit = git.commit_tree(top, candidate.tree, attempt.start, message)
+        landed = self._land(slot, task, commit, attempt.start, message, attempt.keep)
+        git.advance_branch(top, attempt.branch, commit, attempt.start)
         attempt.accept(commit)
-        self.state.commits.append((commit, task.id))
-        return commit
+        return landed
 
-    def _judge(self) -> Judge:
-        if self._judge_instance is None:
-            self._judge_instance = Judge(
-                top=self.top,
-                project=self._prefix.rstrip("/"),
-                open_worktree=self.open_worktree,
-                env_for=self.env_for,
-                timeout=self.settings.rerun_timeout,
-            )
-        return self._judge_instance
+    def _land(
+        self, slot: _Slot, task: Task, commit: str, start: str, message: str, keep: Sequence[str]
+    ) -> str:
+        """Put an accepted fix on the run's branch, one job at a time: as it is when the
+        branch has not moved since the attempt started, else merged onto it in the object
+        store (`git merge-tree`) first; a conflict rejects the attempt, and the next one
+        starts on top of the other fix. Then VERIFY's tier 2 on what the branch now
+        holds. Returns the commit on the run's branch."""
+        with self._integrating:
+            tip = self._tip()
+            landed = commit
+            if tip != start:
+                merge = git.merge_trees(self.top, tip, commit)
+                if merge.tree is None:
+                    shown = ", ".join(merge.conflicts[:5]) or "the same lines"
+                    raise Rejected(
+                        "conflict",
+                        f"the fix conflicts ({shown}) with another task's fix that landed "
+                        "meanwhile; the next attempt starts from the code with that fix",
+                    )
+                landed = git.commit_tree(self.top, merge.tree, tip, message)
+            broken = self._importers_broken(slot, tip, landed, task, keep)
+            if broken:
+                more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+                shown = ", ".join(broken[:5]) + more
+                raise Rejected(
+                    "regressed",
+                    f"the task's tests pass, but tests of code that imports the change "
+                    f"now fail: {shown}",
+                    tier="importers",
+                )
+            if not slot.own:
+                git.advance_branch(self.top, self.branch, landed, tip)
+                git.restore_worktree(self.top, landed, git.ignored_entries(self.top))
+            self.state.commits.append((landed, task.id))
+            return landed
 
-    def _findings(self) -> dict[str, Counter[str]]:
-        found: dict[str, Counter[str]] = {}
-        for command in self.settings.checks:
-            done = proc.run(
-                command, cwd=self.root, timeout=self.settings.check_timeout, env=self.env
-            )
-            found[command] = Counter(
-                _finding(line, str(self.root)) for line in (done.stdout + done.stderr).splitlines()
-            )
-            found[command].pop("", None)
-        return found
+    def _tip(self) -> str:
+        sha = git.rev_parse(self.top, f"refs/heads/{self.branch}")
+        assert sha is not None, f"the run's branch {self.branch} is gone"
+        return sha
 
-    def baseline_checks(self) -> None:
-        """Record the checks' findings before any fix (call once, on the untouched tree)."""
-        if self.settings.checks:
-            self.progress("checks: recording the baseline")
-            self._check_baseline = self._findings()
-
-    def _new_findings(self) -> str:
-        """'' when no check reports more than in the baseline; else what is new."""
-        if not self.settings.checks:
-            return ""
-        if self._check_baseline is None:
-            self.baseline_checks()
-            return ""
-        messages = []
-        for command, now in self._findings().items():
-            added = now - self._check_baseline.get(command, Counter())
-            if added:
-                sample = "; ".join(list(added)[:3])
-                messages.append(f"`{command}` reports {sum(added.values())} new: {sample}")
-        return " / ".join(messages)
-
-    def _run_selectors(self, failures: Sequence[Failure]) -> tuple[bool, str]:
-        return suites_mod.run_selectors(
-            failures, root=self.root, timeout=self.settings.rerun_timeout, env=self.env
-        )
-
-    def _closed_by(
-        self,
-        fixed: TaskReport,
-        tasks: Sequence[Task],
-        reports: Mapping[str, TaskReport],
-        graph: Mapping[str, set[str]],
-    ) -> list[TaskReport]:
-        """Remaining tasks whose tests now pass thanks to `fixed`'s commit. Only tasks the
-        change can reach through the import graph are re-run: a suite with hanging tests
-        must not pay their timeouts after every fix."""
+    def _importers_broken(
+        self, slot: _Slot, tip: str, landed: str, task: Task, keep: Sequence[str]
+    ) -> list[str]:
+        """VERIFY, tier 2: the tests in files that import what the fix changed, at the
+        commit that would land, in the judge's checkout; those that fail now and did not
+        in the baseline (the task's own aside)."""
         changed = {
             p[len(self._prefix) :]
-            for p in git.changed_paths(self.top, f"{fixed.commit}^")
+            for p in git.changed_between(self.top, tip, landed)
             if p.startswith(self._prefix)
         }
-        reach = _importers_of(changed, graph)
-        closed = []
-        for task in tasks:
-            if task.id in reports or task.id == fixed.task.id:
-                continue
-            files = {f.file for f in task.failures if f.file}
-            if task.crash_location is not None:
-                files.add(task.crash_location.file)
-            if not files & reach:
-                continue
-            passed, _ = self._run_selectors(task.failures)
-            if passed:
-                closed.append(TaskReport(task, "fixed", fixed_by=fixed.commit))
-        return closed
+        files = {p for p in _importers_of(changed, self._graph) if _is_test_file(p)}
+        if not files:
+            return []
+        own = {(f.suite, f.test_id) for f in task.failures}
+        failing = slot.judge.failing(
+            landed, self.found, sorted(files), keep, project_root=self.root
+        )
+        return sorted(f"{s}::{t}" for s, t in failing - self.failing - own)
 
-    # ------------------------------------------------------------ verify
+    def _closed_by(
+        self, fixed: TaskReport, tasks: Sequence[Task], waiting: Collection[str]
+    ) -> list[TaskReport]:
+        """Waiting tasks whose tests now pass thanks to `fixed`'s commit: closed without a
+        session of their own. Only tasks the change can reach through the import graph
+        are re-run, all in one runner process: a suite with hanging tests must not pay
+        their timeouts after every fix."""
+        assert fixed.commit is not None
+        with self._integrating:
+            changed = {
+                p[len(self._prefix) :]
+                for p in git.changed_between(self.top, f"{fixed.commit}^", fixed.commit)
+                if p.startswith(self._prefix)
+            }
+            reached = _importers_of(changed, self._graph)
+            candidates = [
+                t
+                for t in tasks
+                if t.id in waiting
+                and ({f.file for f in t.failures if f.file} | _crash_file(t)) & reached
+            ]
+            if not candidates:
+                return []
+            return [
+                TaskReport(t, "fixed", fixed_by=fixed.commit)
+                for t in candidates
+                if _interim_passes(t.failures, self.root, self.settings.rerun_timeout, self.env)
+            ]
 
-    def verify(
-        self, found: Sequence[suites_mod.Suite], baseline: set[tuple[str, str]]
-    ) -> tuple[set[str], list[str]]:
-        """Run the full suites; revert the fix behind each regression, newest first.
-        Returns (ids of tasks whose fix was reverted, the regressed tests)."""
+    # ------------------------------------------------------------ VERIFY, tier 3
+
+    def verify(self) -> tuple[set[str], list[str]]:
+        """Run the full suites; drop the fix behind each regression, newest first.
+        Returns (ids of tasks whose fix was dropped, the regressed tests)."""
         regressed_tasks: set[str] = set()
-        regressions = self._regressions(found, baseline)
+        regressions = self._regressions()
         seen = sorted(regressions)
         for sha, task_id in reversed(list(self.state.commits)):
             if not regressions:
@@ -433,7 +597,7 @@ class AutofixLoop:
                 git.drop_commit(self.top, sha)
             except git.GitError:  # a later fix builds on this one: undo it with a revert
                 git.revert_commit(self.top, sha)
-            remaining = self._regressions(found, baseline)
+            remaining = self._regressions()
             if len(remaining) < len(regressions):
                 regressed_tasks.add(task_id)
                 self.state.commits.remove((sha, task_id))
@@ -451,13 +615,11 @@ class AutofixLoop:
                 (new, task_id) for new, (_, task_id) in zip(shas, self.state.commits, strict=True)
             ]
 
-    def _regressions(
-        self, found: Sequence[suites_mod.Suite], baseline: set[tuple[str, str]]
-    ) -> set[str]:
+    def _regressions(self) -> set[str]:
         self.progress("verifying: running the full suites")
         result = detection.detect(
             self.root,
-            list(found),
+            list(self.found),
             git=True,
             reruns=0,
             rerun_timeout=1,
@@ -465,9 +627,64 @@ class AutofixLoop:
             env=self.env,
         )
         now = {(f.suite, f.test_id) for t in result.tasks for f in t.failures}
-        return {f"{suite}::{test}" for suite, test in now - baseline}
+        return {f"{suite}::{test}" for suite, test in now - self.failing}
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ COMMIT
+
+    def squash(self, reports: Sequence[TaskReport]) -> list[TaskReport]:
+        """One commit for every fix on the run's branch; the reports pointing at it."""
+        commits = [sha for sha, _ in self.state.commits]
+        if len(commits) <= 1:
+            return list(reports)
+        summary = "\n".join(
+            f"- {r.task.category} at {r.task.crash_location}: {len(r.task.failures)} test(s)"
+            for r in reports
+            if r.outcome == "fixed" and r.commit
+        )
+        sha = git.squash(self.top, self.base_sha, f"agentloop: {len(commits)} fixes\n\n{summary}\n")
+        self.state.commits[:] = [(sha, "squashed")]
+        # The fixes' own commits are gone: every fix now lives in `sha`.
+        return [
+            dataclasses.replace(
+                r, commit=sha if r.commit else None, fixed_by=sha if r.fixed_by else None
+            )
+            for r in reports
+        ]
+
+    # ------------------------------------------------------------ checks
+
+    def _findings(self, root: Path, env: Mapping[str, str]) -> dict[str, Counter[str]]:
+        found: dict[str, Counter[str]] = {}
+        for command in self.settings.checks:
+            done = proc.run(command, cwd=root, timeout=self.settings.check_timeout, env=env)
+            found[command] = Counter(
+                _finding(line, str(root)) for line in (done.stdout + done.stderr).splitlines()
+            )
+            found[command].pop("", None)
+        return found
+
+    def baseline_checks(self) -> None:
+        """Record the checks' findings before any fix (call once, on the untouched tree)."""
+        if self.settings.checks:
+            self.progress("checks: recording the baseline")
+            self._check_baseline = self._findings(self.root, self.env)
+
+    def _new_findings(self, slot: _Slot) -> str:
+        """'' when no check reports more than in the baseline; else what is new."""
+        if not self.settings.checks:
+            return ""
+        if self._check_baseline is None:
+            self.baseline_checks()
+            return ""
+        messages = []
+        for command, now in self._findings(slot.root, slot.env).items():
+            added = now - self._check_baseline.get(command, Counter())
+            if added:
+                sample = "; ".join(list(added)[:3])
+                messages.append(f"`{command}` reports {sum(added.values())} new: {sample}")
+        return " / ".join(messages)
+
+    # ------------------------------------------------------------ records
 
     def rails(self) -> list[str]:
         s = self.settings
@@ -483,15 +700,6 @@ class AutofixLoop:
                 "Do not delete, skip or loosen tests or assertions, and do not raise timeouts."
             )
         return rules
-
-    def _read(self, path: str) -> str | None:
-        return self._read_top(self._prefix + path)
-
-    def _read_top(self, path: str) -> str | None:
-        try:
-            return (self.top / path).read_text(encoding="utf-8", errors="replace")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
 
     def _unfixed(self, task: Task, attempts: Sequence[AttemptReport], reason: str) -> TaskReport:
         return TaskReport(
@@ -547,10 +755,45 @@ class AutofixLoop:
             commits=tuple(sha for sha, _ in self.state.commits),
             tasks=tuple(reports),
             duration_s=self.clock() - self.start,
-            cost_usd=self.state.spent_usd,
+            cost_usd=self.budget.spent_usd,
             stopped_by=stopped_by,
             regressions=tuple(regressions),
+            jobs=max(1, self.settings.jobs),
         )
+
+
+def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:
+    """Regressed tasks lose their commit; the others point at their commit as it is now
+    (dropping a commit rewrites the ones after it)."""
+    if report.task.id in regressed:
+        return dataclasses.replace(
+            report,
+            outcome="regressed",
+            commit=None,
+            reason="its fix broke other tests and was removed",
+            suggestion="run the full suite with the fix applied and fix both together by hand",
+        )
+    if report.commit and report.task.id in final:
+        return dataclasses.replace(report, commit=final[report.task.id])
+    return report
+
+
+def _read(top: Path, path: str) -> str | None:
+    try:
+        return (top / path).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _crash_file(task: Task) -> set[str]:
+    return {task.crash_location.file} if task.crash_location is not None else set()
+
+
+_TEST_FILE = re.compile(r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|[^/]*\.(test|spec)\.[cm]?[jt]sx?)$")
+
+
+def _is_test_file(path: str) -> bool:
+    return bool(_TEST_FILE.search(path))
 
 
 def _finding(line: str, root: str) -> str:
@@ -655,3 +898,9 @@ def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
     if task.category == "missing_dependency":
         return "install the missing dependency and re-run"
     return "run the selector and debug it by hand; the attempts' notes are in the report"
+
+
+def _interim_passes(
+    failures: Sequence[Failure], root: Path, timeout: float, env: Mapping[str, str]
+) -> bool:
+    return suites_mod.run_selectors(failures, root=root, timeout=timeout, env=env)[0]

@@ -35,6 +35,8 @@ def to_json(run: RunReport) -> dict[str, Any]:
         "sandboxed": run.sandboxed,
         "stopped_by": run.stopped_by,
         "regressions": list(run.regressions),
+        "jobs": run.jobs,
+        "caught": run.caught,
         "tasks": [
             {
                 "id": t.task.id,
@@ -59,6 +61,9 @@ def to_json(run: RunReport) -> dict[str, Any]:
                         "cost_usd": round(a.cost_usd, 6),
                         "duration_s": round(a.duration_s, 3),
                         "turns": a.turns,
+                        "tier": a.tier or None,
+                        "job": a.job,
+                        "started_s": round(a.started_s, 3),
                     }
                     for a in t.attempts
                 ],
@@ -92,6 +97,14 @@ def to_markdown(run: RunReport) -> str:
         lines += [f"Stopped early: {run.stopped_by} reached.", ""]
     if run.regressions:
         lines += ["Reverted because they broke other tests: " + ", ".join(run.regressions), ""]
+    caught = run.caught
+    if any(caught.values()):
+        lines += [
+            f"Verification caught {caught['task']} attempt(s) with the task's own tests, "
+            f"{caught['importers']} with the tests of code importing the change, and "
+            f"{caught['full']} fix(es) with the full suites.",
+            "",
+        ]
     lines += [
         "| file | tests | category | attempts | outcome | approach | cost | time |",
         "|---|---|---|---|---|---|---|---|",
