@@ -319,3 +319,7 @@ def test_an_overlong_subject_counts_instead(tmp_path: Path) -> None:
     assert subject(message) == "fix 8 functions in 2 files"
     message = message_for(tmp_path / "d", {deep + "data.json": "{}"}, {deep + "data.json": "[]"})
     assert subject(message) == f"fix {deep}data.json"[: SUBJECT_MAX - 3] + "..."
+    # Too many files to read them all: counted, not named.
+    eleven = {f"shop/m{i:02}.py": source for i in range(11)}
+    message = message_for(tmp_path / "e", eleven, {p: fixed for p in eleven})
+    assert subject(message) == "fix 11 files in shop/"
