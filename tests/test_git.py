@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentloop import git
-from agentloop.testing.repos import SAMPLE_REPO, git_init, run_git, write_tree
+from agentloop.testing.repos import SAMPLE_REPO, commit_all, git_init, run_git, write_tree
 
 # The code under test commits in this process.
 pytestmark = pytest.mark.usefixtures("git_identity")
@@ -622,3 +622,19 @@ def test_a_gitignore_that_hides_itself_is_found(repo: Path) -> None:
     assert git.hidden_ignore_files(repo) == (
         ".venv/.gitignore", "plugins/sub/.gitignore", "src/app/.gitignore",
     )  # fmt: skip
+
+
+def test_hunks_name_lines_of_exactly_the_path_given(repo: Path) -> None:
+    write_tree(repo, {"a1.py": "x = 1\ny = 2\nz = 3\n", "a[1].py": "one\ntwo\n"})
+    commit_all(repo, "two files")
+    start = git.head_sha(repo)
+    write_tree(repo, {"a1.py": "x = 1\nz = 3\nw = 4\n", "a[1].py": "one\n2\n"})
+    tree = git.snapshot_tree(repo, start).tree
+    assert git.changed_between(repo, start, tree) == ("a1.py", "a[1].py")
+    # "a[1].py" as a glob would match a1.py too.
+    assert git.hunks(repo, start, tree, "a[1].py") == (git.Hunk(2, 1, 2, 1),)
+    # A removal is at the line after which it was; an addition after the last line.
+    assert git.hunks(repo, start, tree, "a1.py") == (git.Hunk(2, 1, 1, 0), git.Hunk(3, 0, 3, 1))
+    # The user's config cannot merge them (with the unchanged lines between).
+    run_git(repo, "config", "diff.interHunkContext", "5")
+    assert len(git.hunks(repo, start, tree, "a1.py")) == 2

@@ -9,6 +9,7 @@ Functions that throw work away or commit (`reset_hard`, `clean_untracked`, `comm
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -923,6 +924,49 @@ def show_tree(cwd: Path, tree: str, keep: Sequence[str]) -> None:
 def tree_diff(cwd: Path, old: str, new: str, paths: Sequence[str]) -> str:
     """The diff of `paths` between two tree-ish objects, whatever the user's diff config."""
     return _git(cwd, "diff", *_DIFF_OPTS, old, new, "--", *paths).stdout
+
+
+def changed_between(cwd: Path, old: str, new: str) -> tuple[str, ...]:
+    """Every path (top-relative, sorted) that differs between two tree-ish objects; a
+    rename gives both its paths."""
+    return _changed_between(cwd, old, new)
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One change in a diff without context: `old_count` lines from line `old_start` of
+    the old side became `new_count` lines from `new_start` of the new side. A side with
+    count 0 has no lines: its start is then the line after which the other side's lines
+    were (0 = before the first line), as git writes it."""
+
+    old_start: int
+    old_count: int
+    new_start: int
+    new_count: int
+
+
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def hunks(cwd: Path, old: str, new: str, path: str) -> tuple[Hunk, ...]:
+    """Where the text of `path` (top-relative) changed between two tree-ish objects. ()
+    when git shows no lines for it: a binary file, a mode change, or no change."""
+    # One path per call: a diff of many paths names each in a header git may quote and
+    # escape; here the path is ours, taken literally (a pathspec is a glob otherwise).
+    # diff.interHunkContext would merge nearby hunks, unchanged lines between them too.
+    out = _git(
+        cwd, "diff", *_DIFF_OPTS, "--no-renames", "--unified=0", "--inter-hunk-context=0",
+        old, new, "--", f":(literal){path}",
+    ).stdout  # fmt: skip
+    found = []
+    for line in out.splitlines():
+        match = _HUNK_HEADER.match(line)
+        if match:
+            a, b, c, d = match.groups()
+            found.append(
+                Hunk(int(a), 1 if b is None else int(b), int(c), 1 if d is None else int(d))
+            )
+    return tuple(found)
 
 
 def commit_tree(cwd: Path, tree: str, parent: str, message: str) -> str:
