@@ -205,6 +205,11 @@ def head_sha(cwd: Path) -> str:
     return sha
 
 
+def subject(cwd: Path, sha: str) -> str:
+    """A commit's subject line."""
+    return _read(cwd, "log", "-1", "--format=%s", sha, "--").stdout.strip()
+
+
 def current_branch(cwd: Path) -> str | None:
     """The short name of the checked-out branch; None when HEAD is detached."""
     done = _read(cwd, "symbolic-ref", "--quiet", "HEAD", check=False)
@@ -559,11 +564,6 @@ _DIFF_OPTS = (
     "--no-relative",
     "--ignore-submodules=none",
 )
-
-
-def changed_between(cwd: Path, old: str, new: str) -> tuple[str, ...]:
-    """The paths (top-relative) that differ between two commits or trees."""
-    return _changed_between(cwd, old, new)
 
 
 def changed_paths(cwd: Path, base: str) -> list[str]:

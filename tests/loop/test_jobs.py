@@ -99,9 +99,11 @@ def run(
                 write=(top,), deny_write=(), deny_read=(), sandboxed=True
             ),
         )
-        tip = git(ws.path, "show", f"{ws.branch}:calc/add.py") + git(
-            ws.path, "show", f"{ws.branch}:calc/mul.py"
-        ) + git(ws.path, "show", f"{ws.branch}:calc/labels.py")
+        tip = (
+            git(ws.path, "show", f"{ws.branch}:calc/add.py")
+            + git(ws.path, "show", f"{ws.branch}:calc/mul.py")
+            + git(ws.path, "show", f"{ws.branch}:calc/labels.py")
+        )
         branch = ws.branch
     return report, branch, tip
 
@@ -142,7 +144,8 @@ def test_two_independent_tasks_are_fixed_at_once_and_both_land(root: Path) -> No
         (a.started_s, a.started_s + a.duration_s), (b.started_s, b.started_s + b.duration_s)
     )
     # Both fixes are on the run's branch, one commit each.
-    assert "a + b" in tip and "a * b" in tip
+    assert "a + b" in tip
+    assert "a * b" in tip
     assert len(report.commits) == 2
     # Nothing is left behind but the run's branch with the fixes.
     assert worktrees(root) == [str(root)]
@@ -170,7 +173,8 @@ def test_a_fix_that_conflicts_with_one_landed_meanwhile_is_retried_on_top_of_it(
     # The retry was told why, and started from the code with the other fix.
     retry_prompt = agent.prompts[-1]
     assert "conflicts" in retry_prompt
-    assert "a + b" in tip and "a * b" in tip
+    assert "a + b" in tip
+    assert "a * b" in tip
     winner = next(t for t in report.tasks if len(t.attempts) == 1)
     label = "add" if "test_add" in winner.task.failures[0].test_id else "mul"
     assert f'LABEL = "{label}"' in tip
@@ -225,16 +229,15 @@ def test_a_task_fixed_as_a_side_effect_is_closed_without_a_session(
     by_test = {t.task.failures[0].test_id.split("::")[-1]: t for t in report.tasks}
     assert by_test["test_double"].outcome == "fixed"
     closed = by_test["test_total"]
-    assert closed.outcome == "fixed" and closed.attempts == ()
+    assert closed.outcome == "fixed"
+    assert closed.attempts == ()
     assert closed.fixed_by == by_test["test_double"].commit
     assert len(agent.calls) == 1
 
 
 def test_the_runtime_cap_stops_every_job_and_leaves_nothing_behind(root: Path) -> None:
     before = repo_state(root)
-    agent = ScriptedAgent(
-        by_prompt={"test_add": [FIX_ADD], "test_mul": [FIX_MUL]}, delay_s=30
-    )
+    agent = ScriptedAgent(by_prompt={"test_add": [FIX_ADD], "test_mul": [FIX_MUL]}, delay_s=30)
     started = time.monotonic()
     report, _, _ = run(root, agent, jobs=2, max_runtime_s=4)
     assert time.monotonic() - started < 30

@@ -128,7 +128,9 @@ def test_a_correct_fix_is_verified_committed_and_the_checkout_untouched(tmp_path
     assert branch.startswith("agentloop/autofix-")
     assert "a + b" in git_out(root, "show", f"{branch}:calc/ops.py")
     (subject,) = git_out(root, "log", "--format=%s", f"main..{branch}").splitlines()
-    assert subject == "agentloop: fix logic_bug at tests/test_ops.py:4"
+    assert subject == "fix add() in calc/ops.py", subject
+    body = git_out(root, "log", "--format=%b", f"main..{branch}")
+    assert f"Made by agentloop run {doc['run_id']}, attempt 1." in body
     assert (root / ".agentloop" / "runs" / doc["run_id"] / "report.md").is_file()
     (prompt,) = server.prompts()
     assert "tests/test_ops.py::test_add" in prompt

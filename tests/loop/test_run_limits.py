@@ -276,6 +276,9 @@ def runtime_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         slow_after_a_partial_edit(token),
         "--max-runtime",
         str(RUNTIME_CAP_S),
+        # One job: the second task is the one the cap keeps from starting.
+        "--jobs",
+        "1",
         timeout=RUNTIME_CAP_S + 120,
     )
     return {
@@ -353,9 +356,12 @@ def budget_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = git_init(pytest_project(tmp / "repo", TWO_BUGS))
     (root / "notes.txt").write_text("my notes\n")
     before = snapshot(root)
+    # One job: which task the budget lets start is then the first (test_jobs.py has the
+    # budget across parallel jobs).
     run = run_json(
-        root, tmp / "home", [forever()], "--max-budget-usd", str(BUDGET_USD), "--max-turns", "10"
-    )
+        root, tmp / "home", [forever()], "--max-budget-usd", str(BUDGET_USD), "--max-turns", "10",
+        "--jobs", "1",
+    )  # fmt: skip
     return {"run": run, "root": root, "home": tmp / "home", "before": before}
 
 

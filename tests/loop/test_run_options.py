@@ -202,8 +202,9 @@ def test_squash_leaves_one_commit_listing_every_fix(
     (sha,) = git_out(root, "rev-list", f"main..{branch}").split()
     assert doc["commits"] == [sha] == [git_out(root, "rev-parse", branch).strip()]
     message = git_out(root, "log", "-1", "--format=%B", sha)
-    for task in doc["tasks"]:
-        assert task["crash_location"] in message, message
+    # Each fix as its own commit's subject said it: what was changed, where.
+    assert "- fix add() in calc/ops.py (1 test)" in message, message
+    assert "- fix shout() in text/shout.py (1 test)" in message, message
     assert "a + b" in git_out(root, "show", f"{branch}:calc/ops.py")
     assert "s.upper()" in git_out(root, "show", f"{branch}:text/shout.py")
 

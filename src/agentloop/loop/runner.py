@@ -49,6 +49,7 @@ from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
 from agentloop.loop.jobs import CapReached, reach, run_jobs
 from agentloop.loop.judge import Judge
+from agentloop.loop.message import commit_message
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.change import check_change
@@ -416,7 +417,7 @@ class AutofixLoop:
                     )
 
                 try:
-                    commit = self._accept(slot, task, attempt, result)
+                    commit = self._accept(slot, task, attempt, result, number)
                 except Rejected as rejected:
                     return (
                         report(rejected.outcome, rejected.reason, rejected.tier),
@@ -427,7 +428,9 @@ class AutofixLoop:
         finally:
             self.budget.settle(reservation, cost)
 
-    def _accept(self, slot: _Slot, task: Task, attempt: Attempt, result: SessionResult) -> str:
+    def _accept(
+        self, slot: _Slot, task: Task, attempt: Attempt, result: SessionResult, number: int
+    ) -> str:
         """The rails after a session, in order; the fix commit on the run's branch, or
         Rejected."""
         top = slot.top
@@ -475,7 +478,16 @@ class AutofixLoop:
         new_findings = self._new_findings(slot)
         if new_findings:
             raise Rejected("rejected_check", "tests pass, but " + new_findings)
-        message = _commit_message(task)
+        message = commit_message(
+            task,
+            top=top,
+            start=attempt.start,
+            tree=candidate.tree,
+            prefix=self._prefix,
+            note=result.text,
+        )
+        # The commit carries the user's identity: say whose work it is.
+        message += f"\nMade by agentloop run {self.run_id}, attempt {number}.\n"
         if verdict.test_changes:
             message += _test_change_note(
                 git.tree_diff(top, attempt.start, candidate.tree, verdict.test_changes),
@@ -637,7 +649,7 @@ class AutofixLoop:
         if len(commits) <= 1:
             return list(reports)
         summary = "\n".join(
-            f"- {r.task.category} at {r.task.crash_location}: {len(r.task.failures)} test(s)"
+            f"- {git.subject(self.top, r.commit)} ({_tests(len(r.task.failures))})"
             for r in reports
             if r.outcome == "fixed" and r.commit
         )
@@ -778,6 +790,10 @@ def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]
     return report
 
 
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
+
+
 def _read(top: Path, path: str) -> str | None:
     try:
         return (top / path).read_text(encoding="utf-8", errors="replace")
@@ -874,17 +890,6 @@ def _test_change_note(diff: str, *, needed: bool) -> str:
     )
     shown = diff if len(diff) <= 4000 else diff[:4000] + "\n[... diff cut at 4000 characters]\n"
     return f"\nTESTS CHANGED. {why}:\n\n{shown}"
-
-
-def _commit_message(task: Task) -> str:
-    where = f" at {task.crash_location}" if task.crash_location else ""
-    tests = "\n".join(f"- {f.test_id}" for f in task.failures[:50])
-    more = f"\n- ... and {len(task.failures) - 50} more" if len(task.failures) > 50 else ""
-    return (
-        f"agentloop: fix {task.category}{where}\n\n{task.error_type}: "
-        f"{task.message.splitlines()[0] if task.message else ''}\n\nTests now passing:\n"
-        f"{tests}{more}\n"
-    )
 
 
 def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
