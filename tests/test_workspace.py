@@ -895,3 +895,53 @@ def test_clean_removes_a_killed_runs_judge_worktree_and_spares_a_live_ones(
     # A judge's checkout holds no one's work: no patch is saved for it.
     assert not (places.rescued / "dead.judge.patch").exists()
     assert live.poll() is None
+
+
+# ---------------------------------------------------------------- worktrees for any purpose
+
+
+def test_a_workspace_from_another_commit_on_another_loops_branch(repo: Path) -> None:
+    first = run_git(repo, "rev-parse", "HEAD").strip()
+    (repo / "README.md").write_text("later\n")
+    run_git(repo, "commit", "-qam", "later")
+    with Workspace.open(repo, base=first, branch_prefix="agentloop/build-") as ws:
+        assert ws.branch == f"agentloop/build-{ws.run_id}"
+        assert ws.base_sha == first
+        assert run_git(ws.path, "rev-parse", "HEAD").strip() == first
+        assert (ws.path / "README.md").read_text() != "later\n"
+    # Nothing committed there: the branch goes with the worktree.
+    assert run_git(repo, "branch", "--list", "agentloop/*") == ""
+    with pytest.raises(WorkspaceError, match="not a commit"), Workspace.open(repo, base="nope"):
+        pass
+    with (
+        pytest.raises(ValueError, match="under agentloop/"),
+        Workspace.open(repo, branch_prefix="feature/"),
+    ):
+        pass
+
+
+def test_a_jobs_worktree_is_on_its_own_branch_and_both_go_with_the_run(repo: Path) -> None:
+    with Workspace.open(repo, setup=["touch made-by-setup"]) as ws:
+        (ws.path / "README.md").write_text("a fix\n")
+        run_git(ws.path, "commit", "-qam", "a fix")
+        tip = run_git(ws.path, "rev-parse", "HEAD").strip()
+        job = ws.worktree("job1", commit=tip, branch=f"{ws.branch}.job1")
+        assert run_git(job, "rev-parse", "HEAD").strip() == tip
+        assert run_git(job, "branch", "--show-current").strip() == f"{ws.branch}.job1"
+        # workspace.setup ran there too.
+        assert (job / "made-by-setup").exists()
+        with pytest.raises(ValueError, match="agentloop/"):
+            ws.worktree("job2", branch="main")
+        branch = ws.branch
+    assert not job.exists()
+    # The run's branch has its fix and stays; the job's branch is gone.
+    assert run_git(repo, "branch", "--list", "agentloop/*").split() == [branch]
+
+
+def test_clean_removes_a_leftover_branch_of_any_agentloop_loop(repo: Path) -> None:
+    run_git(repo, "branch", "agentloop/build-x.job1")
+    report = clean_leftovers(repo, dry_run=False)
+    assert any(
+        item.branch == "agentloop/build-x.job1" and item.deleted_branch for item in report.items
+    )
+    assert run_git(repo, "branch", "--list", "agentloop/*") == ""

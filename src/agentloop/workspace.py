@@ -253,8 +253,12 @@ class Workspace:
         setup_timeout: float = SETUP_TIMEOUT,
         run_id: str | None = None,
         secrets: Sequence[str] = DEFAULT_SECRETS,
+        base: str | None = None,
+        branch_prefix: str = BRANCH_PREFIX,
     ) -> Iterator[Workspace]:
-        """Yield a workspace on a new `agentloop/autofix-<run-id>` branch made from HEAD.
+        """Yield a workspace on a new `<branch_prefix><run-id>` branch (default
+        `agentloop/autofix-<run-id>`; the prefix must be under `agentloop/`) made from
+        `base` (a commit-ish; default HEAD).
 
         By default that is a new worktree, and `setup` commands run in it first. With
         `in_place`, the branch is checked out in the user's checkout itself, which must be
@@ -264,7 +268,14 @@ class Workspace:
         to `rescued/<run-id>.patch`, the worktree is removed, and the branch is deleted
         unless it has commits.
         """
-        ws = cls._create(repo_root, in_place=in_place, run_id=run_id, secrets=secrets)
+        ws = cls._create(
+            repo_root,
+            in_place=in_place,
+            run_id=run_id,
+            secrets=secrets,
+            base=base,
+            branch_prefix=branch_prefix,
+        )
         failed = True
         try:
             ws.setup, ws.setup_timeout = tuple(setup), setup_timeout
@@ -280,7 +291,14 @@ class Workspace:
 
     @classmethod
     def _create(
-        cls, repo_root: Path, *, in_place: bool, run_id: str | None, secrets: Sequence[str]
+        cls,
+        repo_root: Path,
+        *,
+        in_place: bool,
+        run_id: str | None,
+        secrets: Sequence[str],
+        base: str | None = None,
+        branch_prefix: str = BRANCH_PREFIX,
     ) -> Workspace:
         project = repo_root.resolve()
         top = git.find_toplevel(project) if project.is_dir() else None
@@ -295,8 +313,22 @@ class Workspace:
                 f"{run_id!r} cannot be a run id",
                 hint="use letters, digits, '-', '_' and inner dots only",
             )
+        if not branch_prefix.startswith(git.BRANCH_PREFIX) or branch_prefix == git.BRANCH_PREFIX:
+            raise ValueError(f"{branch_prefix!r} is not a prefix under {git.BRANCH_PREFIX}")
         places = Places.of(git.common_dir(top))
         base_sha = git.head_sha(top)
+        if base is not None:
+            if in_place:
+                raise WorkspaceError(
+                    "--in-place works on the checkout's own commit",
+                    hint="drop --in-place to start from another commit",
+                )
+            found = git.rev_parse(top, f"{base}^{{commit}}")
+            if found is None:
+                raise WorkspaceError(
+                    f"{base!r} is not a commit of {top}", hint="give a branch, tag or sha"
+                )
+            base_sha = found
         original = git.current_branch(top)
         if in_place:
             dirty = git.status_porcelain(top)
@@ -309,12 +341,12 @@ class Workspace:
                     "separate worktree leaves your checkout alone",
                 )
         with locked(places):
-            rid = _pick_run_id(top, places, run_id)
+            rid = _pick_run_id(top, places, run_id, branch_prefix)
             state = RunState(
                 run_id=rid,
                 pid=os.getpid(),
                 path=str(top if in_place else places.worktree(rid)),
-                branch=BRANCH_PREFIX + rid,
+                branch=branch_prefix + rid,
                 base_sha=base_sha,
                 created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 repo=str(top),
@@ -511,7 +543,7 @@ def _valid_run_id(run_id: str) -> bool:
     return bool(_RUN_ID.fullmatch(run_id)) and not run_id.endswith(".lock")
 
 
-def _pick_run_id(top: Path, places: Places, wanted: str | None) -> str:
+def _pick_run_id(top: Path, places: Places, wanted: str | None, prefix: str = BRANCH_PREFIX) -> str:
     """`wanted`, or a new timestamp id; two runs in the same second get -2, -3…"""
     base = wanted or new_run_id()
     for n in range(1, 1000):
@@ -519,7 +551,7 @@ def _pick_run_id(top: Path, places: Places, wanted: str | None) -> str:
         taken = (
             places.state_file(rid).exists()
             or places.worktree(rid).exists()
-            or git.branch_exists(top, BRANCH_PREFIX + rid)
+            or git.branch_exists(top, prefix + rid)
         )
         if not taken:
             return rid
@@ -690,7 +722,7 @@ def clean_leftovers(repo_root: Path, *, dry_run: bool) -> CleanReport:
     """Find what killed runs left behind in `repo_root`'s repository and undo it.
 
     Leftovers are: state files of runs that no longer hold their lock; worktrees under
-    agentloop's directory that no live run owns; `agentloop/autofix-*` branches that no
+    agentloop's directory that no live run owns; `agentloop/*` branches that no
     live run owns and no worktree has checked out. Uncommitted work is saved to
     `rescued/` before a worktree goes; a branch with commits beyond its base (or, without
     a state file, with commits no other ref reaches) is kept and reported. Nothing of a
@@ -734,7 +766,8 @@ def clean_leftovers(repo_root: Path, *, dry_run: bool) -> CleanReport:
             _attempt(report, partial(_release_orphan, top, places, wt, dry_run=dry_run), path.name)
         # Branches no run speaks for.
         checked_out = {wt.branch for wt in git.list_worktrees(top) if wt.branch}
-        for branch, sha in sorted(git.branches(top, BRANCH_PREFIX).items()):
+        # Every agentloop/ branch: a run's (autofix-, or another loop's prefix) or a job's.
+        for branch, sha in sorted(git.branches(top, git.BRANCH_PREFIX).items()):
             if branch in owned_branches or branch in checked_out:
                 continue
             _attempt(report, partial(_release_branch, top, branch, sha, dry_run=dry_run), branch)
