@@ -260,14 +260,16 @@ def is_dirty(cwd: Path) -> bool:
     return bool(status_porcelain(cwd))
 
 
-def listed_paths(cwd: Path) -> tuple[str, ...]:
+def listed_paths(cwd: Path, *, ignored: Sequence[str] | None = None) -> tuple[str, ...]:
     """Every path git can name in `cwd`'s work tree: tracked and untracked files, and the
-    ignored entries (directories collapsed, ending in "/"), top-relative."""
+    ignored entries (directories collapsed, ending in "/"; `ignored_entries(cwd)` unless
+    the caller has them), top-relative."""
     out = _read(
         cwd, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--full-name",
         timeout=CHECKOUT,
     ).stdout  # fmt: skip
-    return tuple(dict.fromkeys((*_split_z(out), *ignored_entries(cwd))))
+    rest = ignored_entries(cwd) if ignored is None else ignored
+    return tuple(dict.fromkeys((*_split_z(out), *rest)))
 
 
 def is_tracked(cwd: Path, path: Path) -> bool:

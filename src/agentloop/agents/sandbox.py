@@ -149,19 +149,25 @@ def scoped_tools(allowed: Sequence[str], top: Path) -> tuple[str, ...]:
 # ---------------------------------------------------------------- which paths
 
 
-def matching(top: Path, spec: ForbiddenPaths, also: Iterable[str] = ()) -> list[Path]:
+def matching(
+    top: Path,
+    spec: ForbiddenPaths,
+    also: Iterable[str] = (),
+    *,
+    listed: Sequence[str] | None = None,
+) -> list[Path]:
     """The existing files and directories under `top` that `spec` matches; a directory
     stands for everything in it when any file in it would be forbidden, whatever its
     name (`**/auth/**` → `auth/`). Listed from git (tracked, untracked, and the ignored
     entries with directories collapsed): walking a tree with a node_modules in it would
     take longer than the session. `also`: top-relative paths about to be created, listed
-    as if they were there."""
+    as if they were there. `listed`: `git.listed_paths(top)`, when the caller has it."""
     if not top.is_dir():
         return []
     found: list[Path] = []
     # Each directory is judged once, not once per file in it (a session's start waits).
     whole: dict[str, bool] = {}
-    for name in sorted({*git.listed_paths(top), *also}):
+    for name in sorted({*(git.listed_paths(top) if listed is None else listed), *also}):
         parts = name.rstrip("/").split("/")
         prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
         for directory in prefixes:
@@ -188,13 +194,13 @@ def is_cache(entry: str) -> bool:
     return entry.endswith(CACHES)
 
 
-def _kept(top: Path) -> list[Path]:
+def _kept(top: Path, ignored: Sequence[str]) -> list[Path]:
     """What lies ignored in the worktree when the session starts, but caches: the
     environments tests import from (`.venv`, `node_modules`), build outputs, `.env`. The
     judge's checkout links them in, so the agent may not change them. A link among them
     (the checkout's environment mirrored in: `agentloop.environment`) is denied by where
     it leads too: a denied link protects only itself, and writes go to its target."""
-    kept = [top / entry.rstrip("/") for entry in git.ignored_entries(top) if not is_cache(entry)]
+    kept = [top / entry.rstrip("/") for entry in ignored if not is_cache(entry)]
     beyond = [
         real
         for path in kept
@@ -225,13 +231,17 @@ def build_policy(
     top, repo = top.resolve(), repo.resolve()
     secret_spec = ForbiddenPaths(tuple(secrets))
     git_dirs = {git.common_dir(top), top / ".git"}
-    kept = _kept(top)
+    # git is asked once for what the worktree holds (each `ls-files` of the ignored
+    # entries costs about 20 ms, and every session start waits for them).
+    ignored = git.ignored_entries(top)
+    listed = git.listed_paths(top, ignored=ignored)
+    kept = _kept(top, ignored)
     # The rails' own files, whether they exist or not (a masked path cannot be created).
     protected = [top / p.removesuffix("/**") for p in PROTECTED if "*" not in p.removesuffix("/**")]
     own = Path(agentloop.__file__).resolve().parent
     deny_write = [
         *sorted(git_dirs),
-        *matching(top, forbidden),
+        *matching(top, forbidden, listed=listed),
         *protected,
         *kept,
         own,
@@ -239,7 +249,7 @@ def build_policy(
     ]
     home = Path(home or os.environ.get("HOME") or Path.home())
     deny_read = [
-        *matching(top, secret_spec),
+        *matching(top, secret_spec, listed=listed),
         *(matching(repo, secret_spec) if repo != top else []),
         *home_secrets(home),
     ]
