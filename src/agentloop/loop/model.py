@@ -27,6 +27,10 @@ class AttemptReport:
     # When it started, in seconds from the run's start, and which job ran it.
     started_s: float = 0.0
     job: int = 1
+    # The fix's commit on the run's branch, when this attempt's fix was accepted.
+    commit: str | None = None
+    # What the task's tests still failed with (normalised); two alike end the task.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

@@ -320,14 +320,14 @@ class AutofixLoop:
                 # A task the cap stops before its first attempt was skipped, not tried.
                 unfixed = self._unfixed(task, attempts, f"{cap.cap} reached") if attempts else None
                 raise CapReached(cap.cap, unfixed) from None
-            attempt, commit, fingerprint = self._attempt(slot, task, number, attempts, left)
-            repeated = fingerprint is not None and fingerprint in fingerprints
+            attempt = self._attempt(slot, task, number, attempts, left)
+            repeated = bool(attempt.fingerprint) and attempt.fingerprint in fingerprints
             if repeated:
                 attempt = dataclasses.replace(attempt, outcome="no_progress")
             attempts.append(attempt)
             self._record_attempt(task, attempt)
-            if commit is not None:
-                return TaskReport(task, "fixed", tuple(attempts), commit=commit)
+            if attempt.commit is not None:
+                return TaskReport(task, "fixed", tuple(attempts), commit=attempt.commit)
             if (
                 attempt.outcome == "timeout"
                 and self.clock() - self.start >= self.settings.max_runtime_s
@@ -339,8 +339,8 @@ class AutofixLoop:
                 return self._unfixed(
                     task, attempts, "two attempts left the same failure: no progress"
                 )
-            if fingerprint is not None:
-                fingerprints.append(fingerprint)
+            if attempt.fingerprint:
+                fingerprints.append(attempt.fingerprint)
         return self._unfixed(task, attempts, f"{self.settings.max_attempts} attempts failed")
 
     def _attempt(
@@ -350,10 +350,10 @@ class AutofixLoop:
         number: int,
         earlier: Sequence[AttemptReport],
         seconds_left: float,
-    ) -> tuple[AttemptReport, str | None, str | None]:
-        """One session and the checks after it: (its report, the fix commit on the run's
-        branch, the failure fingerprint when the tests still failed). Whatever happens,
-        the job's worktree ends at the fix commit or exactly as the attempt found it."""
+    ) -> AttemptReport:
+        """One session and the checks after it, reported with the fix's commit on the
+        run's branch when it was accepted. Whatever happens, the job's worktree ends at the
+        fix commit or exactly as the attempt found it."""
         reservation = self.budget.reserve(self._stop)
         if reservation is None:
             raise CapReached(
@@ -400,7 +400,14 @@ class AutofixLoop:
                     # The run is being stopped: what this session did does not land.
                     raise KeyboardInterrupt
 
-                def report(outcome: AttemptOutcome, reason: str, tier: str = "") -> AttemptReport:
+                def report(
+                    outcome: AttemptOutcome,
+                    reason: str = "",
+                    *,
+                    tier: str = "",
+                    fingerprint: str = "",
+                    commit: str | None = None,
+                ) -> AttemptReport:
                     return AttemptReport(
                         number=number,
                         outcome=outcome,
@@ -414,17 +421,19 @@ class AutofixLoop:
                         tier=tier,
                         started_s=started - self.start,
                         job=slot.number,
+                        fingerprint=fingerprint,
+                        commit=commit,
                     )
 
                 try:
-                    commit = self._accept(slot, task, attempt, result, number)
+                    return report("fixed", commit=self._accept(slot, task, attempt, result, number))
                 except Rejected as rejected:
-                    return (
-                        report(rejected.outcome, rejected.reason, rejected.tier),
-                        None,
-                        rejected.fingerprint,
+                    return report(
+                        rejected.outcome,
+                        rejected.reason,
+                        tier=rejected.tier,
+                        fingerprint=rejected.fingerprint or "",
                     )
-                return report("fixed", ""), commit, None
         finally:
             self.budget.settle(reservation, cost)
 
