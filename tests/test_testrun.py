@@ -199,6 +199,29 @@ def test_a_selected_test_that_no_longer_exists_is_failing(tmp_path: Path) -> Non
     assert "not found" in run.output
 
 
+def test_a_test_file_that_no_longer_imports_keeps_no_other_test_from_running(
+    tmp_path: Path,
+) -> None:
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "calc.py": "VALUE = 0\n",
+            "tests/test_a.py": "from calc import VALUE\n\n\ndef test_a():\n    assert VALUE\n",
+            "tests/test_b.py": "from calc import VALUE\n\n\ndef test_b():\n    assert VALUE\n",
+        },
+    )
+    failures = _failures(root)
+    assert len(failures) == 2
+    (root / "calc.py").write_text("VALUE = 1\n")
+    (root / "tests/test_a.py").write_text("from calc import GONE\n\n\ndef test_a():\n    pass\n")
+
+    run = run_tests(failures, root=root, timeout=60, env=_env())
+    assert run.failing == {"tests/test_a.py::test_a"}
+    # pytest refuses the node id of a file that does not import: once more without it.
+    assert run.processes == 2
+    assert "ImportError" in run.output
+
+
 # ---------------------------------------------------------------- failing_tests
 
 SUITE = {

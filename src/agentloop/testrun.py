@@ -63,8 +63,11 @@ class FailingSet:
 # A batch: the runner, the directory it runs in, and the command up to the tests.
 _Key = tuple[Dialect, str, str]
 # pytest refuses a whole command line for one node id it cannot find (exit 4, no test
-# run): `ERROR: not found: /abs/tests/t.py::test_x` or `… file or directory not found: …`.
-_NOT_FOUND = re.compile(r"^ERROR: (?:file or directory )?not found: (?P<id>\S+)", re.M)
+# run): `ERROR: not found: /abs/tests/t.py::test_x`, `… file or directory not found: …`,
+# or, when the test's file no longer imports, `… found no collectors for …`.
+_NOT_FOUND = re.compile(
+    r"^ERROR: (?:(?:file or directory )?not found:|found no collectors for) (?P<id>\S+)", re.M
+)
 
 
 def _relative_file(failure: Failure) -> str | None:
@@ -160,11 +163,14 @@ def _pytest_batch(
     caller falls back to one selector per test)."""
     outcomes: dict[str, reruns_mod.Outcome] = {}
     pending = list(dict.fromkeys(node for _, node in group))
+    # Without it pytest runs nothing when one of the files fails to import: every test of
+    # the batch would fail for one broken file.
+    command = f"{prefix} --continue-on-collection-errors"
     outputs: list[str] = []
     while pending:
         todo = [f for f, node in group if node in pending]
         run = reruns_mod.run_pytest(
-            prefix,
+            command,
             pending,
             cwd=cwd,
             timeout=reruns_mod.allowance(todo, unknown=timeout),
