@@ -387,3 +387,21 @@ def test_jest_tests_are_checked_in_one_process(tmp_path: Path) -> None:
     assert run.failing == {"tests/b.test.js > is wrong on purpose"}
     assert run.processes == 1
     assert "is wrong on purpose" in run.output
+
+
+@pytest.mark.npm
+@pytest.mark.skipif(_NO_NODE, reason="vitest tests need node and npm on PATH")
+def test_failing_tests_of_some_vitest_files_run_only_those(tmp_path: Path) -> None:
+    root = make_vitest_project(tmp_path / "v", VITEST_TESTS, NPM_CACHE)
+    found = _found(root)
+    whole = failing_tests(root, found, env=_env())
+    assert whole.failing == {(f.suite, f.test_id) for f in _failures(root)}
+    assert whole.tests == 5
+
+    some = failing_tests(root, found, env=_env(), files={"vitest": ["tests/b.test.js"]})
+    assert some.failing == {
+        ("vitest", "tests/b.test.js > is symmetric"),
+        ("vitest", "tests/b.test.js > is wrong on purpose"),
+    }
+    assert some.tests == 2
+    assert some.processes == 1
