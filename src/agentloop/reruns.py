@@ -103,10 +103,9 @@ def run_order(probe: Path) -> tuple[str, ...]:
     )
 
 
-def _probe_outcomes(probe: Path) -> dict[str, Outcome] | None:
+def _probe_outcomes(found: list[dict[str, Any]]) -> dict[str, Outcome] | None:
     """Per node id: passed (started, finished, nothing failed: no subtest either) or
     failed. None when the process wrote no event at all (the probe was not loaded)."""
-    found = probe_events.events(probe)
     if not found:
         return None
     failed = {str(e.get("nodeid", "")) for e in found if e.get("event") == "failed"}
@@ -115,6 +114,34 @@ def _probe_outcomes(probe: Path) -> dict[str, Outcome] | None:
     }
     outcomes.update(dict.fromkeys(failed, "failed"))
     return outcomes
+
+
+@dataclass(frozen=True)
+class PytestRun:
+    # Each test's outcome (a test missing here did not run); None when the probe saw
+    # nothing (it was not loaded, or pytest stopped before collecting).
+    outcomes: dict[str, Outcome] | None
+    # The node ids the process started, in order (the last one unfinished after a kill
+    # is the test that was running).
+    started: tuple[str, ...]
+    done: proc.Completed
+
+
+def run_pytest(
+    prefix: str, ids: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str]
+) -> PytestRun:
+    """Run `ids` in this order in one pytest process (`prefix`: the runner and the suite's
+    own options), with agentloop's probe reporting each test."""
+    with tempfile.TemporaryDirectory(prefix="agentloop-rerun-") as tmp:
+        probe = Path(tmp) / "probe.jsonl"
+        run_env = {**env, **suites_mod.RUN_ENV, **suites_mod.probe_env(probe, env)}
+        # pytest runs each node id once (the first time it is named), in this order.
+        unique = list(dict.fromkeys(ids))
+        command = f"{suites_mod.with_probe(prefix)} " + " ".join(shlex.quote(i) for i in unique)
+        done = proc.run(command, cwd=cwd, timeout=timeout, env=run_env)
+        found = probe_events.events(probe)
+    started = tuple(str(e.get("nodeid", "")) for e in found if e.get("event") == "start")
+    return PytestRun(_probe_outcomes(found), started, done)
 
 
 class Rerunner:
@@ -152,17 +179,10 @@ class Rerunner:
     ) -> dict[str, Outcome] | None:
         """Run `ids` in this order in one pytest process: each test's outcome (a test
         missing from the result did not run). None when the probe saw nothing."""
-        with tempfile.TemporaryDirectory(prefix="agentloop-rerun-") as tmp:
-            probe = Path(tmp) / "probe.jsonl"
-            env = {**self.env, **suites_mod.RUN_ENV, **suites_mod.probe_env(probe, self.env)}
-            # pytest runs each node id once (the first time it is named), in this order.
-            unique = list(dict.fromkeys(ids))
-            command = f"{suites_mod.with_probe(target.prefix)} " + " ".join(
-                shlex.quote(i) for i in unique
-            )
-            self._started()
-            proc.run(command, cwd=target.cwd, timeout=timeout, env=env)
-            return _probe_outcomes(probe)
+        self._started()
+        return run_pytest(
+            target.prefix, ids, cwd=target.cwd, timeout=timeout, env=self.env
+        ).outcomes
 
     def _selector(self, failure: Failure, timeout: float) -> bool:
         assert failure.selector is not None

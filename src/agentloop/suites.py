@@ -863,6 +863,14 @@ def run_selectors(
 # What agentloop.reruns needs to run a suite's tests the way run_suite does.
 RUN_ENV: Mapping[str, str] = _ENV
 PROBE_MODULE = _PROBE_MODULE
+# run_suite's note when it ran the suite a second time, without the probe.
+NO_PROBE_NOTE = _NO_PROBE_NOTE
+
+
+def probe_missing(output: str) -> bool:
+    """Whether pytest said it could not import agentloop's probe (it runs where
+    PYTHONPATH does not reach: tox, a container)."""
+    return bool(_PROBE_MISSING.search(output))
 
 
 def default_prefix(dialect: Dialect) -> str:

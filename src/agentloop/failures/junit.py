@@ -62,6 +62,12 @@ class _State:
     root_errors: int = 0
     # Keyed by (classname, name): re-run attempts repeat a testcase, the last one counts.
     last: dict[tuple[str, str], _Case | None] = field(default_factory=dict)
+    # The cases that ran and passed, for the dialects whose ids the parser can name
+    # without a failure's text (_PASSED_KEPT): a batch of selected tests needs them.
+    passed: list[_Case] = field(default_factory=list)
+
+
+_PASSED_KEPT: frozenset[Dialect | None] = frozenset({"jest", "vitest"})
 
 
 def _sniff_root(elem: ET.Element) -> Dialect | None:
@@ -136,6 +142,14 @@ def _stream(data: bytes, state: _State) -> None:
                 key = (elem.get("classname", ""), elem.get("name", ""))
                 suite = depth_suites[-1].get("name", "") if depth_suites else ""
                 case = _case_from(elem, suite)
+                if (
+                    case is None
+                    and state.dialect in _PASSED_KEPT
+                    and not any(child.tag == "skipped" for child in elem)
+                ):
+                    state.passed.append(
+                        _Case(key[0], key[1], elem.get("file"), None, "passed", "", "", "", suite)
+                    )
                 earlier = state.last.get(key)
                 if earlier is None or state.dialect == "pytest":
                     # pytest-rerunfailures repeats a testcase per attempt: the last counts.
@@ -232,11 +246,10 @@ def _stage(case: _Case, dialect: Dialect, describes: frozenset[str] = frozenset(
     return "call"
 
 
-def _to_failure(
-    case: _Case, dialect: Dialect, root: Path | None, describes: frozenset[str] = frozenset()
-) -> ParsedFailure:
-    kind, message = _error(case, dialect)
-    stage = _stage(case, dialect, describes)
+def _identify(
+    case: _Case, dialect: Dialect, root: Path | None, stage: Stage
+) -> tuple[str | None, int | None, str, str]:
+    """(file, line, test name, test id) of a case."""
     file, line = case.file, case.line + 1 if case.line is not None else None
     test_name, test_id = (
         case.name,
@@ -265,6 +278,15 @@ def _to_failure(
             test_id = f"{file} > {test_name}" if file else test_name
     elif dialect == "surefire":
         test_id = f"{case.classname}#{case.name}"
+    return file, line, test_name, test_id
+
+
+def _to_failure(
+    case: _Case, dialect: Dialect, root: Path | None, describes: frozenset[str] = frozenset()
+) -> ParsedFailure:
+    kind, message = _error(case, dialect)
+    stage = _stage(case, dialect, describes)
+    file, line, test_name, test_id = _identify(case, dialect, root, stage)
     frames = tx.frames(case.text)
     return ParsedFailure(
         dialect=dialect,
@@ -358,7 +380,11 @@ def parse_junit(data: bytes, *, root: Path | None = None) -> ParsedReport:
             )
         )
     return ParsedReport(
-        dialect=dialect, format="junit", failures=tuple(failures), total=len(state.last)
+        dialect=dialect,
+        format="junit",
+        failures=tuple(failures),
+        total=len(state.last),
+        passed=frozenset(_identify(c, dialect, root, "call")[3] for c in state.passed),
     )
 
 

@@ -72,6 +72,10 @@ class ParsedReport:
     total: int
     # e.g. "pytest exited 5: no tests collected"
     notes: tuple[str, ...] = ()
+    # The ids of the tests that ran and passed, where the parser records them (vitest's
+    # JSON, vitest's and jest's JUnit): a batch of selected tests learns which of them
+    # really ran from it (agentloop.testrun). Empty for the other formats.
+    passed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

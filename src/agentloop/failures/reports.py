@@ -78,6 +78,7 @@ def read_report(path: Path, *, fmt: Format | None, root: Path | None) -> ParsedR
             failures=tuple(f for part in parts for f in part.failures),
             total=sum(part.total for part in parts),
             notes=tuple(n for part in parts for n in part.notes),
+            passed=frozenset().union(*(part.passed for part in parts)),
         )
     try:
         data = path.read_bytes()

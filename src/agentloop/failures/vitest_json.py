@@ -94,9 +94,13 @@ def _file_failure(file: str, message: str) -> ParsedFailure:
     )
 
 
-def _test_failure(file: str, test: dict[str, Any]) -> ParsedFailure:
+def _name(test: dict[str, Any]) -> str:
     titles = [t for t in _list(test.get("ancestorTitles")) if isinstance(t, str)]
-    name = SEPARATOR.join([*titles, str(test.get("title", ""))])
+    return SEPARATOR.join([*titles, str(test.get("title", ""))])
+
+
+def _test_failure(file: str, test: dict[str, Any]) -> ParsedFailure:
+    name = _name(test)
     messages = [m for m in _list(test.get("failureMessages")) if isinstance(m, str)]
     # A retried test repeats its failure; the last attempt counts.
     text = messages[-1] if messages else ""
@@ -139,6 +143,7 @@ def parse_vitest_json(data: str, *, root: Path | None = None) -> ParsedReport:
             hint="produce it with `vitest run --reporter=json --outputFile.json=FILE`",
         )
     failures: list[ParsedFailure] = []
+    passed: set[str] = set()
     total = 0
     for entry in results:
         if not isinstance(entry, dict):
@@ -146,6 +151,7 @@ def parse_vitest_json(data: str, *, root: Path | None = None) -> ParsedReport:
         file = _relative(str(entry.get("name") or ""), root)
         tests = [t for t in _list(entry.get("assertionResults")) if isinstance(t, dict)]
         total += len(tests)
+        passed.update(f"{file}{SEPARATOR}{_name(t)}" for t in tests if t.get("status") == "passed")
         failed = [_test_failure(file, t) for t in tests if t.get("status") == "failed"]
         message = str(entry.get("message") or "")
         if entry.get("status") == "failed" and (message or not failed):
@@ -154,7 +160,11 @@ def parse_vitest_json(data: str, *, root: Path | None = None) -> ParsedReport:
             failures.append(_file_failure(file, message))
         failures.extend(failed)
     return ParsedReport(
-        dialect="vitest", format="vitest-json", failures=tuple(failures), total=total
+        dialect="vitest",
+        format="vitest-json",
+        failures=tuple(failures),
+        total=total,
+        passed=frozenset(passed),
     )
 
 
@@ -195,4 +205,5 @@ def merge_junit(report: ParsedReport, junit: ParsedReport) -> ParsedReport:
         failures=(*kept, *hooks),
         total=report.total - dropped + len(hooks),
         notes=report.notes,
+        passed=report.passed,
     )

@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentloop import git
-from agentloop import suites as suites_mod
+from agentloop import git, testrun
 from agentloop.agents import sandbox
 from agentloop.failures.model import Failure
 from agentloop.rails.testinfra import is_test_surface
@@ -111,7 +110,8 @@ class Judge:
         env = dict(self._env_for(root))
         with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
             env["PYTHONPYCACHEPREFIX"] = pycache
-            return suites_mod.run_selectors(failures, root=root, timeout=self.timeout, env=env)
+            run = testrun.run_tests(failures, root=root, timeout=self.timeout, env=env)
+            return run.passed, run.output
 
     def _checkout(self, tree: str, keep: Sequence[str]) -> Path:
         if self._path is None:
