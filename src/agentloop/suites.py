@@ -26,7 +26,6 @@ from agentloop.failures import probe as probe_events
 from agentloop.failures import pytest_json, vitest_json
 from agentloop.failures.model import (
     Dialect,
-    Failure,
     Location,
     ParsedFailure,
     ParsedReport,
@@ -839,25 +838,6 @@ def run_selector(
         return False, output
     evidence = _RAN_AND_PASSED.get(dialect)
     return evidence is None or bool(evidence.search(output)), output
-
-
-def run_selectors(
-    failures: Sequence[Failure], *, root: Path, timeout: float, env: Mapping[str, str]
-) -> tuple[bool, str]:
-    """Run each failure's selector in the project at `root`, stopping at the first that
-    does not pass: (all passed, their output, or the output of the one that failed)."""
-    outputs = []
-    for failure in failures:
-        if failure.selector is None:
-            return False, f"{failure.test_id} has no selector"
-        passed, output = run_selector(
-            failure.selector, dialect=failure.runner, cwd=root / failure.cwd,
-            timeout=timeout, env=env,
-        )  # fmt: skip
-        if not passed:
-            return False, output
-        outputs.append(output)
-    return True, "\n".join(outputs)
 
 
 # What agentloop.reruns needs to run a suite's tests the way run_suite does.

@@ -31,6 +31,7 @@ from agentloop import git, testrun
 from agentloop.agents import sandbox
 from agentloop.failures.model import Failure
 from agentloop.rails.testinfra import is_test_surface
+from agentloop.suites import Suite
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Judge:
     def failing(
         self,
         commit: str,
-        found: Sequence[suites_mod.Suite],
+        found: Sequence[Suite],
         files: Sequence[str],
         keep: Sequence[str],
         *,
@@ -102,7 +103,9 @@ class Judge:
         env = dict(self._env_for(root))
         with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
             env["PYTHONPYCACHEPREFIX"] = pycache
-            return frozenset()  # interim
+            result = testrun.failing_tests(root, moved, env=env, files=wanted, timeout=self.timeout)
+        # A suite that could not be read is in the set as "<suite NAME>": not green.
+        return result.failing
 
     def _run(self, tree: str, failures: Sequence[Failure], keep: Sequence[str]) -> tuple[bool, str]:
         path = self._checkout(tree, keep)
@@ -127,7 +130,7 @@ class Judge:
         return self._path
 
 
-def _runs(suite: suites_mod.Suite, path: str) -> bool:
+def _runs(suite: Suite, path: str) -> bool:
     """Whether `suite` runs the test file `path` when given it: pytest Python files,
     vitest and jest the rest. A configured command agentloop does not drive gets no file
     arguments (the full suites at the end cover it)."""

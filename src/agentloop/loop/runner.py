@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentloop import detection, git, proc
+from agentloop import git, proc, testrun
 from agentloop import suites as suites_mod
 from agentloop.agents.base import Agent, Guard, PermissionDenial, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 from agentloop.failures import imports
 from agentloop.failures.group import normalize_message
-from agentloop.failures.model import Failure, Task
+from agentloop.failures.model import Task
 from agentloop.history import (
     AttemptOutcome,
     AttemptRecord,
@@ -593,10 +593,16 @@ class AutofixLoop:
             ]
             if not candidates:
                 return []
+            run = testrun.run_tests(
+                [f for t in candidates for f in t.failures],
+                root=self.root,
+                timeout=self.settings.rerun_timeout,
+                env=self.env,
+            )
             return [
                 TaskReport(t, "fixed", fixed_by=fixed.commit)
                 for t in candidates
-                if _interim_passes(t.failures, self.root, self.settings.rerun_timeout, self.env)
+                if not {f.test_id for f in t.failures} & run.failing
             ]
 
     # ------------------------------------------------------------ VERIFY, tier 3
@@ -638,17 +644,12 @@ class AutofixLoop:
 
     def _regressions(self) -> set[str]:
         self.progress("verifying: running the full suites")
-        result = detection.detect(
-            self.root,
-            list(self.found),
-            git=True,
-            reruns=0,
-            rerun_timeout=1,
-            progress=self.progress,
-            env=self.env,
+        result = testrun.failing_tests(
+            self.root, self.found, env=self.env, timeout=self.settings.rerun_timeout
         )
-        now = {(f.suite, f.test_id) for t in result.tasks for f in t.failures}
-        return {f"{suite}::{test}" for suite, test in now - self.failing}
+        for error in result.errors:
+            self.progress(f"verifying: {error}")
+        return {f"{suite}::{test}" for suite, test in result.failing - self.failing}
 
     # ------------------------------------------------------------ COMMIT
 
@@ -912,9 +913,3 @@ def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
     if task.category == "missing_dependency":
         return "install the missing dependency and re-run"
     return "run the selector and debug it by hand; the attempts' notes are in the report"
-
-
-def _interim_passes(
-    failures: Sequence[Failure], root: Path, timeout: float, env: Mapping[str, str]
-) -> bool:
-    return suites_mod.run_selectors(failures, root=root, timeout=timeout, env=env)[0]
