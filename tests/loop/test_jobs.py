@@ -281,3 +281,54 @@ def test_ctrl_c_during_parallel_work_stops_every_job_and_leaves_nothing_behind(
     assert branches(root) == ["main"]
     assert repo_state(root) == before
     assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+# ---------------------------------------------------------------- the tiers of verification
+
+TIERS = {
+    "calc/__init__.py": "",
+    "calc/core.py": "def double(x):\n    return x + x + 1\n\n\ndef triple(x):\n    return x * 3\n",
+    "calc/limits.txt": "10\n",
+    "calc/add.py": OPS["calc/add.py"],
+    "calc/mul.py": OPS["calc/mul.py"],
+    "calc/labels.py": OPS["calc/labels.py"],
+    "tests/test_core.py": "from calc.core import double\n\n"
+    "def test_double():\n    assert double(2) == 4\n",
+    # Imports what the bad fix changes: tier 2 runs it.
+    "tests/test_user.py": "from calc.core import triple\n\n"
+    "def test_triple():\n    assert triple(2) == 6\n",
+    # Reads a data file, imports nothing: only the full suites at the end see it.
+    "tests/test_limits.py": "from pathlib import Path\n\n"
+    "def test_limit():\n"
+    "    assert Path(__file__).parent.parent.joinpath('calc/limits.txt').read_text() == '10\\n'\n",
+}
+
+
+def test_each_tier_catches_what_the_cheaper_ones_cannot(tmp_path: Path, git_identity: None) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", TIERS))
+    fix_double = edit("calc/core.py", "x + x + 1", "x + x")
+    agent = ScriptedAgent(
+        by_prompt={
+            "test_double": [
+                # 1: the task's tests still fail (tier 1).
+                edit("calc/core.py", "x + x + 1", "x + x + 2"),
+                # 2: they pass, but a test importing calc.core breaks (tier 2).
+                both(fix_double, edit("calc/core.py", "x * 3", "x * 4")),
+                # 3: passes both, but breaks a test no import leads to (tier 3).
+                both(fix_double, edit("calc/limits.txt", "10", "11")),
+            ]
+        }
+    )
+    report, _, _ = run(root, agent, only=("test_double",), jobs=1)
+    (task,) = report.tasks
+    assert [(a.outcome, a.tier) for a in task.attempts] == [
+        ("tests_failed", "task"),
+        ("regressed", "importers"),
+        ("fixed", ""),
+    ]
+    assert "tests/test_user.py::test_triple" in task.attempts[1].reason
+    # The full suites caught the last one: its fix was dropped.
+    assert task.outcome == "regressed"
+    assert report.regressions == ("pytest::tests/test_limits.py::test_limit",)
+    assert report.caught == {"task": 1, "importers": 1, "full": 1}
+    assert report.commits == ()
