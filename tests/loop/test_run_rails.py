@@ -88,13 +88,50 @@ SHARED = {
 }
 
 
-def test_a_fix_that_breaks_another_test_is_reverted_and_reported_regressed(
+def test_a_fix_that_breaks_a_test_importing_it_is_rejected_before_it_lands(
     tmp_path: Path,
 ) -> None:
     root = git_init(pytest_project(tmp_path / "repo", SHARED))
     before = snapshot(root)
-    # Makes test_triple pass by changing the constant test_double relies on.
+    # Makes test_triple pass by changing the constant test_double relies on; test_double
+    # imports calc.ops, which imports calc.config: tier 2 runs it after the attempt.
     turns = fix("calc/config.py", "FACTOR = 2", "FACTOR = 3")
+    done, doc, _ = run_agentloop(root, tmp_path / "home", turns, "--max-attempts", "1")
+    assert snapshot(root) == before
+    assert done.returncode == 1, done.stderr
+    (task,) = doc["tasks"]
+    assert task["tests"] == ["tests/test_triple.py::test_triple"]
+    assert task["outcome"] == "unfixed", task
+    (attempt,) = task["attempts"]
+    assert (attempt["outcome"], attempt["tier"]) == ("regressed", "importers"), attempt
+    assert "tests/test_double.py::test_double" in attempt["reason"]
+    # It never landed, so the full suites had nothing to revert.
+    assert doc["regressions"] == []
+    assert doc["caught"] == {"task": 0, "importers": 1, "full": 0}
+    assert doc["commits"] == []
+    assert doc["branch"] is None
+    assert agentloop_leftovers(root, doc["run_id"]) == NOTHING_LEFT
+
+
+# The constant lives in a data file: no import leads from a test to it, so only the full
+# suites at the end can see what changing it breaks.
+SHARED_DATA = {
+    **SHARED,
+    "calc/factor.txt": "2\n",
+    "calc/config.py": """\
+        from pathlib import Path
+
+        FACTOR = int(Path(__file__).with_name("factor.txt").read_text())
+        """,
+}
+
+
+def test_a_fix_that_breaks_another_test_is_reverted_and_reported_regressed(
+    tmp_path: Path,
+) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", SHARED_DATA))
+    before = snapshot(root)
+    turns = fix("calc/factor.txt", "2", "3")
     done, doc, _ = run_agentloop(root, tmp_path / "home", turns, "--max-attempts", "1")
     assert snapshot(root) == before
     assert done.returncode == 1, done.stderr
@@ -104,6 +141,7 @@ def test_a_fix_that_breaks_another_test_is_reverted_and_reported_regressed(
     assert task["reason"], task
     (regression,) = doc["regressions"]
     assert regression.endswith("tests/test_double.py::test_double"), regression
+    assert doc["caught"] == {"task": 0, "importers": 0, "full": 1}
     assert doc["commits"] == []
     assert doc["branch"] is None
     assert doc["totals"]["fixed"] == 0
