@@ -492,6 +492,11 @@ def _top(cwd: Path) -> Path:
     return top
 
 
+def tree_of(cwd: Path, rev: str) -> str:
+    """The tree object of a commit-ish."""
+    return _tree_of(cwd, rev)
+
+
 def _tree_of(cwd: Path, rev: str) -> str:
     tree = rev_parse(cwd, f"{rev}^{{tree}}")
     if tree is None:

@@ -332,3 +332,48 @@ def test_each_tier_catches_what_the_cheaper_ones_cannot(tmp_path: Path, git_iden
     assert report.regressions == ("pytest::tests/test_limits.py::test_limit",)
     assert report.caught == {"task": 1, "importers": 1, "full": 1}
     assert report.commits == ()
+
+
+def test_the_same_fix_made_by_two_jobs_at_once_lands_once(root: Path) -> None:
+    # Two tasks with one cause the import graph cannot see: each job makes the whole fix.
+    whole = both(FIX_ADD, FIX_MUL)
+    agent = ScriptedAgent(by_prompt={"test_add": [whole], "test_mul": [whole]}, delay_s=1.0)
+    report, _, tip = run(root, agent, jobs=2)
+    first, second = sorted(report.tasks, key=lambda t: t.commit is None)
+    assert first.outcome == second.outcome == "fixed"
+    assert first.commit is not None
+    # The second has no commit of its own: the first holds its change.
+    assert second.commit is None
+    assert second.fixed_by == first.commit
+    assert report.commits == (first.commit,)
+    assert "a + b" in tip
+    assert "a * b" in tip
+
+
+def test_a_task_tried_before_the_fix_that_fixed_it_is_reported_fixed_by_it(
+    tmp_path: Path, git_identity: None
+) -> None:
+    root = git_init(
+        pytest_project(
+            tmp_path / "repo",
+            {
+                **TIERS,
+                "calc/core.py": "def double(x):\n    return x + x + 1\n\n\n"
+                "def quad(x):\n    return double(double(x))\n",
+                "tests/test_user.py": "from calc.core import quad\n\n"
+                "def test_quad():\n    assert quad(1) == 4\n",
+            },
+        )
+    )
+    # Whichever task comes first misses; the second fixes their shared cause.
+    agent = ScriptedAgent(
+        edit("calc/core.py", "x + x + 1", "x + x + 2"), edit("calc/core.py", "x + x + 1", "x + x")
+    )
+    report, _, _ = run(root, agent, only=("test_double", "test_quad"), jobs=1, max_attempts=1)
+    first, second = report.tasks
+    assert second.outcome == "fixed"
+    assert second.commit is not None
+    assert first.outcome == "fixed"
+    assert first.fixed_by == second.commit
+    assert first.reason.startswith("its tests pass with the run's other fixes (unfixed before")
+    assert len(agent.calls) == 2

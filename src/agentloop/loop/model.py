@@ -31,6 +31,9 @@ class AttemptReport:
     commit: str | None = None
     # What the task's tests still failed with (normalised); two alike end the task.
     fingerprint: str = ""
+    # Another task's commit that already holds this attempt's change (two jobs made the
+    # same fix at once): the task is fixed by it, with no commit of its own.
+    fixed_by: str | None = None
 
 
 @dataclass(frozen=True)

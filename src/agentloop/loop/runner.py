@@ -139,6 +139,8 @@ def autofix(
         regressed, broken = loop.verify() if loop.state.commits else (set(), [])
         final = {task_id: sha for sha, task_id in loop.state.commits}
         reports = [_after_verify(r, regressed, final) for r in reports]
+        # A task tried (or skipped) before the fix that also fixed it: its tests pass now.
+        reports = [loop.passing_now(r) for r in reports]
         # COMMIT: the fixes are on the run's branch; one commit if asked.
         if squash:
             reports = loop.squash(reports)
@@ -159,6 +161,12 @@ def autofix(
     finally:
         if history is not None:
             history.finish_run(ws.run_id, status=status)
+
+
+class _AlreadyLanded(Exception):
+    def __init__(self, sha: str) -> None:
+        super().__init__(sha)
+        self.sha = sha
 
 
 @dataclass
@@ -232,6 +240,8 @@ class AutofixLoop:
         self._integrating = threading.Lock()
         self._stop = threading.Event()
         self._graph: Mapping[str, set[str]] = {}
+        # What failed in the last full run of the suites (VERIFY's).
+        self._final: frozenset[tuple[str, str]] | None = None
 
     @classmethod
     def in_workspace(cls, ws: Workspace, **options: object) -> AutofixLoop:
@@ -328,6 +338,8 @@ class AutofixLoop:
             self._record_attempt(task, attempt)
             if attempt.commit is not None:
                 return TaskReport(task, "fixed", tuple(attempts), commit=attempt.commit)
+            if attempt.fixed_by is not None:
+                return TaskReport(task, "fixed", tuple(attempts), fixed_by=attempt.fixed_by)
             if (
                 attempt.outcome == "timeout"
                 and self.clock() - self.start >= self.settings.max_runtime_s
@@ -407,6 +419,7 @@ class AutofixLoop:
                     tier: str = "",
                     fingerprint: str = "",
                     commit: str | None = None,
+                    fixed_by: str | None = None,
                 ) -> AttemptReport:
                     return AttemptReport(
                         number=number,
@@ -423,10 +436,17 @@ class AutofixLoop:
                         job=slot.number,
                         fingerprint=fingerprint,
                         commit=commit,
+                        fixed_by=fixed_by,
                     )
 
                 try:
                     return report("fixed", commit=self._accept(slot, task, attempt, result, number))
+                except _AlreadyLanded as landed:
+                    return report(
+                        "fixed",
+                        "the same change landed meanwhile with another task's fix",
+                        fixed_by=landed.sha,
+                    )
                 except Rejected as rejected:
                     return report(
                         rejected.outcome,
@@ -528,6 +548,10 @@ class AutofixLoop:
                         f"the fix conflicts ({shown}) with another task's fix that landed "
                         "meanwhile; the next attempt starts from the code with that fix",
                     )
+                if merge.tree == git.tree_of(self.top, tip):
+                    # Another job landed this very change meanwhile (a shared root cause
+                    # both were given): nothing is left to land.
+                    raise _AlreadyLanded(tip)
                 landed = git.commit_tree(self.top, merge.tree, tip, message)
             broken = self._importers_broken(slot, tip, landed, task, keep)
             if broken:
@@ -649,7 +673,24 @@ class AutofixLoop:
         )
         for error in result.errors:
             self.progress(f"verifying: {error}")
+        self._final = result.failing
         return {f"{suite}::{test}" for suite, test in result.failing - self.failing}
+
+    def passing_now(self, report: TaskReport) -> TaskReport:
+        """An unfixed or skipped task whose tests all passed in the final verification: it
+        was fixed by the others' fixes (one landed after it was tried), and says so."""
+        if self._final is None or report.outcome not in ("unfixed", "skipped"):
+            return report
+        if {(f.suite, f.test_id) for f in report.task.failures} & self._final:
+            return report
+        return dataclasses.replace(
+            report,
+            outcome="fixed",
+            fixed_by=git.head_sha(self.top),
+            reason=f"its tests pass with the run's other fixes ({report.outcome} before: "
+            f"{report.reason})",
+            suggestion="",
+        )
 
     # ------------------------------------------------------------ COMMIT
 
