@@ -377,3 +377,60 @@ def test_a_task_tried_before_the_fix_that_fixed_it_is_reported_fixed_by_it(
     assert first.fixed_by == second.commit
     assert first.reason.startswith("its tests pass with the run's other fixes (unfixed before")
     assert len(agent.calls) == 2
+
+
+def test_a_job_that_moves_the_runs_branch_is_put_back(root: Path, tmp_path: Path) -> None:
+    """Outside the sandbox an agent in a job's worktree can run git plumbing on the
+    run's branch, which its attempt's own check does not watch: the loop does."""
+
+    def hostile(cwd: Path) -> None:
+        FIX_ADD(cwd)
+        run_branch = git(cwd, "branch", "--show-current").strip().rsplit(".job", 1)[0]
+        index = {**os.environ, "GIT_INDEX_FILE": str(tmp_path / "evil-index")}
+        blob = subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"], cwd=cwd, input="pwned\n",
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        for args in (
+            ["read-tree", "HEAD"],
+            ["update-index", "--add", "--cacheinfo", f"100644,{blob},evil.txt"],
+        ):
+            subprocess.run(["git", *args], cwd=cwd, env=index, check=True)
+        tree = subprocess.run(
+            ["git", "write-tree"], cwd=cwd, env=index, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        evil = git(cwd, "commit-tree", tree, "-p", "HEAD", "-m", "evil").strip()
+        git(cwd, "update-ref", f"refs/heads/{run_branch}", evil)
+
+    agent = ScriptedAgent(by_prompt={"test_add": [hostile], "test_mul": [FIX_MUL]}, delay_s=0.5)
+    with Workspace.open(root) as ws:
+        config, _ = load_config(ws.root)
+        found = suites.discover(ws.root, config)
+        baseline = detection.detect(
+            ws.root, found, git=True, reruns=0, rerun_timeout=60, progress=lambda _m: None
+        )
+        tasks = [
+            t
+            for t in baseline.tasks
+            if "test_add" in t.failures[0].test_id or "test_mul" in t.failures[0].test_id
+        ]
+        report = autofix(
+            ws,
+            tasks,
+            agent=agent,
+            settings=LoopSettings(
+                forbidden=ForbiddenPaths.with_protected(DEFAULT_FORBIDDEN, root=str(ws.path)),
+                rerun_timeout=60,
+                jobs=2,
+            ),
+            found=found,
+            failing={(f.suite, f.test_id) for t in baseline.tasks for f in t.failures},
+            policy=lambda top: sandbox.Policy(
+                write=(top,), deny_write=(), deny_read=(), sandboxed=False
+            ),
+        )
+        files = git(ws.path, "ls-tree", "-r", "--name-only", ws.branch).split()
+        log = git(ws.path, "log", "--format=%s", ws.branch)
+    assert "evil.txt" not in files
+    assert "evil" not in log.splitlines()
+    assert report.fixed == 2

@@ -240,6 +240,8 @@ class AutofixLoop:
         self._integrating = threading.Lock()
         self._stop = threading.Event()
         self._graph: Mapping[str, set[str]] = {}
+        # Where the run's branch is: its base, then each fix landed (see `_tip`).
+        self._run_tip = ws.base_sha
         # What failed in the last full run of the suites (VERIFY's).
         self._final: frozenset[tuple[str, str]] | None = None
 
@@ -286,7 +288,9 @@ class AutofixLoop:
         else:
             self.board(job, "preparing its worktree")
             branch = f"{self.branch}.job{job}"
-            top = self.ws.worktree(f"job{job}", commit=self._tip(), branch=branch)
+            with self._integrating:
+                tip = self._tip()
+            top = self.ws.worktree(f"job{job}", commit=tip, branch=branch)
             own = False
         root = top / self._prefix if self._prefix else top
         env = self.ws.env(self._base_env, root=root)
@@ -381,7 +385,9 @@ class AutofixLoop:
         if not slot.own:
             # Each attempt starts from the run's branch as it is now: with the fixes the
             # other jobs landed meanwhile, including the one a conflict was with.
-            git.restore_worktree(slot.top, self._tip(), git.ignored_entries(slot.top))
+            with self._integrating:
+                tip = self._tip()
+            git.restore_worktree(slot.top, tip, git.ignored_entries(slot.top))
         started = self.clock()
         self.board(slot.number, f"task {task.id} ({task.category}) attempt {number}")
         self.progress(f"task {task.id} ({task.category}), attempt {number}")
@@ -566,13 +572,22 @@ class AutofixLoop:
             if not slot.own:
                 git.advance_branch(self.top, self.branch, landed, tip)
                 git.restore_worktree(self.top, landed, git.ignored_entries(self.top))
+            self._run_tip = landed
             self.state.commits.append((landed, task.id))
             return landed
 
     def _tip(self) -> str:
-        sha = git.rev_parse(self.top, f"refs/heads/{self.branch}")
-        assert sha is not None, f"the run's branch {self.branch} is gone"
-        return sha
+        """The run's branch as agentloop last left it (call with `_integrating` held). Only `_land` moves it while jobs
+        work; an agent in a job's worktree must not (outside the sandbox nothing but the
+        guard stops a `git update-ref` there, and the attempts' own check watches only
+        their own branch): a branch found elsewhere is put back first."""
+        ref = f"refs/heads/{self.branch}"
+        sha = git.rev_parse(self.top, ref)
+        if sha != self._run_tip:
+            self.progress(f"the run's branch was moved to {(sha or 'nothing')[:10]}: put back")
+            git.put_ref(self.top, ref, self._run_tip, current=sha)
+            git.restore_worktree(self.top, self._run_tip, git.ignored_entries(self.top))
+        return self._run_tip
 
     def _importers_broken(
         self, slot: _Slot, tip: str, landed: str, task: Task, keep: Sequence[str]
