@@ -434,3 +434,24 @@ def test_a_job_that_moves_the_runs_branch_is_put_back(root: Path, tmp_path: Path
     assert "evil.txt" not in files
     assert "evil" not in log.splitlines()
     assert report.fixed == 2
+
+
+def test_a_job_cannot_rig_the_tests_agentloop_runs_in_the_runs_worktree(root: Path) -> None:
+    """Outside the sandbox, an agent in a job's worktree can write into the run's own
+    worktree, where the final verification runs: a conftest there that collects nothing
+    would make every task look fixed."""
+
+    def plant(cwd: Path) -> None:
+        time.sleep(4)  # after the other job's fix has landed there
+        run_worktree = cwd.parent / cwd.name.rsplit(".job", 1)[0]
+        (run_worktree / "tests" / "conftest.py").write_text(
+            "def pytest_collection_modifyitems(items):\n    items.clear()\n"
+        )
+
+    agent = ScriptedAgent(by_prompt={"test_add": [FIX_ADD], "test_mul": [plant]}, delay_s=0.3)
+    report, _, _ = run(root, agent, jobs=2, max_attempts=1)
+    by_test = {t.task.failures[0].test_id.split("::")[-1]: t for t in report.tasks}
+    assert by_test["test_add"].outcome == "fixed"
+    # Its session changed nothing of its own; its test still fails in the final
+    # verification, which ran without the planted conftest.
+    assert by_test["test_mul"].outcome == "unfixed", by_test["test_mul"]

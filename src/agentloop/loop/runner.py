@@ -240,8 +240,12 @@ class AutofixLoop:
         self._integrating = threading.Lock()
         self._stop = threading.Event()
         self._graph: Mapping[str, set[str]] = {}
-        # Where the run's branch is: its base, then each fix landed (see `_tip`).
+        # Where the run's branch is: its base, then each fix landed (see `_tip`); and what
+        # lies ignored in the run's worktree before any session (the environment, what
+        # setup made): with jobs in worktrees of their own, the run's worktree is put
+        # back to exactly that before agentloop runs tests there.
         self._run_tip = ws.base_sha
+        self._run_keep = git.ignored_entries(ws.path)
         # What failed in the last full run of the suites (VERIFY's).
         self._final: frozenset[tuple[str, str]] | None = None
 
@@ -571,7 +575,7 @@ class AutofixLoop:
                 )
             if not slot.own:
                 git.advance_branch(self.top, self.branch, landed, tip)
-                git.restore_worktree(self.top, landed, git.ignored_entries(self.top))
+                git.restore_worktree(self.top, landed, self._run_keep)
             self._run_tip = landed
             self.state.commits.append((landed, task.id))
             return landed
@@ -586,8 +590,16 @@ class AutofixLoop:
         if sha != self._run_tip:
             self.progress(f"the run's branch was moved to {(sha or 'nothing')[:10]}: put back")
             git.put_ref(self.top, ref, self._run_tip, current=sha)
-            git.restore_worktree(self.top, self._run_tip, git.ignored_entries(self.top))
+            git.restore_worktree(self.top, self._run_tip, self._run_keep)
         return self._run_tip
+
+    def _fresh_run_worktree(self) -> None:
+        """Before agentloop runs tests in the run's worktree while jobs work elsewhere:
+        exactly the branch's tip and what was ignored there at the start. Nothing but
+        agentloop works there, so anything else is not to be trusted (outside the
+        sandbox, an agent's shell can reach it)."""
+        if self.settings.jobs > 1:
+            git.restore_worktree(self.top, self._tip(), self._run_keep)
 
     def _importers_broken(
         self, slot: _Slot, tip: str, landed: str, task: Task, keep: Sequence[str]
@@ -618,6 +630,7 @@ class AutofixLoop:
         their timeouts after every fix."""
         assert fixed.commit is not None
         with self._integrating:
+            self._fresh_run_worktree()
             changed = {
                 p[len(self._prefix) :]
                 for p in git.changed_between(self.top, f"{fixed.commit}^", fixed.commit)
@@ -650,6 +663,8 @@ class AutofixLoop:
         """Run the full suites; drop the fix behind each regression, newest first.
         Returns (ids of tasks whose fix was dropped, the regressed tests)."""
         regressed_tasks: set[str] = set()
+        with self._integrating:
+            self._fresh_run_worktree()
         regressions = self._regressions()
         seen = sorted(regressions)
         for sha, task_id in reversed(list(self.state.commits)):
