@@ -581,10 +581,11 @@ class AutofixLoop:
             return landed
 
     def _tip(self) -> str:
-        """The run's branch as agentloop last left it (call with `_integrating` held). Only `_land` moves it while jobs
-        work; an agent in a job's worktree must not (outside the sandbox nothing but the
-        guard stops a `git update-ref` there, and the attempts' own check watches only
-        their own branch): a branch found elsewhere is put back first."""
+        """The run's branch as agentloop last left it (call with `_integrating` held).
+        Only `_land` moves it while jobs work; an agent in a job's worktree must not
+        (outside the sandbox nothing but the guard stops a `git update-ref` there, and the
+        attempts' own check watches only their own branch): a branch found elsewhere is
+        put back first."""
         ref = f"refs/heads/{self.branch}"
         sha = git.rev_parse(self.top, ref)
         if sha != self._run_tip:
