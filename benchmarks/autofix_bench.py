@@ -447,6 +447,8 @@ def run_aider(
             unchanged = unchanged + 1 if tree_state(place.repo) == before else 0
         wall = time.monotonic() - start
         requests = oracle.requests
+        exchanges = "".join(json.dumps(e) + "\n" for e in oracle.exchanges)
+        (place.root / "oracle.jsonl").write_text(exchanges)
     fixed, regressions = score(place.repo, place.home, planted)
     c = counts(place.logs, planted)
     return Result(
@@ -587,10 +589,19 @@ def table(results: Sequence[Result], limit: float | None, config: Mapping[str, A
             f"{_fmt(r.wall_s / limit if limit else None, '.2f'):>8}"
         )
     found = ratios(results, limit)
+    serial = next((r for r in results if r.name == "serial" and r.available), None)
+    # A tool that has to run the suite once to find the failures before it can fix them.
+    floor = limit + statistics.median(serial.full_run_s) if limit and serial else None
+    per_cause = "   ".join(
+        f"{r.name} {r.sessions / r.causes:.2f}" for r in results if r.available and r.causes
+    )
     lines += [
         "",
         f"physical limit: {_fmt(limit, '.1f')} s (slowest fixing session + one full-suite "
-        "run, measured in the serial loop)",
+        "run, measured in the serial loop); with a first full run to find the failures: "
+        f"{_fmt(floor, '.1f')} s = {_fmt(floor / limit if floor and limit else None, '.2f')}"
+        " x the limit",
+        f"sessions per root cause: {per_cause}",
         f"jobs4 / serial loop: {_fmt(found['jobs4/serial'], '.2f')} (target <= 0.35)   "
         f"jobs4 / aider: {_fmt(found['jobs4/aider'], '.2f')} (target <= 0.4)   "
         f"jobs4 / limit: {_fmt(found.get('jobs4/limit'), '.2f')} (target <= 1.3)",
@@ -620,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="per contestant, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--json-file", type=Path, help="also write the JSON document here")
     args = parser.parse_args(args_list)
     chosen = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(chosen) - set(CONTESTANTS)
@@ -668,23 +680,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "root_causes": len(planted.causes),
             "suite_measured_s": suite_measured,
         }
-        if args.json:
-            doc = {
-                "config": described,
-                "physical_limit_s": limit,
-                "ratios": ratios(results, limit),
-                "results": [
-                    {
-                        **dataclasses.asdict(r),
-                        "cpu_share": r.cpu_share,
-                        "sessions_per_root_cause": r.sessions / r.causes if r.causes else None,
-                    }
-                    for r in results
-                ],
-            }
-            print(json.dumps(doc, indent=2, default=list))
-        else:
-            print(table(results, limit, described))
+        doc = {
+            "config": described,
+            "physical_limit_s": limit,
+            "ratios": ratios(results, limit),
+            "results": [
+                {
+                    **dataclasses.asdict(r),
+                    "cpu_share": r.cpu_share,
+                    "sessions_per_root_cause": r.sessions / r.causes if r.causes else None,
+                }
+                for r in results
+            ],
+        }
+        text = json.dumps(doc, indent=2)
+        if args.json_file is not None:
+            args.json_file.write_text(text + "\n")
+        print(text if args.json else table(results, limit, described))
         return 0 if all(r.available or "n/a" in r.note for r in results) else 1
     finally:
         if args.keep:

@@ -7,7 +7,8 @@ format and with the same delay per reply. Aider sends the test output (`/test`, 
 * its file is not in the chat yet: name the file (aider, with --yes-always, adds it and
   asks again: "I added these files to the chat");
 * its file is in the chat: the SEARCH/REPLACE block that fixes it;
-* a failure it has no fix for (the flaky test): a sentence, no edit.
+* a failure it has no fix for (the flaky test): a sentence, no edit;
+* aider's chat summarizer (it uses the same endpoint as its weak model): a sentence.
 
 Only 127.0.0.1; every request is counted. `aider_args`/`aider_env` keep aider offline: no
 analytics, no update check, no model-price download, its histories outside the repository,
@@ -49,7 +50,8 @@ class Oracle:
         self.causes = tuple(causes)
         self.delay = delay
         self.requests = 0
-        self.replies: list[str] = []
+        # What each request ended with and what it got, for a look afterwards.
+        self.exchanges: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -135,13 +137,22 @@ class Oracle:
         with self._lock:
             self.requests += 1
             reply = self._reply(messages)
-            self.replies.append(reply)
+            latest = next(
+                (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
+                "",
+            )
+            self.exchanges.append({"asked": latest[:300], "reply": reply})
             return reply
 
     def _reply(self, messages: Sequence[Mapping[str, Any]]) -> str:
         users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
         everything = "\n".join(_text(m.get("content")) for m in messages)
         latest = users[-1] if users else ""
+        system = "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
+        # aider's chat summarizer (the weak model, here the same endpoint) once the history
+        # grows: it wants prose, not an edit.
+        if "summarize this partial conversation" in system:
+            return "We ran the tests and fixed failing programs one at a time."
         # "I added these files to the chat: X": the file asked for is there now.
         if "I added these files to the chat" in latest:
             for cause in self.causes:

@@ -110,3 +110,43 @@ def test_serial_loop_fixes_every_planted_bug(tmp_path: Path) -> None:
     # The whole suite before the first session and after each of the three edits.
     assert (serial["full_runs"], serial["targeted_runs"]) == (4, 0)
     assert serial["tool_cpu_s"] > 0
+
+
+def test_aider_oracle_names_the_file_then_sends_the_fix(
+    bench_repo: ModuleType, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        oracle_module = importlib.import_module("openai_oracle")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    planted = bench_repo.generate(tmp_path / "repo", bench_repo.Config(bugs=2, filler=0))
+    bitcount = planted.causes[0]
+    output = (
+        "I ran this command:\n\npytest\n\nAnd got this output:\n\n"
+        f"FAILED {planted.flaky} - ConnectionResetError\n"
+        f"FAILED {bitcount.tests[0]} - assert 1 == 2\n"
+    )
+    oracle = oracle_module.Oracle(planted.causes, delay=0)
+
+    def ask(*messages: tuple[str, str]) -> str:
+        reply: str = oracle.answer([{"role": r, "content": c} for r, c in messages])
+        return reply
+
+    # The flaky test comes first in the output: no edit for it.
+    assert "<<<<<<<" not in ask(("user", output))
+    after_flaky = output.replace(f"FAILED {planted.flaky} - ConnectionResetError\n", "")
+    assert ask(("user", after_flaky)) == (
+        "The failure comes from quix/bitcount.py. Please add it to the chat."
+    )
+    added = "I added these files to the chat: quix/bitcount.py\nLet me know if there are others."
+    edit = ask(("user", after_flaky), ("assistant", "…"), ("user", added))
+    assert f"quix/bitcount.py\n```python\n<<<<<<< SEARCH\n{bitcount.buggy}\n=======\n" in edit
+    assert f"\n{bitcount.fixed}\n>>>>>>> REPLACE\n```" in edit
+    # The summarizer aider runs on the same endpoint gets prose, not an edit.
+    summary = ask(
+        ("system", "*Briefly* summarize this partial conversation about programming."),
+        ("user", f"# USER\n{after_flaky}"),
+    )
+    assert "<<<<<<<" not in summary
+    assert oracle.requests == 4
