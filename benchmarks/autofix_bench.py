@@ -274,7 +274,7 @@ class Arena:
         return self.root / "logs"
 
     def env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = agentloop_env(self.home)
+        env: dict[str, str] = agentloop_env(self.home)
         env.update(autofix_repo.counting_env(self.tools, self.logs, env))
         env.update(GIT_IDENTITY)
         env.update(extra)
@@ -288,6 +288,47 @@ def arena(base: Path, name: str, pristine: Path, tools: Path) -> Arena:
     return place
 
 
+def measured(
+    name: str,
+    label: str,
+    place: Arena,
+    planted: Planted,
+    *,
+    tree: Path,
+    wall: float,
+    sessions: int,
+    requests: int,
+    note: str = "",
+    **more: Any,
+) -> Result:
+    """A contestant's row: what it was timed at and counted, its logs, and its result
+    `tree` scored by a separate pytest run."""
+    fixed, regressions = score(tree, place.home, planted)
+    c = counts(place.logs, planted)
+    return Result(
+        name=name,
+        label=label,
+        available=True,
+        note=note,
+        wall_s=wall,
+        sessions=sessions,
+        requests=requests,
+        full_runs=c.full,
+        targeted_runs=c.targeted,
+        other_runs=c.other,
+        pytest_s=c.pytest_s,
+        tool_cpu_s=c.tool_cpu_s,
+        fixed=fixed,
+        causes=len(planted.causes),
+        regressions=regressions,
+        **more,
+    )
+
+
+def timed_out(name: str, label: str, timeout: float) -> Result:
+    return Result(name, label, False, f"failed: still running after --timeout {timeout:g} s")
+
+
 # ---------------------------------------------------------------- contestants
 
 
@@ -296,39 +337,33 @@ def run_serial(place: Arena, planted: Planted, delay: float, timeout: float) -> 
     with ModelServer(claude_script(planted.causes, delay), fallback=fallback(delay)) as server:
         env = place.env(offline_env(place.home, server.base_url))
         start = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, __file__, "_serial", str(place.repo), str(out)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, __file__, "_serial", str(place.repo), str(out)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return timed_out("serial", "serial loop", timeout)
         wall = time.monotonic() - start
         requests = len(server.messages_requests())
         sessions = len(server.prompts())
     if done.returncode != 0 or not out.is_file():
         return Result("serial", "serial loop", False, f"failed: {done.stderr.strip()[-400:]}")
     doc = json.loads(out.read_text())
-    fixed, regressions = score(place.repo, place.home, planted)
-    c = counts(place.logs, planted)
-    return Result(
+    return measured(
         "serial",
         "serial loop",
-        True,
-        "",
-        wall,
-        sessions,
-        requests,
-        c.full,
-        c.targeted,
-        c.other,
-        c.pytest_s,
-        c.tool_cpu_s,
-        fixed,
-        len(planted.causes),
-        regressions,
+        place,
+        planted,
+        tree=place.repo,
+        wall=wall,
+        sessions=sessions,
+        requests=requests,
         session_s=tuple(s["seconds"] for s in doc["sessions"] if s["changed"]),
         full_run_s=tuple(doc["full_runs"]),
     )
@@ -357,15 +392,27 @@ def run_agentloop(
     with ModelServer(claude_script(planted.causes, delay), fallback=fallback(delay)) as server:
         env = place.env(offline_env(place.home, server.base_url))
         start = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "agentloop", "run", "--repo", str(place.repo), "--json", *flags],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "agentloop",
+                    "run",
+                    "--repo",
+                    str(place.repo),
+                    "--json",
+                    *flags,
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return timed_out(name, label, timeout)
         wall = time.monotonic() - start
         requests = len(server.messages_requests())
         sessions = len(server.prompts())
@@ -377,27 +424,19 @@ def run_agentloop(
         return Result(
             name, label, False, f"no JSON (exit {done.returncode}): {done.stderr.strip()[-400:]}"
         )
+    # The fixes are on the run's branch; the checkout is left as it was.
     tree = place.repo
     if doc.get("branch"):
         tree = branch_tree(place.repo, doc["branch"], place.root / "result")
-    fixed, regressions = score(tree, place.home, planted)
-    c = counts(place.logs, planted)
-    return Result(
+    return measured(
         name,
         label,
-        True,
-        "",
-        wall,
-        sessions,
-        requests,
-        c.full,
-        c.targeted,
-        c.other,
-        c.pytest_s,
-        c.tool_cpu_s,
-        fixed,
-        len(planted.causes),
-        regressions,
+        place,
+        planted,
+        tree=tree,
+        wall=wall,
+        sessions=sessions,
+        requests=requests,
         extra={"exit_code": done.returncode, "stopped_by": doc.get("stopped_by")},
     )
 
@@ -431,16 +470,19 @@ def run_aider(
             before = tree_state(place.repo)
             invocations += 1
             with (place.root / f"aider-{invocations}.log").open("w") as log:
-                subprocess.run(
-                    [*argv, "--message", "/test"],
-                    cwd=place.repo,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=max(deadline - time.monotonic(), 1),
-                    check=False,
-                )
+                try:
+                    subprocess.run(
+                        [*argv, "--message", "/test"],
+                        cwd=place.repo,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        timeout=max(deadline - time.monotonic(), 1),
+                        check=False,
+                    )
+                except subprocess.TimeoutExpired:
+                    return timed_out("aider", label, timeout)
             runs = autofix_repo.read_lines(place.logs / "pytest.jsonl")
             if runs and runs[-1]["ran"] and not runs[-1]["failed"]:
                 break
@@ -449,24 +491,16 @@ def run_aider(
         requests = oracle.requests
         exchanges = "".join(json.dumps(e) + "\n" for e in oracle.exchanges)
         (place.root / "oracle.jsonl").write_text(exchanges)
-    fixed, regressions = score(place.repo, place.home, planted)
-    c = counts(place.logs, planted)
-    return Result(
+    return measured(
         "aider",
         label,
-        True,
-        version,
-        wall,
-        invocations,
-        requests,
-        c.full,
-        c.targeted,
-        c.other,
-        c.pytest_s,
-        c.tool_cpu_s,
-        fixed,
-        len(planted.causes),
-        regressions,
+        place,
+        planted,
+        tree=place.repo,
+        wall=wall,
+        sessions=invocations,
+        requests=requests,
+        note=version,
     )
 
 

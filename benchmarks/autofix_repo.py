@@ -264,38 +264,30 @@ def last(xs, default=None):
 COMMON_FIXED = "    return xs[len(xs) - 1]"
 COMMON_BUGGY = "    return xs[len(xs)]"
 # Two callers; each gets failing cases (non-empty input) and passing ones (empty input).
-CALLERS = (
-    Program(
-        "spread",
-        """\
-        from quix.common import last
+CALLERS: dict[str, str] = {
+    "spread": """\
+from quix.common import last
 
 
-        def spread(xs):
-            top = last(sorted(xs))
-            return 0 if top is None else top - min(xs)
-        """,
-        "",
-        "",
-        (),
-    ),
-    Program(
-        "tail_sum",
-        """\
-        from quix.common import last
+def spread(xs):
+    top = last(sorted(xs))
+    return 0 if top is None else top - min(xs)
+""",
+    "tail_sum": """\
+from quix.common import last
 
 
-        def tail_sum(rows):
-            return sum(last(row, 0) for row in rows)
-        """,
-        "",
-        "",
-        (),
-    ),
-)
-CALLER_PASSING = {"spread": [([],), ((),)], "tail_sum": [([],), ([[], []],)]}
-CALLER_FAILING = {"spread": [([3, 1, 2],), ([5, 9],)], "tail_sum": [([[1, 2], [3]],), ([[4]],)]}
-CALLER_EXPECTED = {
+def tail_sum(rows):
+    return sum(last(row, 0) for row in rows)
+""",
+}
+Cases = list[tuple[Any, ...]]
+CALLER_PASSING: dict[str, Cases] = {"spread": [([],), ((),)], "tail_sum": [([],), ([[], []],)]}
+CALLER_FAILING: dict[str, Cases] = {
+    "spread": [([3, 1, 2],), ([5, 9],)],
+    "tail_sum": [([[1, 2], [3]],), ([[4]],)],
+}
+CALLER_EXPECTED: dict[str, Callable[..., Any]] = {
     "spread": lambda xs: max(xs) - min(xs) if xs else 0,
     "tail_sum": lambda rows: sum(r[-1] for r in rows if r),
 }
@@ -434,21 +426,20 @@ def generate(root: Path, config: Config) -> Planted:
         )
     if config.shared:
         files["quix/common.py"] = COMMON.replace(COMMON_FIXED + "\n", COMMON_BUGGY + "\n")
-        failing: dict[str, list[tuple[Any, ...]]] = {c.name: [] for c in CALLERS}
+        failing: dict[str, Cases] = {name: [] for name in CALLERS}
         for i in range(config.shared):
-            caller = CALLERS[i % len(CALLERS)].name
-            pool = CALLER_FAILING[caller]
-            args = pool[len(failing[caller]) % len(pool)]
-            failing[caller].append(args)
+            owner = list(CALLERS)[i % len(CALLERS)]
+            pool = CALLER_FAILING[owner]
+            failing[owner].append(pool[len(failing[owner]) % len(pool)])
         shared_tests = []
-        for caller in CALLERS:
-            files[f"quix/{caller.name}.py"] = textwrap.dedent(caller.source)
-            expected_of: Callable[..., Any] = CALLER_EXPECTED[caller.name]
-            rows = [(a, expected_of(*a), False) for a in CALLER_PASSING[caller.name]]
-            rows += [(a, expected_of(*a), True) for a in failing[caller.name]]
-            modules.append((caller.name, "{name}(*args)", rows))
+        for name, source in CALLERS.items():
+            files[f"quix/{name}.py"] = source
+            expected_of = CALLER_EXPECTED[name]
+            rows = [(a, expected_of(*a), False) for a in CALLER_PASSING[name]]
+            rows += [(a, expected_of(*a), True) for a in failing[name]]
+            modules.append((name, "{name}(*args)", rows))
             shared_tests += [
-                f"tests/test_{caller.name}.py::test_{caller.name}[case{i}]"
+                f"tests/test_{name}.py::test_{name}[case{i}]"
                 for i, (*_, fails) in enumerate(rows)
                 if fails
             ]

@@ -163,17 +163,17 @@ class Oracle:
         if not outputs:
             return "Ok."
         for test in _FAILED.findall(outputs[-1]):
-            cause = next((c for c in self.causes if test in c.tests), None)
-            if cause is None:
+            failing = next((c for c in self.causes if test in c.tests), None)
+            if failing is None:
                 return (
                     f"{test} failed with a connection reset: that looks intermittent, "
                     "not a bug in this code. I would not change anything for it."
                 )
             # A file in the chat is shown to the model as its path on a line of its own
             # followed by a fence.
-            if re.search(rf"^{re.escape(cause.path)}\n```", everything, re.M):
-                return _edit(cause)
-            return f"The failure comes from {cause.path}. Please add it to the chat."
+            if re.search(rf"^{re.escape(failing.path)}\n```", everything, re.M):
+                return _edit(failing)
+            return f"The failure comes from {failing.path}. Please add it to the chat."
         return "Ok."
 
 
