@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench bench-detect clean sandbox-deps
+.PHONY: test lint demo bench bench-detect bench-autofix clean sandbox-deps
 
 # The distribution was called `agentloop` before it became agentloop-rails: an old editable
 # install of that name in .venv would fight the new one over the `agentloop` script.
@@ -39,6 +39,11 @@ bench: $(STAMP)
 # Plain pytest vs `agentloop detect` on a generated suite with 17 hanging tests (~3 min).
 bench-detect: $(STAMP)
 	$(BIN)/python benchmarks/detect_bench.py
+
+# A whole autofix run, side by side: agentloop --jobs 1 and 4, the serial loop, aider (with
+# AIDER=path/to/aider, or aider on PATH): 8 bugs, 2 s per model reply, a 10 s suite.
+bench-autofix: $(STAMP) sandbox-deps
+	$(BIN)/python benchmarks/autofix_bench.py $(if $(AIDER),--aider $(AIDER))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
