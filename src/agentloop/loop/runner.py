@@ -533,19 +533,32 @@ class AutofixLoop:
                 needed=verdict.needed_test_changes,
             )
         commit = git.commit_tree(top, candidate.tree, attempt.start, message)
-        landed = self._land(slot, task, commit, attempt.start, message, attempt.keep)
+        # VERIFY, tier 2, in this job (jobs check their fixes side by side): the tests
+        # of the code that imports the change, at the fix's commit. How the fix combines
+        # with fixes other jobs land meanwhile is the full suites' to see, at the end.
+        broken = self._importers_broken(slot, attempt.start, commit, task, attempt.keep)
+        if broken:
+            more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+            raise Rejected(
+                "regressed",
+                "the task's tests pass, but tests of code that imports the change now fail: "
+                + ", ".join(broken[:5])
+                + more,
+                tier="importers",
+            )
+        landed = self._land(task, commit, attempt.start, message, moves_branch=not slot.own)
         git.advance_branch(top, attempt.branch, commit, attempt.start)
         attempt.accept(commit)
         return landed
 
     def _land(
-        self, slot: _Slot, task: Task, commit: str, start: str, message: str, keep: Sequence[str]
+        self, task: Task, commit: str, start: str, message: str, *, moves_branch: bool
     ) -> str:
         """Put an accepted fix on the run's branch, one job at a time: as it is when the
         branch has not moved since the attempt started, else merged onto it in the object
         store (`git merge-tree`) first; a conflict rejects the attempt, and the next one
-        starts on top of the other fix. Then VERIFY's tier 2 on what the branch now
-        holds. Returns the commit on the run's branch."""
+        starts on top of the other fix. Returns the commit on the run's branch (moved here
+        for a job of its own; the run's own worktree's attempt moves it itself)."""
         with self._integrating:
             tip = self._tip()
             landed = commit
@@ -563,17 +576,7 @@ class AutofixLoop:
                     # both were given): nothing is left to land.
                     raise _AlreadyLanded(tip)
                 landed = git.commit_tree(self.top, merge.tree, tip, message)
-            broken = self._importers_broken(slot, tip, landed, task, keep)
-            if broken:
-                more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
-                shown = ", ".join(broken[:5]) + more
-                raise Rejected(
-                    "regressed",
-                    f"the task's tests pass, but tests of code that imports the change "
-                    f"now fail: {shown}",
-                    tier="importers",
-                )
-            if not slot.own:
+            if moves_branch:
                 git.advance_branch(self.top, self.branch, landed, tip)
                 git.restore_worktree(self.top, landed, self._run_keep)
             self._run_tip = landed
@@ -603,14 +606,14 @@ class AutofixLoop:
             git.restore_worktree(self.top, self._tip(), self._run_keep)
 
     def _importers_broken(
-        self, slot: _Slot, tip: str, landed: str, task: Task, keep: Sequence[str]
+        self, slot: _Slot, start: str, commit: str, task: Task, keep: Sequence[str]
     ) -> list[str]:
         """VERIFY, tier 2: the tests in files that import what the fix changed, at the
-        commit that would land, in the judge's checkout; those that fail now and did not
-        in the baseline (the task's own aside)."""
+        fix's commit, in the job's judge checkout; those that fail now and did not in the
+        baseline (the task's own aside)."""
         changed = {
             p[len(self._prefix) :]
-            for p in git.changed_between(self.top, tip, landed)
+            for p in git.changed_between(slot.top, start, commit)
             if p.startswith(self._prefix)
         }
         files = {p for p in _importers_of(changed, self._graph) if _is_test_file(p)}
@@ -618,7 +621,7 @@ class AutofixLoop:
             return []
         own = {(f.suite, f.test_id) for f in task.failures}
         failing = slot.judge.failing(
-            landed, self.found, sorted(files), keep, project_root=self.root
+            commit, self.found, sorted(files), keep, project_root=self.root
         )
         return sorted(f"{s}::{t}" for s, t in failing - self.failing - own)
 
