@@ -278,3 +278,20 @@ def test_what_claude_codes_sandbox_leaves_while_it_runs_is_no_change(repo: Path,
     attack(wt, f"printf 'auth/\\n' >> {ignore}")
     (change,) = before.changes(GitState.capture(wt))
     assert change.detail == "~/.config/git/ignore added (+**/.claude/.cc-writes/, +auth/)"
+
+
+def test_another_sessions_stubs_going_away_meanwhile_is_no_change(repo: Path, wt: Path) -> None:
+    # With jobs in parallel, another job's session holds its empty mask files when this
+    # attempt starts, and its clean-up removes them before this attempt ends.
+    common = repo / ".git"
+    (common / "config.worktree").write_bytes(b"")
+    (common / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (common / "objects" / "info" / "alternates").write_bytes(b"")
+    before = GitState.capture(wt)
+    (common / "config.worktree").unlink()
+    (common / "objects" / "info" / "alternates").unlink()
+    assert before.changes(GitState.capture(wt)) == ()
+    # One with content is git's state like any other.
+    (common / "objects" / "info" / "alternates").write_text("/tmp/elsewhere/objects\n")
+    (change,) = before.changes(GitState.capture(wt))
+    assert "objects/info/alternates" in change.detail

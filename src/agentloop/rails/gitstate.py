@@ -120,7 +120,11 @@ class GitState:
         configs, others, folders = _outside_files(repo, common)
         for path in (*configs, *others):
             labels.setdefault(str(path), path)
-        files = {label: entry for label, path in labels.items() if (entry := _entry(path))}
+        files = {
+            label: entry
+            for label, path in labels.items()
+            if (entry := _entry(path)) and not _stub(label, entry)
+        }
         watched = frozenset({*labels, *(f"{folder}/" for folder in folders)})
         refs = git.list_refs(repo, skip=_SKIPPED_REFS)
         config_labels = {"config", "config.worktree", *(str(p) for p in configs)}
@@ -280,6 +284,18 @@ def _inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+# Files Claude Code's sandbox creates empty in the git directory to mount its masks on,
+# for as long as a session runs (agents/sandbox.py removes them after it). With jobs in
+# parallel, another job's session comes and goes during an attempt. Empty, either one
+# means exactly what its absence means to git, so an empty one is recorded as absent:
+# one with any byte in it is a change like any other.
+_STUBS = ("config.worktree", "objects/info/alternates")
+
+
+def _stub(label: str, entry: Entry) -> bool:
+    return label.endswith(_STUBS) and not entry.data and entry.link is None
 
 
 def _entry(path: Path) -> Entry | None:
