@@ -466,6 +466,18 @@ def _stub_places(cwd: Path, env: Mapping[str, str]) -> list[Path]:
     ]
 
 
+def git_stubs(cwd: Path) -> frozenset[Path]:
+    """The empty mask files of the CLI's in the repository's git directory now. With
+    sessions in parallel, one session's `tidy` cannot tell them from another's still in
+    use, so the last may stay; the loop removes what is left once all have ended."""
+    common = git.common_dir(cwd)
+    return frozenset(
+        path
+        for path in (common / "config.worktree", common / "objects" / "info" / "alternates")
+        if path.is_file() and not path.is_symlink() and _empty(path)
+    )
+
+
 def _entries(places: Sequence[Path]) -> frozenset[Path]:
     found: set[Path] = set()
     for place in places:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from agentloop import git, proc, testrun
 from agentloop import suites as suites_mod
+from agentloop.agents import sandbox
 from agentloop.agents.base import Agent, Guard, PermissionDenial, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 from agentloop.failures import imports
@@ -261,6 +262,15 @@ class AutofixLoop:
         """Try every task, up to `jobs` at once; their reports, in order, and the cap that
         stopped the run."""
         self._graph = imports.import_graph(self.root)
+        stubs = sandbox.git_stubs(self.top)
+        try:
+            return self._run_jobs(tasks)
+        finally:
+            if self.settings.jobs > 1:
+                for path in sandbox.git_stubs(self.top) - stubs:
+                    path.unlink(missing_ok=True)
+
+    def _run_jobs(self, tasks: Sequence[Task]) -> tuple[list[TaskReport], str | None]:
         return run_jobs(
             tasks,
             jobs=max(1, min(self.settings.jobs, len(tasks))),
