@@ -74,6 +74,10 @@ def test_two_tasks_run_at_once_and_both_fixes_land(tmp_path: Path) -> None:
     assert git_out(root, "worktree", "list", "--porcelain").count("worktree ") == 1
     branches = git_out(root, "branch", "--format=%(refname:short)").split()
     assert branches == [branch, "main"]
+    # Nor the empty files the sandboxed sessions mount their masks on, though they ran
+    # side by side (each one's clean-up cannot tell the other's stubs from its own).
+    assert not (root / ".git" / "config.worktree").exists()
+    assert not (root / ".git" / "objects" / "info" / "alternates").exists()
 
 
 def test_sigint_during_parallel_work_stops_every_job_and_leaves_nothing_behind(
