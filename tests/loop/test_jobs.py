@@ -455,3 +455,33 @@ def test_a_job_cannot_rig_the_tests_agentloop_runs_in_the_runs_worktree(root: Pa
     # Its session changed nothing of its own; its test still fails in the final
     # verification, which ran without the planted conftest.
     assert by_test["test_mul"].outcome == "unfixed", by_test["test_mul"]
+
+
+def test_a_fix_that_undoes_another_landed_beside_it_is_dropped(
+    tmp_path: Path, git_identity: None
+) -> None:
+    """Two fixes landed side by side each pass their own checks, but together one task's
+    tests fail again: those tests failed in the baseline too, so only knowing which
+    tasks are fixed tells the final verification that this is a regression."""
+    root = git_init(
+        pytest_project(
+            tmp_path / "repo",
+            {**OPS, "calc/add.py": "OFFSET = 0\n\n\ndef add(a, b):\n    return a - b + OFFSET\n"},
+        )
+    )
+
+    def later_and_breaks_add(cwd: Path) -> None:
+        time.sleep(2)  # lands after the add fix
+        FIX_MUL(cwd)
+        edit("calc/add.py", "OFFSET = 0", "OFFSET = 1")(cwd)
+
+    agent = ScriptedAgent(
+        by_prompt={"test_add": [FIX_ADD], "test_mul": [later_and_breaks_add]}, delay_s=0.2
+    )
+    report, _, tip = run(root, agent, jobs=2, max_attempts=1)
+    by_test = {t.task.failures[0].test_id.split("::")[-1]: t for t in report.tasks}
+    assert by_test["test_add"].outcome == "fixed"
+    assert by_test["test_mul"].outcome == "regressed"
+    assert report.regressions == ("pytest::tests/test_add.py::test_add",)
+    assert "OFFSET = 0" in tip
+    assert "a + b" in tip

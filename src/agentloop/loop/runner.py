@@ -137,11 +137,12 @@ def autofix(
         # FIX, with tiers 1 and 2 of VERIFY after each attempt.
         reports, stopped_by = loop.fix(tasks)
         # VERIFY, tier 3: the full suites once; the fix behind a regression is dropped.
-        regressed, broken = loop.verify() if loop.state.commits else (set(), [])
+        regressed, broken = loop.verify(reports) if loop.state.commits else (set(), [])
         final = {task_id: sha for sha, task_id in loop.state.commits}
         reports = [_after_verify(r, regressed, final) for r in reports]
-        # A task tried (or skipped) before the fix that also fixed it: its tests pass now.
-        reports = [loop.passing_now(r) for r in reports]
+        # Closed tasks whose tests fail again, and tasks tried (or skipped) before the fix
+        # that also fixed them, as the final verification found them.
+        reports = [loop.as_verified(r) for r in reports]
         # COMMIT: the fixes are on the run's branch; one commit if asked.
         if squash:
             reports = loop.squash(reports)
@@ -247,6 +248,9 @@ class AutofixLoop:
         # back to exactly that before agentloop runs tests there.
         self._run_tip = ws.base_sha
         self._run_keep = git.ignored_entries(ws.path)
+        # The tests of each task fixed by a commit of its own when VERIFY began: they
+        # must pass while that commit is on the branch.
+        self._fixed_tests: dict[str, frozenset[tuple[str, str]]] = {}
         # What failed in the last full run of the suites (VERIFY's).
         self._final: frozenset[tuple[str, str]] | None = None
 
@@ -673,9 +677,16 @@ class AutofixLoop:
 
     # ------------------------------------------------------------ VERIFY, tier 3
 
-    def verify(self) -> tuple[set[str], list[str]]:
+    def verify(self, reports: Sequence[TaskReport] = ()) -> tuple[set[str], list[str]]:
         """Run the full suites; drop the fix behind each regression, newest first.
+        A regression is a test that fails now and passed in the baseline, or a test of a
+        task fixed by a commit of its own (fixes landed side by side can undo each other).
         Returns (ids of tasks whose fix was dropped, the regressed tests)."""
+        self._fixed_tests = {
+            r.task.id: frozenset((f.suite, f.test_id) for f in r.task.failures)
+            for r in reports
+            if r.outcome == "fixed" and r.commit
+        }
         regressed_tasks: set[str] = set()
         with self._integrating:
             self._fresh_run_worktree()
@@ -692,7 +703,8 @@ class AutofixLoop:
                 git.drop_commit(self.top, sha)
             except git.GitError:  # a later fix builds on this one: undo it with a revert
                 git.revert_commit(self.top, sha)
-            remaining = self._regressions()
+            # Without its fix, the task's own tests are expected to fail again.
+            remaining = self._regressions(without=regressed_tasks | {task_id})
             if len(remaining) < len(regressions):
                 regressed_tasks.add(task_id)
                 self.state.commits.remove((sha, task_id))
@@ -710,7 +722,7 @@ class AutofixLoop:
                 (new, task_id) for new, (_, task_id) in zip(shas, self.state.commits, strict=True)
             ]
 
-    def _regressions(self) -> set[str]:
+    def _regressions(self, without: Collection[str] = ()) -> set[str]:
         self.progress("verifying: running the full suites")
         result = testrun.failing_tests(
             self.root, self.found, env=self.env, timeout=self.settings.rerun_timeout
@@ -718,14 +730,33 @@ class AutofixLoop:
         for error in result.errors:
             self.progress(f"verifying: {error}")
         self._final = result.failing
-        return {f"{suite}::{test}" for suite, test in result.failing - self.failing}
+        fixed = {
+            t
+            for task_id, tests in self._fixed_tests.items()
+            if task_id not in without
+            for t in tests
+        }
+        expected_red = self.failing - fixed
+        return {f"{suite}::{test}" for suite, test in result.failing - expected_red}
 
-    def passing_now(self, report: TaskReport) -> TaskReport:
-        """An unfixed or skipped task whose tests all passed in the final verification: it
-        was fixed by the others' fixes (one landed after it was tried), and says so."""
-        if self._final is None or report.outcome not in ("unfixed", "skipped"):
+    def as_verified(self, report: TaskReport) -> TaskReport:
+        """A task as the final verification found it. Closed by another task's fix, but
+        its tests fail again (that fix was dropped, or a later one undid it): unfixed.
+        Unfixed or skipped, but its tests all pass: fixed by the others' fixes (one
+        landed after it was tried)."""
+        if self._final is None:
             return report
-        if {(f.suite, f.test_id) for f in report.task.failures} & self._final:
+        failing = {(f.suite, f.test_id) for f in report.task.failures} & self._final
+        if report.outcome == "fixed" and report.commit is None and failing:
+            return dataclasses.replace(
+                report,
+                outcome="unfixed",
+                reason=f"closed by {(report.fixed_by or '')[:8]}, but its tests fail in the "
+                "final verification",
+                fixed_by=None,
+                suggestion=_suggestion(report.task, report.attempts),
+            )
+        if report.outcome not in ("unfixed", "skipped") or failing:
             return report
         return dataclasses.replace(
             report,
