@@ -36,10 +36,36 @@ class Detection:
     tasks: tuple[Task, ...]
     flaky: tuple[FlakyTest, ...]
     notes: tuple[str, ...]
+    # With `detect(defer_order=True)`: the tests still to be told flaky from
+    # order-dependent, and how (None when there are none).
+    later: OrderCheck | None = None
 
     @property
     def failure_count(self) -> int:
         return sum(len(t.failures) for t in self.tasks)
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """Tests that failed in the suite, then passed their re-runs and passed alone: flaky,
+    or order-dependent. Telling which runs the suite's order before them, the slowest
+    step of a detect; a run does it beside its first fixes, in a checkout of its own."""
+
+    rerunner: reruns_mod.Rerunner
+
+    @property
+    def tests(self) -> int:
+        return len(self.rerunner.deferred)
+
+    def run(self, root: Path, env: Mapping[str, str]) -> tuple[list[Task], list[FlakyTest]]:
+        """In the checkout at `root` (the same commit as the detect's): the tasks of the
+        order-dependent tests, each naming its polluter, and the flaky tests."""
+        kept, flaky_tests = self.rerunner.rebased(root, env).check_order()
+        tasks = group.group(kept)
+        if tasks:
+            graph = imports.import_graph(root)
+            tasks = polluters_first(order.order(tasks, imports.levels(graph)))
+        return tasks, flaky_tests
 
 
 def to_failure(parsed: ParsedFailure, *, suite: str, root: Path, cwd: Path, prefix: str) -> Failure:
@@ -100,6 +126,7 @@ def _finish(
     progress: Progress,
     notes: list[str],
     env: Mapping[str, str] | None = None,
+    defer_order: bool = False,
 ) -> Detection:
     rerunner = reruns_mod.Rerunner(
         targets,
@@ -109,7 +136,7 @@ def _finish(
         progress=progress,
         env=env,
     )
-    kept, flaky_tests = rerunner.check(failures)
+    kept, flaky_tests = rerunner.check(failures, defer_order=defer_order)
     tasks = group.group(kept)
     if tasks:
         progress("reading the project's import graph")
@@ -121,6 +148,7 @@ def _finish(
         tasks=tuple(tasks),
         flaky=tuple(flaky_tests),
         notes=tuple(notes),
+        later=OrderCheck(rerunner) if rerunner.deferred else None,
     )
 
 
@@ -133,9 +161,12 @@ def detect(
     rerun_timeout: float,
     progress: Progress,
     env: Mapping[str, str] | None = None,
+    defer_order: bool = False,
 ) -> Detection:
     """Run the suites in `root` with `env` (default: this process's environment; a run
-    passes its workspace's, so the worktree's code is the code under test)."""
+    passes its workspace's, so the worktree's code is the code under test). With
+    `defer_order`, the order check of tests that passed their re-runs is left to the
+    caller (`Detection.later`)."""
     runs: list[SuiteRun] = []
     failures: list[Failure] = []
     notes: list[str] = []
@@ -173,6 +204,7 @@ def detect(
         progress=progress,
         notes=notes,
         env=env,
+        defer_order=defer_order,
     )
 
 

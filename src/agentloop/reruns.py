@@ -167,6 +167,10 @@ class Rerunner:
         self.workers = workers or cores()
         self._lock = threading.Lock()
         self._processes = 0
+        # What `check(defer_order=True)` left for `check_order`, and what it needs then.
+        self.deferred: list[Failure] = []
+        self._timed_out: set[str] = set()
+        self._passes: Counter[str] = Counter()
 
     # ------------------------------------------------------------ processes
 
@@ -372,7 +376,14 @@ class Rerunner:
                 start = end
         return batches
 
-    def check(self, failures: list[Failure]) -> tuple[list[Failure], list[FlakyTest]]:
+    def check(
+        self, failures: list[Failure], *, defer_order: bool = False
+    ) -> tuple[list[Failure], list[FlakyTest]]:
+        """Sort `failures` into the kept and the flaky. With `defer_order`, the tests that
+        passed their re-runs and passed alone are neither: they wait in `deferred` for
+        `check_order`, which runs the suite's order before them (the slowest step, which
+        a run does beside its first fixes, in a checkout of its own: see `rebased`)."""
+        self.deferred = []
         if self.reruns <= 0:
             return failures, []
         todo = flaky.candidates(failures)
@@ -407,16 +418,13 @@ class Rerunner:
             for f in todo:
                 if verdicts[f.id] == "order" or (f.id in alone and alone[f.id].result()):
                     victims.setdefault(f.suite, []).append(f)
-            for suite_name, group in victims.items():
-                target = self.targets.get(suite_name)
-                if target is None:
-                    continue
-                if target.runner == "pytest" and target.prefix:
-                    checks.append(pool.submit(self._order_group, target, group, timed_out))
-                else:
-                    checks.extend(
-                        pool.submit(self._order_file_found, target, victim) for victim in group
-                    )
+            self._timed_out, self._passes = timed_out, passes
+            if defer_order:
+                self.deferred = [
+                    f for name, group in victims.items() if name in self.targets for f in group
+                ]
+            else:
+                checks = self._submit_order_checks(pool, victims)
             if checks:
                 count = sum(len(g) for g in victims.values())
                 self._wait(
@@ -432,14 +440,78 @@ class Rerunner:
             replaced.update(check.result())
         kept: list[Failure] = []
         set_apart: list[FlakyTest] = []
+        waiting = {f.id for f in self.deferred}
         for f in failures:
             verdict = verdicts.get(f.id, "kept")
             if verdict == "kept":
                 kept.append(f)
             elif f.id in replaced:
                 kept.append(replaced[f.id])
-            else:
+            elif f.id not in waiting:
                 set_apart.append(
                     FlakyTest(failure=f, kind="flaky", reruns=self.reruns, passes=passes[f.id])
                 )
         return kept, set_apart
+
+    def _submit_order_checks(
+        self, pool: ThreadPoolExecutor, victims: Mapping[str, Sequence[Failure]]
+    ) -> list[Future[dict[str, Failure]]]:
+        checks: list[Future[dict[str, Failure]]] = []
+        for suite_name, group in victims.items():
+            target = self.targets.get(suite_name)
+            if target is None:
+                continue
+            if target.runner == "pytest" and target.prefix:
+                checks.append(pool.submit(self._order_group, target, group, self._timed_out))
+            else:
+                checks.extend(
+                    pool.submit(self._order_file_found, target, victim) for victim in group
+                )
+        return checks
+
+    def check_order(self) -> tuple[list[Failure], list[FlakyTest]]:
+        """The deferred tests' order check (see `check`): the order-dependent ones, with
+        their polluter, to keep; the others flaky."""
+        victims: dict[str, list[Failure]] = {}
+        for f in self.deferred:
+            victims.setdefault(f.suite, []).append(f)
+        replaced: dict[str, Failure] = {}
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            checks = self._submit_order_checks(pool, victims)
+            for check in checks:
+                replaced.update(check.result())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        kept = [replaced[f.id] for f in self.deferred if f.id in replaced]
+        flaky = [
+            FlakyTest(failure=f, kind="flaky", reruns=self.reruns, passes=self._passes[f.id])
+            for f in self.deferred
+            if f.id not in replaced
+        ]
+        return kept, flaky
+
+    def rebased(self, root: Path, env: Mapping[str, str]) -> Rerunner:
+        """The same re-runs in another checkout of the same commit at `root` (the suites'
+        folders moved along), with its environment."""
+
+        def moved(path: Path) -> Path:
+            return root / path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
+        targets = {
+            name: dataclasses.replace(
+                t,
+                cwd=moved(t.cwd),
+                source=None
+                if t.source is None
+                else dataclasses.replace(t.source, cwd=moved(t.source.cwd)),
+            )
+            for name, t in self.targets.items()
+        }
+        other = Rerunner(
+            targets, root=root, reruns=self.reruns, unknown_timeout=self.unknown,
+            progress=self.progress, env=env, workers=self.workers,
+        )  # fmt: skip
+        other.deferred = list(self.deferred)
+        other._timed_out, other._passes = self._timed_out, self._passes
+        return other

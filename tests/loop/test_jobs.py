@@ -4,6 +4,7 @@ logic runs in seconds. (The real CLI runs `agentloop run --jobs` in test_run_job
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -485,3 +486,55 @@ def test_a_fix_that_undoes_another_landed_beside_it_is_dropped(
     assert report.regressions == ("pytest::tests/test_add.py::test_add",)
     assert "OFFSET = 0" in tip
     assert "a + b" in tip
+
+
+def test_an_order_dependent_task_found_beside_the_first_fixes_joins_the_run(
+    tmp_path: Path, git_identity: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`agentloop run` does not wait for the baseline's order check (the suite's order
+    up to a test that passed its re-runs) before its first session: the check runs in a
+    checkout of its own, and the order-dependent task it finds is fixed in the same run."""
+    from agentloop.commands.run import run as run_command
+
+    root = git_init(
+        pytest_project(
+            tmp_path / "repo",
+            {
+                **OPS,
+                "calc/state.py": "SEEN = []\n",
+                "tests/test_a_pollute.py": "from calc import state\n\n"
+                "def test_pollute():\n    state.SEEN.append(1)\n",
+                "tests/test_b_victim.py": "from calc import state\n\n"
+                "def test_victim():\n    assert state.SEEN == []\n",
+            },
+        )
+    )
+    agent = ScriptedAgent(
+        by_prompt={
+            "test_add": [FIX_ADD],
+            # The polluter cleans up after itself.
+            "test_victim": [
+                edit(
+                    "tests/test_a_pollute.py",
+                    "    state.SEEN.append(1)\n",
+                    "    state.SEEN.append(1)\n    state.SEEN.clear()\n",
+                )
+            ],
+        }
+    )
+    code = run_command(
+        repo=root, in_place=False, max_turns=None, max_attempts=1, max_runtime=None,
+        max_budget_usd=None, forbid=[], task_ids=[], dry_run=False, squash=False,
+        as_json=True, sandboxed=False, agent=agent, jobs=1,
+    )  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    by_test = {t["tests"][0].split("::")[-1]: t for t in doc["tasks"]}
+    assert set(by_test) >= {"test_add", "test_mul", "test_victim"}, doc["tasks"]
+    # The baseline's tasks came first; the order-dependent one joined after.
+    assert list(by_test)[-1] == "test_victim"
+    assert any("test_add" in c.prompt for c in agent.calls[:-1])
+    victim = by_test["test_victim"]
+    assert "test_pollute" in agent.calls[-1].prompt  # the task names its polluter
+    assert victim["outcome"] == "fixed", victim
+    assert by_test["test_add"]["outcome"] == "fixed"
+    assert code == 1  # test_mul, test_sub and test_neg had no session that fixed them

@@ -17,6 +17,7 @@ from agentloop.config import load_config
 from agentloop.errors import AgentloopError, ConfigError, SuiteError, UsageError
 from agentloop.failures.model import Task
 from agentloop.history import History, ledger_path
+from agentloop.loop.jobs import Later
 from agentloop.loop.model import RunReport, TaskReport
 from agentloop.loop.runner import LoopSettings, autofix
 from agentloop.rails.guard import make_guard
@@ -119,6 +120,12 @@ def run(
                 rerun_timeout=config.detect.rerun_timeout,
                 progress=progress,
                 env=ws.env(),
+                # Whether a test that passed its re-runs is flaky or order-dependent is
+                # found beside the first fixes, not before them: its check runs the
+                # suite's order up to it. Not for a plan, whose table must be whole, nor
+                # for --task, whose numbers are detect's; nor with workspace.setup, whose
+                # outputs that check's own checkout would lack.
+                defer_order=not (dry_run or task_ids or in_place or config.workspace.setup),
             )
         except (SuiteError, ConfigError) as exc:
             # Discovery passed in the checkout above: this is the worktree's doing.
@@ -127,6 +134,8 @@ def run(
         tasks = select_tasks(baseline.tasks, task_ids) if task_ids else list(baseline.tasks)
         failing = {(f.suite, f.test_id) for t in baseline.tasks for f in t.failures}
         failing |= {(f.failure.suite, f.failure.test_id) for f in baseline.flaky}
+        if baseline.later is not None:
+            failing |= {(f.suite, f.test_id) for f in baseline.later.rerunner.deferred}
         forbidden = ForbiddenPaths.with_protected(patterns, root=str(ws.path))
         settings = LoopSettings(
             max_attempts=config.run.max_attempts,
@@ -163,6 +172,7 @@ def run(
                 jobs=settings.jobs,
             )
         else:
+            later = _order_check(ws, baseline.later) if baseline.later is not None else None
             report = dataclasses.replace(
                 autofix(
                     ws,
@@ -190,6 +200,7 @@ def run(
                     started=started,
                     progress=progress,
                     board=progress.job,
+                    later=later,
                 ),
                 sandboxed=sandboxed,
             )
@@ -201,6 +212,19 @@ def run(
     if report.dry_run:
         return errors.FAILURES_FOUND if tasks else errors.OK
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
+
+
+def _order_check(ws: Workspace, check: detection.OrderCheck) -> Later:
+    """The baseline's order check, in a checkout of the run's base of its own (the run's
+    worktree is the fixes'), started now; its tasks join the run as they are found."""
+
+    def find() -> list[Task]:
+        top = ws.detached_worktree("order")
+        root = top / ws.root.relative_to(ws.path)
+        tasks, _flaky = check.run(root, ws.env(root=root))
+        return tasks
+
+    return Later(find)
 
 
 def default_jobs() -> int:

@@ -51,6 +51,40 @@ def reach(task: Task, graph: Mapping[str, set[str]]) -> frozenset[str]:
     return frozenset(p for p in seen if PurePosixPath(p).stem != "__init__")
 
 
+class Later:
+    """Tasks found while the fixing runs: `find` runs in a thread of its own (a run's
+    order check), and `run_jobs` takes its tasks in as soon as it has them."""
+
+    def __init__(self, find: Callable[[], Sequence[Task]]) -> None:
+        self._found: list[Task] | None = None
+        self.error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._run, args=(find,), daemon=True)
+        self._thread.start()
+
+    def _run(self, find: Callable[[], Sequence[Task]]) -> None:
+        try:
+            self._found = list(find())
+        except BaseException as exc:  # reported by whoever takes the tasks
+            self.error = exc
+            self._found = []
+
+    def pending(self) -> bool:
+        return not self._taken
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def take(self) -> list[Task]:
+        """The tasks found, once, when the search is over; [] until then and after."""
+        if self._taken or self._thread.is_alive():
+            return []
+        self._taken = True
+        if self.error is not None:
+            raise self.error
+        return self._found or []
+
+
 # (the job's number, the task) → how the task ended; raises CapReached when a cap stops it.
 Work = Callable[[int, Task], TaskReport]
 # A fixed task's report → the reports of waiting tasks its fix closed (fixed as a side
@@ -70,11 +104,30 @@ def run_jobs(
     finished: Finished,
     stop: threading.Event,
     cancel: Callable[[], None],
+    later: Later | None = None,
+    arrived: Callable[[Task], None] = lambda _task: None,
 ) -> tuple[list[TaskReport], str | None]:
-    """Fix `tasks` with up to `jobs` at once, in their order among those free to start;
-    return their reports in that order, and the cap that stopped the run, if one did."""
+    """Fix `tasks` with up to `jobs` at once, in their order among those free to start,
+    and the tasks `later` finds meanwhile (`arrived` is told of each first, so that its
+    reach is known); return their reports in that order, and the cap that stopped the
+    run, if one did."""
     reports: dict[str, TaskReport] = {}
+    tasks = list(tasks)
     waiting = list(tasks)
+
+    def absorb() -> None:
+        if later is None:
+            return
+        for task in later.take():
+            if any(t.id == task.id for t in tasks):
+                continue
+            arrived(task)
+            tasks.append(task)
+            waiting.append(task)
+
+    def more_coming() -> bool:
+        return later is not None and later.pending() and stopped_by is None and not stop.is_set()
+
     running: dict[Future[TaskReport], tuple[int, Task]] = {}
     free = list(range(1, jobs + 1))
     stopped_by: str | None = None
@@ -110,14 +163,28 @@ def run_jobs(
     if jobs == 1:
         # In this thread: a single job needs no pool, and its session keeps the main
         # thread's own ^C handling.
-        while waiting and stopped_by is None:
+        while stopped_by is None:
+            absorb()
+            if not waiting:
+                if not more_coming():
+                    break
+                assert later is not None
+                later.wait(0.25)
+                continue
             task = waiting.pop(0)
             ended(task, lambda: work(1, task))  # noqa: B023 (called at once)
     else:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="agentloop-job") as pool:
             try:
-                launch(pool)
-                while running:
+                while True:
+                    absorb()
+                    launch(pool)
+                    if not running:
+                        if not more_coming():
+                            break
+                        assert later is not None
+                        later.wait(0.25)
+                        continue
                     # With a timeout: a wait without one blocks on a lock that a signal
                     # delivered to another thread never wakes, and ^C would wait for a job.
                     finished_now, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -126,7 +193,6 @@ def run_jobs(
                         free.append(job)
                         free.sort()
                         ended(task, future.result)
-                    launch(pool)
             except BaseException:
                 # ^C, or a job's unexpected error: no new session starts, the ones in
                 # flight end now, and every job's attempt puts its worktree back before
@@ -135,6 +201,11 @@ def run_jobs(
                 cancel()
                 wait(running)
                 raise
+    if later is not None and stopped_by is not None:
+        # Stopped by a cap: the search's own tests end at their timeouts; what it found
+        # is reported, skipped.
+        later.wait()
+        absorb()
     for task in waiting:
         done(TaskReport(task, "skipped", reason=f"{stopped_by or 'the run'} reached"))
     return [reports[t.id] for t in tasks], stopped_by

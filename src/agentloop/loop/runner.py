@@ -48,7 +48,7 @@ from agentloop.history import (
 )
 from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
-from agentloop.loop.jobs import CapReached, reach, run_jobs
+from agentloop.loop.jobs import CapReached, Later, reach, run_jobs
 from agentloop.loop.judge import Judge
 from agentloop.loop.message import commit_message
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
@@ -110,9 +110,11 @@ def autofix(
     started: float | None = None,
     progress: Progress = lambda _message: None,
     board: Board = lambda _job, _text: None,
+    later: Later | None = None,
 ) -> RunReport:
-    """The run on `ws`: fix `tasks`, verify against `failing` (the baseline's failing
-    tests, (suite, test id)) with the full suites `found`, commit; the run's report."""
+    """The run on `ws`: fix `tasks` (and those `later` finds meanwhile), verify against
+    `failing` (the baseline's failing tests, (suite, test id)) with the full suites
+    `found`, commit; the run's report."""
     loop = AutofixLoop.in_workspace(
         ws,
         agent=agent,
@@ -135,7 +137,7 @@ def autofix(
         # DETECT gave the tasks; what the checks report before any fix is the bar.
         loop.baseline_checks()
         # FIX, with tiers 1 and 2 of VERIFY after each attempt.
-        reports, stopped_by = loop.fix(tasks)
+        reports, stopped_by = loop.fix(tasks, later=later)
         # VERIFY, tier 3: the full suites once; the fix behind a regression is dropped.
         regressed, broken = loop.verify(reports) if loop.state.commits else (set(), [])
         final = {task_id: sha for sha, task_id in loop.state.commits}
@@ -262,28 +264,43 @@ class AutofixLoop:
 
     # ------------------------------------------------------------ FIX
 
-    def fix(self, tasks: Sequence[Task]) -> tuple[list[TaskReport], str | None]:
-        """Try every task, up to `jobs` at once; their reports, in order, and the cap that
-        stopped the run."""
+    def fix(
+        self, tasks: Sequence[Task], *, later: Later | None = None
+    ) -> tuple[list[TaskReport], str | None]:
+        """Try every task, and those `later` finds meanwhile, up to `jobs` at once; their
+        reports, in order, and the cap that stopped the run."""
         self._graph = imports.import_graph(self.root)
         stubs = sandbox.git_stubs(self.top)
         try:
-            return self._run_jobs(tasks)
+            return self._run_jobs(tasks, later)
         finally:
             if self.settings.jobs > 1:
                 for path in sandbox.git_stubs(self.top) - stubs:
                     path.unlink(missing_ok=True)
 
-    def _run_jobs(self, tasks: Sequence[Task]) -> tuple[list[TaskReport], str | None]:
+    def _run_jobs(
+        self, tasks: Sequence[Task], later: Later | None
+    ) -> tuple[list[TaskReport], str | None]:
+        known = list(tasks)
+        reaches = {t.id: reach(t, self._graph) for t in tasks}
+
+        def arrived(task: Task) -> None:
+            self.progress(f"task {task.id}: order-dependent, found beside the first fixes")
+            reaches[task.id] = reach(task, self._graph)
+            known.append(task)
+
+        width = self.settings.jobs if later is not None else min(self.settings.jobs, len(tasks))
         return run_jobs(
             tasks,
-            jobs=max(1, min(self.settings.jobs, len(tasks))),
-            reaches={t.id: reach(t, self._graph) for t in tasks},
+            jobs=max(1, width),
+            reaches=reaches,
             work=self._work,
-            close=lambda fixed, waiting: self._closed_by(fixed, tasks, waiting),
+            close=lambda fixed, waiting: self._closed_by(fixed, known, waiting),
             finished=self.record_task,
             stop=self._stop,
             cancel=self._cancel,
+            later=later,
+            arrived=arrived,
         )
 
     def _cancel(self) -> None:
