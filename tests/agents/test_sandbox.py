@@ -284,6 +284,29 @@ def test_tidy_keeps_what_is_not_the_clis(tmp_path: Path) -> None:
     assert removed == [repo / ".git" / "config.worktree"]
 
 
+def test_tidy_of_sessions_ending_side_by_side_does_not_trip_on_the_same_stub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two jobs' sessions end together: each one's clean-up lists the same new stub, and
+    # the other one removes it between this one's look and its unlink.
+    repo = git_init(write_tree(tmp_path / "repo", {"a.txt": "a\n"}))
+    stub = repo / ".git" / "objects" / "info" / ".claude-sandbox-noreplace"
+    looked = sandbox._empty
+
+    def raced(path: Path) -> bool:
+        empty = looked(path)
+        if path == stub:
+            path.unlink()  # the other session's tidy, just now
+        return empty
+
+    monkeypatch.setattr(sandbox, "_empty", raced)
+    with sandbox.tidy(repo, {"HOME": str(tmp_path / "home")}) as removed:
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("")
+    assert not stub.exists()
+    assert stub not in removed
+
+
 @needs_sandbox
 def test_the_edit_tools_are_scoped_and_denied_by_permission_rules(
     repo: Path, tmp_path: Path

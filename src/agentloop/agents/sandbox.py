@@ -32,6 +32,7 @@ symlink to its target), and the guard hook explains each refusal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -524,18 +525,25 @@ def tidy(cwd: Path, env: Mapping[str, str]) -> Iterator[list[Path]]:
     try:
         yield removed
     finally:
-        if ignore.is_file():
-            now = ignore.read_bytes()
-            if now != ignore_before and _only_cli_lines(ignore_before, now):
-                if ignore_before is None:
-                    ignore.unlink()
-                else:
-                    ignore.write_bytes(ignore_before)
-                removed.append(ignore)
+        # Sessions of parallel jobs end side by side: another one's clean-up may remove
+        # the same stub first, so a path gone meanwhile is not an error.
+        with contextlib.suppress(FileNotFoundError):
+            if ignore.is_file():
+                now = ignore.read_bytes()
+                if now != ignore_before and _only_cli_lines(ignore_before, now):
+                    if ignore_before is None:
+                        ignore.unlink()
+                    else:
+                        ignore.write_bytes(ignore_before)
+                    removed.append(ignore)
         for path in sorted(_entries(places) - before, key=lambda p: -len(p.parts)):
-            if _empty(path):
+            try:
+                if not _empty(path):
+                    continue
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-                removed.append(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
