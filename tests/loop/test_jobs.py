@@ -538,3 +538,35 @@ def test_an_order_dependent_task_found_beside_the_first_fixes_joins_the_run(
     assert victim["outcome"] == "fixed", victim
     assert by_test["test_add"]["outcome"] == "fixed"
     assert code == 1  # test_mul, test_sub and test_neg had no session that fixed them
+
+
+def test_one_runner_process_checks_both_the_tasks_tests_and_their_importers(
+    tmp_path: Path, git_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every pytest process of the run writes a line: the baseline, one process for the
+    # attempt's tiers 1 and 2 together (the task's test file imports what changed), and
+    # the final verification.
+    log = tmp_path / "pytest-processes.log"
+    monkeypatch.setenv("PYTEST_PROCESS_LOG", str(log))
+    conftest = (
+        "import os\n\n"
+        "if os.environ.get('PYTEST_PROCESS_LOG'):\n"
+        "    with open(os.environ['PYTEST_PROCESS_LOG'], 'a') as f:\n"
+        "        f.write(f'{os.getpid()} {os.getcwd()}\\n')\n"
+    )
+    root = git_init(pytest_project(tmp_path / "repo", {**OPS, "conftest.py": conftest}))
+    agent = ScriptedAgent(by_prompt={"test_add": [FIX_ADD]})
+    report, _, _ = run(root, agent, only=("test_add",), jobs=1)
+    assert report.fixed == 1
+    assert len(log.read_text().splitlines()) == 3, log.read_text()
+
+
+def test_a_test_file_the_fix_leaves_unimportable_is_the_tasks_own_failure(root: Path) -> None:
+    # The fix renames the function its test imports: the file no longer imports, and no
+    # test of it ran, so nothing says the task's tests pass.
+    rename = both(FIX_ADD, edit("calc/add.py", "def add(", "def plus("))
+    agent = ScriptedAgent(by_prompt={"test_add": [rename]})
+    report, _, _ = run(root, agent, only=("test_add",), jobs=1, max_attempts=1)
+    ((task,),) = (report.tasks,)
+    (attempt,) = task.attempts
+    assert (attempt.outcome, attempt.tier) == ("tests_failed", "task"), attempt

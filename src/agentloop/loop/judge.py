@@ -81,10 +81,11 @@ class Judge:
         keep: Sequence[str],
         *,
         project_root: Path,
-    ) -> frozenset[tuple[str, str]]:
-        """The tests of `files` (project-relative test files) that fail at `commit`, as
-        (suite, test id): the suites `found` (discovered at `project_root`), each run once
-        on its own files in this checkout."""
+    ) -> testrun.FailingSet:
+        """The tests of `files` (project-relative test files) that fail at `commit` (or
+        a tree), as (suite, test id): the suites `found` (discovered at `project_root`),
+        each run once on its own files in this checkout. A suite that could not be read is
+        in the set as "<suite NAME>": not green."""
         path = self._checkout(commit, keep)
         root = path / self.project if self.project else path
         moved, wanted = [], {}
@@ -99,13 +100,11 @@ class Judge:
                 moved.append(dataclasses.replace(suite, cwd=cwd))
                 wanted[suite.name] = mine
         if not moved:
-            return frozenset()
+            return testrun.FailingSet(frozenset(), 0, 0, ())
         env = dict(self._env_for(root))
         with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
             env["PYTHONPYCACHEPREFIX"] = pycache
-            result = testrun.failing_tests(root, moved, env=env, files=wanted, timeout=self.timeout)
-        # A suite that could not be read is in the set as "<suite NAME>": not green.
-        return result.failing
+            return testrun.failing_tests(root, moved, env=env, files=wanted, timeout=self.timeout)
 
     def _run(self, tree: str, failures: Sequence[Failure], keep: Sequence[str]) -> tuple[bool, str]:
         path = self._checkout(tree, keep)

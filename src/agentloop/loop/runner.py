@@ -49,12 +49,13 @@ from agentloop.history import (
 from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
 from agentloop.loop.jobs import CapReached, Later, reach, run_jobs
-from agentloop.loop.judge import Judge
+from agentloop.loop.judge import Judge, Verdict
 from agentloop.loop.message import commit_message
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.change import check_change
 from agentloop.rails.paths import ForbiddenPaths
+from agentloop.rails.testinfra import is_test_surface
 
 if TYPE_CHECKING:
     from agentloop.workspace import Workspace
@@ -165,6 +166,13 @@ def autofix(
     finally:
         if history is not None:
             history.finish_run(ws.run_id, status=status)
+
+
+@dataclass(frozen=True)
+class _BothTiers:
+    task_passed: bool
+    # Tests of code importing the change that fail now and passed in the baseline.
+    broken: list[str]
 
 
 class _AlreadyLanded(Exception):
@@ -533,8 +541,17 @@ class AutofixLoop:
                 "rejected_integrity",
                 "weakened the tests: " + "; ".join(str(p) for p in rails.integrity[:5]),
             )
-        # VERIFY, tier 1: the task's own tests, as they were, at the candidate.
-        verdict = slot.judge.judge(attempt.start, candidate, task.failures, attempt.keep)
+        # VERIFY, tiers 1 and 2 in one runner process when that says as much as two: the
+        # candidate leaves the tests as they were, and its task's tests are plain pytest
+        # tests in the files tier 2 runs anyway. Else, or when it finds the task's tests
+        # failing (its output is the next attempt's evidence), the judge's own run.
+        files = self._importer_files(slot, attempt.start, candidate.tree)
+        both = self._both_tiers(slot, task, candidate, files, attempt.keep)
+        if both is not None and both.task_passed:
+            verdict = Verdict(True, "", ())
+        else:
+            # VERIFY, tier 1: the task's own tests, as they were, at the candidate.
+            verdict = slot.judge.judge(attempt.start, candidate, task.failures, attempt.keep)
         attempt.tests_changed = verdict.test_changes
         if not verdict.passed:
             first = _first_error(verdict.output)
@@ -567,7 +584,10 @@ class AutofixLoop:
         # VERIFY, tier 2, in this job (jobs check their fixes side by side): the tests
         # of the code that imports the change, at the fix's commit. How the fix combines
         # with fixes other jobs land meanwhile is the full suites' to see, at the end.
-        broken = self._importers_broken(slot, attempt.start, commit, task, attempt.keep)
+        if both is not None and both.task_passed:
+            broken = both.broken
+        else:
+            broken = self._importers_broken(slot, commit, files, task, attempt.keep)
         if broken:
             more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
             raise Rejected(
@@ -636,25 +656,68 @@ class AutofixLoop:
         if self.settings.jobs > 1:
             git.restore_worktree(self.top, self._tip(), self._run_keep)
 
-    def _importers_broken(
-        self, slot: _Slot, start: str, commit: str, task: Task, keep: Sequence[str]
-    ) -> list[str]:
-        """VERIFY, tier 2: the tests in files that import what the fix changed, at the
-        fix's commit, in the job's judge checkout; those that fail now and did not in the
-        baseline (the task's own aside)."""
+    def _importer_files(self, slot: _Slot, start: str, tree: str) -> list[str]:
+        """The test files (project-relative) that import what the change from `start` to
+        `tree` touched, directly or not: tier 2's."""
         changed = {
             p[len(self._prefix) :]
-            for p in git.changed_between(slot.top, start, commit)
+            for p in git.changed_between(slot.top, start, tree)
             if p.startswith(self._prefix)
         }
-        files = {p for p in _importers_of(changed, self._graph) if _is_test_file(p)}
+        return sorted(p for p in _importers_of(changed, self._graph) if _is_test_file(p))
+
+    def _importers_broken(
+        self, slot: _Slot, commit: str, files: Sequence[str], task: Task, keep: Sequence[str]
+    ) -> list[str]:
+        """VERIFY, tier 2: the tests in `files`, at the fix's commit, in the job's judge
+        checkout; those that fail now and did not in the baseline (the task's own aside)."""
         if not files:
             return []
+        result = slot.judge.failing(commit, self.found, files, keep, project_root=self.root)
+        return self._broken(result.failing, task)
+
+    def _broken(self, failing: Collection[tuple[str, str]], task: Task) -> list[str]:
         own = {(f.suite, f.test_id) for f in task.failures}
-        failing = slot.judge.failing(
-            commit, self.found, sorted(files), keep, project_root=self.root
+        return sorted(f"{s}::{t}" for s, t in set(failing) - self.failing - own)
+
+    def _both_tiers(
+        self,
+        slot: _Slot,
+        task: Task,
+        candidate: git.Snapshot,
+        files: Sequence[str],
+        keep: Sequence[str],
+    ) -> _BothTiers | None:
+        """Tiers 1 and 2 as one run of `files` at the candidate, when that is sound (see
+        `_accept`); None when it is not."""
+        own_files = {f.file for f in task.failures}
+        # Suites agentloop drives itself: only they run just the files given (a
+        # configured command is left whole, and tier 2 gives it no files at all).
+        driven = {s.name for s in self.found if s.runner == "pytest"}
+        plain = all(
+            f.runner == "pytest"
+            and f.suite in driven
+            and f.file
+            and not f.parent
+            and f.polluter is None
+            and not f.order_dependent
+            and "::" in f.test_id
+            for f in task.failures
         )
-        return sorted(f"{s}::{t}" for s, t in failing - self.failing - own)
+        surface = any(is_test_surface(p) for p in candidate.changed)
+        if not plain or surface or not own_files <= set(files):
+            return None
+        result = slot.judge.failing(candidate.tree, self.found, files, keep, project_root=self.root)
+        own = {(f.suite, f.test_id) for f in task.failures}
+        # A file that did not import, a suite that could not be read, tests that never
+        # ran: nothing says the task's tests passed.
+        unsure = (
+            not result.processes
+            or bool(result.errors)
+            or any("::" not in t for _, t in result.failing)
+        )
+        passed = not unsure and not (own & result.failing)
+        return _BothTiers(task_passed=passed, broken=self._broken(result.failing, task))
 
     def _closed_by(
         self, fixed: TaskReport, tasks: Sequence[Task], waiting: Collection[str]
