@@ -172,7 +172,9 @@ def run(
                 jobs=settings.jobs,
             )
         else:
-            later = _order_check(ws, baseline.later) if baseline.later is not None else None
+            later = (
+                _order_check(ws, baseline.later, progress) if baseline.later is not None else None
+            )
             report = dataclasses.replace(
                 autofix(
                     ws,
@@ -214,14 +216,20 @@ def run(
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
 
 
-def _order_check(ws: Workspace, check: detection.OrderCheck) -> Later:
+def _order_check(ws: Workspace, check: detection.OrderCheck, progress: output.Progress) -> Later:
     """The baseline's order check, in a checkout of the run's base of its own (the run's
-    worktree is the fixes'), started now; its tasks join the run as they are found."""
+    worktree is the fixes'), started now; its tasks join the run as they are found. A
+    check that cannot run costs only its tasks: the fixes go on (its tests stay among the
+    baseline's failures, so VERIFY blames no fix for them)."""
 
     def find() -> list[Task]:
-        top = ws.detached_worktree("order")
-        root = top / ws.root.relative_to(ws.path)
-        tasks, _flaky = check.run(root, ws.env(root=root))
+        try:
+            top = ws.detached_worktree("order")
+            root = top / ws.root.relative_to(ws.path)
+            tasks, _flaky = check.run(root, ws.env(root=root))
+        except AgentloopError as exc:
+            progress(f"the order check of {check.tests} test(s) could not run: {exc.message}")
+            return []
         return tasks
 
     return Later(find)
