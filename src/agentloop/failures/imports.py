@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 _SKIP_DIRS = {
@@ -128,6 +128,27 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                     edges.add(target)
         graph[rel] = edges
     return graph
+
+
+def reachable(start: Iterable[str], graph: Mapping[str, Iterable[str]]) -> set[str]:
+    """`start` and every file it leads to through `graph`, directly or not."""
+    seen = set(start)
+    todo = list(seen)
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def importers(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    """The graph the other way round: each file → the files that import it."""
+    reverse: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            reverse.setdefault(target, set()).add(source)
+    return reverse
 
 
 def levels(graph: dict[str, set[str]]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 
+from agentloop.failures import imports
 from agentloop.failures.model import Task
 from agentloop.loop.model import TaskReport
 
@@ -42,12 +43,7 @@ def reach(task: Task, graph: Mapping[str, set[str]]) -> frozenset[str]:
     start = {f.file for f in task.failures if f.file}
     if task.crash_location is not None:
         start.add(task.crash_location.file)
-    seen, todo = set(start), list(start)
-    while todo:
-        for target in graph.get(todo.pop(), ()):
-            if target not in seen:
-                seen.add(target)
-                todo.append(target)
+    seen = imports.reachable(start, graph)
     return frozenset(p for p in seen if PurePosixPath(p).stem != "__init__")
 
 

@@ -379,3 +379,15 @@ def _line(text: str, limit: int | None = None) -> str:
     if " " in cut[limit // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip() + "..."
+
+
+def test_change_note(diff: str, *, needed: bool) -> str:
+    """Said plainly in the commit message: a reviewer must see that tests changed."""
+    why = (
+        "The task's tests as they were still fail with this change; it passes only with "
+        "these test changes, which the integrity check allowed"
+        if needed
+        else "The original tests pass with the code change alone; the tests were changed too"
+    )
+    shown = diff if len(diff) <= 4000 else diff[:4000] + "\n[... diff cut at 4000 characters]\n"
+    return f"\nTESTS CHANGED. {why}:\n\n{shown}"

@@ -50,7 +50,7 @@ from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
 from agentloop.loop.jobs import CapReached, Later, reach, run_jobs
 from agentloop.loop.judge import Judge, Verdict
-from agentloop.loop.message import commit_message
+from agentloop.loop.message import commit_message, test_change_note
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.change import check_change
@@ -252,6 +252,7 @@ class AutofixLoop:
         self._integrating = threading.Lock()
         self._stop = threading.Event()
         self._graph: Mapping[str, set[str]] = {}
+        self._importers: Mapping[str, set[str]] = {}
         # Where the run's branch is: its base, then each fix landed (see `_tip`); and what
         # lies ignored in the run's worktree before any session (the environment, what
         # setup made): with jobs in worktrees of their own, the run's worktree is put
@@ -278,6 +279,8 @@ class AutofixLoop:
         """Try every task, and those `later` finds meanwhile, up to `jobs` at once; their
         reports, in order, and the cap that stopped the run."""
         self._graph = imports.import_graph(self.root)
+        # Tier 2 and the side-effect check ask, after every fix, who imports what changed.
+        self._importers = imports.importers(self._graph)
         stubs = sandbox.git_stubs(self.top)
         try:
             return self._run_jobs(tasks, later)
@@ -576,7 +579,7 @@ class AutofixLoop:
         # The commit carries the user's identity: say whose work it is.
         message += f"\nMade by agentloop run {self.run_id}, attempt {number}.\n"
         if verdict.test_changes:
-            message += _test_change_note(
+            message += test_change_note(
                 git.tree_diff(top, attempt.start, candidate.tree, verdict.test_changes),
                 needed=verdict.needed_test_changes,
             )
@@ -664,7 +667,7 @@ class AutofixLoop:
             for p in git.changed_between(slot.top, start, tree)
             if p.startswith(self._prefix)
         }
-        return sorted(p for p in _importers_of(changed, self._graph) if _is_test_file(p))
+        return sorted(p for p in imports.reachable(changed, self._importers) if _is_test_file(p))
 
     def _importers_broken(
         self, slot: _Slot, commit: str, files: Sequence[str], task: Task, keep: Sequence[str]
@@ -734,7 +737,7 @@ class AutofixLoop:
                 for p in git.changed_between(self.top, f"{fixed.commit}^", fixed.commit)
                 if p.startswith(self._prefix)
             }
-            reached = _importers_of(changed, self._graph)
+            reached = imports.reachable(changed, self._importers)
             candidates = [
                 t
                 for t in tasks
@@ -1011,6 +1014,8 @@ def _crash_file(task: Task) -> set[str]:
     return {task.crash_location.file} if task.crash_location is not None else set()
 
 
+# Files that hold tests, narrower than `classify.is_test_path` (which also means the helpers
+# and data under tests/): tier 2 hands these to the runner as file arguments.
 _TEST_FILE = re.compile(r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|[^/]*\.(test|spec)\.[cm]?[jt]sx?)$")
 
 
@@ -1022,21 +1027,6 @@ def _finding(line: str, root: str) -> str:
     """A check's output line without what shifts between runs: the worktree's path and
     line, column and count numbers."""
     return re.sub(r"\d+", "N", line.replace(root, "")).strip()
-
-
-def _importers_of(changed: set[str], graph: Mapping[str, set[str]]) -> set[str]:
-    """Every file that imports one of `changed`, directly or not, and `changed` itself."""
-    importers: dict[str, set[str]] = {}
-    for source, targets in graph.items():
-        for target in targets:
-            importers.setdefault(target, set()).add(source)
-    reach, todo = set(changed), list(changed)
-    while todo:
-        for source in importers.get(todo.pop(), ()):
-            if source not in reach:
-                reach.add(source)
-                todo.append(source)
-    return reach
 
 
 def _agent_reason(result: SessionResult) -> str:
@@ -1084,18 +1074,6 @@ def _first_error(output: str) -> str:
         return match.group(0).strip()[:300]
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
-
-
-def _test_change_note(diff: str, *, needed: bool) -> str:
-    """Said plainly in the commit message: a reviewer must see that tests changed."""
-    why = (
-        "The task's tests as they were still fail with this change; it passes only with "
-        "these test changes, which the integrity check allowed"
-        if needed
-        else "The original tests pass with the code change alone; the tests were changed too"
-    )
-    shown = diff if len(diff) <= 4000 else diff[:4000] + "\n[... diff cut at 4000 characters]\n"
-    return f"\nTESTS CHANGED. {why}:\n\n{shown}"
 
 
 def _suggestion(task: Task, attempts: Sequence[AttemptReport]) -> str:
