@@ -6,6 +6,9 @@ Exit codes (documented in the README):
   2    usage or configuration error, or unusable input (bad report, missing command, no
        test ran: zero tests is no verdict)
   3    internal error: a bug in agentloop; the traceback is written to a crash log
+  4    a remote service (GitHub) refused or failed: bad token, missing permission, not
+       found, validation error, rate limit; transient errors are retried first
+  5    a limit stopped the command before it acted (e.g. the daily cap of auto-fix PRs)
   130  interrupted (Ctrl-C)
 """
 
@@ -22,6 +25,8 @@ OK = 0
 FAILURES_FOUND = 1
 USAGE = 2
 INTERNAL = 3
+SERVICE = 4
+LIMITED = 5
 INTERRUPTED = 130
 
 
@@ -55,6 +60,22 @@ class SuiteError(AgentloopError):
     def __init__(self, message: str, *, hint: str | None = None, output: str = "") -> None:
         super().__init__(message, hint=hint)
         self.output = output
+
+
+class ServiceError(AgentloopError):
+    """A remote API (GitHub) refused the request or stayed unreachable after retries."""
+
+    exit_code = SERVICE
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class LimitReached(AgentloopError):
+    """A configured limit forbids the action (nothing was done; nothing was lost)."""
+
+    exit_code = LIMITED
 
 
 class WorkspaceError(AgentloopError):
