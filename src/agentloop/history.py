@@ -1,5 +1,6 @@
 """The ledger: every run, attempt and task outcome in SQLite at `.agentloop/history.db`,
-and the statistics `agentloop stats` shows from it.
+what humans did with agentloop's pull requests (`agentloop stats --prs` records it), and
+the statistics `agentloop stats` shows from it.
 
 Several runs may write at once (parallel CI jobs, a developer's run beside a hook's), each
 in its own process. SQLite in WAL mode lets readers and one writer proceed together; every
@@ -51,9 +52,16 @@ AttemptOutcome = Literal[
     "interrupted",
 ]
 TaskOutcome = Literal["fixed", "unfixed", "regressed", "skipped"]
+PullState = Literal["open", "merged", "closed"]
+"""Of an auto-fix pull request on GitHub: `closed` is closed without being merged."""
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 ATTEMPT_OUTCOMES: tuple[AttemptOutcome, ...] = get_args(AttemptOutcome)
 TASK_OUTCOMES: tuple[TaskOutcome, ...] = get_args(TaskOutcome)
+PULL_STATES: tuple[PullState, ...] = get_args(PullState)
+
+# The category of a pull request whose fixes the ledger has no task for (opened from a run
+# recorded elsewhere, e.g. a CI job's ledger that was not kept).
+UNKNOWN_CATEGORY = "unknown"
 
 Clock = Callable[[], datetime]
 
@@ -121,10 +129,55 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
+class PullOutcome:
+    """What GitHub says became of one auto-fix pull request (agentloop.pulls reads it).
+
+    `fingerprints`: the dedupe markers of its body (one per fixed task); `run_id`: the run
+    it came from (body footer or branch name), None when neither says; `commits`: the
+    SHAs of its commits; `human_commits`/`human_authors`: commits neither agentloop's nor
+    a bot's (for a merged pull request, all made before the merge); `reverted_by`: the
+    commit on the default branch that reverted its merge or one of its commits."""
+
+    repo: str
+    number: int
+    url: str
+    title: str
+    state: PullState
+    created_at: datetime
+    merged_at: datetime | None
+    closed_at: datetime | None
+    run_id: str | None
+    fingerprints: tuple[str, ...]
+    commits: tuple[str, ...]
+    merge_commit_sha: str | None
+    human_commits: int
+    human_authors: tuple[str, ...]
+    reverted_by: str | None
+
+    @property
+    def time_to_merge_s(self) -> float | None:
+        if self.merged_at is None:
+            return None
+        return (self.merged_at - self.created_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    """A pull request's outcome as the ledger holds it: `categories` of the tasks it fixed
+    (from the ledger's tasks when it was recorded; `unknown` for a fix the ledger has no
+    task of), `checked_at` when it was last read from GitHub."""
+
+    pull: PullOutcome
+    categories: tuple[str, ...]
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
 class Ledger:
     runs: tuple[RunRecord, ...] = ()
     attempts: tuple[AttemptRecord, ...] = ()
     tasks: tuple[TaskRecord, ...] = ()
+    pulls: tuple[PullRecord, ...] = ()
 
 
 # ---------------------------------------------------------------- schema
@@ -176,6 +229,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason   TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (run_id, task_id)
         )""",
+    ),
+    # What humans did with the auto-fix pull requests (`agentloop stats --prs`). Keyed by
+    # repository and number: reading them again updates the row. Lists (fingerprints,
+    # categories, SHAs, logins) are space-separated: none of their items holds a space.
+    (
+        """CREATE TABLE pull_requests (
+            repo             TEXT NOT NULL,
+            number           INTEGER NOT NULL,
+            url              TEXT NOT NULL,
+            title            TEXT NOT NULL,
+            state            TEXT NOT NULL,
+            created_at       TEXT NOT NULL,
+            merged_at        TEXT,
+            closed_at        TEXT,
+            run_id           TEXT,
+            fingerprints     TEXT NOT NULL DEFAULT '',
+            categories       TEXT NOT NULL DEFAULT '',
+            commits          TEXT NOT NULL DEFAULT '',
+            merge_commit_sha TEXT,
+            human_commits    INTEGER NOT NULL DEFAULT 0,
+            human_authors    TEXT NOT NULL DEFAULT '',
+            reverted_by      TEXT,
+            checked_at       TEXT NOT NULL,
+            PRIMARY KEY (repo, number)
+        )""",
+        "CREATE INDEX pull_requests_by_creation ON pull_requests (created_at)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -387,7 +466,49 @@ class History:
             result = conn.execute(f"{_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
         return _run(result)
 
+    def record_pulls(self, pulls: Sequence[PullOutcome]) -> tuple[PullRecord, ...]:
+        """Record pull requests' outcomes in one transaction; a pull request recorded before
+        is updated, never duplicated. Each gets the categories of the tasks it fixed, as
+        the ledger knows them now (so reading them again also fills in categories of runs
+        recorded since)."""
+        for pull in pulls:
+            _checked(pull.state, PULL_STATES, "pull request state")
+        checked = self._now()
+        records = []
+        with self._write() as conn:
+            for pull in pulls:
+                record = PullRecord(
+                    pull=pull, categories=_categories(conn, pull), checked_at=checked
+                )
+                conn.execute(
+                    "INSERT INTO pull_requests (repo, number, url, title, state, created_at,"
+                    " merged_at, closed_at, run_id, fingerprints, categories, commits,"
+                    " merge_commit_sha, human_commits, human_authors, reverted_by, checked_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (repo, number) DO UPDATE SET url = excluded.url,"
+                    " title = excluded.title, state = excluded.state,"
+                    " created_at = excluded.created_at, merged_at = excluded.merged_at,"
+                    " closed_at = excluded.closed_at, run_id = excluded.run_id,"
+                    " fingerprints = excluded.fingerprints, categories = excluded.categories,"
+                    " commits = excluded.commits, merge_commit_sha = excluded.merge_commit_sha,"
+                    " human_commits = excluded.human_commits,"
+                    " human_authors = excluded.human_authors,"
+                    " reverted_by = excluded.reverted_by, checked_at = excluded.checked_at",
+                    _pull_row(record),
+                )
+                records.append(record)
+        return tuple(records)
+
     # ------------------------------------------------------------ reads
+
+    def pulls(self, *, repo: str | None = None) -> tuple[PullRecord, ...]:
+        """Recorded pull requests (of one repository, or all), oldest first."""
+        where, args = ("", ()) if repo is None else (" WHERE repo = ?", (repo,))
+        with _translated(self.path, self._timeout):
+            rows = self._conn.execute(
+                f"{_PULLS}{where} ORDER BY created_at, repo, number", args
+            ).fetchall()
+        return tuple(_pull(r) for r in rows)
 
     def run(self, run_id: str) -> RunRecord | None:
         with _translated(self.path, self._timeout):
@@ -396,7 +517,8 @@ class History:
 
     def ledger(self, *, since: datetime | None = None) -> Ledger:
         """Runs started at or after `since` (all when None) with their attempts and tasks,
-        read in one transaction: a consistent snapshot while other runs keep writing."""
+        and the pull requests opened since then, read in one transaction: a consistent
+        snapshot while other runs keep writing."""
         start = "" if since is None else _iso(since)
         in_runs = "run_id IN (SELECT run_id FROM runs WHERE started_at >= ?)"
         with _translated(self.path, self._timeout), _transaction(self._conn, "BEGIN"):
@@ -409,10 +531,14 @@ class History:
             tasks = self._conn.execute(
                 f"{_TASKS} WHERE {in_runs} ORDER BY run_id, task_id", (start,)
             ).fetchall()
+            pulls = self._conn.execute(
+                f"{_PULLS} WHERE created_at >= ? ORDER BY created_at, repo, number", (start,)
+            ).fetchall()
         return Ledger(
             runs=tuple(_run(r) for r in runs),
             attempts=tuple(_attempt(r) for r in attempts),
             tasks=tuple(_task(r) for r in tasks),
+            pulls=tuple(_pull(r) for r in pulls),
         )
 
     def _now(self) -> datetime:
@@ -489,6 +615,67 @@ _ATTEMPTS = (
     " started_at, note FROM attempts"
 )
 _TASKS = "SELECT run_id, task_id, category, outcome, tests, verified, reason FROM tasks"
+_PULLS = (
+    "SELECT repo, number, url, title, state, created_at, merged_at, closed_at, run_id,"
+    " fingerprints, categories, commits, merge_commit_sha, human_commits, human_authors,"
+    " reverted_by, checked_at FROM pull_requests"
+)
+
+
+def _categories(conn: sqlite3.Connection, pull: PullOutcome) -> tuple[str, ...]:
+    """The categories of the tasks a pull request fixed: each fingerprint's task (the one
+    of the pull request's own run if the ledger has it, else the latest; a fingerprint
+    names the same failure in every run), or, without fingerprints, the fixed tasks of
+    its run. A fix the ledger has no task of counts as `unknown`."""
+    found: set[str] = set()
+    unresolved = not pull.fingerprints and pull.run_id is None
+    for fingerprint in pull.fingerprints:
+        row = conn.execute(
+            "SELECT t.category FROM tasks t JOIN runs r ON r.run_id = t.run_id"
+            " WHERE t.task_id = ? ORDER BY t.run_id = ? DESC, r.started_at DESC LIMIT 1",
+            (fingerprint, pull.run_id or ""),
+        ).fetchone()
+        if row is None:
+            unresolved = True
+        else:
+            found.add(row[0])
+    if not pull.fingerprints and pull.run_id is not None:
+        rows = conn.execute(
+            "SELECT DISTINCT category FROM tasks WHERE run_id = ? AND outcome = 'fixed'",
+            (pull.run_id,),
+        ).fetchall()
+        found.update(r[0] for r in rows)
+        unresolved = not rows
+    if unresolved:
+        found.add(UNKNOWN_CATEGORY)
+    return tuple(sorted(found))
+
+
+def _words(items: Iterable[str]) -> str:
+    return " ".join(items)
+
+
+def _pull_row(record: PullRecord) -> tuple[Any, ...]:
+    pull = record.pull
+    return (
+        pull.repo,
+        pull.number,
+        pull.url,
+        pull.title,
+        pull.state,
+        _iso(pull.created_at),
+        None if pull.merged_at is None else _iso(pull.merged_at),
+        None if pull.closed_at is None else _iso(pull.closed_at),
+        pull.run_id,
+        _words(pull.fingerprints),
+        _words(record.categories),
+        _words(pull.commits),
+        pull.merge_commit_sha,
+        pull.human_commits,
+        _words(pull.human_authors),
+        pull.reverted_by,
+        _iso(record.checked_at),
+    )
 
 
 # Values read back are not checked against the Literals: a newer agentloop sharing the
@@ -536,6 +723,33 @@ def _task(row: tuple[Any, ...]) -> TaskRecord:
         tests=tests,
         verified=bool(verified),
         reason=reason,
+    )
+
+
+def _pull(row: tuple[Any, ...]) -> PullRecord:
+    (repo, number, url, title, state, created, merged, closed, run_id, fingerprints,
+     categories, commits, merge_sha, human_commits, human_authors, reverted_by,
+     checked) = row  # fmt: skip
+    return PullRecord(
+        pull=PullOutcome(
+            repo=repo,
+            number=number,
+            url=url,
+            title=title,
+            state=state,
+            created_at=_moment(created),
+            merged_at=None if merged is None else _moment(merged),
+            closed_at=None if closed is None else _moment(closed),
+            run_id=run_id,
+            fingerprints=tuple(fingerprints.split()),
+            commits=tuple(commits.split()),
+            merge_commit_sha=merge_sha,
+            human_commits=human_commits,
+            human_authors=tuple(human_authors.split()),
+            reverted_by=reverted_by,
+        ),
+        categories=tuple(categories.split()),
+        checked_at=_moment(checked),
     )
 
 
@@ -592,11 +806,40 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class PullMetrics:
+    """What humans did with auto-fix pull requests. Counts say how large each sample is;
+    a rate or median is None when its sample is empty.
+
+    - prs = open + merged + closed (closed: closed without being merged);
+    - reverted: merged, then reverted on the default branch; accepted = merged - reverted;
+    - acceptance_rate = accepted / (merged + closed): open pull requests are undecided;
+    - changed_by_human: merged pull requests that had a human's commits before the merge;
+    - median_time_to_merge_s: merged_at - created_at over the merged ones.
+    """
+
+    prs: int
+    open: int
+    merged: int
+    closed: int
+    reverted: int
+    accepted: int
+    changed_by_human: int
+    acceptance_rate: float | None
+    median_time_to_merge_s: float | None
+
+
+@dataclass(frozen=True)
 class Stats:
+    """`by_category` has every category of a task or of a pull request; `pulls_by_category`
+    the same names, in the same order (a category with no pull request has zeros)."""
+
     overall: Metrics
     by_category: tuple[tuple[str, Metrics], ...]
     by_week: tuple[tuple[str, Metrics], ...]
     by_run: tuple[tuple[RunRecord, Metrics], ...]
+    pulls_overall: PullMetrics
+    pulls_by_category: tuple[tuple[str, PullMetrics], ...]
+    pulls: tuple[PullRecord, ...]
 
 
 def summarize(ledger: Ledger) -> tuple[TaskSummary, ...]:
@@ -660,6 +903,25 @@ def metrics(tasks: Iterable[TaskSummary], *, runs: int) -> Metrics:
     )
 
 
+def pull_metrics(records: Iterable[PullRecord]) -> PullMetrics:
+    pulls = [r.pull for r in records]
+    merged = [p for p in pulls if p.state == "merged"]
+    closed = sum(1 for p in pulls if p.state == "closed")
+    reverted = sum(1 for p in merged if p.reverted_by is not None)
+    times = [t for p in merged if (t := p.time_to_merge_s) is not None]
+    return PullMetrics(
+        prs=len(pulls),
+        open=sum(1 for p in pulls if p.state == "open"),
+        merged=len(merged),
+        closed=closed,
+        reverted=reverted,
+        accepted=len(merged) - reverted,
+        changed_by_human=sum(1 for p in merged if p.human_commits),
+        acceptance_rate=_ratio(len(merged) - reverted, len(merged) + closed),
+        median_time_to_merge_s=_median(times),
+    )
+
+
 def iso_week(moment: datetime) -> str:
     """`2025-W02`: ISO weeks start on Monday and never split a week across two years."""
     year, week, _day = moment.astimezone(timezone.utc).isocalendar()
@@ -681,9 +943,15 @@ def _grouped(
 
 
 def compute(ledger: Ledger) -> Stats:
-    """Everything `agentloop stats` shows; an empty ledger gives zeros and Nones."""
+    """Everything `agentloop stats` shows; an empty ledger gives zeros and Nones.
+
+    A pull request that fixed tasks of several categories counts in each of them (and
+    once overall): humans accept or close the pull request as a whole."""
     tasks = summarize(ledger)
     runs = sorted(ledger.runs, key=lambda r: (r.started_at, r.run_id))
+    categories = sorted(
+        {t.category for t in tasks} | {c for p in ledger.pulls for c in p.categories}
+    )
     by_category = tuple(
         (
             category,
@@ -692,7 +960,7 @@ def compute(ledger: Ledger) -> Stats:
                 runs=len({t.run_id for t in tasks if t.category == category}),
             ),
         )
-        for category in sorted({t.category for t in tasks})
+        for category in categories
     )
     by_run_metrics = dict(_grouped(tasks, runs, lambda r: r.run_id))
     return Stats(
@@ -700,4 +968,10 @@ def compute(ledger: Ledger) -> Stats:
         by_category=by_category,
         by_week=_grouped(tasks, runs, lambda r: iso_week(r.started_at)),
         by_run=tuple((run, by_run_metrics[run.run_id]) for run in runs),
+        pulls_overall=pull_metrics(ledger.pulls),
+        pulls_by_category=tuple(
+            (category, pull_metrics(p for p in ledger.pulls if category in p.categories))
+            for category in categories
+        ),
+        pulls=ledger.pulls,
     )
