@@ -154,7 +154,9 @@ def email_of(login: str) -> str:
 class FakeGitHub:
     """The fake API on an ephemeral 127.0.0.1 port while the context is open."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, login: str = "agentloop-bot") -> None:
+        # Who the token belongs to: the author of what is created through the API.
+        self.login = login
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._failures: list[_Failure] = []
@@ -299,14 +301,15 @@ class FakeGitHub:
         title: str = "A pull request",
         body: str = "",
         base: str | None = None,
-        author: str = "agentloop-bot",
+        author: str | None = None,
         draft: bool = False,
         labels: Sequence[str] = (),
         created_at: datetime.datetime | None = None,
         repo: str | None = None,
     ) -> int:
-        """A pull request opened by `author` without going through the API (no validation:
-        a missing head branch stands at the base's commit). Returns its number."""
+        """A pull request opened by `author` (default: the token's `login`) without going
+        through the API (no validation: a missing head branch stands at the base's commit).
+        Returns its number."""
         with self._lock:
             target = self._repo(repo)
             base = base or target.default_branch
@@ -320,7 +323,7 @@ class FakeGitHub:
                 head_sha=self._sha(target, head) or base_sha,
                 base_ref=base,
                 base_sha=base_sha,
-                author=author,
+                author=author or self.login,
                 draft=draft,
                 created_at=moment,
                 updated_at=moment,
@@ -902,7 +905,7 @@ class FakeGitHub:
             head_sha=head_sha,
             base_ref=str(b["base"]),
             base_sha=base_sha,
-            author=_author(repo),
+            author=self.login,
             draft=bool(b.get("draft", False)),
             created_at=moment,
             updated_at=moment,
@@ -1028,7 +1031,7 @@ class FakeGitHub:
             "html_url": f"{self._web(repo)}/pull/{pull.number}#issuecomment-{comment_id}",
             "issue_url": f"{self._api(repo)}/issues/{pull.number}",
             "body": b["body"],
-            "user": self._user(_author(repo)),
+            "user": self._user(self.login),
             "created_at": moment,
             "updated_at": moment,
             "author_association": "CONTRIBUTOR",
@@ -1059,11 +1062,6 @@ class FakeGitHub:
             raise _Answer(422, "Validation Failed", [_invalid("Label", "color")])
         repo.labels[name] = (color, str(b.get("description") or ""))
         return _Reply(201, self._label_json(repo, name))
-
-
-def _author(repo: _Repo) -> str:
-    # Who the token belongs to, as far as the fake cares: the app that opens the PRs.
-    return "agentloop-bot"
 
 
 def _missing(resource: str, field_name: str) -> Json:
