@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentloop.integrations.github import GitHub, Review
+from agentloop.integrations.github import GitHub, GitHubError, Review
 from agentloop.testing.fake_github import FakeGitHub
 
 from .conftest import TOKEN, Checkout
@@ -138,3 +138,19 @@ def test_a_helper_refuses_what_github_would_not_allow(fake: FakeGitHub) -> None:
     fake.close_pull(number)
     with pytest.raises(ValueError, match="is closed"):
         fake.merge_pull(number)
+
+
+def test_a_bug_in_the_fake_fails_the_test_even_behind_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(self: FakeGitHub, repo: object) -> object:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(FakeGitHub, "_repo_json", broken)
+    fake = FakeGitHub().__enter__()
+    fake.add_repo("o/r")
+    client = GitHub("o/r", TOKEN, api_url=fake.api_url, retries=1, sleep=lambda s: None)
+    with pytest.raises(GitHubError):
+        client.default_branch()
+    with pytest.raises(AssertionError, match="the fake GitHub failed"):
+        fake.__exit__(None, None, None)

@@ -263,3 +263,17 @@ def test_token_and_repository_from_the_environment_and_the_remote() -> None:
         assert repo_from_remote_url(url) == "o/r", url
     for url in ("/tmp/origin.git", "file:///tmp/o/r.git", "../o/r", "https://gitlab.com/g/s/r"):
         assert repo_from_remote_url(url) is None, url
+
+
+def test_a_pull_request_created_behind_a_lost_answer_is_found_not_doubled(
+    checkout: Checkout, fake: FakeGitHub, client: GitHub, sleeps: list[float]
+) -> None:
+    checkout.push_branch("agentloop/fix-1", {"app.py": "VALUE = 2\n"})
+    fake.fail("POST", PULLS, 502, after=True)
+
+    pr = client.create_pull(head="agentloop/fix-1", base="main", title="t", body="b")
+
+    assert len(fake.requests_to("POST", PULLS)) == 2  # the retry met "already exists"
+    assert len(sleeps) == 1
+    assert [p.number for p in client.pulls(state="all")] == [pr.number]
+    assert pr.head_ref == "agentloop/fix-1"

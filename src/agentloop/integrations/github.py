@@ -12,7 +12,9 @@ A leaf: it knows GitHub and nothing of the loop. What it promises:
   (403/429 saying so, or carrying Retry-After) back off exponentially with jitter, honour
   Retry-After, at most `retries` times and never more than `max_wait_s` seconds in all.
   An exhausted primary rate limit (X-RateLimit-Remaining: 0) is not waited out (it can
-  take an hour): the error says when it resets.
+  take an hour): the error says when it resets. A write retried after a 5xx may have
+  happened the first time: `create_pull` then finds the PR it made; GitHub has no
+  idempotency key, so a comment could appear twice.
 - The token lives only inside PyGithub's `Auth.Token` and goes out only in the
   Authorization header: no message, hint or repr of this module contains it.
 
