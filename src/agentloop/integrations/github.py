@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from github import Auth, Github, GithubException
@@ -263,7 +263,11 @@ class GitHub:
             raise
 
     def pulls(
-        self, *, state: str = "open", label: str | None = None, head: str | None = None
+        self,
+        *,
+        state: Literal["open", "closed", "all"] = "open",
+        label: str | None = None,
+        head: str | None = None,
     ) -> list[PullRequest]:
         """Every pull request in `state` ("open", "closed", "all"), all pages, newest
         first; only those labelled `label` and from branch `head` when given."""
