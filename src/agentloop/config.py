@@ -118,6 +118,24 @@ class HooksConfig(_Model):
     post_edit_timeout: Seconds = Field(default=30, gt=0, description="seconds per command")
 
 
+class GitHubConfig(_Model):
+    repo: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="owner/name; default: GITHUB_REPOSITORY, else the push remote's URL",
+    )
+    api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="REST API root; default: GITHUB_API_URL, else https://api.github.com",
+    )
+    reviewers: tuple[str, ...] = Field(
+        default=(), description="users, and teams as team:<slug>; default: CODEOWNERS"
+    )
+    daily_pr_cap: int = Field(default=5, ge=0, description="new auto-fix PRs per 24 hours")
+    draft: bool = True
+
+
 class Config(_Model):
     suites: tuple[SuiteConfig, ...] = ()
     detect: DetectConfig = DetectConfig()
@@ -127,6 +145,7 @@ class Config(_Model):
     sandbox: SandboxConfig = SandboxConfig()
     workspace: WorkspaceConfig = WorkspaceConfig()
     hooks: HooksConfig = HooksConfig()
+    github: GitHubConfig = GitHubConfig()
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

@@ -8,9 +8,11 @@ Functions that throw work away or commit (`reset_hard`, `clean_untracked`, `comm
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -1133,3 +1135,171 @@ def git_dir(cwd: Path) -> Path:
     """The git directory of the checkout containing `cwd`: `.git` of the main checkout,
     `.git/worktrees/<name>` of a linked one."""
     return Path(_read(cwd, "rev-parse", "--absolute-git-dir").stdout.strip())
+
+
+# ---------------------------------------------------------------- bundles and remotes
+
+
+def bundle_heads(cwd: Path, bundle: Path) -> dict[str, str]:
+    """The refs a bundle carries (full ref name → sha), after `git bundle verify` found
+    it whole and every commit it builds on present in the repository of `cwd`."""
+    if not bundle.is_file():
+        raise GitError(f"{bundle} does not exist", hint="pass the run.bundle the run wrote")
+    done = _read(cwd, "bundle", "verify", "--quiet", str(bundle), check=False)
+    if not done.ok:
+        stderr = done.stderr.strip()
+        lacks = "prerequisite" in stderr.lower()
+        raise GitError(
+            f"{bundle} cannot be used here: "
+            + (stderr.splitlines()[-1] if stderr else f"git bundle verify exit {done.returncode}"),
+            hint="fetch the commit the run started from first (git fetch origin)"
+            if lacks
+            else "the bundle is damaged or not a git bundle: upload the run directory again",
+            command=done.command,
+            returncode=done.returncode,
+            stderr=stderr,
+        )
+    heads: dict[str, str] = {}
+    for line in _read(cwd, "bundle", "list-heads", str(bundle)).stdout.splitlines():
+        sha, _, ref = line.strip().partition(" ")
+        if ref:
+            heads[ref] = sha
+    return heads
+
+
+def fetch_bundle(cwd: Path, bundle: Path, branch: str, local_branch: str) -> str:
+    """Make the new local branch `local_branch` from `refs/heads/<branch>` of a bundle
+    (verified first); return its sha. An existing branch is never moved."""
+    heads = bundle_heads(cwd, bundle)
+    sha = heads.get(f"refs/heads/{branch}")
+    if sha is None:
+        raise GitError(
+            f"{bundle} holds no branch {branch} (it holds: {', '.join(heads) or 'nothing'})",
+            hint="pass the run.bundle written beside this run.json",
+        )
+    if branch_exists(cwd, local_branch):
+        raise GitError(
+            f"branch {local_branch} exists already", hint="use it, or delete it and run again"
+        )
+    # No "+" in the refspec: git refuses to move a branch that appeared meanwhile.
+    _git(
+        cwd, *_NO_HOOKS, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+        str(bundle), f"refs/heads/{branch}:refs/heads/{local_branch}", timeout=CHECKOUT,
+    )  # fmt: skip
+    return sha
+
+
+def remote_url(cwd: Path, remote: str) -> str:
+    """The URL `git push <remote>` would use. It may hold credentials: show it only
+    through `redact_url`."""
+    done = _read(cwd, "remote", "get-url", "--push", "--", remote, check=False)
+    if not done.ok or not done.stdout.strip():
+        raise GitError(
+            f"this repository has no remote {remote!r}",
+            hint=f"add it (git remote add {remote} <url>) or pick another with --remote",
+        )
+    return done.stdout.strip()
+
+
+def redact_url(url: str) -> str:
+    """`url` without the user and password a remote URL may carry."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and parts.hostname and (parts.username or parts.password):
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return url
+
+
+def _token_env(url: str, token: str | None) -> dict[str, str]:
+    """Environment that gives git `token` for the HTTP(S) origin of `url` alone.
+
+    The token travels as an extra HTTP header set through GIT_CONFIG_COUNT/KEY/VALUE:
+    never in argv (the process list shows it), never in .git/config or the remote URL
+    (both outlive the command). Scoped to the remote's origin, so a redirect, a submodule
+    or an LFS server elsewhere never sees it. An empty value first clears any extraheader
+    already configured for that origin (actions/checkout persists its own), which would
+    otherwise be sent as a second Authorization header. Prompts are off: a refused token
+    fails at once instead of waiting for a password nobody types."""
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    parts = urllib.parse.urlsplit(url)
+    if not token or parts.scheme not in ("http", "https") or not parts.hostname:
+        return env
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "") + "/"
+    try:
+        count = int(os.environ.get("GIT_CONFIG_COUNT", "0") or "0")
+    except ValueError:
+        count = 0
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    key = f"http.{origin}.extraheader"
+    env.update(
+        {
+            "GIT_CONFIG_COUNT": str(count + 2),
+            f"GIT_CONFIG_KEY_{count}": key,
+            f"GIT_CONFIG_VALUE_{count}": "",
+            f"GIT_CONFIG_KEY_{count + 1}": key,
+            f"GIT_CONFIG_VALUE_{count + 1}": f"AUTHORIZATION: basic {basic}",
+        }
+    )
+    return env
+
+
+def remote_branch_sha(
+    cwd: Path, remote: str, branch: str, *, token: str | None = None
+) -> str | None:
+    """Where `branch` points on `remote` (asked over the network), or None if it has no
+    such branch."""
+    env = _env(_token_env(remote_url(cwd, remote), token))
+    ref = f"refs/heads/{branch}"
+    done = _git(cwd, "ls-remote", "--heads", "--", remote, ref, env=env, timeout=CHECKOUT)
+    for line in done.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name.strip() == ref:  # ls-remote matches patterns by their tail
+            return sha.strip()
+    return None
+
+
+def has_commit(cwd: Path, sha: str) -> bool:
+    return rev_parse(cwd, f"{sha}^{{commit}}") is not None
+
+
+def push_branch(
+    cwd: Path, remote: str, local_branch: str, remote_branch: str, *, token: str | None = None
+) -> bool:
+    """Push `local_branch` to `remote_branch` on `remote`; False when it was there already.
+
+    Never over commits that are not ours: a remote branch whose tip is not in
+    `local_branch` is refused before anything is sent. An agentloop/* branch is updated
+    with --force-with-lease on the tip just seen, so one pushed meanwhile is not lost
+    either. The user's pre-push hook runs (it is theirs); the token goes as `_token_env`
+    says."""
+    tip = rev_parse(cwd, f"refs/heads/{local_branch}")
+    if tip is None:
+        raise GitError(f"no local branch {local_branch}", hint="name an existing branch")
+    url = remote_url(cwd, remote)
+    current = remote_branch_sha(cwd, remote, remote_branch, token=token)
+    if current == tip:
+        return False
+    if current is not None and not (has_commit(cwd, current) and is_ancestor(cwd, current, tip)):
+        raise GitError(
+            f"{remote_branch} on {remote} ({redact_url(url)}) has commits that "
+            f"{local_branch} does not have (its tip is {current[:12]})",
+            hint=f"someone else pushed to it: look at them (git fetch {remote} {remote_branch}) "
+            "and delete or rename that branch; agentloop never force-pushes over others' work",
+        )
+    lease = (
+        [f"--force-with-lease=refs/heads/{remote_branch}:{current}"]
+        if current is not None and remote_branch.startswith(BRANCH_PREFIX)
+        else []
+    )
+    env = _env(_token_env(url, token))
+    _git(
+        cwd, "push", "--quiet", "--no-follow-tags", *lease, "--", remote,
+        f"refs/heads/{local_branch}:refs/heads/{remote_branch}", env=env, timeout=CHECKOUT,
+    )  # fmt: skip
+    return True
+
+
+def log_oneline(cwd: Path, base: str, tip: str) -> list[str]:
+    """`<short sha> <subject>` of each commit in base..tip, oldest first."""
+    out = _read(cwd, "log", "--reverse", "--format=%h %s", f"{base}..{tip}", "--").stdout
+    return out.splitlines()
