@@ -6,16 +6,24 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentloop import history, pulls
+from agentloop import errors, history, output, pulls
+from agentloop.commands.stats import stats
 from agentloop.history import History, PullOutcome, compute
+from agentloop.reports import pr_body
+from agentloop.reports.run_doc import RunDoc
+from agentloop.testing.fake_github import FakeGitHub
+from agentloop.testing.repos import agentloop_env, git_init, write_tree
 
 UTC = timezone.utc
 DATA = Path(__file__).parent / "data" / "ledgers"
@@ -247,3 +255,288 @@ def valid(validator: Any, text: str) -> dict[str, Any]:
     problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
     assert problems == []
     return doc
+
+
+# ---------------------------------------------------------------- against a fake GitHub
+
+REPO = "acme/shop"
+# Looks like a real token so a leak would be recognisable anywhere.
+TOKEN = "ghs_FAKEtoken0123456789abcdefABCDEF0123"
+T0 = at("2025-01-20T09:00:00")
+HOUR = timedelta(hours=1)
+LATER_RUN = "20250120T090000Z"  # a run the ledger does not have (a CI job's, say)
+COMMITS_OF_A_PULL = r"/repos/acme/shop/pulls/\d+/commits"
+
+
+def body(run_id: str, fingerprints: Sequence[str]) -> str:
+    """A body the way `agentloop pr` writes one: evidence, then its footer and markers."""
+    run = RunDoc(
+        run_id=run_id, agentloop_version="0.4.0", branch=f"agentloop/autofix-{run_id}",
+        base_sha="1" * 40, base_ref="main", commits=(), dry_run=False, stopped_by=None,
+        regressions=(), baseline_failing=None, final_failing=None, tasks=(), cost_usd=0.5,
+        duration_s=300.0,
+    )  # fmt: skip
+    evidence = "agentloop fixed **1 of 1** failing task(s); run the tests with `pytest -x`.\n"
+    return evidence + pr_body.footer(run) + "".join(f"{pr_body.marker(f)}\n" for f in fingerprints)
+
+
+def fix_message(run_id: str, fingerprint: str) -> str:
+    """A fix commit's message as the loop writes it (loop.message, loop.runner)."""
+    return (
+        f"Fix cart.total\n\nTests now passing:\n- tests/test_cart.py::test_total\n"
+        f"\nMade by agentloop run {run_id}, attempt 1.\n\nAgentloop-Fingerprint: {fingerprint}\n"
+    )
+
+
+@dataclass
+class World:
+    """A project whose ledger agentloop of schema 2 wrote, and its repository on a fake
+    GitHub with agentloop's pull requests in every state a human can leave them in."""
+
+    project: Path
+    fake: FakeGitHub
+    reverts: dict[int, str]
+
+
+def open_fix(
+    fake: FakeGitHub, number_hint: str, run_id: str, fingerprints: Sequence[str], *, hours: float
+) -> int:
+    branch = f"agentloop/autofix-{run_id}-{number_hint}"
+    for fingerprint in fingerprints:
+        fake.push_commit(branch, fix_message(run_id, fingerprint), author_login=None,
+                         at=T0 + hours * HOUR, repo=REPO)  # fmt: skip
+    return fake.open_pull(
+        branch, title=f"fix: {number_hint}", body=body(run_id, fingerprints),
+        author="github-actions[bot]", draft=True, labels=["auto-fix"],
+        created_at=T0 + hours * HOUR, repo=REPO,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """By hand, with the ledger's tasks (history-v2.db):
+    #1 run 1: logic_bug aaaaaaaaaaa1 + type_error bbbbbbbbbbb2; a bot's commit; merged 2 h
+    #2 run 2: missing_dependency ddddddddddd4; carol's commit; merged 26 h
+    #3 later run: eeeeeeeeeee5 (no task in the ledger: unknown); closed unmerged
+    #4 later run: logic_bug aaaaaaaaaaa1; merged 1 h, then reverted on main
+    #5 later run: type_error bbbbbbbbbbb2; open
+    #6 later run: logic_bug aaaaaaaaaaa1; merged 4 h
+    #7 a human's own pull request, not labelled auto-fix: not counted
+    """
+    project = git_init(write_tree(tmp_path / "shop", {"README.md": "shop\n"}))
+    ledger = project / ".agentloop" / "history.db"
+    ledger.parent.mkdir()
+    shutil.copyfile(DATA / "history-v2.db", ledger)
+    with FakeGitHub() as fake:
+        fake.add_repo(REPO)
+        first = open_fix(fake, "a", V2_RUN_1, ["aaaaaaaaaaa1", "bbbbbbbbbbb2"], hours=0)
+        fake.add_pull_commit(first, author_login="dependabot[bot]", message="Bump lodash",
+                             at=T0 + HOUR, repo=REPO)  # fmt: skip
+        fake.merge_pull(first, by="alice", at=T0 + 2 * HOUR, repo=REPO)
+        second = open_fix(fake, "b", V2_RUN_2, ["ddddddddddd4"], hours=0)
+        fake.add_pull_commit(second, author_login="carol", message="Use Decimal instead",
+                             at=T0 + 3 * HOUR, repo=REPO)  # fmt: skip
+        fake.merge_pull(second, by="alice", at=T0 + 26 * HOUR, method="merge", repo=REPO)
+        third = open_fix(fake, "c", LATER_RUN, ["eeeeeeeeeee5"], hours=1)
+        fake.close_pull(third, at=T0 + 4 * HOUR, repo=REPO)
+        fourth = open_fix(fake, "d", LATER_RUN, ["aaaaaaaaaaa1"], hours=2)
+        merge = fake.merge_pull(fourth, by="bob", at=T0 + 3 * HOUR, repo=REPO)
+        revert = fake.revert_commit(merge, author_login="bob", at=T0 + 30 * HOUR, repo=REPO)
+        open_fix(fake, "e", LATER_RUN, ["bbbbbbbbbbb2"], hours=3)
+        sixth = open_fix(fake, "f", LATER_RUN, ["aaaaaaaaaaa1"], hours=3)
+        fake.merge_pull(sixth, by="alice", at=T0 + 7 * HOUR, repo=REPO)
+        own = fake.open_pull("fix/typo", title="Fix a typo", author="carol", repo=REPO)
+        fake.merge_pull(own, by="alice", repo=REPO)
+        assert [first, second, third, fourth, sixth] == [1, 2, 3, 4, 6]
+        yield World(project, fake, {4: revert})
+
+
+def env_for(world: World, **more: str) -> dict[str, str]:
+    return {"AGENTLOOP_GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": world.fake.api_url, **more}
+
+
+def stats_json(
+    capsys: pytest.CaptureFixture[str], validator: Any, world: World, **options: Any
+) -> dict[str, Any]:
+    code = errors.guarded(
+        lambda: stats(repo=world.project, as_json=True, **options),
+        report=lambda message, hint, code: output.error(message, hint, as_json=True, code=code),
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    assert TOKEN not in captured.out + captured.err
+    return valid(validator, captured.out)
+
+
+def metrics_of(doc: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+    """Per category: (fix rate, acceptance rate), side by side as --json gives them."""
+    return {
+        c["category"]: (c["metrics"]["fix_rate"], c["pull_requests"]["acceptance_rate"])
+        for c in doc["by_category"]
+    }
+
+
+def test_merged_closed_human_edited_and_reverted_pull_requests(
+    world: World, capsys: pytest.CaptureFixture[str], validator: Any
+) -> None:
+    doc = stats_json(capsys, validator, world, prs=True, github_repo=REPO, environ=env_for(world))
+    assert doc["notes"] == [f"read 6 pull requests labelled auto-fix of {REPO}"]
+    assert doc["pull_requests"]["overall"] == {
+        "prs": 6, "open": 1, "merged": 4, "closed": 1, "reverted": 1, "accepted": 3,
+        "changed_by_human": 1, "acceptance_rate": 0.6, "median_time_to_merge_s": 3 * 3600.0,
+    }  # fmt: skip
+    pulls_by_number = {p["number"]: p for p in doc["pull_requests"]["pulls"]}
+    assert sorted(pulls_by_number) == [1, 2, 3, 4, 5, 6]
+    summary = {
+        n: (p["state"], p["categories"], p["human_commits"], p["human_authors"],
+            p["reverted_by"], p["time_to_merge_s"], p["run_id"])
+        for n, p in pulls_by_number.items()
+    }  # fmt: skip
+    assert summary == {
+        1: ("merged", ["logic_bug", "type_error"], 0, [], None, 7200.0, V2_RUN_1),
+        2: ("merged", ["missing_dependency"], 1, ["carol"], None, 93600.0, V2_RUN_2),
+        3: ("closed", ["unknown"], 0, [], None, None, LATER_RUN),
+        4: ("merged", ["logic_bug"], 0, [], world.reverts[4], 3600.0, LATER_RUN),
+        5: ("open", ["type_error"], 0, [], None, None, LATER_RUN),
+        6: ("merged", ["logic_bug"], 0, [], None, 4 * 3600.0, LATER_RUN),
+    }
+    assert pulls_by_number[1]["fingerprints"] == ["aaaaaaaaaaa1", "bbbbbbbbbbb2"]
+    assert pulls_by_number[1]["commits"] == 3  # two fixes and the bot's
+    # The acceptance rate beside the fix rate, per category: fix rates from the ledger's
+    # tasks (logic_bug 1 of 2 fixed), acceptance from the pull requests.
+    assert metrics_of(doc) == {
+        "logic_bug": (0.5, round(2 / 3, 4)),
+        "missing_dependency": (1.0, 1.0),
+        "type_error": (1.0, 1.0),
+        "unknown": (None, 0.0),
+    }
+    logic = next(c for c in doc["by_category"] if c["category"] == "logic_bug")
+    assert (logic["pull_requests"]["merged"], logic["pull_requests"]["reverted"]) == (3, 1)
+    # The ledger written by the older agentloop gained the table and kept its runs.
+    assert [r["run_id"] for r in doc["by_run"]] == [V2_RUN_1, V2_RUN_2]
+    assert TOKEN.encode() not in (world.project / ".agentloop" / "history.db").read_bytes()
+
+
+def test_reading_again_updates_without_duplicates(
+    world: World, capsys: pytest.CaptureFixture[str], validator: Any
+) -> None:
+    environ = env_for(world, GITHUB_REPOSITORY=REPO)  # the repository from the environment
+    stats_json(capsys, validator, world, prs=True, environ=environ)
+    asked = len(world.fake.requests_to("GET", COMMITS_OF_A_PULL))
+    assert asked == 6
+
+    doc = stats_json(capsys, validator, world, prs=True, environ=environ)
+    # Only the open pull request's commits are asked again: the others cannot change.
+    again = world.fake.requests_to("GET", COMMITS_OF_A_PULL)[asked:]
+    assert [r.path for r in again] == ["/repos/acme/shop/pulls/5/commits"]
+    assert len(doc["pull_requests"]["pulls"]) == 6
+
+    # Humans act in between: #5 gets a human commit and is merged, #6 is reverted.
+    world.fake.add_pull_commit(5, author_login="erin", at=T0 + 40 * HOUR, repo=REPO)
+    world.fake.merge_pull(5, by="alice", at=T0 + 41 * HOUR, repo=REPO)
+    sixth_merge = world.fake.pull(6, repo=REPO)["merge_commit_sha"]
+    revert = world.fake.revert_commit(sixth_merge, at=T0 + 42 * HOUR, repo=REPO)
+    doc = stats_json(capsys, validator, world, prs=True, environ=environ)
+    pulls_by_number = {p["number"]: p for p in doc["pull_requests"]["pulls"]}
+    assert len(pulls_by_number) == 6
+    assert (pulls_by_number[5]["state"], pulls_by_number[5]["human_authors"]) == (
+        "merged",
+        ["erin"],
+    )
+    assert pulls_by_number[6]["reverted_by"] == revert
+    assert pulls_by_number[4]["reverted_by"] == world.reverts[4]
+    overall = doc["pull_requests"]["overall"]
+    assert (overall["merged"], overall["reverted"], overall["changed_by_human"]) == (5, 2, 2)
+    assert overall["acceptance_rate"] == 0.5
+    raw = sqlite3.connect(world.project / ".agentloop" / "history.db")
+    assert raw.execute("SELECT count(*), count(DISTINCT number) FROM pull_requests").fetchone() == (
+        6,
+        6,
+    )
+    raw.close()
+
+    # Without --prs: what was recorded, and no request at all.
+    before = len(world.fake.requests)
+    offline = stats_json(capsys, validator, world, environ={})
+    assert len(world.fake.requests) == before
+    assert offline["pull_requests"]["overall"] == overall
+    assert offline["notes"] == []
+
+
+def test_github_refusing_is_exit_4_and_records_nothing(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.fake.fail("GET", r"/repos/acme/shop/pulls", 403, times=None)
+    reported: list[tuple[str, str | None, int]] = []
+    code = errors.guarded(
+        lambda: stats(
+            repo=world.project, as_json=False, prs=True, github_repo=REPO, environ=env_for(world)
+        ),
+        report=lambda message, hint, code: reported.append((message, hint, code)),
+    )
+    assert code == errors.SERVICE == 4
+    [(message, hint, _)] = reported
+    assert "GitHub refused to list pull requests in acme/shop (403" in message
+    assert hint is not None
+    assert "pull-requests: read" in hint
+    assert TOKEN not in message + hint
+    with History.open(world.project / ".agentloop" / "history.db") as h:
+        assert h.pulls() == ()
+
+
+def cli_env(home: Path, **more: str) -> dict[str, str]:
+    env = agentloop_env(home, {"COLUMNS": "220", **more})
+    for name in ("AGENTLOOP_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY"):
+        if name not in more:
+            env.pop(name, None)
+    return env
+
+
+def run_agentloop(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentloop", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def row(stdout: str, first: str) -> list[str]:
+    """The cells of the first table row that starts with `first` (rich draws │ between
+    cells, ┃ between headers)."""
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").replace("┃", "│").split("│")]
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row {first!r} in:\n{stdout}")
+
+
+def test_the_cli_shows_acceptance_beside_the_fix_rate(world: World, tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "home", GITHUB_TOKEN=TOKEN, GITHUB_API_URL=world.fake.api_url)
+    done = run_agentloop(world.project, env, "stats", "--prs", "--github-repo", REPO)
+    assert done.returncode == 0, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    assert f"note: read 6 pull requests labelled auto-fix of {REPO}" in done.stderr
+    header = row(done.stdout, "category")
+    assert header[3:5] == ["fixed", "accepted"]
+    assert row(done.stdout, "all")[3:5] == ["3/4 75%", "3/5 60%"]
+    assert row(done.stdout, "logic_bug")[3:5] == ["1/2 50%", "2/3 67%"]
+    assert row(done.stdout, "unknown")[3:5] == ["–", "0/1 0%"]
+    assert row(done.stdout, "#2")[2:6] == ["merged", "missing_dependency", "26h 00m", "1 (carol)"]
+    assert row(done.stdout, "#4")[6] == world.reverts[4][:12]
+    assert "3/4 tasks fixed, 3/5 pull requests accepted" in done.stdout
+
+    # Later, without --prs, without a token, GitHub out of reach: the same, from the ledger.
+    offline = run_agentloop(world.project, cli_env(tmp_path / "home"), "stats")
+    assert offline.returncode == 0, offline.stderr
+    assert row(offline.stdout, "logic_bug")[3:5] == ["1/2 50%", "2/3 67%"]
+
+
+def test_no_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    project = git_init(write_tree(tmp_path / "shop", {"README.md": "shop\n"}))
+    done = run_agentloop(project, cli_env(tmp_path / "home"), "stats", "--prs")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0] == "error: agentloop stats --prs needs a GitHub token to read the pull requests"
+    assert lines[1].startswith("hint: set AGENTLOOP_GITHUB_TOKEN (or GITHUB_TOKEN or GH_TOKEN)")
+    assert len(lines) == 2
+    assert not (project / ".agentloop").exists()

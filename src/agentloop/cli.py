@@ -326,12 +326,30 @@ def stats(
         Optional[str],  # noqa: UP045
         typer.Option(metavar="WHEN", help="Only runs since: 7d, 4w, 36h, a date or a UTC time."),
     ] = None,
+    prs: Annotated[
+        bool,
+        typer.Option(
+            "--prs",
+            help="First read the auto-fix pull requests from GitHub into the ledger (needs "
+            "AGENTLOOP_GITHUB_TOKEN, GITHUB_TOKEN or GH_TOKEN).",
+        ),
+    ] = False,
+    github_repo: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--github-repo",
+            metavar="OWNER/NAME",
+            help="The GitHub repository for --prs (default: config github.repo, "
+            "GITHUB_REPOSITORY, then the origin remote).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: stats).")] = False,
 ) -> int:
-    """Fix success rate, attempts per fix, regression rate, time and cost per fix."""
+    """Fix success rate, attempts per fix, regression rate, time and cost per fix; with
+    --prs, what humans did with the pull requests (accepted, closed, changed, reverted)."""
     from agentloop.commands.stats import stats as run_stats
 
-    return run_stats(repo=repo, as_json=as_json, since=since)
+    return run_stats(repo=repo, as_json=as_json, since=since, prs=prs, github_repo=github_repo)
 
 
 @app.command(cls=_Command)
