@@ -427,6 +427,12 @@ def commits_between(cwd: Path, base: str, tip: str) -> list[str]:
     return out.split()
 
 
+def create_bundle(cwd: Path, dest: Path, branch: str, base: str) -> None:
+    """A bundle at `dest` holding `refs/heads/<branch>`, with `base` as its prerequisite:
+    the run's commits, carried as a file to a job (or machine) that has the base."""
+    _git(cwd, "bundle", "create", str(dest), f"refs/heads/{branch}", f"^{base}", timeout=CHECKOUT)
+
+
 def unique_commits(repo: Path, branch: str) -> list[str]:
     """Commits of `branch` that no other ref (branch, tag, remote, stash) reaches."""
     ref = f"refs/heads/{branch}"
