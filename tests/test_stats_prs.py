@@ -420,12 +420,13 @@ def test_merged_closed_human_edited_and_reverted_pull_requests(
 def test_reading_again_updates_without_duplicates(
     world: World, capsys: pytest.CaptureFixture[str], validator: Any
 ) -> None:
-    environ = env_for(world, GITHUB_REPOSITORY=REPO)  # the repository from the environment
+    # The repository from the environment; then from the flag, spelled otherwise.
+    environ = env_for(world, GITHUB_REPOSITORY=REPO)
     stats_json(capsys, validator, world, prs=True, environ=environ)
     asked = len(world.fake.requests_to("GET", COMMITS_OF_A_PULL))
     assert asked == 6
 
-    doc = stats_json(capsys, validator, world, prs=True, environ=environ)
+    doc = stats_json(capsys, validator, world, prs=True, environ=environ, github_repo="Acme/Shop")
     # Only the open pull request's commits are asked again: the others cannot change.
     again = world.fake.requests_to("GET", COMMITS_OF_A_PULL)[asked:]
     assert [r.path for r in again] == ["/repos/acme/shop/pulls/5/commits"]

@@ -122,7 +122,9 @@ def read_pulls(
             "token that can read the repository's pull requests and commits",
         )
     config, _ = load_config(root, environ=environ)
-    name = _github_repo(root, github_repo, config.github.repo, environ)
+    # GitHub's names ignore case: one spelling keys the ledger, so `Acme/Shop` from the
+    # flag and `acme/shop` from GITHUB_REPOSITORY are one repository, not two.
+    name = _github_repo(root, github_repo, config.github.repo, environ).lower()
     api_url = config.github.api_url or environ.get("GITHUB_API_URL") or DEFAULT_API_URL
     client = GitHub.from_env(name, environ, api_url=api_url)
     path = ledger_path(root)
