@@ -371,13 +371,15 @@ def _header(doc: _Doc, run: RunDoc, reviewers: Reviewers | None) -> None:
     if run.stopped_by:
         doc.add(f"The run stopped early: {code(run.stopped_by)} was reached.", "")
     if reviewers:
-        names = [f"@{u}" for u in reviewers.users] + [f"team {code(t)}" for t in reviewers.teams]
+        # Names are not listed: the PR's author (the token's user, unknown until the PR
+        # exists) is left out of the requests, and GitHub may refuse some; the PR's
+        # sidebar shows who was asked.
         why = (
             "the owners of the touched files in CODEOWNERS"
             if reviewers.source == "CODEOWNERS"
-            else "github.reviewers / --reviewer"
+            else "github.reviewers and --reviewer"
         )
-        doc.add(f"Review requested from {', '.join(names)} ({why}).", "")
+        doc.add(f"Reviews are requested from {why}.", "")
 
 
 def _sections(doc: _Doc, run: RunDoc) -> None:
