@@ -400,6 +400,48 @@ def init(
 
 
 @app.command(cls=_Command)
+def plan(
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", metavar="PATH", help="Project (default: here).")
+    ] = Path(),
+    matrix: Annotated[
+        bool,
+        typer.Option(
+            "--matrix",
+            help="Print one line of JSON for a GitHub Actions matrix: "
+            '{"include":[{"task":"ID[,ID...]","title":"..."}]}.',
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """The failing tasks in groups that can be fixed apart, one job each."""
+    from agentloop.commands.plan import plan as plan_command
+
+    return plan_command(repo=repo, matrix=matrix, as_json=as_json)
+
+
+@app.command(cls=_Command, name="merge-results")
+def merge_results(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR...",
+            help="Run directories (each with run.json and run.bundle), applied in this order.",
+        ),
+    ],
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", metavar="PATH", help="Repository (default: here).")
+    ] = Path(),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: run).")] = False,
+) -> int:
+    """Apply the runs of a matrix in order, verify the full suites once, drop what
+    conflicts or regresses; leaves a run directory for `agentloop pr`."""
+    from agentloop.commands.merge_results import merge_results as merge_command
+
+    return merge_command(repo=repo, runs=runs, as_json=as_json)
+
+
+@app.command(cls=_Command)
 def stats(
     repo: Annotated[
         Path,

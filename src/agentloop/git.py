@@ -212,6 +212,11 @@ def subject(cwd: Path, sha: str) -> str:
     return _read(cwd, "log", "-1", "--format=%s", sha, "--").stdout.strip()
 
 
+def message(cwd: Path, sha: str) -> str:
+    """A commit's whole message, as written."""
+    return _read(cwd, "log", "-1", "--format=%B", sha, "--").stdout.rstrip("\n") + "\n"
+
+
 def current_branch(cwd: Path) -> str | None:
     """The short name of the checked-out branch; None when HEAD is detached."""
     done = _read(cwd, "symbolic-ref", "--quiet", "HEAD", check=False)
@@ -427,6 +432,41 @@ def commits_between(cwd: Path, base: str, tip: str) -> list[str]:
     """Commits reachable from `tip` but not from `base`, oldest first."""
     out = _read(cwd, "rev-list", "--reverse", f"{base}..{tip}", "--").stdout
     return out.split()
+
+
+def create_bundle(cwd: Path, dest: Path, branch: str, base: str) -> None:
+    """A bundle at `dest` holding `refs/heads/<branch>`, with `base` as its prerequisite:
+    the run's commits, carried as a file to a job (or machine) that has the base."""
+    _git(cwd, "bundle", "create", str(dest), f"refs/heads/{branch}", f"^{base}", timeout=CHECKOUT)
+
+
+def fetch_bundle(cwd: Path, bundle: Path, branch: str) -> str:
+    """Bring the commits of `refs/heads/<branch>` in `bundle` into this repository's
+    object store (no ref is written) and return the branch's tip. The bundle is verified
+    first: its prerequisites (the base it was made from) must be here."""
+    checked = _git(cwd, "bundle", "verify", str(bundle), check=False, timeout=CHECKOUT)
+    if not checked.ok:
+        last = (checked.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise GitError(
+            f"{bundle} cannot be applied here: {last}",
+            hint="fetch the commit the run started from (actions/checkout with fetch-depth: 0)",
+        )
+    ref = f"refs/heads/{branch}"
+    heads = _git(cwd, "bundle", "list-heads", str(bundle), ref).stdout.split()
+    if len(heads) < 2:
+        raise GitError(f"{bundle} holds no {ref}", hint="pass the bundle `agentloop run` wrote")
+    _git(
+        cwd,
+        *_NO_HOOKS,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        str(bundle),
+        ref,
+        timeout=CHECKOUT,
+    )
+    return heads[0]
 
 
 def unique_commits(repo: Path, branch: str) -> list[str]:

@@ -619,3 +619,46 @@ def print_pr(outcome: PrOutcome) -> None:
         _line(f"[dim]review requested from {escape(', '.join(outcome.reviewers))}[/]")
     for refused in outcome.refused_reviewers:
         err.print(f"[bold yellow]warning:[/] review request refused: {escape(refused)}")
+
+
+def print_merge(doc: dict[str, Any], folder: Path) -> None:
+    """`agentloop merge-results`: each task as the merged branch has it, then where it is."""
+    table = Table(title=f"agentloop merge-results {doc['run_id']}", title_justify="left")
+    for name in ("task", "tests", "outcome", "commit", "reason"):
+        table.add_column(name, overflow="fold")
+    for t in doc["tasks"]:
+        style = {"fixed": "green", "regressed": "yellow"}.get(t["outcome"], "red")
+        table.add_row(
+            escape(t["id"]),
+            str(len(t["tests"])),
+            f"[{style}]{t['outcome']}[/]",
+            (t["commit"] or t["fixed_by"] or "")[:8],
+            escape(t["reason"] if t["outcome"] != "fixed" else ""),
+        )
+    out.print(table)
+    totals = doc["totals"]
+    out.print(f"[bold]{totals['fixed']}/{totals['tasks']} fixed[/]")
+    if doc["regressions"]:
+        out.print(f"regressed and left out: {escape(', '.join(doc['regressions'][:10]))}")
+    if doc["branch"]:
+        out.print(
+            f"branch [bold]{escape(doc['branch'])}[/] (not pushed); run.json and run.bundle in "
+            f"{escape(str(folder))}: `agentloop pr` opens the pull request"
+        )
+    else:
+        out.print("nothing to merge: no run's fix survived")
+
+
+def print_plan(groups: Sequence[dict[str, Any]]) -> None:
+    """`agentloop plan`: the tasks in groups that can be fixed apart, one job each."""
+    table = Table(title="Independent groups of tasks (one job each)", title_justify="left")
+    for name in ("job", "tasks", "tests", "files reached"):
+        table.add_column(name, overflow="fold")
+    for number, group in enumerate(groups, 1):
+        table.add_row(
+            str(number),
+            escape(group["task"]),
+            str(group["tests"]),
+            escape(", ".join(group["files"][:5]) + (" …" if len(group["files"]) > 5 else "")),
+        )
+    out.print(table)

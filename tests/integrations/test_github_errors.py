@@ -213,9 +213,33 @@ def test_no_error_path_shows_the_token(
     error = caught.value
     shown = [error.message, error.hint or "", error.detail, str(error), repr(error), repr(client)]
     shown += [record.getMessage() for record in caplog.records]
+    assert caplog.records, "the requests were logged at DEBUG"
     assert all(TOKEN not in text for text in shown)
     if status == 401:
         assert "GH_TOKEN" in error.message
+
+
+def test_an_unreachable_github_shows_no_token(
+    fake: FakeGitHub, client: GitHub, sleeps: list[float]
+) -> None:
+    fake.disconnect("*", r".*", times=None)
+    with pytest.raises(GitHubError) as caught:
+        client.comment(1, "hi")
+    assert caught.value.message.startswith("could not reach GitHub at 127.0.0.1:")
+    assert caught.value.message.endswith(
+        "to comment on pull request #1 in o/r (ConnectionError) after 5 tries"
+    )
+    assert len(sleeps) == 4
+    assert TOKEN not in f"{caught.value.message} {caught.value.hint} {caught.value!r}"
+
+
+def test_a_429_with_the_quota_used_up_is_the_hourly_limit(
+    fake: FakeGitHub, client: GitHub, sleeps: list[float]
+) -> None:
+    fake.fail("GET", PULLS, 429, headers={"X-RateLimit-Remaining": "0"})
+    with pytest.raises(GitHubError, match="rate limit for this token is used up"):
+        client.pulls()
+    assert sleeps == []
 
 
 def test_token_and_repository_from_the_environment_and_the_remote() -> None:
@@ -239,3 +263,17 @@ def test_token_and_repository_from_the_environment_and_the_remote() -> None:
         assert repo_from_remote_url(url) == "o/r", url
     for url in ("/tmp/origin.git", "file:///tmp/o/r.git", "../o/r", "https://gitlab.com/g/s/r"):
         assert repo_from_remote_url(url) is None, url
+
+
+def test_a_pull_request_created_behind_a_lost_answer_is_found_not_doubled(
+    checkout: Checkout, fake: FakeGitHub, client: GitHub, sleeps: list[float]
+) -> None:
+    checkout.push_branch("agentloop/fix-1", {"app.py": "VALUE = 2\n"})
+    fake.fail("POST", PULLS, 502, after=True)
+
+    pr = client.create_pull(head="agentloop/fix-1", base="main", title="t", body="b")
+
+    assert len(fake.requests_to("POST", PULLS)) == 2  # the retry met "already exists"
+    assert len(sleeps) == 1
+    assert [p.number for p in client.pulls(state="all")] == [pr.number]
+    assert pr.head_ref == "agentloop/fix-1"

@@ -173,6 +173,9 @@ def test_a_needed_test_change_is_accepted_and_said_plainly(
     assert (
         '+    send.assert_called_once_with("ann@example.com", "Your order", mock.ANY, ' in message
     )
+    # The same diff reaches the run's JSON, and from there the pull request.
+    assert only.tests_diff.startswith("diff --git a/tests/test_checkout.py"), only.tests_diff
+    assert only.tests_diff in message
 
 
 def test_a_code_fix_with_a_new_regression_test_keeps_the_test(root: Path) -> None:
@@ -188,6 +191,7 @@ def test_a_code_fix_with_a_new_regression_test_keeps_the_test(root: Path) -> Non
     assert only.tests_changed == ("tests/test_more.py",)
     message = git(root, "log", "-1", "--format=%B", report.commit or "")
     assert "The original tests pass with the code change alone" in message
+    assert "+def test_add_negative():" in only.tests_diff
     assert "test_add_negative" in git(root, "show", f"{report.commit}:tests/test_more.py")
 
 

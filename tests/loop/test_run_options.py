@@ -377,3 +377,61 @@ def test_the_markdown_report_is_appended_to_the_github_step_summary(
     assert "| file | tests | category | attempts | outcome | approach | cost | time |" in added
     report = root / ".agentloop" / "runs" / doc["run_id"] / "report.md"
     assert added == report.read_text()
+
+
+# ------------------------------------------------------------------ 7. what a run leaves
+
+
+def test_a_run_leaves_its_json_and_a_bundle_another_clone_can_fetch(
+    squashed: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`agentloop pr` may run in another job, from an uploaded run directory: run.json is
+    the --json document, and run.bundle carries the branch to a clone that has the base."""
+    root, doc = squashed
+    folder = root / ".agentloop" / "runs" / doc["run_id"]
+    assert json.loads((folder / "run.json").read_text()) == doc
+    assert doc["base_ref"] == "main"
+    assert doc["baseline_failing"] == sorted(f"pytest::{t}" for t in (ADD_TEST, SHOUT_TEST))
+    assert doc["final_failing"] == []
+    for task in doc["tasks"]:
+        assert task["fingerprint"] == task["id"]
+        assert [s["test"] for s in task["selectors"]] == task["tests"]
+        assert task["tests_diff"] == ""
+    assert [t["files"] for t in doc["tasks"]] == [["calc/ops.py"], ["text/shout.py"]]
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(root), str(clone)], check=True)
+    subprocess.run(
+        ["git", "-C", str(clone), "fetch", "-q", str(folder / "run.bundle"),
+         f"refs/heads/{doc['branch']}:refs/heads/fetched"],
+        check=True,
+    )  # fmt: skip
+    assert git_out(clone, "rev-parse", "fetched").strip() == doc["commits"][0]
+    # The squashed commit names every failure it fixes, as git trailers.
+    message = git_out(root, "log", "-1", "--format=%B", doc["commits"][0])
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"],
+        input=message,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sorted(parsed.splitlines()) == sorted(
+        f"Agentloop-Fingerprint: {t['fingerprint']}" for t in doc["tasks"]
+    )
+
+
+def test_each_fix_commit_names_the_failure_it_fixes_in_a_trailer(tmp_path: Path) -> None:
+    root = git_init(pytest_project(tmp_path / "repo", TWO))
+    done, doc, _ = run_agentloop(root, tmp_path / "home", BOTH_FIXES)
+    assert done.returncode == 0, done.stderr
+    for task in doc["tasks"]:
+        message = git_out(root, "log", "-1", "--format=%B", task["commit"])
+        parsed = subprocess.run(
+            ["git", "interpret-trailers", "--parse"],
+            input=message,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert parsed == f"Agentloop-Fingerprint: {task['fingerprint']}\n", message
+        assert f"Made by agentloop run {doc['run_id']}, attempt 1." in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -97,6 +98,8 @@ def run(
         # should say so at once.
         sandbox.require()
     git.ignore_locally(root, ".agentloop/")
+    # A pull request's default base: the branch the user ran on.
+    base_ref = git.current_branch(root)
     report: RunReport
     with (
         output.progress(not as_json) as progress,
@@ -170,6 +173,8 @@ def run(
                 dry_run=True,
                 sandboxed=sandboxed,
                 jobs=settings.jobs,
+                baseline_failing=tuple(sorted(f"{s}::{t}" for s, t in failing)),
+                final_failing=tuple(sorted(f"{s}::{t}" for s, t in failing)),
             )
         else:
             later = (
@@ -206,6 +211,7 @@ def run(
                 ),
                 sandboxed=sandboxed,
             )
+    report = dataclasses.replace(report, base_ref=base_ref)
     _publish(root, report)
     if as_json:
         output.print_json(to_json(report))
@@ -244,10 +250,11 @@ def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
     """The tasks `--task` names, in the baseline's order. Each value is a task's number in
     the table `agentloop detect` prints (1 is the first task to fix) or its id, whole or a
     prefix of at least 4 characters; a value that could mean two tasks is refused rather
-    than guessed."""
+    than guessed. A value may list several, comma-separated (`agentloop plan --matrix`
+    gives them so)."""
     chosen: set[str] = set()
     problems: list[str] = []
-    for value in wanted:
+    for value in (part for given in wanted for part in given.split(",") if part.strip()):
         token = value.strip().lower()
         matches = {t.id for t in tasks if t.id == token}
         if not matches:
@@ -316,11 +323,17 @@ def _in_the_worktree(
 
 
 def _publish(root: Path, report: RunReport) -> None:
-    """report.md under .agentloop/runs/<run-id>/, and the GitHub step summary if any."""
+    """Under .agentloop/runs/<run-id>/: report.md, run.json (what `agentloop run --json`
+    prints) and run.bundle (the run's branch, when it has one), so that `agentloop pr` can
+    open a pull request from them in another job or on another machine. Also the GitHub
+    step summary, if any."""
     markdown = to_markdown(report)
     folder = root / ".agentloop" / "runs" / report.run_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(markdown, encoding="utf-8")
+    (folder / "run.json").write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
+    if report.branch and report.commits:
+        git.create_bundle(root, folder / "run.bundle", report.branch, report.base_sha)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

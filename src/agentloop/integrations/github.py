@@ -12,7 +12,9 @@ A leaf: it knows GitHub and nothing of the loop. What it promises:
   (403/429 saying so, or carrying Retry-After) back off exponentially with jitter, honour
   Retry-After, at most `retries` times and never more than `max_wait_s` seconds in all.
   An exhausted primary rate limit (X-RateLimit-Remaining: 0) is not waited out (it can
-  take an hour): the error says when it resets.
+  take an hour): the error says when it resets. A write retried after a 5xx may have
+  happened the first time: `create_pull` then finds the PR it made; GitHub has no
+  idempotency key, so a comment could appear twice.
 - The token lives only inside PyGithub's `Auth.Token` and goes out only in the
   Authorization header: no message, hint or repr of this module contains it.
 
@@ -30,12 +32,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from github import Auth, Github, GithubException
 from github.Commit import Commit as _GhCommit
+from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as _GhPull
+from github.PullRequestReview import PullRequestReview
 
 from agentloop import __version__
 from agentloop.errors import ConfigError, ServiceError
@@ -87,6 +91,24 @@ class Commit:
     sha: str
     message: str
     author_login: str | None
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on a pull request's conversation."""
+
+    id: int
+    html_url: str
+    body: str
+    author: str | None
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Review:
+    author: str | None
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
+    submitted_at: datetime.datetime | None
 
 
 @dataclass(frozen=True)
@@ -241,7 +263,11 @@ class GitHub:
             raise
 
     def pulls(
-        self, *, state: str = "open", label: str | None = None, head: str | None = None
+        self,
+        *,
+        state: Literal["open", "closed", "all"] = "open",
+        label: str | None = None,
+        head: str | None = None,
     ) -> list[PullRequest]:
         """Every pull request in `state` ("open", "closed", "all"), all pages, newest
         first; only those labelled `label` and from branch `head` when given."""
@@ -272,6 +298,31 @@ class GitHub:
             return total
 
         return self._call(op, count)
+
+    def pull(self, number: int) -> PullRequest:
+        op = _Op(
+            f"read pull request #{number}", "pull-requests: read", thing=f"pull request #{number}"
+        )
+        return self._call(op, lambda: _pull_record(self._repo.get_pull(number)))
+
+    def comments(self, number: int) -> list[Comment]:
+        """The conversation comments of pull request `number`, oldest first (all pages)."""
+        op = _Op(
+            f"list the comments of pull request #{number}",
+            "pull-requests: read",
+            thing=f"pull request #{number}",
+        )
+        issue = self._repo.get_issue(number)
+        return self._call(op, lambda: [_comment(c) for c in issue.get_comments()])
+
+    def reviews(self, number: int) -> list[Review]:
+        op = _Op(
+            f"list the reviews of pull request #{number}",
+            "pull-requests: read",
+            thing=f"pull request #{number}",
+        )
+        pull = self._repo.get_pull(number)
+        return self._call(op, lambda: [_review(r) for r in pull.get_reviews()])
 
     def pull_commits(self, number: int) -> list[PullCommit]:
         op = _Op(
@@ -434,9 +485,14 @@ class GitHub:
         headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
         where = f"{op.what} in {self.repo}"
         if status in (403, 429):
+            # GitHub's order: Retry-After says how long; else Remaining 0 is the hourly
+            # quota (wait for X-RateLimit-Reset); else a secondary limit of unnamed length.
             retry_after = _seconds(headers.get("retry-after"))
             lowered = message.lower()
             secondary = "secondary rate limit" in lowered or "abuse" in lowered
+            exhausted = headers.get("x-ratelimit-remaining") == "0"
+            if retry_after is None and exhausted:
+                return _Problem(self._exhausted(where, headers, status, message), transient=False)
             if retry_after is not None or secondary or status == 429:
                 return _Problem(
                     self._error(
@@ -450,8 +506,6 @@ class GitHub:
                     wait_s=retry_after,
                     secondary=True,
                 )
-            if headers.get("x-ratelimit-remaining") == "0":
-                return _Problem(self._exhausted(where, headers, status, message), transient=False)
         if status == 401:
             source = self._source or "the GitHub token"
             return _Problem(
@@ -648,6 +702,24 @@ def _pull_commit(c: _GhCommit) -> PullCommit:
         committer_login=c.committer.login if c.committer is not None else None,
         message=c.commit.message,
         authored_at=_utc(c.commit.author.date),
+    )
+
+
+def _comment(c: IssueComment) -> Comment:
+    return Comment(
+        id=c.id,
+        html_url=c.html_url,
+        body=c.body or "",
+        author=c.user.login if c.user is not None else None,
+        created_at=_utc(c.created_at),
+    )
+
+
+def _review(r: PullRequestReview) -> Review:
+    return Review(
+        author=r.user.login if r.user is not None else None,
+        state=r.state,
+        submitted_at=_maybe_utc(r.submitted_at),
     )
 
 

@@ -59,6 +59,7 @@ class Attempt:
         self.keep: tuple[str, ...] = ()
         self.changed: tuple[str, ...] = ()
         self.tests_changed: tuple[str, ...] = ()
+        self.tests_diff = ""
         self.commit: str | None = None
         self.branch = ""
         self._admin = ""

@@ -65,6 +65,14 @@ def commit_message(
     return "\n\n".join(paragraphs) + "\n"
 
 
+FINGERPRINT_TRAILER = "Agentloop-Fingerprint"
+
+
+def fingerprint_trailer(fingerprint: str) -> str:
+    """The trailer naming the failure a commit fixes (`git interpret-trailers` reads it)."""
+    return f"{FINGERPRINT_TRAILER}: {fingerprint}"
+
+
 # ---------------------------------------------------------------- what changed
 
 

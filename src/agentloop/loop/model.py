@@ -34,6 +34,9 @@ class AttemptReport:
     # Another task's commit that already holds this attempt's change (two jobs made the
     # same fix at once): the task is fixed by it, with no commit of its own.
     fixed_by: str | None = None
+    # The diff of the test files an accepted fix changed ("" when it changed none): a
+    # reviewer sees it plainly, in the report and the pull request.
+    tests_diff: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class RunReport:
     sandboxed: bool = True
     # Tasks fixed at the same time at most.
     jobs: int = 1
+    # The branch the run started from (None when detached): a pull request's base.
+    base_ref: str | None = None
+    # Tests ("suite::test id") red in the baseline, and red after the final full-suite
+    # run: the delta a reviewer judges the fixes by (red before is not blamed on them).
+    baseline_failing: tuple[str, ...] = ()
+    final_failing: tuple[str, ...] = ()
 
     @property
     def caught(self) -> dict[str, int]:

@@ -50,7 +50,7 @@ from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
 from agentloop.loop.jobs import CapReached, Later, reach, run_jobs
 from agentloop.loop.judge import Judge, Verdict
-from agentloop.loop.message import commit_message, test_change_note
+from agentloop.loop.message import commit_message, fingerprint_trailer, test_change_note
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
 from agentloop.rails.change import check_change
@@ -472,6 +472,7 @@ class AutofixLoop:
                     fingerprint: str = "",
                     commit: str | None = None,
                     fixed_by: str | None = None,
+                    tests_diff: str = "",
                 ) -> AttemptReport:
                     return AttemptReport(
                         number=number,
@@ -489,10 +490,12 @@ class AutofixLoop:
                         fingerprint=fingerprint,
                         commit=commit,
                         fixed_by=fixed_by,
+                        tests_diff=tests_diff,
                     )
 
                 try:
-                    return report("fixed", commit=self._accept(slot, task, attempt, result, number))
+                    commit = self._accept(slot, task, attempt, result, number)
+                    return report("fixed", commit=commit, tests_diff=attempt.tests_diff)
                 except _AlreadyLanded as landed:
                     return report(
                         "fixed",
@@ -579,10 +582,13 @@ class AutofixLoop:
         # The commit carries the user's identity: say whose work it is.
         message += f"\nMade by agentloop run {self.run_id}, attempt {number}.\n"
         if verdict.test_changes:
-            message += test_change_note(
-                git.tree_diff(top, attempt.start, candidate.tree, verdict.test_changes),
-                needed=verdict.needed_test_changes,
+            attempt.tests_diff = git.tree_diff(
+                top, attempt.start, candidate.tree, verdict.test_changes
             )
+            message += test_change_note(attempt.tests_diff, needed=verdict.needed_test_changes)
+        # Trailers, last: `agentloop pr` knows a failure already fixed on the base branch
+        # by its fingerprint (the task id, a hash of the failure's signature).
+        message += f"\n{fingerprint_trailer(task.id)}\n"
         commit = git.commit_tree(top, candidate.tree, attempt.start, message)
         # VERIFY, tier 2, in this job (jobs check their fixes side by side): the tests
         # of the code that imports the change, at the fix's commit. How the fix combines
@@ -862,7 +868,14 @@ class AutofixLoop:
             for r in reports
             if r.outcome == "fixed" and r.commit
         )
-        sha = git.squash(self.top, self.base_sha, f"agentloop: {len(commits)} fixes\n\n{summary}\n")
+        trailers = "\n".join(
+            fingerprint_trailer(r.task.id) for r in reports if r.outcome == "fixed" and r.commit
+        )
+        sha = git.squash(
+            self.top,
+            self.base_sha,
+            f"agentloop: {len(commits)} fixes\n\n{summary}\n\n{trailers}\n",
+        )
         self.state.commits[:] = [(sha, "squashed")]
         # The fixes' own commits are gone: every fix now lives in `sha`.
         return [
@@ -980,7 +993,14 @@ class AutofixLoop:
             stopped_by=stopped_by,
             regressions=tuple(regressions),
             jobs=max(1, self.settings.jobs),
+            baseline_failing=_ids(self.failing),
+            # Without a fix there was no final run: the baseline's reds stand.
+            final_failing=_ids(self.failing if self._final is None else self._final),
         )
+
+
+def _ids(tests: Collection[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(sorted(f"{suite}::{test}" for suite, test in tests))
 
 
 def _after_verify(report: TaskReport, regressed: set[str], final: dict[str, str]) -> TaskReport:

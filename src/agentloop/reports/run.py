@@ -23,6 +23,14 @@ def _approach(task: TaskReport) -> str:
     return task.reason
 
 
+def _accepted(task: TaskReport) -> dict[str, Any]:
+    """What the task's own fix changed: its files, and the diff of any test it changed."""
+    fix = next((a for a in task.attempts if a.commit), None) if task.commit else None
+    if fix is None:
+        return {"files": [], "tests_diff": ""}
+    return {"files": list(fix.changed), "tests_diff": fix.tests_diff}
+
+
 def to_json(run: RunReport) -> dict[str, Any]:
     return {
         "$schema": RUN_SCHEMA_ID,
@@ -37,12 +45,22 @@ def to_json(run: RunReport) -> dict[str, Any]:
         "regressions": list(run.regressions),
         "jobs": run.jobs,
         "caught": run.caught,
+        "base_ref": run.base_ref,
+        "baseline_failing": list(run.baseline_failing),
+        "final_failing": list(run.final_failing),
         "tasks": [
             {
                 "id": t.task.id,
+                # Stable across runs for the same failure: what `agentloop pr` dedupes by.
+                "fingerprint": t.task.id,
                 "category": t.task.category,
                 "crash_location": str(t.task.crash_location) if t.task.crash_location else None,
                 "tests": [f.test_id for f in t.task.failures],
+                "selectors": [
+                    {"suite": f.suite, "test": f.test_id, "selector": f.selector}
+                    for f in t.task.failures
+                ],
+                **_accepted(t),
                 "outcome": t.outcome,
                 "commit": t.commit,
                 "fixed_by": t.fixed_by,

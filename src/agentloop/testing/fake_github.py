@@ -12,10 +12,10 @@ test pushes to, or one the fake makes), read with git on every request, so a `gi
 visible to the API at once. Pull requests, labels, comments and reviews live in memory.
 
     with FakeGitHub() as fake:
-        fake.add_repo("o/r", origin=bare_repo)
-        gh = Github(auth=Auth.Token("t"), base_url=fake.api_url, retry=None, ...)
-        ...
-        assert [r.path for r in fake.requests if r.method == "POST"] == ["/repos/o/r/pulls"]
+        fake.add_repo("o/r", origin=bare_repo)   # then `git push` a branch to bare_repo
+        client = integrations.github.GitHub("o/r", "token", api_url=fake.api_url)
+        client.create_pull(head="agentloop/fix", base="main", title="fix: …", body="…")
+        assert [r.path for r in fake.requests_to("POST", ".*")] == ["/repos/o/r/pulls"]
 
 Users and their commits: a commit's author is the GitHub user `login` when its email is
 `login@users.noreply.github.com` (optionally `12345+login@…`), as on GitHub; any other email
@@ -75,6 +75,7 @@ class _Failure:
     body: Json
     headers: Mapping[str, str]
     times: int | None
+    after: bool = False
 
 
 @dataclass
@@ -154,7 +155,9 @@ def email_of(login: str) -> str:
 class FakeGitHub:
     """The fake API on an ephemeral 127.0.0.1 port while the context is open."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, login: str = "agentloop-bot") -> None:
+        # Who the token belongs to: the author of what is created through the API.
+        self.login = login
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._failures: list[_Failure] = []
@@ -274,15 +277,20 @@ class FakeGitHub:
         body: Json = None,
         headers: Mapping[str, str] | None = None,
         times: int | None = 1,
+        *,
+        after: bool = False,
     ) -> None:
         """Answer the next `times` requests (None: all of them) whose method is `method`
         ("*": any) and whose API path matches `path_regex` in full with `status`, `body`
         (default: GitHub's document for that status) and extra `headers` (which override
-        the rate-limit headers, e.g. {"X-RateLimit-Remaining": "0"})."""
+        the rate-limit headers, e.g. {"X-RateLimit-Remaining": "0"}). `after`: do what the
+        request asks first, then answer with the failure (a gateway losing GitHub's answer:
+        the pull request exists although the client saw a 502)."""
         document = body if body is not None else _default_error(status)
+        pattern = re.compile(path_regex)
         with self._lock:
             self._failures.append(
-                _Failure(method, re.compile(path_regex), status, document, headers or {}, times)
+                _Failure(method, pattern, status, document, headers or {}, times, after)
             )
 
     def disconnect(self, method: str, path_regex: str, times: int | None = 1) -> None:
@@ -299,14 +307,15 @@ class FakeGitHub:
         title: str = "A pull request",
         body: str = "",
         base: str | None = None,
-        author: str = "agentloop-bot",
+        author: str | None = None,
         draft: bool = False,
         labels: Sequence[str] = (),
         created_at: datetime.datetime | None = None,
         repo: str | None = None,
     ) -> int:
-        """A pull request opened by `author` without going through the API (no validation:
-        a missing head branch stands at the base's commit). Returns its number."""
+        """A pull request opened by `author` (default: the token's `login`) without going
+        through the API (no validation: a missing head branch stands at the base's commit).
+        Returns its number."""
         with self._lock:
             target = self._repo(repo)
             base = base or target.default_branch
@@ -320,7 +329,7 @@ class FakeGitHub:
                 head_sha=self._sha(target, head) or base_sha,
                 base_ref=base,
                 base_sha=base_sha,
-                author=author,
+                author=author or self.login,
                 draft=draft,
                 created_at=moment,
                 updated_at=moment,
@@ -696,15 +705,21 @@ class FakeGitHub:
             self._requests.append(Request(method, api_path, query, dict(headers), document))
             self._used += 1
             failure = self._take_failure(method, api_path)
-        if failure is not None:
-            if failure.status == 0:
-                return _Reply(0, None)
+        if failure is not None and not failure.after:
             return _Reply(failure.status, failure.body, dict(failure.headers))
-        if not inside:
+        reply = self._serve(method, raw_path, api_path, query, document)
+        if failure is not None:
+            return _Reply(failure.status, failure.body, dict(failure.headers))
+        return reply
+
+    def _serve(
+        self, method: str, raw_path: str, api_path: str, query: _Params, document: Json
+    ) -> _Reply:
+        if not raw_path.startswith(API_PREFIX + "/"):
             return _Reply(404, {"message": "Not Found", "documentation_url": DOCS})
         try:
             with self._lock:
-                return self._route(method, api_path, query, document, body)
+                return self._route(method, api_path, query, document)
         except _Answer as answer:
             return _Reply(answer.status, answer.document)
         except Exception:
@@ -734,9 +749,7 @@ class FakeGitHub:
             return failure
         return None
 
-    def _route(
-        self, method: str, path: str, query: Mapping[str, str], body: Json, raw: bytes
-    ) -> _Reply:
+    def _route(self, method: str, path: str, query: _Params, body: Json) -> _Reply:
         for verb, pattern, handler in _ROUTES:
             match = pattern.fullmatch(path)
             if match is None:
@@ -902,7 +915,7 @@ class FakeGitHub:
             head_sha=head_sha,
             base_ref=str(b["base"]),
             base_sha=base_sha,
-            author=_author(repo),
+            author=self.login,
             draft=bool(b.get("draft", False)),
             created_at=moment,
             updated_at=moment,
@@ -1028,7 +1041,7 @@ class FakeGitHub:
             "html_url": f"{self._web(repo)}/pull/{pull.number}#issuecomment-{comment_id}",
             "issue_url": f"{self._api(repo)}/issues/{pull.number}",
             "body": b["body"],
-            "user": self._user(_author(repo)),
+            "user": self._user(self.login),
             "created_at": moment,
             "updated_at": moment,
             "author_association": "CONTRIBUTOR",
@@ -1059,11 +1072,6 @@ class FakeGitHub:
             raise _Answer(422, "Validation Failed", [_invalid("Label", "color")])
         repo.labels[name] = (color, str(b.get("description") or ""))
         return _Reply(201, self._label_json(repo, name))
-
-
-def _author(repo: _Repo) -> str:
-    # Who the token belongs to, as far as the fake cares: the app that opens the PRs.
-    return "agentloop-bot"
 
 
 def _missing(resource: str, field_name: str) -> Json:
