@@ -154,7 +154,7 @@ def _ensure_branch(root: Path, run: RunDoc, folder: Path) -> str:
                 hint="upload the whole run directory (run.json and run.bundle) from the job "
                 "that ran agentloop, or run `agentloop pr` where the run was made",
             )
-        tip = git.fetch_bundle(root, bundle, run.branch, run.branch)
+        tip = git.branch_from_bundle(root, bundle, run.branch, run.branch)
     if expected is not None and tip != expected:
         raise UsageError(
             f"branch {run.branch} is at {tip[:12]}, not at {expected[:12]} where run "

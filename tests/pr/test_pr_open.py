@@ -69,11 +69,13 @@ def test_a_draft_pr_with_label_codeowners_and_the_evidence(world: World) -> None
     body = pull["body"]
     assert f"**Base:** `{run['base_sha']}` (`main`)" in body
     assert f"**Fix commit:** `{fixed['commit']}`" in body
-    assert "tests/test_ops.py::test_add\n    $ python -m pytest tests/test_ops.py::test_add" in body
+    [selector] = fixed["selectors"]
+    assert selector["test"] == "tests/test_ops.py::test_add"
+    assert f"tests/test_ops.py::test_add\n    $ {selector['selector']}\n" in body
     assert "Red on base: **2**. Red after the fixes: **1**." in body
     assert "No regressions" in body
     assert "Red before, not blamed on this PR (1)" in body
-    assert "```text\ntests/test_mul.py::test_mul\n```" in body
+    assert "```text\npytest::tests/test_mul.py::test_mul\n```" in body
     assert "**Attempts:** 2 (1 rejected, below) · **cost** $0.02" in body
     assert "**Files touched:** `calc/ops.py`, `tests/test_ops.py`" in body
     # The test the fix added, said plainly, with the diff.
