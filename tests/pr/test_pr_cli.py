@@ -9,12 +9,14 @@ import json
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import agentloop
 from agentloop.testing.git_http import GitHttpServer
-from agentloop.testing.repos import repo_state, run_cli, run_git
+from agentloop.testing.repos import agentloop_env, repo_state, run_cli, run_git
+from agentloop.testing.tui import Terminal
 
 from .conftest import TOKEN, World
 
@@ -229,3 +231,26 @@ def test_the_token_reaches_git_only_through_its_environment(world: World, tmp_pa
                 for secret in secrets:
                     assert secret.encode() not in data, path
     assert TOKEN not in run_git(world.root, "config", "--list", "--show-origin")
+
+
+def test_on_a_terminal_it_shows_what_it_will_push_and_asks(world: World) -> None:
+    argv = [sys.executable, "-m", "agentloop", "pr", "--repo", "o/r",
+            "--api-url", world.fake.api_url]  # fmt: skip
+    env = agentloop_env(world.root.parent / "home", NOT_CI)
+    branch = world.run["branch"]
+    subject = run_git(world.root, "log", "-1", "--format=%h %s", branch).strip()
+
+    with Terminal(argv, world.root, env) as no:
+        assert no.wait_for(r"open a PR into main of o/r\?"), no.screen
+        shown = no.screen.replace(" ", "")
+        assert f"{branch}→origin".replace(" ", "") in shown
+        assert subject.replace(" ", "") in shown
+        no.type("n\r")
+        assert no.wait_for("not confirmed: nothing was pushed"), no.screen
+    assert world.remote_sha(branch) is None
+
+    with Terminal(argv, world.root, env) as yes:
+        assert yes.wait_for(r"o/r\?"), yes.screen
+        yes.type("y\r")
+        assert yes.wait_for(r"opened draft PR #1"), yes.screen
+    assert world.remote_sha(branch) == world.run["commits"][-1]
