@@ -149,12 +149,13 @@ def _fit(parts: list[_Part], footer: str, limit: int) -> str:
             high = cap - 1
     for b in blocks:
         b.keep = low if len(b.text) > low else None
-    kept: list[_Part] = []
-    for part in parts:
-        if len(_render([*kept, part])) > budget - 80:
-            kept.append("\n_(The rest was left out to fit GitHub's limit; see run.json.)_")
-            break
-        kept.append(part)
+    kept: list[_Part] = list(parts)
+    if len(_render(kept)) > budget:
+        # Too long with every block at the lowest cap: the text around them is. The last
+        # parts go, whole (a block cut in two would leave its fence open).
+        while kept and len(_render(kept)) > budget - 80:
+            kept.pop()
+        kept.append("\n_(The rest was left out to fit GitHub's limit; see run.json.)_")
     return notice + _render(kept) + "\n" + footer
 
 
