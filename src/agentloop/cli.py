@@ -391,12 +391,22 @@ def init(
         bool,
         typer.Option("--uninstall", help="Remove what init installed; restore what it replaced."),
     ] = False,
+    workflows: Annotated[
+        bool,
+        typer.Option(
+            "--workflows",
+            help="Also install the GitHub Actions workflows (autofix.yml, autofix-matrix.yml) "
+            "into .github/workflows/.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: init).")] = False,
 ) -> int:
     """Install the /autofix skill, the hooks and a CLAUDE.md block for Claude Code here."""
     from agentloop.commands.init import init as run_init
 
-    return run_init(repo=repo, force=force, uninstall=uninstall, as_json=as_json)
+    return run_init(
+        repo=repo, force=force, uninstall=uninstall, workflows=workflows, as_json=as_json
+    )
 
 
 @app.command(cls=_Command)

@@ -51,7 +51,8 @@ def is_marked(data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Asset:
-    """A file of the package's `assets/claude/` tree, installed at `.claude/<rel>`."""
+    """A file init installs as the package ships it: `assets/claude/<rel>` at
+    `.claude/<rel>`, `resources/workflows/<name>` at `.github/workflows/<name>`."""
 
     path: str  # relative to the project root, e.g. ".claude/hooks/guard.sh"
     data: bytes
@@ -79,6 +80,22 @@ def assets() -> tuple[Asset, ...]:
     found = [
         Asset(path=str(PurePosixPath(CLAUDE_DIR) / rel), data=data)
         for rel, data in _walk(base, PurePosixPath())
+    ]
+    return tuple(sorted(found, key=lambda a: a.path))
+
+
+# `agentloop init --workflows`: GitHub Actions workflows, installed beside the user's own.
+WORKFLOWS_DIR = ".github/workflows"
+
+
+def workflows() -> tuple[Asset, ...]:
+    """Every workflow under the package's resources/workflows/, installed at
+    .github/workflows/<name> (the bytes as shipped: what `make test` lints is what lands)."""
+    base = resources.files("agentloop") / "resources" / "workflows"
+    found = [
+        Asset(path=f"{WORKFLOWS_DIR}/{rel}", data=data)
+        for rel, data in _walk(base, PurePosixPath())
+        if rel.suffix == ".yml"
     ]
     return tuple(sorted(found, key=lambda a: a.path))
 

