@@ -243,6 +243,91 @@ def run(
 
 
 @app.command(cls=_Command)
+def pr(
+    run_ref: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(
+            metavar="RUN",
+            help="A run id, a run directory or its run.json (default: the newest run under "
+            ".agentloop/runs/).",
+        ),
+    ] = None,
+    repo: Annotated[
+        Path,
+        typer.Option("-C", metavar="PATH", help="The checkout (default: current directory)."),
+    ] = Path(),
+    github_repo: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--repo",
+            metavar="OWNER/NAME",
+            help="The GitHub repository (default: github.repo, else $GITHUB_REPOSITORY, else "
+            "the remote's URL).",
+        ),
+    ] = None,
+    api_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="URL",
+            help="GitHub's REST API (default: github.api_url, else $GITHUB_API_URL, else "
+            "https://api.github.com).",
+        ),
+    ] = None,
+    base: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            metavar="BRANCH",
+            help="Branch to merge into (default: the branch the run started from, if the "
+            "remote has it, else the repository's default branch).",
+        ),
+    ] = None,
+    remote: Annotated[
+        str, typer.Option(metavar="NAME", help="The git remote to push to.")
+    ] = "origin",
+    ready: Annotated[
+        bool, typer.Option("--ready", help="Open it ready for review instead of as a draft.")
+    ] = False,
+    reviewer: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            metavar="LOGIN|team:SLUG",
+            help="Ask for a review (repeatable; default: github.reviewers, else CODEOWNERS).",
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Push without asking (CI never asks).")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the title, the body and what would be pushed; touch nothing."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: pr).")] = False,
+) -> int:
+    """Push a run's branch and open a draft pull request labelled auto-fix with the run's
+    evidence. Never merges. Exit 4 when GitHub refuses, 5 at the daily cap."""
+    from agentloop.commands.pr import pr as run_pr
+    from agentloop.pull_request import PrOptions
+
+    return run_pr(
+        repo=repo,
+        run=run_ref,
+        options=PrOptions(
+            repo=github_repo,
+            api_url=api_url,
+            base=base,
+            remote=remote,
+            ready=ready,
+            reviewers=tuple(reviewer or ()),
+            dry_run=dry_run,
+        ),
+        yes=yes,
+        as_json=as_json,
+    )
+
+
+@app.command(cls=_Command)
 def check(
     repo: Annotated[
         Path,

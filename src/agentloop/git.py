@@ -1180,53 +1180,18 @@ def git_dir(cwd: Path) -> Path:
 # ---------------------------------------------------------------- bundles and remotes
 
 
-def bundle_heads(cwd: Path, bundle: Path) -> dict[str, str]:
-    """The refs a bundle carries (full ref name → sha), after `git bundle verify` found
-    it whole and every commit it builds on present in the repository of `cwd`."""
+def branch_from_bundle(cwd: Path, bundle: Path, branch: str, local_branch: str) -> str:
+    """Make the new local branch `local_branch` at `refs/heads/<branch>` of `bundle`
+    (verified first, see `fetch_bundle`); return its sha. An existing branch is never
+    moved: git checks it is still absent as it writes the ref."""
     if not bundle.is_file():
         raise GitError(f"{bundle} does not exist", hint="pass the run.bundle the run wrote")
-    done = _read(cwd, "bundle", "verify", "--quiet", str(bundle), check=False)
-    if not done.ok:
-        stderr = done.stderr.strip()
-        lacks = "prerequisite" in stderr.lower()
-        raise GitError(
-            f"{bundle} cannot be used here: "
-            + (stderr.splitlines()[-1] if stderr else f"git bundle verify exit {done.returncode}"),
-            hint="fetch the commit the run started from first (git fetch origin)"
-            if lacks
-            else "the bundle is damaged or not a git bundle: upload the run directory again",
-            command=done.command,
-            returncode=done.returncode,
-            stderr=stderr,
-        )
-    heads: dict[str, str] = {}
-    for line in _read(cwd, "bundle", "list-heads", str(bundle)).stdout.splitlines():
-        sha, _, ref = line.strip().partition(" ")
-        if ref:
-            heads[ref] = sha
-    return heads
-
-
-def fetch_bundle(cwd: Path, bundle: Path, branch: str, local_branch: str) -> str:
-    """Make the new local branch `local_branch` from `refs/heads/<branch>` of a bundle
-    (verified first); return its sha. An existing branch is never moved."""
-    heads = bundle_heads(cwd, bundle)
-    sha = heads.get(f"refs/heads/{branch}")
-    if sha is None:
-        raise GitError(
-            f"{bundle} holds no branch {branch} (it holds: {', '.join(heads) or 'nothing'})",
-            hint="pass the run.bundle written beside this run.json",
-        )
-    if branch_exists(cwd, local_branch):
-        raise GitError(
-            f"branch {local_branch} exists already", hint="use it, or delete it and run again"
-        )
-    # No "+" in the refspec: git refuses to move a branch that appeared meanwhile.
+    tip = fetch_bundle(cwd, bundle, branch)
     _git(
-        cwd, *_NO_HOOKS, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-        str(bundle), f"refs/heads/{branch}:refs/heads/{local_branch}", timeout=CHECKOUT,
+        cwd, *_NO_HOOKS, "update-ref", "-m", "agentloop: branch from a run's bundle",
+        f"refs/heads/{local_branch}", tip, "",
     )  # fmt: skip
-    return sha
+    return tip
 
 
 def remote_url(cwd: Path, remote: str) -> str:

@@ -28,6 +28,7 @@ from agentloop.detection import Detection
 from agentloop.failures.model import Failure, FlakyTest, Location, Task
 from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
+from agentloop.pull_request import Plan, PrOutcome
 from agentloop.rails.change import ChangeCheck
 from agentloop.reports.run import NO_SANDBOX
 from agentloop.session import Session
@@ -552,6 +553,72 @@ def session_doc(
             for t in (last.failing if last else ())
         ],
     }
+
+
+# ---------------------------------------------------------------- pr
+
+PR_SCHEMA_ID = "https://agentloop.dev/schemas/pr-1.json"
+
+
+def ask(question: str) -> bool:
+    """Yes or no, asked on the terminal (stderr); no is the default."""
+    from rich.prompt import Confirm
+
+    return Confirm.ask(escape(question), console=err, default=False)
+
+
+def print_pr_plan(plan: Plan) -> None:
+    """What `agentloop pr` is about to push, before it asks."""
+    err.print(f"[bold]{escape(plan.title)}[/]", soft_wrap=True)
+    err.print(
+        f"branch {escape(plan.branch)} → {escape(plan.remote)} ({escape(plan.remote_url)}), "
+        f"{len(plan.commits)} commit(s):",
+        soft_wrap=True,
+    )
+    for line in plan.commits:
+        err.print(f"  {escape(line)}", soft_wrap=True)
+    if plan.reviewers:
+        who = [*plan.reviewers.users, *(f"team:{t}" for t in plan.reviewers.teams)]
+        err.print(f"reviewers ({plan.reviewers.source}): {escape(', '.join(who))}", soft_wrap=True)
+
+
+def pr_doc(outcome: PrOutcome) -> dict[str, Any]:
+    return {
+        "$schema": PR_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "action": outcome.action,
+        "run_id": outcome.run_id,
+        "message": outcome.message,
+        "hint": outcome.hint,
+        "repo": outcome.repo,
+        "base": outcome.base,
+        "branch": outcome.branch,
+        "pushed": outcome.pushed,
+        "url": outcome.url,
+        "number": outcome.number,
+        "title": outcome.title,
+        "body": outcome.body,
+        "commits": list(outcome.commits),
+        "covered_by": list(outcome.covered_by),
+        "reviewers": list(outcome.reviewers),
+        "refused_reviewers": list(outcome.refused_reviewers),
+    }
+
+
+def print_pr(outcome: PrOutcome) -> None:
+    if outcome.action == "dry_run":
+        # The body as GitHub would get it, on stdout, then what would be pushed.
+        print_text(f"# {outcome.title}\n\n{outcome.body or ''}")
+        note(f"would push {len(outcome.commits)} commit(s) from {outcome.branch}:")
+        for line in outcome.commits:
+            err.print(f"  {escape(line)}", soft_wrap=True)
+    style = {"opened": "green", "commented": "cyan", "covered": "cyan"}.get(outcome.action, "")
+    text = escape(outcome.message)
+    _line(f"[bold {style}]{text}[/]" if style else text)
+    if outcome.reviewers:
+        _line(f"[dim]review requested from {escape(', '.join(outcome.reviewers))}[/]")
+    for refused in outcome.refused_reviewers:
+        err.print(f"[bold yellow]warning:[/] review request refused: {escape(refused)}")
 
 
 def print_merge(doc: dict[str, Any], folder: Path) -> None:

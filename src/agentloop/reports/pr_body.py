@@ -149,12 +149,13 @@ def _fit(parts: list[_Part], footer: str, limit: int) -> str:
             high = cap - 1
     for b in blocks:
         b.keep = low if len(b.text) > low else None
-    kept: list[_Part] = []
-    for part in parts:
-        if len(_render([*kept, part])) > budget - 80:
-            kept.append("\n_(The rest was left out to fit GitHub's limit; see run.json.)_")
-            break
-        kept.append(part)
+    kept: list[_Part] = list(parts)
+    if len(_render(kept)) > budget:
+        # Too long with every block at the lowest cap: the text around them is. The last
+        # parts go, whole (a block cut in two would leave its fence open).
+        while kept and len(_render(kept)) > budget - 80:
+            kept.pop()
+        kept.append("\n_(The rest was left out to fit GitHub's limit; see run.json.)_")
     return notice + _render(kept) + "\n" + footer
 
 
@@ -371,13 +372,15 @@ def _header(doc: _Doc, run: RunDoc, reviewers: Reviewers | None) -> None:
     if run.stopped_by:
         doc.add(f"The run stopped early: {code(run.stopped_by)} was reached.", "")
     if reviewers:
-        names = [f"@{u}" for u in reviewers.users] + [f"team {code(t)}" for t in reviewers.teams]
+        # Names are not listed: the PR's author (the token's user, unknown until the PR
+        # exists) is left out of the requests, and GitHub may refuse some; the PR's
+        # sidebar shows who was asked.
         why = (
             "the owners of the touched files in CODEOWNERS"
             if reviewers.source == "CODEOWNERS"
-            else "github.reviewers / --reviewer"
+            else "github.reviewers and --reviewer"
         )
-        doc.add(f"Review requested from {', '.join(names)} ({why}).", "")
+        doc.add(f"Reviews are requested from {why}.", "")
 
 
 def _sections(doc: _Doc, run: RunDoc) -> None:
