@@ -170,6 +170,33 @@ def test_a_version_2_ledger_gains_the_pull_requests(tmp_path: Path) -> None:
     assert after.pulls[0].checked_at == at("2025-02-01T00:00:00")
 
 
+def test_a_ledger_of_a_real_run_gains_the_table(tmp_path: Path) -> None:
+    """demo-run-v2.db: the ledger `make demo` left (a real `agentloop run` of examples/shop
+    with the scripted model, schema 2): recording a pull request of its run keeps every
+    row it had and links the fixes by fingerprint."""
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / "demo-run-v2.db", path)
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    tables = ("runs", "attempts", "tasks")
+    before = {t: raw.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    fixed = [r[0] for r in raw.execute("SELECT task_id FROM tasks WHERE outcome = 'fixed'")]
+    [run_id] = [r[0] for r in raw.execute("SELECT run_id FROM runs")]
+    raw.close()
+    with History.open(path) as h:
+        [record] = h.record_pulls([outcome(9, run_id=run_id, fingerprints=tuple(fixed))])
+        result = compute(h.ledger())
+    assert record.categories == ("env_mismatch", "logic_bug", "stale_mock", "type_error")
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert {t: raw.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables} == before
+    raw.close()
+    fix = dict(result.by_category)
+    accepted = dict(result.pulls_by_category)
+    assert (fix["logic_bug"].fixed, fix["logic_bug"].tasks) == (1, 2)
+    assert (accepted["logic_bug"].accepted, accepted["collection_error"].prs) == (1, 0)
+
+
 def test_recording_again_updates_and_never_duplicates(tmp_path: Path) -> None:
     path = v2_ledger(tmp_path)
     clock = [at("2025-02-01T00:00:00")]
@@ -523,7 +550,9 @@ def test_the_cli_shows_acceptance_beside_the_fix_rate(world: World, tmp_path: Pa
     assert row(done.stdout, "unknown")[3:5] == ["–", "0/1 0%"]
     assert row(done.stdout, "#2")[2:6] == ["merged", "missing_dependency", "26h 00m", "1 (carol)"]
     assert row(done.stdout, "#4")[6] == world.reverts[4][:12]
-    assert "3/4 tasks fixed, 3/5 pull requests accepted" in done.stdout
+    assert "3/4 tasks fixed in 2 runs, 4 attempts, $1.00; 3/5 pull requests accepted (1 open)" in (
+        done.stdout
+    )
 
     # Later, without --prs, without a token, GitHub out of reach: the same, from the ledger.
     offline = run_agentloop(world.project, cli_env(tmp_path / "home"), "stats")

@@ -312,7 +312,7 @@ _ACCEPTED = (
 )
 _PULLS_CAPTION = (
     "closed: without merging. human: merged after a human pushed commits to it. "
-    "accepted: merged - reverted, of merged + closed. to merge: median, from opening"
+    "accepted: merged and not reverted, of merged + closed. to merge: median, from opening"
 )
 
 
@@ -386,13 +386,16 @@ def print_stats(s: Stats, *, since: datetime | None, notes: list[str]) -> None:
     if s.pulls:
         _print_pulls(s, scope=scope)
     o, pm = s.overall, s.pulls_overall
-    line = f"[bold]{o.fixed}/{o.tasks} tasks fixed[/]"
-    details = f"in {o.runs} runs, {o.attempts} attempts, {_usd(o.cost_usd)}"
+    line = (
+        f"[bold]{o.fixed}/{o.tasks} tasks fixed[/] [dim]in {o.runs} runs, {o.attempts} "
+        f"attempts, {_usd(o.cost_usd)}[/]"
+    )
     if s.pulls:
-        decided = pm.merged + pm.closed
-        line += f"[bold], {pm.accepted}/{decided} pull requests accepted[/]"
-        details += f"; {pm.open} open"
-    output.out.print(f"{line} [dim]{details}[/]")
+        line += (
+            f"; [bold]{pm.accepted}/{pm.merged + pm.closed} pull requests accepted[/] "
+            f"[dim]({pm.open} open)[/]"
+        )
+    output.out.print(line)
 
 
 def _pull_counts_row(table: Table, name: str, m: PullMetrics, *, style: str | None = None) -> None:
