@@ -23,7 +23,7 @@ from agentloop.history import History, PullOutcome, compute
 from agentloop.reports import pr_body
 from agentloop.reports.run_doc import RunDoc
 from agentloop.testing.fake_github import FakeGitHub
-from agentloop.testing.repos import agentloop_env, git_init, write_tree
+from agentloop.testing.repos import agentloop_env, git_init, run_git, write_tree
 
 UTC = timezone.utc
 DATA = Path(__file__).parent / "data" / "ledgers"
@@ -326,16 +326,25 @@ class World:
 
 
 def open_fix(
-    fake: FakeGitHub, number_hint: str, run_id: str, fingerprints: Sequence[str], *, hours: float
+    fake: FakeGitHub,
+    number_hint: str,
+    run_id: str,
+    fingerprints: Sequence[str],
+    *,
+    hours: float,
+    base: str | None = None,
 ) -> int:
     branch = f"agentloop/autofix-{run_id}-{number_hint}"
+    if base is not None:
+        # The run started from `base`: its branch starts there too.
+        run_git(fake.origin(REPO), "branch", branch, base)
     for fingerprint in fingerprints:
         fake.push_commit(branch, fix_message(run_id, fingerprint), author_login=None,
                          at=T0 + hours * HOUR, repo=REPO)  # fmt: skip
     return fake.open_pull(
         branch, title=f"fix: {number_hint}", body=body(run_id, fingerprints),
         author="github-actions[bot]", draft=True, labels=["auto-fix"],
-        created_at=T0 + hours * HOUR, repo=REPO,
+        created_at=T0 + hours * HOUR, base=base, repo=REPO,
     )  # fmt: skip
 
 
@@ -510,6 +519,35 @@ def test_github_refusing_is_exit_4_and_records_nothing(
     assert TOKEN not in message + hint
     with History.open(world.project / ".agentloop" / "history.db") as h:
         assert h.pulls() == ()
+
+
+def test_reverts_on_the_base_branch_even_once_it_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], validator: Any
+) -> None:
+    """Fixes merged into a release branch: a revert there counts; once the branch is
+    deleted, reading again still works (the default branch is still looked at)."""
+    project = git_init(write_tree(tmp_path / "shop", {"README.md": "shop\n"}))
+    with FakeGitHub() as fake:
+        fake.add_repo(REPO)
+        fake.push_commit("release/1.0", "Start 1.0", at=T0, repo=REPO)
+        first = open_fix(fake, "a", LATER_RUN, ["aaaaaaaaaaa1"], hours=1, base="release/1.0")
+        merge = fake.merge_pull(first, at=T0 + 2 * HOUR, repo=REPO)
+        revert = fake.revert_commit(merge, at=T0 + 3 * HOUR, branch="release/1.0", repo=REPO)
+        second = open_fix(fake, "b", LATER_RUN, ["bbbbbbbbbbb2"], hours=1, base="release/1.0")
+        fake.merge_pull(second, at=T0 + 4 * HOUR, repo=REPO)
+        world = World(project, fake, {first: revert})
+        options: dict[str, Any] = {"prs": True, "github_repo": REPO, "environ": env_for(world)}
+
+        doc = stats_json(capsys, validator, world, **options)
+        reverted = {p["number"]: p["reverted_by"] for p in doc["pull_requests"]["pulls"]}
+        assert reverted == {first: revert, second: None}
+
+        run_git(fake.origin(REPO), "branch", "-D", "release/1.0")
+        doc = stats_json(capsys, validator, world, **options)
+        reverted = {p["number"]: p["reverted_by"] for p in doc["pull_requests"]["pulls"]}
+        assert reverted == {first: revert, second: None}
+        listed = [r.query.get("sha") for r in fake.requests_to("GET", r"/repos/acme/shop/commits")]
+        assert listed == ["release/1.0", "main", "main"]
 
 
 def cli_env(home: Path, **more: str) -> dict[str, str]:

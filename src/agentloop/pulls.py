@@ -97,6 +97,7 @@ class PullSource(Protocol):
     def pull_commits(self, number: int) -> Sequence[PullCommitLike]: ...
     def commits(self, branch: str, *, since: datetime | None) -> Sequence[CommitLike]: ...
     def default_branch(self) -> str: ...
+    def branch_sha(self, name: str) -> str | None: ...
 
 
 # ---------------------------------------------------------------- pieces
@@ -256,8 +257,15 @@ def _with_reverts(
         return outcomes
     branches: dict[str, list[PullOutcome]] = {}
     default = source.default_branch()
+    # A release branch may be gone since (listing its commits would fail the whole
+    # reading): only those that still exist are looked at, the default branch always.
+    bases_left = {
+        base: base == default or source.branch_sha(base) is not None
+        for base in {bases[o.number] for o in pending}
+    }
     for outcome in pending:
-        for branch in dict.fromkeys((bases[outcome.number], default)):
+        base = bases[outcome.number]
+        for branch in dict.fromkeys((base, default) if bases_left[base] else (default,)):
             branches.setdefault(branch, []).append(outcome)
     found: dict[int, str] = {}
     for branch, merged in branches.items():
