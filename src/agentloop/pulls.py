@@ -36,6 +36,7 @@ FINGERPRINT_MARKER = re.compile(r"<!--\s*agentloop:fingerprint\s+(\S+?)\s*-->")
 # The body's footer and a fix commit's last line both say "agentloop run <id>"; the run
 # id may be in backticks. Only lines that name agentloop count: "run" alone is too common.
 _RUN_MENTION = re.compile(rf"\bagentloop\b.*?\brun:?\s+`?({_ID})`?", re.IGNORECASE)
+# The id's last repetition is lazy: a parallel job's `.job<n>` suffix is not part of it.
 _RUN_BRANCH = re.compile(rf"agentloop/autofix-({_ID}?)(?:\.job\d+)?")
 # What marks one of agentloop's own commits: the fingerprint trailer of a fix commit, or
 # the line every commit agentloop makes ends with.
