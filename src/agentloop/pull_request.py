@@ -42,6 +42,7 @@ from agentloop.integrations.github import (
     repo_from_remote_url,
     token_from_env,
 )
+from agentloop.rails.paths import ForbiddenPaths
 from agentloop.reports import pr_body, run_doc
 from agentloop.reports.pr_body import LABEL, Reviewers
 from agentloop.reports.run_doc import BUNDLE_FILE, RUN_FILE, RunDoc
@@ -139,10 +140,10 @@ def find_run(root: Path, given: str | None) -> Path:
     return max(found, key=lambda p: (p.parent.name, p.stat().st_mtime)).resolve()
 
 
-def _ensure_branch(root: Path, run: RunDoc, folder: Path) -> str:
+def _ensure_branch(root: Path, run: RunDoc, folder: Path, config: Config) -> str:
     """The run's branch in this checkout (made from the bundle when missing), checked to
-    be where the run left it; its tip."""
-    assert run.branch is not None
+    be where the run left it and to change no forbidden path; its tip."""
+    assert run.branch is not None  # and one of agentloop's own (run_doc.load checks)
     expected = run.commits[-1] if run.commits else None
     tip = git.rev_parse(root, f"refs/heads/{run.branch}")
     if tip is None:
@@ -165,6 +166,18 @@ def _ensure_branch(root: Path, run: RunDoc, folder: Path) -> str:
         raise UsageError(
             f"branch {run.branch} does not build on the run's base {run.base_sha[:12]}",
             hint="pass the run.json written beside the branch's bundle",
+        )
+    # Checked again here, in the process that holds the write token, not only in the one
+    # that ran the agent: the artifact a PR job takes comes from a job an agent worked in.
+    forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths)
+    touched = {path: forbidden.match(path) for path in git.changed_between(root, run.base_sha, tip)}
+    refused = sorted(f"{path} ({rule})" for path, rule in touched.items() if rule)
+    if refused:
+        raise UsageError(
+            f"branch {run.branch} changes forbidden paths: {', '.join(refused[:5])}"
+            + (f" and {len(refused) - 5} more" if len(refused) > 5 else ""),
+            hint="nothing was pushed; review the branch yourself (git diff "
+            f"{run.base_sha[:12]} {run.branch}) before pushing it by hand",
         )
     return tip
 
@@ -262,7 +275,7 @@ def plan(
         commits = tuple(f"{sha[:12]} (in {BUNDLE_FILE})" for sha in run.commits)
         subjects: dict[str, str] = {}
     else:
-        tip = _ensure_branch(root, run, run_file.parent)
+        tip = _ensure_branch(root, run, run_file.parent, config)
         commits = tuple(git.log_oneline(root, run.base_sha, tip))
         subjects = {t.commit: git.subject(root, t.commit) for t in run.fixed if t.commit}
     reviewers = _reviewers(root, run, options, config, repo)

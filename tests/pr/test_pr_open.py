@@ -4,6 +4,7 @@ bare `origin`, from a real run's run.json and run.bundle."""
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import subprocess
 
@@ -233,3 +234,37 @@ def test_a_moved_run_branch_is_not_pushed(world: World) -> None:
     with pytest.raises(UsageError, match="agentloop pushes only what it verified"):
         open_it(world)
     assert world.remote_sha(branch) is None
+
+
+def test_a_branch_that_changes_a_forbidden_path_is_not_pushed(world: World) -> None:
+    """The PR job holds the write token and takes its artifact from a job an agent worked
+    in: it judges the branch's paths again itself, whatever the run.json says."""
+    branch = world.run["branch"]
+    tip = world.run["commits"][-1]
+    run_git(world.root, "worktree", "add", "-q", str(world.root.parent / "sneak"), branch)
+    sneak = world.root.parent / "sneak"
+    (sneak / "auth").mkdir()
+    (sneak / "auth" / "login.py").write_text("ALLOW_ALL = True\n")
+    run_git(sneak, "add", "auth/login.py")
+    run_git(sneak, "commit", "-qm", "fix: totally unrelated")
+    moved = run_git(sneak, "rev-parse", "HEAD").strip()
+    run_git(world.root, "worktree", "remove", "--force", str(sneak))
+    # The run.json is edited to match, as a hostile job could have written it.
+    doc = world.run
+    doc["commits"] = [*doc["commits"][:-1], moved]
+    (world.run_dir / "run.json").write_text(json.dumps(doc))
+    assert tip != moved
+    with pytest.raises(UsageError, match=r"changes forbidden paths: auth/login\.py"):
+        open_it(world)
+    assert world.remote_sha(branch) is None
+    assert not posts(world, r"/repos/o/r/pulls")
+
+
+def test_only_agentloops_own_branches_are_pushed(world: World) -> None:
+    doc = world.run
+    run_git(world.root, "branch", "-q", "release", doc["branch"])
+    doc["branch"] = "release"
+    (world.run_dir / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="not a branch agentloop makes: 'release'"):
+        open_it(world)
+    assert world.remote_sha("release") is None
