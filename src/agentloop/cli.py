@@ -220,6 +220,17 @@ def run(
             "Seatbelt). Unsafe; the report says so.",
         ),
     ] = False,
+    open_pr: Annotated[
+        bool,
+        typer.Option(
+            "--open-pr",
+            help="Then push the run's branch and open a draft PR labelled auto-fix, as "
+            "`agentloop pr` does (asks first on a terminal).",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="With --open-pr: push without asking.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: run).")] = False,
 ) -> int:
     """Fix failing tests with Claude Code in an isolated worktree, under agentloop's rails."""
@@ -239,6 +250,8 @@ def run(
         sandboxed=not no_sandbox,
         as_json=as_json,
         jobs=jobs,
+        open_pr=open_pr,
+        yes=yes,
     )
 
 

@@ -8,6 +8,7 @@ hand-made commits below."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from agentloop import git, suites
 from agentloop.config import load_config
 from agentloop.loop.merge import Piece, apply_pieces, merge_runs
+from agentloop.testing.fake_github import FakeGitHub
 from agentloop.testing.repos import git_init, pytest_project, run_cli
 
 from .test_run_e2e import git_out, run_agentloop, schema_errors
@@ -28,10 +30,18 @@ def clone(source: Path, dest: Path) -> Path:
     return dest
 
 
-def test_plan_run_task_merge_results_yields_one_verified_branch(tmp_path: Path) -> None:
-    origin = git_init(pytest_project(tmp_path / "origin", TWO))
+TOKEN = "ghs_MatrixToken0123456789abcdefABCDEF"
+
+
+def test_plan_run_task_merge_results_yields_one_verified_branch_and_one_pr(
+    tmp_path: Path,
+) -> None:
+    project = git_init(pytest_project(tmp_path / "project", TWO))
+    # GitHub's copy: every job clones it, and the PR job pushes to it.
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(project), str(origin)], check=True)
     home = tmp_path / "home"
-    planned = run_cli("plan", "--matrix", cwd=origin, home=home)
+    planned = run_cli("plan", "--matrix", cwd=clone(origin, tmp_path / "plan-job"), home=home)
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.count("\n") == 1  # one line, for $GITHUB_OUTPUT
     matrix = json.loads(planned.stdout)
@@ -82,6 +92,30 @@ def test_plan_run_task_merge_results_yields_one_verified_branch(tmp_path: Path) 
     # The user's checkout is as it was.
     assert git_out(final, "status", "--porcelain").strip() == ""
     assert git_out(final, "branch", "--show-current").strip() == "main"
+    # The PR job: a fresh clone, the merged run directory as its artifact, one PR.
+    pr_job = clone(origin, tmp_path / "pr-job")
+    artifact = tmp_path / "artifact"
+    shutil.copytree(folder, artifact)
+    with FakeGitHub() as github:
+        github.add_repo("o/r", origin=origin)
+        opened = run_cli("pr", str(artifact), "--json", cwd=pr_job, home=home, extra_env={
+            "GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "o/r", "GITHUB_ACTIONS": "true",
+            "GITHUB_API_URL": github.api_url,
+        })  # fmt: skip
+        assert opened.returncode == 0, opened.stderr
+        outcome = json.loads(opened.stdout)
+        assert outcome["action"] == "opened"
+        assert len(github.requests_to("POST", r"^/repos/o/r/pulls$")) == 1
+        pull = github.pull(outcome["number"])
+    assert pull["draft"] is True
+    assert pull["head"]["ref"] == branch
+    for task in doc["tasks"]:
+        assert f"<!-- agentloop:fingerprint {task['fingerprint']} -->" in pull["body"]
+    pushed = subprocess.run(
+        ["git", "-C", str(origin), "rev-parse", f"refs/heads/{branch}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert pushed == git_out(final, "rev-parse", branch).strip()
 
 
 def test_merge_results_refuses_runs_from_different_commits(tmp_path: Path) -> None:

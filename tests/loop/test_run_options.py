@@ -356,16 +356,16 @@ def test_in_place_refuses_a_dirty_checkout(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ 6. GITHUB_STEP_SUMMARY
 
 
-def test_the_markdown_report_is_appended_to_the_github_step_summary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_markdown_report_is_appended_to_the_github_step_summary(tmp_path: Path) -> None:
     summary = tmp_path / "step-summary.md"
     summary.write_text("## an earlier step\n")
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     root = git_init(pytest_project(tmp_path / "repo", TWO))
     before = snapshot(root)
     turns = fix_task(ADD_TEST, *FIX_ADD)  # the shout task stays unfixed
-    done, doc, _ = run_agentloop(root, tmp_path / "home", turns, "--max-attempts", "1")
+    done, doc, _ = run_agentloop(
+        root, tmp_path / "home", turns, "--max-attempts", "1",
+        extra_env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert schema_errors(doc) == []
     assert snapshot(root) == before

@@ -16,7 +16,28 @@ from pathlib import Path
 from agentloop import errors, git, output
 from agentloop.config import load_config
 from agentloop.errors import LimitReached, UsageError
-from agentloop.pull_request import Plan, PrOptions, in_ci, open_pr
+from agentloop.pull_request import Confirm, Plan, PrOptions, in_ci, open_pr
+
+
+def approval(yes: bool) -> Confirm:
+    """Who approves the push: `--yes`; else the person at the terminal, asked after seeing
+    what will be pushed; else, in CI, the PR's review. Anything else is refused."""
+    interactive = sys.stdin.isatty()
+
+    def confirm(plan: Plan, what: str) -> bool:
+        if yes:
+            return True
+        if interactive:
+            output.print_pr_plan(plan)
+            return output.ask(f"{what}?")
+        if in_ci(os.environ):
+            return True  # in CI the PR's review is the approval
+        raise UsageError(
+            f"not a terminal, and not CI: agentloop pr will not {what} without approval",
+            hint="add --yes to approve (or run it in a terminal to be asked)",
+        )
+
+    return confirm
 
 
 def pr(
@@ -34,22 +55,7 @@ def pr(
             hint="run agentloop pr in the checkout of the repository (or pass -C PATH)",
         )
     config, _ = load_config(root)
-    interactive = sys.stdin.isatty()
-
-    def confirm(plan: Plan, what: str) -> bool:
-        if yes:
-            return True
-        if interactive:
-            output.print_pr_plan(plan)
-            return output.ask(f"{what}?")
-        if in_ci(os.environ):
-            return True  # in CI the PR's review is the approval
-        raise UsageError(
-            f"not a terminal, and not CI: agentloop pr will not {what} without approval",
-            hint="add --yes to approve (or run it in a terminal to be asked)",
-        )
-
-    outcome = open_pr(root, run, options, config=config, confirm=confirm)
+    outcome = open_pr(root, run, options, config=config, confirm=approval(yes))
     if as_json:
         output.print_json(output.pr_doc(outcome))
     elif outcome.action != "capped":

@@ -14,8 +14,8 @@ from agentloop import detection, environment, errors, git, output, suites
 from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, SessionLimits
 from agentloop.commands._project import require_tests
-from agentloop.config import load_config
-from agentloop.errors import AgentloopError, ConfigError, SuiteError, UsageError
+from agentloop.config import Config, load_config
+from agentloop.errors import AgentloopError, ConfigError, LimitReached, SuiteError, UsageError
 from agentloop.failures.model import Task
 from agentloop.history import History, ledger_path
 from agentloop.loop.jobs import Later
@@ -65,10 +65,16 @@ def run(
     sandboxed: bool = True,
     agent: Agent | None = None,
     jobs: int | None = None,
+    open_pr: bool = False,
+    yes: bool = False,
 ) -> int:
     root = repo.resolve()
     if not root.is_dir():
         raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
+    if open_pr and dry_run:
+        raise UsageError("--open-pr with --dry-run: a plan has nothing to propose", hint="drop one")
+    if yes and not open_pr:
+        raise UsageError("--yes approves the push of --open-pr", hint="add --open-pr or drop --yes")
     if git.find_toplevel(root) is None:
         raise UsageError(
             f"{root} is not a git repository: agentloop run commits fixes on a branch",
@@ -212,11 +218,13 @@ def run(
                 sandboxed=sandboxed,
             )
     report = dataclasses.replace(report, base_ref=base_ref)
-    _publish(root, report)
+    folder = _publish(root, report)
     if as_json:
         output.print_json(to_json(report))
     else:
         output.print_run(report)
+    if open_pr and not report.dry_run:
+        _open_pr(root, folder, report, config=config, yes=yes, as_json=as_json)
     if report.dry_run:
         return errors.FAILURES_FOUND if tasks else errors.OK
     return errors.OK if report.fixed == len(report.tasks) else errors.FAILURES_FOUND
@@ -322,7 +330,28 @@ def _in_the_worktree(
     )
 
 
-def _publish(root: Path, report: RunReport) -> None:
+def _open_pr(
+    root: Path, folder: Path, report: RunReport, *, config: Config, yes: bool, as_json: bool
+) -> None:
+    """--open-pr: `agentloop pr` on the run just made. Its outcome goes to stderr under
+    --json (stdout holds the run's document); a refusal or GitHub's error is the run's."""
+    from agentloop.commands.pr import approval
+    from agentloop.pull_request import PrOptions, open_pr
+
+    if report.branch is None:
+        output.note("--open-pr: no fix to propose, no pull request opened")
+        return
+    top = git.find_toplevel(root) or root
+    outcome = open_pr(top, folder, PrOptions(), config=config, confirm=approval(yes))
+    if outcome.action == "capped":
+        raise LimitReached(outcome.message, hint=outcome.hint)
+    if as_json:
+        output.note(outcome.message)
+    else:
+        output.print_pr(outcome)
+
+
+def _publish(root: Path, report: RunReport) -> Path:
     """Under .agentloop/runs/<run-id>/: report.md, run.json (what `agentloop run --json`
     prints) and run.bundle (the run's branch, when it has one), so that `agentloop pr` can
     open a pull request from them in another job or on another machine. Also the GitHub
@@ -334,6 +363,7 @@ def _publish(root: Path, report: RunReport) -> None:
     (folder / "run.json").write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
     if report.branch and report.commits:
         git.create_bundle(root, folder / "run.bundle", report.branch, report.base_sha)
+    return folder
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

@@ -134,13 +134,15 @@ def editable_install(
 def agentloop_env(home: Path, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for running the agentloop CLI in a subprocess, isolated from the real
     home, with this interpreter's environment active (as a user's activated venv), npm
-    quiet, no jest-junit settings of the caller's, and extra_env on top."""
+    quiet, no jest-junit settings of the caller's, none of GitHub Actions' (tests run in CI
+    must not find its token, its repository or its step summary, nor believe they are
+    CI), and extra_env on top."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AGENTLOOP_", "GIT_", "JEST_JUNIT_"))
+        if not k.startswith(("AGENTLOOP_", "GIT_", "JEST_JUNIT_", "GITHUB_", "RUNNER_"))
         # A test run from inside Claude Code must not join that session.
-        and k != "CLAUDE_CODE_SESSION_ID"
+        and k not in ("CLAUDE_CODE_SESSION_ID", "CI", "GH_TOKEN")
     }
     env.update(
         HOME=str(home),
