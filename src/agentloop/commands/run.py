@@ -363,8 +363,8 @@ def _publish(root: Path, report: RunReport) -> Path:
     (folder / "run.json").write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
     if report.branch and report.commits:
         git.create_bundle(root, folder / "run.bundle", report.branch, report.base_sha)
-    return folder
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(markdown)
+    return folder
