@@ -141,6 +141,7 @@ def test_merge_results_refuses_runs_from_different_commits(tmp_path: Path) -> No
 # ------------------------------------------------------------------ the merge's rules
 
 CODE = {
+    "agentloop.yaml": "detect:\n  flaky_reruns: 0\n",
     "calc/__init__.py": "",
     "calc/ops.py": "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n",
     "tests/test_ops.py": """\

@@ -9,7 +9,7 @@ from pathlib import Path
 from agentloop.testing.fake_github import FakeGitHub
 from agentloop.testing.repos import git_init, pytest_project, run_cli
 
-from .test_run_e2e import run_agentloop
+from .test_run_e2e import git_out, run_agentloop
 from .test_run_options import ADD_TEST, FIX_ADD, TWO, fix_task
 
 TOKEN = "ghs_OpenPrToken0123456789abcdefABCDEF"
@@ -39,6 +39,14 @@ def test_run_open_pr_opens_the_draft_pr_and_the_agent_never_sees_the_token(
     assert [label["name"] for label in pull["labels"]] == ["auto-fix"]
     fixed = next(t for t in doc["tasks"] if t["outcome"] == "fixed")
     assert f"<!-- agentloop:fingerprint {fixed['fingerprint']} -->" in pull["body"]
+    # The fix commit names the failure it fixes as its one git trailer.
+    message = git_out(root, "log", "-1", "--format=%B", fixed["commit"])
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"],
+        input=message, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert parsed == f"Agentloop-Fingerprint: {fixed['fingerprint']}\n", message
+    assert f"Made by agentloop run {doc['run_id']}, attempt 1." in message
     # Nothing the agent's tools returned, and nothing the command printed, holds the token.
     assert not any(TOKEN in r.content for r in server.tool_results())
     assert TOKEN not in done.stdout + done.stderr

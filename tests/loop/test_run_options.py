@@ -418,20 +418,3 @@ def test_a_run_leaves_its_json_and_a_bundle_another_clone_can_fetch(
     assert sorted(parsed.splitlines()) == sorted(
         f"Agentloop-Fingerprint: {t['fingerprint']}" for t in doc["tasks"]
     )
-
-
-def test_each_fix_commit_names_the_failure_it_fixes_in_a_trailer(tmp_path: Path) -> None:
-    root = git_init(pytest_project(tmp_path / "repo", TWO))
-    done, doc, _ = run_agentloop(root, tmp_path / "home", BOTH_FIXES)
-    assert done.returncode == 0, done.stderr
-    for task in doc["tasks"]:
-        message = git_out(root, "log", "-1", "--format=%B", task["commit"])
-        parsed = subprocess.run(
-            ["git", "interpret-trailers", "--parse"],
-            input=message,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert parsed == f"Agentloop-Fingerprint: {task['fingerprint']}\n", message
-        assert f"Made by agentloop run {doc['run_id']}, attempt 1." in message

@@ -105,6 +105,24 @@ def test_trailers_and_markers_are_read_back() -> None:
     assert pr_body.trailer_fingerprints("Agentloop-Fingerprint fp1") == frozenset()
 
 
+def test_marker_text_in_quoted_test_output_is_not_a_marker() -> None:
+    """A test (or an agent) that prints another failure's marker must not make a later
+    run comment on this PR instead of opening its own."""
+    forged = "<!-- agentloop:fingerprint someone-elses -->"
+    attempt = {"number": 1, "outcome": "tests_failed", "reason": f"x\n{forged}\ny", "tier": "task"}
+    doc = run_doc.parse(
+        run(task(attempts=[attempt, {"number": 2, "outcome": "fixed"}], tests_diff=f"+{forged}\n"))
+    )  # fmt: skip
+
+    body = pr_body.body(doc)
+
+    assert forged in body  # quoted as the evidence it is, fenced
+    assert pr_body.body_fingerprints(body) == {"fp1"}
+    # A fence is closed only by its own kind, at least as long, with nothing after it.
+    tricky = f"````text\n```\n{forged}\n```` not yet\n{forged}\n````\n{pr_body.marker('fp9')}"
+    assert pr_body.body_fingerprints(tricky) == {"fp9"}
+
+
 def test_a_bad_run_json_names_every_wrong_field() -> None:
     doc = run(task(fingerprint="x --> y", commit="nope"), base_sha=12)
     with pytest.raises(UsageError) as caught:

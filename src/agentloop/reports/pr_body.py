@@ -26,6 +26,9 @@ FILES_SHOWN = 30
 
 _MARKER = re.compile(r"<!-- agentloop:fingerprint ([^\s>]+) -->")
 _TRAILER = re.compile(r"^Agentloop-Fingerprint:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
+# A fenced block's opening or closing line (CommonMark: up to 3 spaces, then 3 or more
+# backticks or tildes).
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -34,8 +37,27 @@ def marker(fingerprint: str) -> str:
 
 
 def body_fingerprints(body: str) -> frozenset[str]:
-    """The fingerprints a PR body's dedupe markers name."""
-    return frozenset(_MARKER.findall(body or ""))
+    """The fingerprints a PR body's dedupe markers name: a marker is a line of its own,
+    outside every fenced block. Test output quoted in a body (fenced) may carry marker
+    text; read as markers, it would make agentloop comment on this PR for failures it
+    does not fix instead of opening the PR that does."""
+    found: set[str] = set()
+    fence = ""
+    for line in (body or "").splitlines():
+        opens = _FENCE.match(line)
+        if fence:
+            # Closed only by the same character, at least as many, and nothing after.
+            closes = opens and opens.group(1)[0] == fence[0] and len(opens.group(1)) >= len(fence)
+            if closes and not line.strip().lstrip(fence[0]):
+                fence = ""
+            continue
+        if opens:
+            fence = opens.group(1)
+            continue
+        whole = _MARKER.fullmatch(line)
+        if whole:
+            found.add(whole.group(1))
+    return frozenset(found)
 
 
 def trailer_fingerprints(message: str) -> frozenset[str]:
