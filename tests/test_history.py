@@ -465,7 +465,7 @@ def test_migrates_a_version_1_ledger(tmp_path: Path) -> None:
         ),
     )  # fmt: skip
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 4
     raw.close()
 
 
@@ -476,7 +476,10 @@ def test_a_newer_ledger_is_refused(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {history.SCHEMA_VERSION + 1}")
     raw.close()
-    with pytest.raises(HistoryError, match="schema version 4") as caught, History.open(path):
+    with (
+        pytest.raises(HistoryError, match=f"schema version {history.SCHEMA_VERSION + 1}") as caught,
+        History.open(path),
+    ):
         pass
     assert caught.value.hint is not None
     assert "upgrade agentloop" in caught.value.hint

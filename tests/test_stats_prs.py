@@ -161,7 +161,7 @@ def test_a_version_2_ledger_gains_the_pull_requests(tmp_path: Path) -> None:
         ("unknown",),
     ]
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 4
     raw.close()
     with History.open(path) as h:
         after = h.ledger()
@@ -188,13 +188,35 @@ def test_a_ledger_of_a_real_run_gains_the_table(tmp_path: Path) -> None:
         result = compute(h.ledger())
     assert record.categories == ("env_mismatch", "logic_bug", "stale_mock", "type_error")
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
-    assert {t: raw.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables} == before
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION
+    after = {t: raw.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
     raw.close()
+    # Every row is kept; tasks gained a fingerprint column, empty for these older rows.
+    assert {**after, "tasks": [row[:-1] for row in after["tasks"]]} == before
+    assert {row[-1] for row in after["tasks"]} == {""}
     fix = dict(result.by_category)
     accepted = dict(result.pulls_by_category)
     assert (fix["logic_bug"].fixed, fix["logic_bug"].tasks) == (1, 2)
     assert (accepted["logic_bug"].accepted, accepted["collection_error"].prs) == (1, 0)
+
+
+def test_a_pull_request_links_to_its_tasks_by_fingerprint_not_by_id(tmp_path: Path) -> None:
+    """A task's id comes from its message and can change between runs; the fingerprint
+    (its tests and their error types) is what the PR's markers name."""
+    with History.open(tmp_path / "history.db") as h:
+        h.start_run("20250101T000000Z", branch="agentloop/autofix-x", base_sha="a" * 40,
+                    tasks_total=1)  # fmt: skip
+        h.finish_task(
+            history.TaskRecord(
+                run_id="20250101T000000Z", task_id="1d1d1d1d1d1d", category="type_error",
+                outcome="fixed", tests=1, verified=True, fingerprint="f0f0f0f0f0f0",
+            )
+        )  # fmt: skip
+        by_fingerprint, by_id = h.record_pulls(
+            [outcome(1, fingerprints=("f0f0f0f0f0f0",)), outcome(2, fingerprints=("1d1d1d1d1d1d",))]
+        )
+    assert by_fingerprint.categories == ("type_error",)
+    assert by_id.categories == (history.UNKNOWN_CATEGORY,)
 
 
 def test_recording_again_updates_and_never_duplicates(tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ class TaskRecord:
     tests: int
     verified: bool
     reason: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX pull_requests_by_creation ON pull_requests (created_at)",
     ),
+    # A task's failure fingerprint (its tests and their error types): what a pull
+    # request's markers name. The id alone cannot link them: it comes from the failure's
+    # message, which can differ from one process to the next. Older rows have ''.
+    ("ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -428,11 +433,12 @@ class History:
         _checked(task.outcome, TASK_OUTCOMES, "task outcome")
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO tasks (run_id, task_id, category, outcome, tests, verified, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO tasks (run_id, task_id, category, outcome, tests, verified, reason,"
+                " fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id, task_id) DO UPDATE SET category = excluded.category,"
                 " outcome = excluded.outcome, tests = excluded.tests,"
-                " verified = excluded.verified, reason = excluded.reason",
+                " verified = excluded.verified, reason = excluded.reason,"
+                " fingerprint = excluded.fingerprint",
                 (
                     task.run_id,
                     task.task_id,
@@ -441,6 +447,7 @@ class History:
                     task.tests,
                     int(task.verified),
                     task.reason,
+                    task.fingerprint,
                 ),
             )
 
@@ -614,7 +621,9 @@ _ATTEMPTS = (
     "SELECT run_id, task_id, category, attempt_no, outcome, cost_usd, duration_s, turns,"
     " started_at, note FROM attempts"
 )
-_TASKS = "SELECT run_id, task_id, category, outcome, tests, verified, reason FROM tasks"
+_TASKS = (
+    "SELECT run_id, task_id, category, outcome, tests, verified, reason, fingerprint FROM tasks"
+)
 _PULLS = (
     "SELECT repo, number, url, title, state, created_at, merged_at, closed_at, run_id,"
     " fingerprints, categories, commits, merge_commit_sha, human_commits, human_authors,"
@@ -631,9 +640,11 @@ def _categories(conn: sqlite3.Connection, pull: PullOutcome) -> tuple[str, ...]:
     unresolved = not pull.fingerprints and pull.run_id is None
     for fingerprint in pull.fingerprints:
         row = conn.execute(
+            # A task recorded before fingerprints were (schema 3 and older): its id.
             "SELECT t.category FROM tasks t JOIN runs r ON r.run_id = t.run_id"
-            " WHERE t.task_id = ? ORDER BY t.run_id = ? DESC, r.started_at DESC LIMIT 1",
-            (fingerprint, pull.run_id or ""),
+            " WHERE t.fingerprint = ? OR (t.fingerprint = '' AND t.task_id = ?)"
+            " ORDER BY t.run_id = ? DESC, r.started_at DESC LIMIT 1",
+            (fingerprint, fingerprint, pull.run_id or ""),
         ).fetchone()
         if row is None:
             unresolved = True
@@ -714,7 +725,7 @@ def _attempt(row: tuple[Any, ...]) -> AttemptRecord:
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:
-    run_id, task_id, category, outcome, tests, verified, reason = row
+    run_id, task_id, category, outcome, tests, verified, reason, fingerprint = row
     return TaskRecord(
         run_id=run_id,
         task_id=task_id,
@@ -723,6 +734,7 @@ def _task(row: tuple[Any, ...]) -> TaskRecord:
         tests=tests,
         verified=bool(verified),
         reason=reason,
+        fingerprint=fingerprint,
     )
 
 

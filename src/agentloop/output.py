@@ -151,6 +151,7 @@ def failure_doc(f: Failure) -> dict[str, Any]:
 def _task_doc(position: int, task: Task) -> dict[str, Any]:
     return {
         "id": task.id,
+        "fingerprint": task.fingerprint,
         "order": position,
         "category": task.category,
         "error_type": task.error_type,

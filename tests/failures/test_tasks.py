@@ -191,3 +191,36 @@ def test_import_graph_levels_for_python_and_typescript(tmp_path: Path) -> None:
     assert found["src/lib/cycle_a.py"] == found["src/lib/cycle_b.py"] == 3
     assert (found["web/util.ts"], found["web/api.ts"], found["web/page.tsx"]) == (0, 1, 2)
     assert not any(path.startswith("node_modules") for path in found)
+
+
+def test_a_fingerprint_is_the_same_in_another_process_where_the_id_is_not(
+    tmp_path: Path,
+) -> None:
+    """What toolz showed: an assertion's message holds a dict in hash order, cut short, so
+    the task id (from the message) changes from one process to the next. The
+    fingerprint (the tests and their error types) must not: `agentloop pr` dedupes by it,
+    and a matrix job finds the task `plan` named by it."""
+    root = pytest_project(
+        tmp_path / "p",
+        {
+            "tests/test_counts.py": """\
+                def test_counts():
+                    seen = {k: 2 for k in {"cat", "pig", "dog", "eel", "cow", "ant", "bee"}}
+                    assert seen == {"cat": 1, "pig": 1}
+
+                def test_other():
+                    assert [1, 2] == [2, 1]
+                """,
+        },
+    )
+    runs = [
+        detect(root, tmp_path / "home", "--flaky-reruns", "0", extra_env={"PYTHONHASHSEED": seed})
+        for seed in ("1", "2", "3")
+    ]
+    assert all(run.returncode == 1 for run in runs)
+    tasks = [{t["failures"][0]["test_id"]: t for t in run.doc["tasks"]} for run in runs]
+    for test in ("tests/test_counts.py::test_counts", "tests/test_counts.py::test_other"):
+        assert len({t[test]["fingerprint"] for t in tasks}) == 1
+    # The id did change with the hash seed (pytest cuts the dict's repr short, in hash
+    # order), or this test would prove nothing.
+    assert len({t["tests/test_counts.py::test_counts"]["id"] for t in tasks}) > 1

@@ -255,6 +255,6 @@ def test_tasks_that_reach_the_same_code_share_one_job(tmp_path: Path) -> None:
     assert doc["matrix"] == {"include": [{"task": group["task"], "title": group["title"]}]}
     dry = run_cli("run", "--dry-run", "--json", "--task", group["task"], cwd=root,
                   home=tmp_path / "home")  # fmt: skip
-    assert sorted(t["id"] for t in json.loads(dry.stdout)["tasks"]) == sorted(
+    assert sorted(t["fingerprint"] for t in json.loads(dry.stdout)["tasks"]) == sorted(
         group["task"].split(",")
     )

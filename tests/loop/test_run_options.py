@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -394,7 +395,7 @@ def test_a_run_leaves_its_json_and_a_bundle_another_clone_can_fetch(
     assert doc["baseline_failing"] == sorted(f"pytest::{t}" for t in (ADD_TEST, SHOUT_TEST))
     assert doc["final_failing"] == []
     for task in doc["tasks"]:
-        assert task["fingerprint"] == task["id"]
+        assert re.fullmatch(r"[0-9a-f]{12}", task["fingerprint"])
         assert [s["test"] for s in task["selectors"]] == task["tests"]
         assert task["tests_diff"] == ""
     assert [t["files"] for t in doc["tasks"]] == [["calc/ops.py"], ["text/shout.py"]]

@@ -76,8 +76,9 @@ def _group_doc(group: Sequence[Task], graph: dict[str, set[str]]) -> dict[str, A
     where = str(first.crash_location) if first.crash_location else first.failures[0].test_id
     more = f" and {len(group) - 1} more" if len(group) > 1 else ""
     return {
-        # What `agentloop run --task` takes: ids, comma-separated.
-        "task": ",".join(t.id for t in group),
+        # What `agentloop run --task` takes, comma-separated: the tasks' fingerprints,
+        # which another checkout's baseline gives its tasks too (ids come from messages).
+        "task": ",".join(t.fingerprint for t in group),
         "title": f"{first.category} at {where}{more}"[:100],
         "tests": sum(len(t.failures) for t in group),
         "files": files,

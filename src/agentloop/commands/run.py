@@ -258,13 +258,14 @@ def select_tasks(tasks: Sequence[Task], wanted: Sequence[str]) -> list[Task]:
     """The tasks `--task` names, in the baseline's order. Each value is a task's number in
     the table `agentloop detect` prints (1 is the first task to fix) or its id, whole or a
     prefix of at least 4 characters; a value that could mean two tasks is refused rather
-    than guessed. A value may list several, comma-separated (`agentloop plan --matrix`
-    gives them so)."""
+    than guessed. A value may list several, comma-separated, and may be a task's
+    fingerprint (`agentloop plan --matrix` gives fingerprints: a job in another checkout
+    finds the same failures under the same fingerprints, not always under the same ids)."""
     chosen: set[str] = set()
     problems: list[str] = []
     for value in (part for given in wanted for part in given.split(",") if part.strip()):
         token = value.strip().lower()
-        matches = {t.id for t in tasks if t.id == token}
+        matches = {t.id for t in tasks if token in (t.id, t.fingerprint)}
         if not matches:
             if token.isdigit() and 1 <= int(token) <= len(tasks):
                 matches.add(tasks[int(token) - 1].id)

@@ -130,6 +130,17 @@ class Task:
     # Height in the project's import graph: 0 = imports no other project module.
     level: int | None = None
 
+    @property
+    def fingerprint(self) -> str:
+        """The failure as another run (another process, another checkout) will see it
+        again: which tests fail, and with which error type. The id is not that: it comes
+        from the message, whose values vary between processes (dict order under hash
+        randomisation, object addresses in a truncated repr), found on toolz."""
+        return short_hash(
+            "fingerprint",
+            *sorted(f"{f.suite}::{f.test_id}::{f.error_type}" for f in self.failures),
+        )
+
 
 @dataclass(frozen=True)
 class SuiteRun:

@@ -587,8 +587,8 @@ class AutofixLoop:
             )
             message += test_change_note(attempt.tests_diff, needed=verdict.needed_test_changes)
         # Trailers, last: `agentloop pr` knows a failure already fixed on the base branch
-        # by its fingerprint (the task id, a hash of the failure's signature).
-        message += f"\n{fingerprint_trailer(task.id)}\n"
+        # by its fingerprint (its tests and their error types).
+        message += f"\n{fingerprint_trailer(task.fingerprint)}\n"
         commit = git.commit_tree(top, candidate.tree, attempt.start, message)
         # VERIFY, tier 2, in this job (jobs check their fixes side by side): the tests
         # of the code that imports the change, at the fix's commit. How the fix combines
@@ -869,7 +869,9 @@ class AutofixLoop:
             if r.outcome == "fixed" and r.commit
         )
         trailers = "\n".join(
-            fingerprint_trailer(r.task.id) for r in reports if r.outcome == "fixed" and r.commit
+            fingerprint_trailer(r.task.fingerprint)
+            for r in reports
+            if r.outcome == "fixed" and r.commit
         )
         sha = git.squash(
             self.top,
@@ -971,6 +973,7 @@ class AutofixLoop:
                 tests=len(report.task.failures),
                 verified=verified,
                 reason=report.reason,
+                fingerprint=report.task.fingerprint,
             )
         )
 

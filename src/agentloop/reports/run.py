@@ -52,7 +52,7 @@ def to_json(run: RunReport) -> dict[str, Any]:
             {
                 "id": t.task.id,
                 # Stable across runs for the same failure: what `agentloop pr` dedupes by.
-                "fingerprint": t.task.id,
+                "fingerprint": t.task.fingerprint,
                 "category": t.task.category,
                 "crash_location": str(t.task.crash_location) if t.task.crash_location else None,
                 "tests": [f.test_id for f in t.task.failures],
