@@ -91,8 +91,14 @@ def test_titles() -> None:
     )
     many = run_doc.parse(
         run(*(task(id=f"t{i}", fingerprint=f"f{i}", crash_location=f"pkg{i}/very/long/folder/"
-                   f"name/m.py:1", tests=[f"a{i}", f"b{i}"]) for i in range(6)))
+                   f"name/m.py:1", tests=[f"a{i}", f"b{i}"], files=[]) for i in range(6)))
     )  # fmt: skip
+    # Fixes that changed code are named by the files they changed, tests left out.
+    two = run_doc.parse(
+        run(task(files=["toolz/itertoolz.py", "toolz/tests/test_x.py"]),
+            task(id="t2", fingerprint="f2", tests=["b"], files=["toolz/dicttoolz.py"]))
+    )  # fmt: skip
+    assert pr_body.title(two) == "fix: 2 failing tests in toolz/itertoolz.py, toolz/dicttoolz.py"
     title = pr_body.title(many)
     assert title.startswith("fix: 12 failing tests in pkg0/very/long/folder/name")
     assert title.endswith("more")

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentloop import __version__
+from agentloop.rails.testinfra import is_test_surface
 from agentloop.reports.run_doc import RunDoc, TaskDoc
 
 BODY_LIMIT = 65536
@@ -200,6 +201,11 @@ def _short(text: str, width: int) -> str:
 
 
 def _areas(tasks: Sequence[TaskDoc]) -> list[str]:
+    """Where the fixes are: the code files they changed (a reviewer looks there first),
+    else the folders of the failures' crash sites."""
+    changed = [p for t in tasks for p in t.files if not is_test_surface(p)]
+    if changed:
+        return list(dict.fromkeys(changed))
     paths = [_file_of(t) for t in tasks]
     return list(dict.fromkeys(p.rsplit("/", 1)[0] if "/" in p else p for p in paths))
 
