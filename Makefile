@@ -32,7 +32,7 @@ sandbox-deps:
 	@sh scripts/sandbox-deps.sh
 
 test: lint workflow-lint sandbox-deps
-	$(BIN)/python -m pytest -n auto --dist worksteal
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=15
 
 # The main job on the bundled example: detect, then the whole autofix loop on a copy of
 # examples/shop, with a scripted model standing in for Claude (a labelled replay).
