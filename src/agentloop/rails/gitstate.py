@@ -269,7 +269,10 @@ def _outside_files(repo: Path, common: Path) -> tuple[list[Path], list[Path], li
     hooks = git.config_path(repo, "core.hooksPath")
     # A relative hooksPath lives in each checkout (a tracked .githooks/): the diff sees it.
     if hooks is not None and hooks.is_absolute() and hooks.is_dir() and not _inside(hooks, common):
-        others += _walk(common, hooks).values()
+        # Git runs `<hooksPath>/<hook name>` and nothing deeper: the folder's own entries
+        # are what can run. (Walking it whole read all of /tmp when an attack pointed
+        # core.hooksPath there: 40 s for one check.)
+        others += [entry for entry in hooks.iterdir() if entry.is_file() or entry.is_symlink()]
         folders.append(hooks)
     return (
         [p for p in configs if not _inside(p, common)],
