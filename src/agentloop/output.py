@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,10 +28,14 @@ from agentloop.detection import Detection
 from agentloop.failures.model import Failure, FlakyTest, Location, Task
 from agentloop.install.model import InitReport
 from agentloop.loop.model import RunReport
-from agentloop.pull_request import Plan, PrOutcome
 from agentloop.rails.change import ChangeCheck
 from agentloop.reports.run import NO_SANDBOX
 from agentloop.session import Session
+
+if TYPE_CHECKING:
+    # Only the types: importing pull_request loads PyGithub (about 0.35 s), which every
+    # command, and every Claude Code hook call, would pay at start.
+    from agentloop.pull_request import Plan, PrOutcome
 
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
 INIT_SCHEMA_ID = "https://agentloop.dev/schemas/init-1.json"
