@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentloop.rails import IntegrityViolation, check_integrity
+from agentloop.rails.integrity import IntegrityViolation, check_integrity
 
 TESTS_A = "def test_a():\n    assert a() == 1\n\n\ndef test_b():\n    assert b() == 2\n"
 JS_A = "test('a', () => {\n  expect(a()).toBe(1);\n});\n"

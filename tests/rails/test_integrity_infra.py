@@ -9,8 +9,9 @@ from textwrap import dedent
 
 import pytest
 
-from agentloop.rails import check_integrity, testinfra
+from agentloop.rails import testinfra
 from agentloop.rails.change import check_change
+from agentloop.rails.integrity import check_integrity
 from agentloop.rails.paths import ForbiddenPaths
 from agentloop.rails.testinfra import is_test_infrastructure, is_test_surface
 

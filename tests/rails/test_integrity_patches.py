@@ -9,7 +9,7 @@ from textwrap import dedent
 
 import pytest
 
-from agentloop.rails import check_integrity
+from agentloop.rails.integrity import check_integrity
 
 TEST = "tests/test_calc.py"
 CONFTEST = "tests/conftest.py"

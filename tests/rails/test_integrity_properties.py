@@ -9,7 +9,7 @@ import re
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from agentloop.rails import check_integrity
+from agentloop.rails.integrity import check_integrity
 
 PY = "tests/test_generated.py"
 JS = "web/generated.test.ts"

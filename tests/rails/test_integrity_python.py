@@ -7,7 +7,7 @@ from textwrap import dedent
 
 import pytest
 
-from agentloop.rails import check_integrity
+from agentloop.rails.integrity import check_integrity
 
 PATH = "tests/test_cart.py"
 
