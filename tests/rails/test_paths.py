@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentloop.rails import (
+from agentloop.rails.paths import (
     DEFAULT_FORBIDDEN,
     OUTSIDE_REPOSITORY,
     ForbiddenPaths,
