@@ -100,3 +100,21 @@ def test_what_is_not_built_yet_is_refused_plainly(
     assert (code, out) == (2, "")
     assert err.startswith(message), err
     assert "hint:" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("request: r\nstreams: [\n", "  - not valid YAML at line 3, column 1"),
+        ("request: r\nstream: []\n", "  - stream: unknown key (did you mean `streams`?)"),
+    ],
+)
+def test_an_unreadable_manifest_exits_2(
+    repo: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
+) -> None:
+    (repo / "odd.yaml").write_text(text, encoding="utf-8")
+    code, out, err = main(capsys, "-C", str(repo), "--manifest", str(repo / "odd.yaml"),
+                          "--plan-only")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.startswith("error: "), err
+    assert any(line.startswith(problem) for line in err.splitlines()), err
