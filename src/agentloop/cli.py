@@ -464,6 +464,56 @@ def merge_results(
     return merge_command(repo=repo, runs=runs, as_json=as_json)
 
 
+@app.command(cls=_Command, name="parallel-build")
+def parallel_build(
+    request: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="[REQUEST]", help="The feature to build (not built yet)."),
+    ] = None,
+    repo: Annotated[
+        Path, typer.Option("--repo", "-C", metavar="PATH", help="Project (default: here).")
+    ] = Path(),
+    manifest: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="The build's manifest (build.yaml): streams, what each owns, contracts.",
+        ),
+    ] = None,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan-only", help="Validate the manifest and print the plan; build nothing."
+        ),
+    ] = False,
+    jobs: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            max=32,
+            metavar="N",
+            help="Streams built at the same time, each in its own worktree (default: "
+            "run.jobs, else min(4, CPU count)).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (schema: build-plan).")
+    ] = False,
+) -> int:
+    """Build a feature as streams in parallel worktrees, each owning its files. Built so
+    far: --manifest FILE --plan-only (validate and print the plan)."""
+    from agentloop.commands.parallel_build import parallel_build as run_build
+
+    return run_build(
+        repo=repo,
+        request=request,
+        manifest=manifest,
+        plan_only=plan_only,
+        jobs=jobs,
+        as_json=as_json,
+    )
+
+
 @app.command(cls=_Command)
 def stats(
     repo: Annotated[

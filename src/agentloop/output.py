@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     # Only the types: importing their modules at run time loads PyGithub, the test
     # integrity parsers and the detection stack (about 0.4 s in all), which every command,
     # and every Claude Code hook call, would pay at start.
+    from agentloop.build.model import Manifest
     from agentloop.detection import Detection
     from agentloop.install.model import InitReport
     from agentloop.loop.model import RunReport
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 DETECT_SCHEMA_ID = "https://agentloop.dev/schemas/detect-1.json"
 INIT_SCHEMA_ID = "https://agentloop.dev/schemas/init-1.json"
 CHECK_SCHEMA_ID = "https://agentloop.dev/schemas/check-1.json"
+BUILD_PLAN_SCHEMA_ID = "https://agentloop.dev/schemas/build-plan-1.json"
 
 out = Console(highlight=False)
 if not out.is_terminal and "COLUMNS" not in os.environ:
@@ -653,6 +655,73 @@ def print_merge(doc: dict[str, Any], folder: Path) -> None:
         )
     else:
         out.print("nothing to merge: no run's fix survived")
+
+
+def build_plan_doc(
+    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str
+) -> dict[str, Any]:
+    """`agentloop parallel-build --plan-only --json` (schema: build-plan)."""
+    from agentloop.build.manifest import as_data
+
+    wave_of = {stream_id: n for n, wave in enumerate(waves, 1) for stream_id in wave}
+    data = as_data(plan)
+    for stream in data["streams"]:
+        stream["wave"] = wave_of[stream["id"]]
+    return {
+        "$schema": BUILD_PLAN_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "manifest": source,
+        "jobs": jobs,
+        "waves": [list(wave) for wave in waves],
+        **data,
+    }
+
+
+def print_build_plan(
+    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str
+) -> None:
+    """`agentloop parallel-build --plan-only`: the streams wave by wave."""
+    from agentloop.build.templates import TEMPLATES
+
+    contracts = f"; {len(plan.contracts)} contract(s)" if plan.contracts else ""
+    out.print(f"[bold]plan[/] {escape(source)}: {escape(_first_line(plan.request, 100))}")
+    out.print(
+        f"{len(plan.streams)} stream(s) in {len(waves)} wave(s), up to {jobs} at once"
+        f"{contracts}; valid: ownership, dependencies, contracts, rails"
+    )
+    for number, wave in enumerate(waves, 1):
+        together = (
+            f" (at once, {jobs} at a time)"
+            if len(wave) > jobs
+            else (" (at once)" if len(wave) > 1 else "")
+        )
+        out.print(f"\n[bold]wave {number}[/]: {escape(', '.join(wave))}{together}")
+        for stream_id in wave:
+            stream = plan.stream(stream_id)
+            guide = TEMPLATES[stream.template]
+            out.print(
+                f"  [bold]{escape(stream.id)}[/] {escape(stream.title)} "
+                f"[dim]({stream.template}: {escape(guide.delivers)})[/]"
+            )
+            out.print(f"    owns: {escape(', '.join(stream.owns))}")
+            if stream.depends_on:
+                out.print(f"    after: {escape(', '.join(stream.depends_on))}")
+            written = [c for c in plan.contracts if c.path in _owned(plan, stream.id)]
+            for c in written:
+                out.print(f"    writes contract {escape(c.name)} ({c.kind}): {escape(c.path)}")
+            used = plan.contracts_of(stream)
+            if used:
+                out.print(f"    uses contracts: {escape(', '.join(c.name for c in used))}")
+            tests = ", ".join(stream.tests) if stream.tests else f"(hint) {guide.tests_hint}"
+            out.print(f"    tests: {escape(tests)}")
+    out.print("\nnot built yet: running the streams; this plan is what `--plan-only` checks")
+
+
+def _owned(plan: Manifest, stream_id: str) -> set[str]:
+    """The contract paths `stream_id` owns."""
+    from agentloop.build.validate import owner_of_contracts
+
+    return {path for path, owner in owner_of_contracts(plan).items() if owner == stream_id}
 
 
 def print_plan(groups: Sequence[dict[str, Any]]) -> None:

@@ -37,6 +37,9 @@ class Stream:
     # The commands that test this stream's work, run in its worktree (empty: the
     # repository's configured suites).
     tests: tuple[str, ...] = ()
+    # The contracts (by name) this stream builds against; None: every contract. Validation
+    # holds the stream to depend on the streams that write them (contracts come first).
+    uses: tuple[str, ...] | None = None
 
     @property
     def is_contracts(self) -> bool:
@@ -51,6 +54,14 @@ class Manifest:
 
     def stream(self, stream_id: str) -> Stream:
         return next(s for s in self.streams if s.id == stream_id)
+
+    def contracts_of(self, stream: Stream) -> tuple[Contract, ...]:
+        """The contracts `stream` builds against (a contracts stream: none)."""
+        if stream.is_contracts:
+            return ()
+        if stream.uses is None:
+            return self.contracts
+        return tuple(c for c in self.contracts if c.name in stream.uses)
 
 
 @dataclass(frozen=True)
