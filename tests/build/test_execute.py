@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agentloop import git
+from agentloop import git, suites
 from agentloop.agents import sandbox
 from agentloop.build.execute import (
     Interrupted,
@@ -25,9 +25,10 @@ from agentloop.build.execute import (
     stream_branch,
 )
 from agentloop.build.model import Manifest, Stream, StreamReport
+from agentloop.config import load_config
 from agentloop.rails.paths import DEFAULT_FORBIDDEN, ForbiddenPaths
 from agentloop.testing.agents import ScriptedAgent
-from agentloop.testing.repos import git_init, write_tree
+from agentloop.testing.repos import git_init, pytest_project, write_tree
 from agentloop.workspace import Workspace
 
 FILES = {
@@ -368,3 +369,61 @@ def test_each_slot_gets_a_port_range_of_its_own_free_of_busy_ports() -> None:
     # Its first port is held by something else: a range above every slot's.
     busy = {20100}
     assert port_base(1, base=20000, step=100, taken=busy.__contains__) == 26500
+
+
+def test_the_runtime_cap_stops_every_stream_and_skips_those_not_started(root: Path) -> None:
+    agent = ScriptedAgent(delay_s=30)
+    later = Stream("later", "After", "custom", "Then.", ("README.md",), ("api",))
+    started = time.monotonic()
+    with build(root) as ws:
+        reports = run(ws, Manifest("orders", (API, WEB, later)), agent, max_runtime_s=1)
+        assert time.monotonic() - started < 10
+        assert [(r.stream, r.outcome, r.attempts) for r in reports] == [
+            ("api", "failed", 1),
+            ("web", "failed", 1),
+            ("later", "skipped", 0),
+        ]
+        assert all("max_runtime reached" in r.reason for r in reports[:2])
+        assert len(agent.calls) == 2
+        assert worktrees(root) == [str(root), str(ws.path)]
+        assert sorted(branches(root)) == [ws.branch, "main"]
+
+
+def test_without_tests_of_its_own_a_stream_runs_the_suites_on_the_test_files_it_owns(
+    tmp_path: Path, git_identity: None
+) -> None:
+    files = {
+        "api/__init__.py": "",
+        "api/orders.py": "def create():\n    return None\n",
+        "tests/test_api.py": "from api.orders import create\n\ndef test_create():\n"
+        "    assert create() == 'ok'\n",
+        # Another stream's test, red until that stream is built: not this stream's to pass.
+        "tests/test_web.py": "def test_page():\n    assert False\n",
+    }
+    root = git_init(pytest_project(tmp_path / "repo", files))
+    stream = Stream("api", "Orders", "api-endpoint", "Return ok.", ("api/**", "tests/test_api.py"))
+    agent = ScriptedAgent(
+        by_prompt={
+            key("api"): [
+                write("api/orders.py", "def create():\n    return 'nope'\n"),
+                write("api/orders.py", "def create():\n    return 'ok'\n"),
+            ]
+        }
+    )
+    with build(root) as ws:
+        config, _ = load_config(ws.root)
+        found = suites.discover(ws.root, config)
+        (report,) = execute(
+            ws,
+            Manifest("orders", (stream,)),
+            agent=agent,
+            integration_branch=ws.branch,
+            merge=merge_into(ws, []),
+            jobs=1,
+            settings=settings(),
+            suites=found,
+            taken=lambda _port: False,
+        )
+        assert (report.outcome, report.attempts) == ("built", 2)
+        assert "tests/test_api.py::test_create" in agent.prompts[1]
+        assert "test_web" not in agent.prompts[1]
