@@ -293,7 +293,7 @@ class ClaudeCodeAgent:
         settings: str | None = None
         session_env = dict(env)
         if policy is not None:
-            allowed = sandbox.scoped_tools(allowed, policy.write[0])
+            allowed = sandbox.scoped_tools(allowed, policy.write[0], policy.write_globs)
             document = sandbox.settings(
                 dataclasses.replace(
                     policy,

@@ -43,6 +43,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pathspec import PathSpec
+
 import agentloop
 from agentloop import environment, git, proc
 from agentloop.errors import AgentloopError
@@ -87,6 +89,11 @@ class Policy:
     # False (`--no-sandbox`): only the permission rules for the file tools apply; Bash
     # runs unconfined.
     sandboxed: bool = True
+    # A parallel build's stream: the only paths (gitignore-style globs relative to
+    # `write[0]`) the file tools may write; empty: the whole worktree. Bash is held to
+    # them by `deny_write`, which then also holds the rest of the worktree as it exists
+    # when the session starts (see `unowned`).
+    write_globs: tuple[str, ...] = ()
 
 
 def _abs(path: Path) -> str:
@@ -109,6 +116,8 @@ def settings(policy: Policy) -> dict[str, Any]:
     deny = [f"Edit({_abs(p)})" for p in policy.deny_write]
     deny += [f"Edit({_abs(p)}/**)" for p in policy.deny_write]
     deny += [f"Edit({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_edit_globs]
+    # An owned glob's exceptions (`!src/api/generated/**`): the allow rules cannot say them.
+    deny += [f"Edit({_abs(top)}/{_rule_glob(g[1:])})" for g in policy.write_globs if g[:1] == "!"]
     deny += [f"Read({_abs(p)})" for p in policy.deny_read]
     deny += [f"Read({_abs(p)}/**)" for p in policy.deny_read]
     deny += [f"Read({_abs(top)}/{_rule_glob(g)})" for g in policy.deny_read_globs]
@@ -138,12 +147,18 @@ def edit_rule(top: Path) -> str:
     return f"Edit({_abs(top)}/**)"
 
 
-def scoped_tools(allowed: Sequence[str], top: Path) -> tuple[str, ...]:
-    """`allowed` with every unscoped file-editing rule replaced by `edit_rule(top)`."""
+def scoped_tools(allowed: Sequence[str], top: Path, globs: Sequence[str] = ()) -> tuple[str, ...]:
+    """`allowed` with every unscoped file-editing rule replaced by `edit_rule(top)`, or,
+    with `globs` (a stream's owned paths), by one rule per glob: headless sessions run in
+    `dontAsk`, so an edit no allow rule names is refused."""
     editing = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+    scoped = [f"Edit({_abs(top)}/{_rule_glob(g)})" for g in globs if g[:1] != "!"]
     out: list[str] = []
     for rule in allowed:
-        out.append(edit_rule(top) if rule.strip() in editing else rule)
+        if rule.strip() in editing:
+            out.extend(scoped or [edit_rule(top)])
+        else:
+            out.append(rule)
     return tuple(dict.fromkeys(out))
 
 
@@ -187,6 +202,55 @@ def matching(
 # A file name no pattern of a reasonable configuration names on its own.
 _PROBE = "agentloop-sandbox-probe"
 
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _leading(glob: str) -> tuple[str, ...] | None:
+    """The literal directories a glob starts with (`src/api/**` → src, api); None when
+    it may match at any depth (no inner slash, as in a .gitignore, or a leading `**`)."""
+    body = glob.strip("/") if glob.startswith("/") else glob.rstrip("/")
+    if "/" not in body and not glob.startswith("/"):
+        return None
+    literal: list[str] = []
+    for part in body.split("/"):
+        if _GLOB_CHARS & set(part):
+            break
+        literal.append(part)
+    return tuple(literal)
+
+
+def unowned(top: Path, owned: Sequence[str], listed: Sequence[str]) -> list[Path]:
+    """The existing paths under `top` (from `listed`, top-relative) that none of the
+    `owned` globs can match: a directory when nothing in it can be owned (`web/` for
+    `src/api/**`), else each file that is not. The sandbox takes paths, not globs, so a
+    stream's Bash is held to its own files this way; a new file outside them is for the
+    guard and the diff check."""
+    spec = PathSpec.from_lines("gitignore", owned)
+    leads = [_leading(g) for g in owned if g[:1] != "!"]
+
+    def may_hold(directory: tuple[str, ...]) -> bool:
+        # On the way to an owned area, or inside one.
+        return any(
+            lead is None or lead[: len(directory)] == directory[: len(lead)] for lead in leads
+        )
+
+    found: list[Path] = []
+    whole: dict[tuple[str, ...], bool] = {}
+    for name in sorted(listed):
+        parts = tuple(name.rstrip("/").split("/"))
+        for depth in range(1, len(parts)):
+            directory = parts[:depth]
+            if directory not in whole:
+                whole[directory] = not may_hold(directory)
+                if whole[directory]:
+                    found.append(top.joinpath(*directory))
+            if whole[directory]:
+                break
+        else:
+            if not spec.match_file("/".join(parts)):
+                found.append(top.joinpath(*parts))
+    return found
+
 
 def is_cache(entry: str) -> bool:
     """An ignored entry (as `git.ignored_entries` lists it) that test runs write as they
@@ -226,9 +290,11 @@ def build_policy(
     home: Path | None = None,
     extra_deny_write: Iterable[Path] = (),
     sandboxed: bool = True,
+    owned: Sequence[str] = (),
 ) -> Policy:
     """The policy for a session in the worktree `top` of the user's checkout `repo` (the
-    same directory when the run is in place)."""
+    same directory when the run is in place). `owned`: a parallel build's stream, which
+    may write only these globs (`Policy.write_globs`)."""
     top, repo = top.resolve(), repo.resolve()
     secret_spec = ForbiddenPaths(tuple(secrets))
     git_dirs = {git.common_dir(top), top / ".git"}
@@ -248,6 +314,10 @@ def build_policy(
         own,
         *extra_deny_write,
     ]
+    if owned:
+        # What lies ignored is judged above (`kept`), caches stay writable for the tests.
+        skip = set(ignored)
+        deny_write += unowned(top, owned, [p for p in listed if p not in skip])
     home = Path(home or os.environ.get("HOME") or Path.home())
     deny_read = [
         *matching(top, secret_spec, listed=listed),
@@ -262,6 +332,7 @@ def build_policy(
         deny_read_globs=tuple(secrets),
         network=tuple(network),
         sandboxed=sandboxed,
+        write_globs=tuple(owned),
     )
 
 

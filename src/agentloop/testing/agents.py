@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentloop.agents.base import Guard, SessionLimits, SessionResult
@@ -32,6 +32,8 @@ class Call:
     ended: float
     policy: Policy | None = None
     guard: Guard | None = None
+    # The environment the session's commands would see.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 class ScriptedAgent:
@@ -89,7 +91,16 @@ class ScriptedAgent:
             session(cwd)
         with self._lock:
             self.calls.append(
-                Call(prompt, cwd, limits, started, time.monotonic(), policy=policy, guard=guard)
+                Call(
+                    prompt,
+                    cwd,
+                    limits,
+                    started,
+                    time.monotonic(),
+                    policy=policy,
+                    guard=guard,
+                    env=dict(env),
+                )
             )
         return SessionResult(
             outcome="timeout" if timed_out else "success",
