@@ -11,21 +11,8 @@ from importlib import resources
 from string import Template
 
 from agentloop.build.model import Contract, Manifest, Stream
+from agentloop.build.templates import TEMPLATES
 from agentloop.loop.prompt import fence
-
-# What each template adds to a stream's prompt.
-GUIDANCE = {
-    "contracts": "Write the contracts first and only them: the shared types, the API's "
-    "request and response schemas, the error codes. The other streams build against "
-    "exactly what you write.",
-    "api-endpoint": "Build the backend route, the frontend hook that calls it, and an "
-    "end-to-end test of the two, against the contracts.",
-    "ui-feature": "Build the component, the page that uses it, and a test of what it "
-    "shows, against the contracts.",
-    "data-model": "Build the schema migration, the backend model and the frontend types, "
-    "as the contracts describe them.",
-    "custom": "",
-}
 
 
 def _bullets(items: Sequence[str]) -> str:
@@ -52,7 +39,7 @@ def build_prompt(
 ) -> str:
     """The prompt for `stream`'s next attempt; `earlier`: (attempt number, why it was
     rejected) of the attempts before it."""
-    text = resources.files("agentloop.build").joinpath("templates/stream.md").read_text("utf-8")
+    text = resources.files("agentloop.build").joinpath("prompts/stream.md").read_text("utf-8")
     depends = (
         "\n## Built before you\nThese streams are merged into the code you start from: "
         + ", ".join(stream.depends_on)
@@ -76,7 +63,7 @@ def build_prompt(
         template=stream.template,
         title=stream.title,
         prompt=stream.prompt,
-        guidance=GUIDANCE.get(stream.template, ""),
+        guidance=TEMPLATES[stream.template].guidance,
         owns=_bullets([f"`{g}`" for g in stream.owns]),
         contracts=_contracts(manifest.contracts),
         depends=depends,

@@ -3,13 +3,14 @@
 Guidance for the agent, not code generation: a template says what a stream of its kind
 usually delivers and in what order, and where it usually goes wrong. The stream's own
 `prompt` says what to build; its `owns` says where (the rails hold it to that).
+build/prompt.py puts the guidance into an attempt's prompt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentloop.build.model import Manifest, Stream, Template
+from agentloop.build.model import Template
 
 
 @dataclass(frozen=True)
@@ -73,31 +74,3 @@ TEMPLATES: dict[Template, TemplateGuide] = {
         tests_hint="the repository's configured suites",
     ),
 }
-
-
-def stream_prompt(manifest: Manifest, stream: Stream) -> str:
-    """The prompt a stream's agent gets: the request, the stream's own prompt, its
-    template's guidance, what it owns and the contracts it builds against."""
-    guide = TEMPLATES[stream.template]
-    parts = [
-        f"Feature request: {manifest.request}",
-        f"Your part ({stream.id}: {stream.title}):\n{stream.prompt}",
-    ]
-    if guide.guidance:
-        parts.append(guide.guidance)
-    parts.append(
-        "You may write only these paths (gitignore-style globs, from the repository's "
-        "top); anything else is refused:\n" + "\n".join(f"- {g}" for g in stream.owns)
-    )
-    contracts = manifest.contracts_of(stream)
-    if contracts:
-        parts.append(
-            "Contracts (already written; read them, do not change them):\n"
-            + "\n".join(
-                f"- {c.name} ({c.kind}): {c.path}" + (f": {c.description}" if c.description else "")
-                for c in contracts
-            )
-        )
-    tests = "\n".join(f"- {t}" for t in stream.tests) if stream.tests else f"- {guide.tests_hint}"
-    parts.append(f"Tests of your part:\n{tests}")
-    return "\n\n".join(parts) + "\n"
