@@ -302,7 +302,7 @@ class Integrator:
                     fence(text if text is not None else "(no such file)", f"{path} on {label}")
                 )
         template = Template(
-            resources.files("agentloop.build").joinpath("templates/fixup.md").read_text("utf-8")
+            resources.files("agentloop.build").joinpath("prompts/fixup.md").read_text("utf-8")
         )
         return template.substitute(
             request=fence(self.manifest.request, "The feature request"),
