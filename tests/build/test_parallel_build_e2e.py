@@ -43,8 +43,12 @@ NPM_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "npm"
 # Each turn answers after this long: sessions take seconds, as a model's do, so streams
 # built one after another could not overlap by accident of timing.
 DELAY_S = 1.0
-# What api's first attempt writes outside backend/**: a generated file at the top.
+# What api's first attempt writes outside backend/**: a file at the top, by a script of
+# its own (the guard sees a shell command's own targets, not a program's).
 STRAY = "openapi.json"
+GENERATOR = "backend/gen_openapi.py"
+GENERATE = f"from pathlib import Path\n\nPath('{STRAY}').write_text('{{}}')\n"
+CONTRACT_EDIT = "toolu_contract_edit"
 
 
 def git_out(root: Path, *args: str) -> str:
@@ -116,14 +120,14 @@ API_FIRST = [
                 "old_string": "TITLE_MAX = 80",
                 "new_string": TRIED_CONTRACT,
             },
+            id=CONTRACT_EDIT,
         ),
-        ToolUse(
-            "Bash",
-            {"command": f"python3 -c \"open('{STRAY}', 'w').write('{{}}')\" && echo generated"},
-        ),
+        ToolUse("Write", {"file_path": f"{CWD}/{GENERATOR}", "content": GENERATE}),
     ),
-    turn("api", 2, Text("api is built, with its OpenAPI document.")),
+    turn("api", 2, ToolUse("Bash", {"command": f"python {GENERATOR} && echo generated"})),
+    turn("api", 3, Text("api is built, with its OpenAPI document.")),
 ]
+
 
 SCRIPT = [
     *one_session("contracts"),
@@ -159,9 +163,9 @@ def checkout(root: Path, commit: str, dest: Path) -> Path:
 def suites_pass(tree: Path) -> tuple[subprocess.CompletedProcess[str], ...]:
     common: dict[str, Any] = {"cwd": tree, "capture_output": True, "text": True, "timeout": 180}
     pytest_run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], **common
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], check=False, **common
     )
-    vitest_run = subprocess.run(["node_modules/.bin/vitest", "run"], **common)
+    vitest_run = subprocess.run(["node_modules/.bin/vitest", "run"], check=False, **common)
     return pytest_run, vitest_run
 
 
@@ -190,9 +194,9 @@ def test_four_streams_build_in_parallel_and_land_as_one_green_commit(tmp_path: P
     assert streams["api"]["violations"] == [STRAY], streams["api"]
     for other in ("contracts", "web", "model"):
         assert (streams[other]["attempts"], streams[other]["violations"]) == (1, []), other
-    # Its edit of the contract was refused when it was made, saying whose file it is.
-    refused = [r for r in server.tool_results() if "contracts/todo.py" in r.content]
-    assert any(r.is_error and "contracts" in r.content for r in refused), refused
+    # Its edit of the contract was refused as it was made.
+    (edit,) = [r for r in server.tool_results() if r.tool_use_id == CONTRACT_EDIT]
+    assert edit.is_error, edit
 
     # Exactly one new commit on the build's branch, on top of where the user was.
     branch, commit = doc["branch"], doc["commit"]

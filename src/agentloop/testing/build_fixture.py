@@ -197,6 +197,14 @@ _PROMPTS = {
 }
 
 
+# Each stream's own tests, named in the manifest: the stream runs these in its worktree.
+TESTS = {
+    "api": "python -m pytest -q -p no:cacheprovider backend",
+    "model": "python -m pytest -q -p no:cacheprovider models",
+    "web": "npx --no-install vitest run frontend",
+}
+
+
 def manifest_text() -> str:
     lines = [
         f"request: {json.dumps(REQUEST)}",
@@ -216,6 +224,8 @@ def manifest_text() -> str:
             f"    owns: ['{OWNS[stream]}']",
             f"    depends_on: {depends}",
         ]
+        if stream in TESTS:
+            lines.append(f"    tests: [{json.dumps(TESTS[stream])}]")
     return "\n".join(lines) + "\n"
 
 
