@@ -119,5 +119,14 @@ class Attempt:
             for label in (*self._before.files, *after.files)
             if label.startswith("worktrees/") and label.count("/") >= 2
         }
-        others = tuple(f"worktrees/{name}/" for name in sorted(admins - {self._admin}))
-        return (*_RUNS, *others, *(_USERS if self.sandboxed else ()))
+        names = sorted(admins - {self._admin})
+        others = tuple(f"worktrees/{name}/" for name in names)
+        # Each other worktree's own `.git` file is watched by its path: it goes when that
+        # worktree is removed (a parallel build drops a stream's as it is merged).
+        gitfiles = tuple(
+            entry.data.decode("utf-8", "replace").strip()
+            for state in (self._before, after)
+            for name in names
+            if (entry := state.files.get(f"worktrees/{name}/gitdir")) is not None
+        )
+        return (*_RUNS, *others, *gitfiles, *(_USERS if self.sandboxed else ()))
