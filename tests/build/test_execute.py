@@ -427,3 +427,18 @@ def test_without_tests_of_its_own_a_stream_runs_the_suites_on_the_test_files_it_
         assert (report.outcome, report.attempts) == ("built", 2)
         assert "tests/test_api.py::test_create" in agent.prompts[1]
         assert "test_web" not in agent.prompts[1]
+
+
+def test_a_suite_is_given_only_the_test_files_its_runner_takes(tmp_path: Path) -> None:
+    """With pytest and vitest both at the top, a stream's Python tests went to vitest too
+    (found by the end-to-end test): each runner now gets its own kind of file."""
+    from agentloop.build.execute import _runs
+
+    pytest_suite = suites.Suite("pytest", "pytest", "pytest-json", tmp_path, 60, runner="pytest")
+    vitest_suite = suites.Suite("vitest", "vitest", "vitest-json", tmp_path, 60, runner="vitest")
+    custom = suites.Suite("make", "make test", "junit", tmp_path, 60, report="r.xml")
+    assert _runs(pytest_suite, "models/test_store.py")
+    assert not _runs(vitest_suite, "models/test_store.py")
+    assert _runs(vitest_suite, "web/app.test.ts")
+    assert not _runs(pytest_suite, "web/app.test.ts")
+    assert not _runs(custom, "models/test_store.py")

@@ -555,7 +555,12 @@ class _Build:
             rebased.append(dataclasses.replace(suite, cwd=here))
             for path in git.listed_paths(top):
                 full = top / path
-                if owned.owns(path) and _is_test_file(path) and full.is_relative_to(here):
+                if (
+                    owned.owns(path)
+                    and _is_test_file(path)
+                    and _runs(suite, path)
+                    and full.is_relative_to(here)
+                ):
                     files.setdefault(suite.name, []).append(full.relative_to(here).as_posix())
         if not files:
             return ""
@@ -582,6 +587,18 @@ class _Build:
 
 def _why(reason: str) -> str:
     return f" ({reason})" if reason else ""
+
+
+def _runs(suite: Suite, path: str) -> bool:
+    """Whether `suite`'s runner takes the test file `path`: pytest a .py file, vitest and
+    jest a JavaScript or TypeScript one. A suite agentloop does not drive (no runner) takes
+    none: it could not be given single files. (Found by the end-to-end test: with both
+    suites at the top, vitest was handed a .py file and failed.)"""
+    if suite.runner == "pytest":
+        return path.endswith(".py")
+    if suite.runner in ("vitest", "jest"):
+        return path.endswith((".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts"))
+    return False
 
 
 def _is_test_file(path: str) -> bool:

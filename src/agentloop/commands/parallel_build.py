@@ -198,8 +198,11 @@ def _build(
                 max_runtime_s=config.run.max_runtime,
                 max_budget_usd=config.run.max_budget_usd,
                 budget_per_attempt_usd=config.agent.budget_per_attempt_usd,
+                # A stream builds new code: it creates files, which a fix does not need
+                # (agent.allowed_tools leaves Write out); its owned globs bound it.
                 limits=SessionLimits(
-                    max_turns=config.agent.max_turns, allowed_tools=config.agent.allowed_tools
+                    max_turns=config.agent.max_turns,
+                    allowed_tools=tuple(dict.fromkeys((*config.agent.allowed_tools, "Write"))),
                 ),
                 forbidden=forbidden,
                 secrets=config.rails.secret_paths,
