@@ -465,7 +465,59 @@ def test_migrates_a_version_1_ledger(tmp_path: Path) -> None:
         ),
     )  # fmt: skip
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 4
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 5
+    raw.close()
+
+
+def build_row(run_id: str, started: datetime, **values: Any) -> history.BuildRecord:
+    fields: dict[str, Any] = {
+        "run_id": run_id,
+        "request": f"feature {run_id}",
+        "streams": 4,
+        "started_at": started,
+        "wall_s": 100.0,
+        "serial_s": 300.0,
+        "merged": 4,
+        "conflicts": 0,
+        "failed_suites": 0,
+        "integrated": 4,
+        "contract_matched": 4,
+        "commit_sha": "c" * 40,
+        "status": "completed",
+    }
+    fields.update(values)
+    fields["finished_at"] = started + timedelta(seconds=fields["wall_s"])
+    return history.BuildRecord(**fields)
+
+
+def test_migrates_a_version_4_ledger(tmp_path: Path) -> None:
+    """The ledger as agentloop wrote it before parallel builds: its runs stay, and builds
+    can be recorded."""
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path)
+    for statements in history.MIGRATIONS[:4]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 4")
+    old.execute(
+        "INSERT INTO runs (run_id, started_at, branch, base_sha, status, tasks_total)"
+        " VALUES ('old', '2025-01-01T10:00:00.000+00:00', 'b', 's', 'completed', 1)"
+    )
+    old.commit()
+    old.close()
+
+    with History.open(path) as h:
+        h.record_build(build_row("B", at("2025-01-02T10:00:00")))
+        ledger = h.ledger()
+    assert [r.run_id for r in ledger.runs] == ["old"]
+    [build] = ledger.builds
+    assert (build.run_id, build.serial_s, build.finished_at) == (
+        "B",
+        300.0,
+        at("2025-01-02T10:01:40"),
+    )
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
     raw.close()
 
 
@@ -639,3 +691,47 @@ def test_parse_since() -> None:
     with pytest.raises(errors.UsageError, match="neither an age nor a date") as caught:
         parse_since("last tuesday", now=now)
     assert caught.value.hint is not None
+
+
+def test_stats_builds(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    validator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with History.open(history.ledger_path(tmp_path)) as h:
+        # 100 s for 300 s of streams, clean; 200 s for 300 s, one conflict (the contract
+        # kept) and a failed full suite.
+        h.record_build(build_row("B1", at("2025-01-06T10:00:00")))
+        h.record_build(
+            build_row(
+                "B2", at("2025-01-07T10:00:00"), wall_s=200.0, conflicts=1, failed_suites=1,
+                contract_matched=3,
+            )
+        )  # fmt: skip
+    doc = json_of(capsys, validator, repo=tmp_path, builds=True)
+    overall = doc["builds"]["overall"]
+    assert overall["speedup"] == 2.0  # 600 s serial in 300 s
+    assert (overall["failed_builds"], overall["failure_rate"]) == (1, 0.5)
+    assert overall["integration_failures"] == 2
+    assert (overall["contract_matched"], overall["integrated"]) == (7, 8)
+    assert overall["contract_accuracy"] == 0.875
+    assert [b["speedup"] for b in doc["builds"]["builds"]] == [3.0, 1.5]
+    # The plain document has no builds part; the schema allows both.
+    assert "builds" not in json_of(capsys, validator, repo=tmp_path)
+
+    monkeypatch.setattr(output.out, "width", 160)
+    assert run_stats(repo=tmp_path, as_json=False, builds=True) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (b2,) = [line for line in lines if line.startswith("│ B2 ")]
+    for cell in ("3m 20s", "5m 00s", "1.50x", "3/4 75%"):
+        assert cell in b2, b2
+    assert lines[-1] == (
+        "2.00x faster than serial (5m 00s wall, 10m 00s serial estimate); integration "
+        "failed in 1/2 50% builds; contract accuracy 7/8 88% streams"
+    )
+
+
+def test_stats_builds_without_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_stats(repo=tmp_path, as_json=False, builds=True) == 0
+    assert "no parallel builds recorded yet" in capsys.readouterr().err

@@ -543,13 +543,24 @@ def stats(
             "GITHUB_REPOSITORY, then the origin remote).",
         ),
     ] = None,
+    builds: Annotated[
+        bool,
+        typer.Option(
+            "--builds",
+            help="Parallel builds instead: wall clock against the serial estimate (the "
+            "speed-up), integration failure rate, contract accuracy.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: stats).")] = False,
 ) -> int:
     """Fix success rate, attempts per fix, regression rate, time and cost per fix; with
-    --prs, what humans did with the pull requests (accepted, closed, changed, reverted)."""
+    --prs, what humans did with the pull requests (accepted, closed, changed, reverted);
+    with --builds, how parallel builds went."""
     from agentloop.commands.stats import stats as run_stats
 
-    return run_stats(repo=repo, as_json=as_json, since=since, prs=prs, github_repo=github_repo)
+    return run_stats(
+        repo=repo, as_json=as_json, since=since, prs=prs, github_repo=github_repo, builds=builds
+    )
 
 
 @app.command(cls=_Command)

@@ -1032,6 +1032,9 @@ class Merge:
     # The merged tree, written to the object store; None when the merge conflicts.
     tree: str | None
     conflicts: tuple[str, ...] = ()
+    # When it conflicts: the tree git wrote anyway, with conflict markers in the
+    # conflicted files (what a person, or a fix-up session, resolves).
+    with_markers: str | None = None
 
 
 def merge_trees(cwd: Path, ours: str, theirs: str) -> Merge:
@@ -1047,7 +1050,8 @@ def merge_trees(cwd: Path, ours: str, theirs: str) -> Merge:
     lines = done.stdout.splitlines()
     if done.returncode == 0:
         return Merge(lines[0].strip())
-    return Merge(None, tuple(dict.fromkeys(line for line in lines[1:] if line)))
+    conflicts = tuple(dict.fromkeys(line for line in lines[1:] if line))
+    return Merge(None, conflicts, with_markers=lines[0].strip() if lines else None)
 
 
 def advance_branch(cwd: Path, branch: str, new: str, expected_old: str) -> None:

@@ -1,6 +1,6 @@
 """The ledger: every run, attempt and task outcome in SQLite at `.agentloop/history.db`,
-what humans did with agentloop's pull requests (`agentloop stats --prs` records it), and
-the statistics `agentloop stats` shows from it.
+every parallel build, what humans did with agentloop's pull requests (`agentloop stats
+--prs` records it), and the statistics `agentloop stats` shows from it.
 
 Several runs may write at once (parallel CI jobs, a developer's run beside a hook's), each
 in its own process. SQLite in WAL mode lets readers and one writer proceed together; every
@@ -174,11 +174,40 @@ class PullRecord:
 
 
 @dataclass(frozen=True)
+class BuildRecord:
+    """One parallel build. `wall_s`: its wall-clock time; `serial_s`: the sum of its
+    streams' times (the serial estimate); `conflicts`: streams whose first merge
+    conflicted; `failed_suites`: 1 when the full suites failed after the merges;
+    `integrated`: streams that reached integration; `contract_matched`: of those, the
+    ones that merged with no conflict in a contract file."""
+
+    run_id: str
+    request: str
+    streams: int
+    started_at: datetime
+    finished_at: datetime | None
+    wall_s: float | None
+    serial_s: float
+    merged: int
+    conflicts: int
+    failed_suites: int
+    integrated: int
+    contract_matched: int
+    commit_sha: str | None
+    status: RunStatus
+
+    @property
+    def integration_failures(self) -> int:
+        return self.conflicts + self.failed_suites
+
+
+@dataclass(frozen=True)
 class Ledger:
     runs: tuple[RunRecord, ...] = ()
     attempts: tuple[AttemptRecord, ...] = ()
     tasks: tuple[TaskRecord, ...] = ()
     pulls: tuple[PullRecord, ...] = ()
+    builds: tuple[BuildRecord, ...] = ()
 
 
 # ---------------------------------------------------------------- schema
@@ -261,6 +290,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # request's markers name. The id alone cannot link them: it comes from the failure's
     # message, which can differ from one process to the next. Older rows have ''.
     ("ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",),
+    # Parallel builds (`agentloop parallel-build`, `stats --builds`): one row per build,
+    # written when it ends. `serial_s` is the sum of its streams' own times (what one
+    # stream after another would have taken); `integrated` counts the streams that
+    # reached integration, `contract_matched` those that merged without a conflict in a
+    # contract file.
+    (
+        """CREATE TABLE builds (
+            run_id           TEXT PRIMARY KEY,
+            request          TEXT NOT NULL,
+            streams          INTEGER NOT NULL,
+            started_at       TEXT NOT NULL,
+            finished_at      TEXT,
+            wall_s           REAL,
+            serial_s         REAL NOT NULL DEFAULT 0,
+            merged           INTEGER NOT NULL DEFAULT 0,
+            conflicts        INTEGER NOT NULL DEFAULT 0,
+            failed_suites    INTEGER NOT NULL DEFAULT 0,
+            integrated       INTEGER NOT NULL DEFAULT 0,
+            contract_matched INTEGER NOT NULL DEFAULT 0,
+            commit_sha       TEXT,
+            status           TEXT NOT NULL
+        )""",
+        "CREATE INDEX builds_by_start ON builds (started_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -506,6 +559,33 @@ class History:
                 records.append(record)
         return tuple(records)
 
+    def record_build(self, build: BuildRecord) -> None:
+        """Record a build; recording it again (the same run id) replaces the row."""
+        _checked(build.status, RUN_STATUSES, "build status")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO builds (run_id, request, streams, started_at,"
+                " finished_at, wall_s, serial_s, merged, conflicts, failed_suites, integrated,"
+                " contract_matched, commit_sha, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    build.run_id,
+                    build.request,
+                    build.streams,
+                    _iso(build.started_at),
+                    None if build.finished_at is None else _iso(build.finished_at),
+                    build.wall_s,
+                    build.serial_s,
+                    build.merged,
+                    build.conflicts,
+                    build.failed_suites,
+                    build.integrated,
+                    build.contract_matched,
+                    build.commit_sha,
+                    build.status,
+                ),
+            )
+
     # ------------------------------------------------------------ reads
 
     def pulls(self, *, repo: str | None = None) -> tuple[PullRecord, ...]:
@@ -541,11 +621,15 @@ class History:
             pulls = self._conn.execute(
                 f"{_PULLS} WHERE created_at >= ? ORDER BY created_at, repo, number", (start,)
             ).fetchall()
+            builds = self._conn.execute(
+                f"{_BUILDS} WHERE started_at >= ? ORDER BY started_at, run_id", (start,)
+            ).fetchall()
         return Ledger(
             runs=tuple(_run(r) for r in runs),
             attempts=tuple(_attempt(r) for r in attempts),
             tasks=tuple(_task(r) for r in tasks),
             pulls=tuple(_pull(r) for r in pulls),
+            builds=tuple(_build(r) for r in builds),
         )
 
     def _now(self) -> datetime:
@@ -628,6 +712,11 @@ _PULLS = (
     "SELECT repo, number, url, title, state, created_at, merged_at, closed_at, run_id,"
     " fingerprints, categories, commits, merge_commit_sha, human_commits, human_authors,"
     " reverted_by, checked_at FROM pull_requests"
+)
+
+_BUILDS = (
+    "SELECT run_id, request, streams, started_at, finished_at, wall_s, serial_s, merged,"
+    " conflicts, failed_suites, integrated, contract_matched, commit_sha, status FROM builds"
 )
 
 
@@ -735,6 +824,27 @@ def _task(row: tuple[Any, ...]) -> TaskRecord:
         verified=bool(verified),
         reason=reason,
         fingerprint=fingerprint,
+    )
+
+
+def _build(row: tuple[Any, ...]) -> BuildRecord:
+    (run_id, request, streams, started, finished, wall, serial, merged, conflicts,
+     failed_suites, integrated, matched, commit_sha, status) = row  # fmt: skip
+    return BuildRecord(
+        run_id=run_id,
+        request=request,
+        streams=streams,
+        started_at=_moment(started),
+        finished_at=None if finished is None else _moment(finished),
+        wall_s=wall,
+        serial_s=serial,
+        merged=merged,
+        conflicts=conflicts,
+        failed_suites=failed_suites,
+        integrated=integrated,
+        contract_matched=matched,
+        commit_sha=commit_sha,
+        status=status,
     )
 
 
@@ -931,6 +1041,54 @@ def pull_metrics(records: Iterable[PullRecord]) -> PullMetrics:
         changed_by_human=sum(1 for p in merged if p.human_commits),
         acceptance_rate=_ratio(len(merged) - reverted, len(merged) + closed),
         median_time_to_merge_s=_median(times),
+    )
+
+
+@dataclass(frozen=True)
+class BuildMetrics:
+    """Of parallel builds; a rate or ratio is None when its sample is empty.
+
+    - speedup = serial_s / wall_s over the builds with a wall-clock time: how much faster
+      than one stream after another;
+    - failure_rate = builds with an integration failure (a conflict, or failed full
+      suites after the merges) / builds;
+    - contract_accuracy = contract_matched / integrated, over every stream that reached
+      integration.
+    """
+
+    builds: int
+    streams: int
+    wall_s: float
+    serial_s: float
+    speedup: float | None
+    integration_failures: int
+    failed_builds: int
+    failure_rate: float | None
+    integrated: int
+    contract_matched: int
+    contract_accuracy: float | None
+
+
+def build_metrics(builds: Iterable[BuildRecord]) -> BuildMetrics:
+    builds = list(builds)
+    timed = [b for b in builds if b.wall_s]
+    wall = sum(b.wall_s or 0.0 for b in timed)
+    serial = sum(b.serial_s for b in timed)
+    integrated = sum(b.integrated for b in builds)
+    matched = sum(b.contract_matched for b in builds)
+    failed = sum(1 for b in builds if b.integration_failures)
+    return BuildMetrics(
+        builds=len(builds),
+        streams=sum(b.streams for b in builds),
+        wall_s=wall,
+        serial_s=serial,
+        speedup=serial / wall if wall else None,
+        integration_failures=sum(b.integration_failures for b in builds),
+        failed_builds=failed,
+        failure_rate=_ratio(failed, len(builds)),
+        integrated=integrated,
+        contract_matched=matched,
+        contract_accuracy=_ratio(matched, integrated),
     )
 
 

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     # Only the types: importing their modules at run time loads PyGithub, the test
     # integrity parsers and the detection stack (about 0.4 s in all), which every command,
     # and every Claude Code hook call, would pay at start.
-    from agentloop.build.model import Manifest
+    from agentloop.build.integrate import Integration
+    from agentloop.build.model import Manifest, StreamReport
     from agentloop.detection import Detection
     from agentloop.install.model import InitReport
     from agentloop.loop.model import RunReport
@@ -737,3 +738,93 @@ def print_plan(groups: Sequence[dict[str, Any]]) -> None:
             escape(", ".join(group["files"][:5]) + (" …" if len(group["files"]) > 5 else "")),
         )
     out.print(table)
+
+
+BUILD_SCHEMA_ID = "https://agentloop.dev/schemas/build-1.json"
+
+
+def build_doc(
+    result: Integration,
+    reports: Sequence[StreamReport],
+    *,
+    branch: str | None,
+    commit: str | None,
+    wall_s: float,
+) -> dict[str, Any]:
+    """`agentloop parallel-build --json` (schemas/build.schema.json)."""
+    merges = {m.stream: m for m in result.streams}
+    verification = result.verification
+    return {
+        "$schema": BUILD_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "run_id": result.run_id,
+        "request": result.request,
+        "base_sha": result.base_sha,
+        "branch": branch,
+        "commit": commit,
+        "streams": [
+            {
+                "id": r.stream,
+                "outcome": r.outcome,
+                "merge": merges[r.stream].outcome if r.stream in merges else None,
+                "attempts": r.attempts,
+                "cost_usd": round(r.cost_usd, 6),
+                "started_s": round(r.started_s, 3),
+                "finished_s": round(r.finished_s, 3),
+                "reason": r.reason or (merges[r.stream].reason if r.stream in merges else ""),
+                "violations": list(r.violations),
+                "conflicts": list(merges[r.stream].conflicts) if r.stream in merges else [],
+                "contract_kept": (
+                    list(merges[r.stream].contract_kept) if r.stream in merges else []
+                ),
+            }
+            for r in reports
+        ],
+        "integration": {
+            "merged": [m.stream for m in result.streams if m.merged],
+            "conflicts": result.conflicts,
+            "fixup_sessions": result.fixup_sessions,
+            "new_failures": list(verification.new_failures) if verification else [],
+            "remaining": list(verification.remaining) if verification else [],
+        },
+        "wall_s": round(wall_s, 3),
+        "serial_estimate_s": round(sum(r.duration_s for r in reports), 3),
+    }
+
+
+def print_build(doc: dict[str, Any]) -> None:
+    """A parallel build: each stream, then the integration and where the commit is."""
+    table = Table(title=f"agentloop parallel-build {doc['run_id']}", title_justify="left")
+    for name in ("stream", "outcome", "merge", "attempts", "time", "cost", "note"):
+        table.add_column(name, overflow="fold")
+    for s in doc["streams"]:
+        style = "green" if s["outcome"] == "built" else "red"
+        note = s["reason"] or (
+            f"contract kept: {', '.join(s['contract_kept'])}" if s["contract_kept"] else ""
+        )
+        table.add_row(
+            escape(s["id"]),
+            f"[{style}]{s['outcome']}[/]",
+            escape(s["merge"] or ""),
+            str(s["attempts"]),
+            f"{s['finished_s'] - s['started_s']:.0f}s",
+            f"${s['cost_usd']:.2f}",
+            escape(note),
+        )
+    out.print(table)
+    integration = doc["integration"]
+    if integration["remaining"]:
+        out.print(
+            f"[red]still failing after the fix-up:[/] {escape(', '.join(integration['remaining']))}"
+        )
+    out.print(
+        f"wall {doc['wall_s']:.0f}s against {doc['serial_estimate_s']:.0f}s of stream time "
+        "(the serial estimate)"
+    )
+    if doc["commit"]:
+        out.print(
+            f"one commit {doc['commit'][:10]} on [bold]{escape(doc['branch'] or '')}[/] "
+            "(not pushed)"
+        )
+    else:
+        out.print("nothing was committed")

@@ -429,11 +429,13 @@ class Workspace:
         environment.link([m for m in self.mirrors if m.path in self.linked], self.repo, path)
         return path
 
-    def drop_worktree(self, path: Path) -> Path | None:
+    def drop_worktree(self, path: Path, *, keep_branch: bool = False) -> Path | None:
         """Remove one of `worktree`'s checkouts before the run ends (a parallel build's
-        stream, once merged or given up), and delete its branch. Unlike the checkouts
-        `_close` removes, this one may hold an agent's work still (^C mid-attempt): any
-        uncommitted change is saved to `rescued/` first; returns that patch, if any."""
+        stream, once merged or given up), and delete its branch unless `keep_branch` (a
+        stream left out of the build: its work stays there to be looked at). Unlike the
+        checkouts `_close` removes, this one may hold an agent's work still (^C
+        mid-attempt): any uncommitted change is saved to `rescued/` first; returns that
+        patch, if any."""
         entry = next(((p, b) for p, b in self.extra if p == path), None)
         if entry is None:
             raise ValueError(f"{path} is not a worktree of run {self.run_id}")
@@ -442,7 +444,7 @@ class Workspace:
             if path.is_dir() and git.is_dirty(path):
                 rescued = _rescue(path, self.places, path.name, entry[1])
             _remove_worktree(self.repo, path)
-            if entry[1] is not None and git.branch_exists(self.repo, entry[1]):
+            if not keep_branch and entry[1] is not None and git.branch_exists(self.repo, entry[1]):
                 git.delete_branch(self.repo, entry[1])
         self.extra.remove(entry)
         return rescued

@@ -1,5 +1,7 @@
 """`agentloop stats`: how well the autofix loop has done, from the run ledger, and what
-humans did with its pull requests (`--prs` reads them from GitHub into the ledger first).
+humans did with its pull requests (`--prs` reads them from GitHub into the ledger first);
+with `--builds`, how parallel builds went (speed-up over the serial estimate, integration
+failures, contract accuracy).
 
 The tables and the --json document are built here because this command is their only
 user; they print through `agentloop.output` like every other line.
@@ -22,6 +24,8 @@ from agentloop.config import load_config
 from agentloop.errors import ConfigError, UsageError
 from agentloop.git import GitError
 from agentloop.history import (
+    BuildMetrics,
+    BuildRecord,
     History,
     Ledger,
     Metrics,
@@ -29,6 +33,7 @@ from agentloop.history import (
     PullRecord,
     RunRecord,
     Stats,
+    build_metrics,
     compute,
     ledger_path,
 )
@@ -36,6 +41,7 @@ from agentloop.pulls import LABEL, read_outcomes
 
 STATS_SCHEMA_ID = "https://agentloop.dev/schemas/stats-1.json"
 NO_RUNS = "no runs recorded yet"
+NO_BUILDS = "no parallel builds recorded yet"
 # The runs and pull requests tables keep to the latest ones; --json has them all.
 RUNS_SHOWN = 20
 PULLS_SHOWN = 20
@@ -69,6 +75,7 @@ def stats(
     prs: bool = False,
     github_repo: str | None = None,
     environ: Mapping[str, str] | None = None,
+    builds: bool = False,
 ) -> int:
     if not repo.is_dir():
         raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
@@ -86,16 +93,24 @@ def stats(
     if path.exists():
         with History.open(path) as history:
             ledger = history.ledger(since=start)
-        if not ledger.runs:
-            notes.append(NO_RUNS if start is None else f"no runs since {start:%Y-%m-%d %H:%M} UTC")
+        records, what, empty = (
+            (ledger.builds, "builds", NO_BUILDS) if builds else (ledger.runs, "runs", NO_RUNS)
+        )
+        if not records:
+            notes.append(empty if start is None else f"no {what} since {start:%Y-%m-%d %H:%M} UTC")
     else:
         # Reading must not create the ledger: `stats` in the wrong directory would leave
         # an empty .agentloop/ behind.
         ledger = Ledger()
-        notes.append(NO_RUNS)
+        notes.append(NO_BUILDS if builds else NO_RUNS)
     result = compute(ledger)
     if as_json:
-        output.print_json(stats_doc(result, ledger=path, since=start, notes=notes))
+        doc = stats_doc(result, ledger=path, since=start, notes=notes)
+        if builds:
+            doc["builds"] = builds_doc(ledger.builds)
+        output.print_json(doc)
+    elif builds:
+        print_builds(ledger.builds, since=start, notes=notes)
     else:
         print_stats(result, since=start, notes=notes)
     return errors.OK
@@ -254,6 +269,53 @@ def _run_doc(run: RunRecord, m: Metrics) -> dict[str, Any]:
         "tasks_total": run.tasks_total,
         "duration_s": _round(run.duration_s, 3),
         "metrics": metrics_doc(m),
+    }
+
+
+def build_metrics_doc(m: BuildMetrics) -> dict[str, Any]:
+    return {
+        "builds": m.builds,
+        "streams": m.streams,
+        "wall_s": round(m.wall_s, 3),
+        "serial_s": round(m.serial_s, 3),
+        "speedup": _round(m.speedup, 3),
+        "integration_failures": m.integration_failures,
+        "failed_builds": m.failed_builds,
+        "failure_rate": _round(m.failure_rate, 4),
+        "integrated": m.integrated,
+        "contract_matched": m.contract_matched,
+        "contract_accuracy": _round(m.contract_accuracy, 4),
+    }
+
+
+def _speedup(build: BuildRecord) -> float | None:
+    return build.serial_s / build.wall_s if build.wall_s else None
+
+
+def build_doc(build: BuildRecord) -> dict[str, Any]:
+    return {
+        "run_id": build.run_id,
+        "request": build.request,
+        "status": build.status,
+        "started_at": build.started_at.isoformat(),
+        "finished_at": _time(build.finished_at),
+        "streams": build.streams,
+        "merged": build.merged,
+        "wall_s": _round(build.wall_s, 3),
+        "serial_s": round(build.serial_s, 3),
+        "speedup": _round(_speedup(build), 3),
+        "conflicts": build.conflicts,
+        "failed_suites": build.failed_suites,
+        "integrated": build.integrated,
+        "contract_matched": build.contract_matched,
+        "commit": build.commit_sha,
+    }
+
+
+def builds_doc(builds: tuple[BuildRecord, ...]) -> dict[str, Any]:
+    return {
+        "overall": build_metrics_doc(build_metrics(builds)),
+        "builds": [build_doc(b) for b in builds],
     }
 
 
@@ -485,3 +547,60 @@ def _print_runs(s: Stats) -> None:
     output.out.print(table)
     if len(s.by_run) > len(shown):
         output.note(f"{len(s.by_run) - len(shown)} earlier runs not shown; --json lists all")
+
+
+# ---------------------------------------------------------------- --builds
+
+_BUILDS_CAPTION = (
+    "serial: the sum of the streams' own times (one after another); speed-up = serial / wall. "
+    "failures: streams whose first merge conflicted, plus a failed full-suite run after the "
+    "merges. contract: streams merged with no conflict in a contract file, of those integrated"
+)
+
+
+def _ratio_x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def print_builds(
+    builds: tuple[BuildRecord, ...], *, since: datetime | None, notes: list[str]
+) -> None:
+    for message in notes:
+        output.note(message)
+    if not builds:
+        return
+    scope = "" if since is None else f" since {since:%Y-%m-%d %H:%M} UTC"
+    table = Table(
+        title=f"Parallel builds{scope}", title_justify="left", caption=_BUILDS_CAPTION,
+        caption_justify="left",
+    )  # fmt: skip
+    for name in ("build", "started (UTC)", "status"):
+        table.add_column(name, overflow="fold")
+    for name in ("streams", "merged", "wall", "serial", "speed-up", "failures", "contract"):
+        table.add_column(name, justify="right")
+    table.add_column("request", overflow="fold")
+    shown = builds[-RUNS_SHOWN:]
+    for b in shown:
+        table.add_row(
+            escape(b.run_id),
+            f"{b.started_at:%Y-%m-%d %H:%M}",
+            escape(b.status),
+            str(b.streams),
+            str(b.merged),
+            _seconds(b.wall_s),
+            _seconds(b.serial_s),
+            _ratio_x(_speedup(b)),
+            str(b.integration_failures),
+            _percent(b.contract_matched, b.integrated),
+            escape(b.request if len(b.request) <= 60 else b.request[:59] + "…"),
+        )
+    output.out.print(table)
+    if len(builds) > len(shown):
+        output.note(f"{len(builds) - len(shown)} earlier builds not shown; --json lists all")
+    m = build_metrics(builds)
+    output.out.print(
+        f"[bold]{_ratio_x(m.speedup)} faster than serial[/] [dim]({_seconds(m.wall_s)} wall, "
+        f"{_seconds(m.serial_s)} serial estimate)[/]; integration failed in "
+        f"[bold]{_percent(m.failed_builds, m.builds)}[/] builds; contract accuracy "
+        f"[bold]{_percent(m.contract_matched, m.integrated)}[/] streams"
+    )
