@@ -19,15 +19,14 @@ repository with its own HOME and a fresh script with the same delay per reply:
 * ``jobs1``: the serial baseline, ``--jobs 1``: the same streams, one at a time.
 * ``jobs4``: ``--jobs 4``: the three dependents at once once the contracts are merged.
 
-Each runs ``agentloop parallel-build --manifest build.yaml --jobs N --json``. Until that
-command builds (its help still says "Built so far"), the benchmark drives the same
-engine from Python in a child process instead (``--driver python``): build.execute with
-``ClaudeCodeAgent`` and the sandbox policy, each built stream merged into the integration
-branch in the object store (`git merge-tree`), then the whole suite once on the result.
+Each runs ``agentloop parallel-build --manifest build.yaml --jobs N --json`` in its copy
+(the sandbox on, as by default): the base's suite, the streams, each merged as it is built,
+the full suite once, one squashed commit on ``agentloop/build-<run>``.
 
 Columns: wall time of the contestant's process; the sum of its streams' times (the serial
 estimate: what the streams cost one after the other); model requests; streams built; and
-whether the whole suite passes on the result. Then the ratio parallel / serial of the wall
+whether the whole suite passes on the build's commit (checked afterwards, untimed, by a
+separate pytest run on its files). Then the ratio parallel / serial of the wall
 times, and the ideal ratio for this dependency shape, from the serial run's stream times:
 (contracts + max(others)) / (contracts + sum(others)), 0.5 for four equal streams.
 
@@ -41,18 +40,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
-import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentloop.testing.model_server import (
     CWD,
@@ -64,9 +64,6 @@ from agentloop.testing.model_server import (
     offline_env,
 )
 from agentloop.testing.repos import GIT_IDENTITY, agentloop_env, git_init, write_tree
-
-if TYPE_CHECKING:
-    from agentloop.agents.base import Agent
 
 CONTESTANTS = ("jobs1", "jobs4")
 FIELDS = ("id", "total", "currency")
@@ -278,10 +275,9 @@ class Result:
     label: str
     available: bool
     note: str = ""
-    driver: str = ""
     wall_s: float = 0.0
-    build_s: float = 0.0  # the build's own wall time, as it reports it
-    stream_sum_s: float = 0.0
+    build_s: float = 0.0  # the build's own wall time, as its --json reports it
+    stream_sum_s: float = 0.0  # its serial estimate: the streams' own times, summed
     requests: int = 0
     built: int = 0
     streams: int = 0
@@ -289,32 +285,50 @@ class Result:
     stream_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def command_builds() -> bool:
-    """Whether `agentloop parallel-build` builds yet, or only prints plans."""
+def suite_passes(repo: Path, commit: str, into: Path) -> bool:
+    """Whether the whole suite passes on `commit`, checked apart from the build (its
+    files exported to `into`; not timed)."""
+    data = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.extractall(into, filter="data")
     done = subprocess.run(
-        [sys.executable, "-m", "agentloop", "parallel-build", "--help"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        stdin=subprocess.DEVNULL,
-        check=False,
+        PYTEST.split(), cwd=into, capture_output=True, stdin=subprocess.DEVNULL, check=False
     )
-    return done.returncode == 0 and "Built so far" not in done.stdout
+    return done.returncode == 0
 
 
-def run_contestant(
-    base: Path, pristine: Path, jobs: int, delay: float, timeout: float, driver: str
+def outcome(
+    name: str, doc: Mapping[str, Any], *, wall: float, requests: int, repo: Path, scratch: Path
 ) -> Result:
+    """A contestant's row from what `agentloop parallel-build --json` printed."""
+    streams = doc["streams"]
+    times = {s["id"]: (float(s["started_s"]), float(s["finished_s"])) for s in streams}
+    commit = doc.get("commit")
+    return Result(
+        name,
+        f"--jobs {name[4:]}",
+        True,
+        wall_s=wall,
+        build_s=float(doc["wall_s"]),
+        stream_sum_s=float(doc["serial_estimate_s"]),
+        requests=requests,
+        built=sum(1 for s in streams if s["outcome"] == "built"),
+        streams=len(STREAMS),
+        green=bool(commit) and suite_passes(repo, commit, scratch),
+        stream_s=times,
+    )
+
+
+def run_contestant(base: Path, pristine: Path, jobs: int, delay: float, timeout: float) -> Result:
     name, label = f"jobs{jobs}", f"--jobs {jobs}"
     root = base / name
     repo, home = root / "repo", root / "home"
     shutil.copytree(pristine, repo, symlinks=True)
     home.mkdir(parents=True)
-    if driver == "command":
-        argv = [sys.executable, "-m", "agentloop", "parallel-build", "--manifest", "build.yaml"]
-        argv += ["--jobs", str(jobs), "--json"]
-    else:
-        argv = [sys.executable, __file__, "_build", str(repo), str(jobs)]
+    argv = [sys.executable, "-m", "agentloop", "parallel-build", "--manifest", "build.yaml"]
+    argv += ["--jobs", str(jobs), "--json"]
     with ModelServer(script(delay), fallback=fallback(delay)) as server:
         env = agentloop_env(home)
         env.update(GIT_IDENTITY)
@@ -348,25 +362,11 @@ def run_contestant(
         doc = json.loads(done.stdout)
     except json.JSONDecodeError:
         why = f"no JSON (exit {done.returncode}): {done.stderr.strip()[-400:]}"
-        return Result(name, label, False, why, driver=driver)
-    streams = doc.get("streams", [])
-    times = {s["id"]: (s["started_s"], s["finished_s"]) for s in streams}
-    built = sum(1 for s in streams if s.get("outcome") == "built")
-    return Result(
-        name,
-        label,
-        True,
-        note="" if done.returncode == 0 else f"exit {done.returncode}",
-        driver=driver,
-        wall_s=wall,
-        build_s=float(doc.get("wall_s", 0.0)),
-        stream_sum_s=sum(b - a for a, b in times.values()),
-        requests=requests,
-        built=built,
-        streams=len(STREAMS),
-        green=bool(doc.get("green", done.returncode == 0 and built == len(STREAMS))),
-        stream_s=times,
-    )
+        return Result(name, label, False, why)
+    result = outcome(name, doc, wall=wall, requests=requests, repo=repo, scratch=root / "result")
+    if done.returncode != 0:
+        result = dataclasses.replace(result, note=f"exit {done.returncode}")
+    return result
 
 
 def ideal_ratio(times: Mapping[str, tuple[float, float]]) -> float | None:
@@ -377,85 +377,6 @@ def ideal_ratio(times: Mapping[str, tuple[float, float]]) -> float | None:
     length = {k: b - a for k, (a, b) in times.items()}
     others = [length[s.id] for s in STREAMS if s.id != "contracts"]
     return (length["contracts"] + max(others)) / (length["contracts"] + sum(others))
-
-
-# ---------------------------------------------------------------- the Python driver
-
-
-def drive(repo: Path, jobs: int, agent: Agent | None = None) -> dict[str, Any]:
-    """What `agentloop parallel-build --manifest build.yaml --jobs N --json` does, from
-    the engine's parts, until the command builds: execute the streams with the real CLI
-    and the sandbox, merge each built one into the integration branch in the object
-    store, then run the whole suite once on the result. `agent`: the real CLI's unless
-    given (the smoke test's in-process one)."""
-    from agentloop import git, proc
-    from agentloop.agents import sandbox, secrets
-    from agentloop.agents.claude import ClaudeCodeAgent
-    from agentloop.build import manifest as manifest_mod
-    from agentloop.build import validate
-    from agentloop.build.execute import StreamSettings, execute
-    from agentloop.build.model import StreamReport
-    from agentloop.config import load_config
-    from agentloop.rails.paths import ForbiddenPaths
-    from agentloop.workspace import Workspace
-
-    started = time.monotonic()
-    config, _ = load_config(repo)
-    forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths, root=str(repo))
-    plan = manifest_mod.load(repo / "build.yaml")
-    validate.check(plan, top=repo, forbidden=forbidden, source="build.yaml")
-    sandbox.require()
-    if agent is None:
-        agent = ClaudeCodeAgent(cli_path=config.agent.cli_path, model=config.agent.model)
-    with Workspace.open(repo, branch_prefix="agentloop/build-") as ws:
-
-        def merge(report: StreamReport) -> None:
-            assert report.commit is not None
-            tip = git.head_sha(ws.path)
-            merged = git.merge_trees(ws.path, tip, report.commit)
-            if merged.tree is None:
-                raise RuntimeError(f"{report.stream} conflicts: {merged.conflicts}")
-            new = git.commit_tree(ws.path, merged.tree, tip, f"merge {report.stream}")
-            git.advance_branch(ws.path, ws.branch, new, tip)
-            git.restore_worktree(ws.path, new, git.ignored_entries(ws.path))
-
-        reports = execute(
-            ws,
-            plan,
-            agent=agent,
-            integration_branch=ws.branch,
-            merge=merge,
-            jobs=jobs,
-            settings=StreamSettings(
-                forbidden=ForbiddenPaths.with_protected(
-                    config.rails.forbidden_paths, root=str(ws.path)
-                ),
-                secrets=config.rails.secret_paths,
-                network=config.sandbox.network,
-            ),
-            agent_env=lambda env: secrets.agent_env(os.environ, env),
-            started=started,
-        )
-        suite = proc.run(PYTEST, cwd=ws.path, env=ws.env(), timeout=300)
-        branch = ws.branch
-    return {
-        "driver": "python",
-        "branch": branch,
-        "streams": [
-            {
-                "id": r.stream,
-                "outcome": r.outcome,
-                "started_s": r.started_s,
-                "finished_s": r.finished_s,
-                "attempts": r.attempts,
-                "reason": r.reason,
-            }
-            for r in reports
-        ],
-        "wall_s": time.monotonic() - started,
-        "serial_estimate_s": sum(r.duration_s for r in reports),
-        "green": suite.ok,
-    }
 
 
 # ---------------------------------------------------------------- output
@@ -497,13 +418,9 @@ def table(results: Sequence[Result], delay: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["_build"]:
-        print(json.dumps(drive(Path(args[1]), int(args[2]))))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--turn-seconds", type=float, default=2.0)
     parser.add_argument("--only", default=",".join(CONTESTANTS))
-    parser.add_argument("--driver", choices=("auto", "command", "python"), default="auto")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -512,16 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(wanted) - set(CONTESTANTS)
     if unknown:
         parser.error(f"unknown contestant(s): {', '.join(sorted(unknown))}")
-    driver = options.driver
-    if driver == "auto":
-        driver = "command" if command_builds() else "python"
     base = Path(tempfile.mkdtemp(prefix="parallel-build-bench-"))
     try:
         pristine = generate(base / "pristine")
         results = [
-            run_contestant(
-                base, pristine, int(name[4:]), options.turn_seconds, options.timeout, driver
-            )
+            run_contestant(base, pristine, int(name[4:]), options.turn_seconds, options.timeout)
             for name in wanted
         ]
     finally:
@@ -530,7 +442,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.json:
         doc = {
             "turn_seconds": options.turn_seconds,
-            "driver": driver,
             "results": [dataclasses.asdict(r) for r in results],
         }
         print(json.dumps(doc, indent=2))

@@ -1,11 +1,13 @@
 """benchmarks/parallel_build_bench.py: its repository and manifest make a build whose
 streams' tests fail until each stream is written, its script writes each of them, and
-its Python driver builds all four with the dependents at once and a green result. The
-in-process agent stands for the CLI here; the benchmark itself runs the real one."""
+`agentloop parallel-build` builds all four from them, the dependents at once, into a commit
+the benchmark scores green. The in-process agent stands for the CLI here; the benchmark
+itself runs the real one."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from types import ModuleType
 
 import pytest
 
+from agentloop.commands.parallel_build import parallel_build
 from agentloop.testing.agents import ScriptedAgent
 from agentloop.testing.model_server import ToolUse
 
@@ -61,8 +64,8 @@ def _scripted_edit(bench: ModuleType, stream_id: str) -> Callable[[Path], None]:
     return session
 
 
-def test_the_driver_builds_the_dependents_at_once_and_the_result_is_green(
-    bench: ModuleType, tmp_path: Path, git_identity: None
+def test_the_build_runs_the_dependents_at_once_and_its_row_reads_the_json(
+    bench: ModuleType, tmp_path: Path, git_identity: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = bench.generate(tmp_path / "repo")
     # Every stream has work to do: its folder's test fails until it is written.
@@ -72,18 +75,21 @@ def test_the_driver_builds_the_dependents_at_once_and_the_result_is_green(
         delay_s=0.2,
     )
 
-    doc = bench.drive(repo, 4, agent=agent)
+    code = parallel_build(repo=repo, request=None, manifest=repo / "build.yaml",
+                          plan_only=False, jobs=4, as_json=True, agent=agent)  # fmt: skip
 
-    streams = {s["id"]: s for s in doc["streams"]}
-    assert [s["outcome"] for s in doc["streams"]] == ["built"] * 4, doc
-    assert doc["green"]
-    contracts = streams.pop("contracts")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    row = bench.outcome("jobs4", json.loads(out), wall=9.0, requests=16, repo=repo,
+                        scratch=tmp_path / "result")  # fmt: skip
+    assert (row.built, row.streams, row.green) == (4, 4, True)
+    contracts = row.stream_s["contracts"]
+    others = [row.stream_s[s.id] for s in bench.STREAMS if s.id != "contracts"]
     # The three dependents start once the contracts are merged, and overlap.
-    assert all(s["started_s"] >= contracts["finished_s"] for s in streams.values())
-    assert max(s["started_s"] for s in streams.values()) < min(
-        s["finished_s"] for s in streams.values()
-    )
-    assert doc["serial_estimate_s"] > doc["wall_s"] - contracts["finished_s"]
+    assert all(start >= contracts[1] for start, _ in others)
+    assert max(start for start, _ in others) < min(end for _, end in others)
+    assert row.stream_sum_s > row.build_s - contracts[1]
+    assert "--jobs 4" in bench.table([row], 0.2)
 
 
 def test_the_ideal_ratio_is_the_contracts_then_the_slowest_dependent(bench: ModuleType) -> None:
