@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint workflow-lint demo bench bench-detect bench-autofix clean sandbox-deps
+.PHONY: test lint workflow-lint demo bench bench-detect bench-autofix bench-parallel-build clean sandbox-deps
 
 # The distribution was called `agentloop` before it became agentloop-rails: an old editable
 # install of that name in .venv would fight the new one over the `agentloop` script.
@@ -50,6 +50,10 @@ bench-detect: $(STAMP)
 # AIDER=path/to/aider, or aider on PATH): 8 bugs, 2 s per model reply, a 10 s suite.
 bench-autofix: $(STAMP) sandbox-deps
 	$(BIN)/python benchmarks/autofix_bench.py $(if $(AIDER),--aider $(AIDER))
+
+# A 4-stream parallel build, --jobs 4 against --jobs 1, real CLI, 2 s per model reply (~2 min).
+bench-parallel-build: $(STAMP) sandbox-deps
+	$(BIN)/python benchmarks/parallel_build_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
