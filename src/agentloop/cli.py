@@ -497,11 +497,13 @@ def parallel_build(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON (schema: build-plan).")
+        bool,
+        typer.Option("--json", help="Print JSON (schema: build, or build-plan with --plan-only)."),
     ] = False,
 ) -> int:
-    """Build a feature as streams in parallel worktrees, each owning its files. Built so
-    far: --manifest FILE --plan-only (validate and print the plan)."""
+    """Build a feature as streams in parallel worktrees, each owning its files, merged
+    into one commit on agentloop/build-<run> (nothing pushed). Writing the manifest from a
+    request is not built yet: give --manifest FILE."""
     from agentloop.commands.parallel_build import parallel_build as run_build
 
     return run_build(
