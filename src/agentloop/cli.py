@@ -502,7 +502,7 @@ def parallel_build(
     ] = False,
 ) -> int:
     """Build a feature as streams in parallel worktrees, each owning its files, merged
-    into one commit on agentloop/build-<run> (nothing pushed). Writing the manifest from a
+    into one commit on an agentloop/build- branch (nothing pushed). Writing the manifest from a
     request is not built yet: give --manifest FILE."""
     from agentloop.commands.parallel_build import parallel_build as run_build
 
