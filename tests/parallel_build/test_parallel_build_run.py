@@ -1,6 +1,6 @@
 """`agentloop parallel-build --manifest` without --plan-only, in process with the scripted
 agent: the command wires EXECUTE, INTEGRATE and COMMIT on a real repository with real
-pytest. (The real-CLI run is tests/build/test_parallel_build_e2e.py.)"""
+pytest. (The real-CLI run is tests/parallel_build/test_parallel_build_e2e.py.)"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Why the contract is kept before integration rather than by a merge conflict: a s
 edit of a contract file is refused as it is made (permission rules, guard, sandbox) and
 any change of it that got through is rejected by the diff check after the attempt, so no
 built stream carries one; integrate.py's "contract wins" is for a branch that does, and is
-tested in process (tests/build/test_integrate.py)."""
+tested in process (tests/parallel_build/test_integrate.py)."""
 
 from __future__ import annotations
 
