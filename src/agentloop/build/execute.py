@@ -43,7 +43,6 @@ from agentloop.build.prompt import build_prompt
 from agentloop.errors import AgentloopError
 from agentloop.loop.attempt import Attempt, Rejected
 from agentloop.loop.budget import Budget
-from agentloop.rails.change import check_change
 from agentloop.rails.guard import make_guard
 from agentloop.rails.paths import DEFAULT_SECRETS, ForbiddenPaths
 
@@ -493,21 +492,11 @@ class _Build:
                 + self.ownership.explain(stream.id, candidate.changed),
                 tuple(v.path for v in outside),
             )
-        tree = git.tree_links(top, candidate.tree, candidate.changed)
-        rails = check_change(
-            candidate.changed,
+        rails = attempt.check_rails(
+            candidate,
             forbidden=self.settings.forbidden,
             allow_test_edits=self.settings.allow_test_edits,
-            before=lambda path: git.show_file(top, attempt.start, path),
-            after=lambda path: git.show_file(top, candidate.tree, path),
-            links=tree.links,
-            held=tree.holds,
         )
-        if rails.forbidden:
-            raise Rejected(
-                "rejected_forbidden_path",
-                "touched forbidden paths: " + "; ".join(str(v) for v in rails.forbidden),
-            )
         if result.outcome in _UNFINISHED:
             raise Rejected("agent_error", f"the agent session ended with {result.outcome}")
         if not candidate.changed:

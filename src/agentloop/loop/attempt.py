@@ -26,6 +26,8 @@ from types import TracebackType
 from agentloop import git
 from agentloop.history import AttemptOutcome
 from agentloop.rails import gitstate
+from agentloop.rails.change import ChangeCheck, check_change
+from agentloop.rails.paths import ForbiddenPaths
 
 # What only the user can move while the sandbox holds: their refs, the stash, and which
 # branch their own checkout has (a `git switch` of theirs meanwhile is not undone).
@@ -130,3 +132,27 @@ class Attempt:
             if (entry := state.files.get(f"worktrees/{name}/gitdir")) is not None
         )
         return (*_RUNS, *others, *gitfiles, *(_USERS if self.sandboxed else ()))
+
+    def check_rails(
+        self, candidate: git.Snapshot, *, forbidden: ForbiddenPaths, allow_test_edits: bool
+    ) -> ChangeCheck:
+        """The rails on what this attempt changed (`candidate`, its snapshot): forbidden
+        paths (symbolic links followed) reject it at once; the test-integrity findings
+        are the caller's to weigh. One place for the loop's attempts and a build's."""
+        top = self.top
+        tree = git.tree_links(top, candidate.tree, candidate.changed)
+        rails = check_change(
+            candidate.changed,
+            forbidden=forbidden,
+            allow_test_edits=allow_test_edits,
+            before=lambda path: git.show_file(top, self.start, path),
+            after=lambda path: git.show_file(top, candidate.tree, path),
+            links=tree.links,
+            held=tree.holds,
+        )
+        if rails.forbidden:
+            raise Rejected(
+                "rejected_forbidden_path",
+                "touched forbidden paths: " + "; ".join(str(v) for v in rails.forbidden),
+            )
+        return rails

@@ -53,7 +53,6 @@ from agentloop.loop.judge import Judge, Verdict
 from agentloop.loop.message import commit_message, fingerprint_trailer, test_change_note
 from agentloop.loop.model import AttemptReport, RunReport, TaskReport
 from agentloop.loop.prompt import EarlierAttempt, build_prompt
-from agentloop.rails.change import check_change
 from agentloop.rails.paths import ForbiddenPaths
 from agentloop.rails.testinfra import is_test_surface
 
@@ -521,21 +520,11 @@ class AutofixLoop:
         attempt.check_git_state()
         candidate = git.snapshot_tree(top, attempt.start)
         attempt.changed = candidate.changed
-        tree = git.tree_links(top, candidate.tree, candidate.changed)
-        rails = check_change(
-            candidate.changed,
+        rails = attempt.check_rails(
+            candidate,
             forbidden=self.settings.forbidden,
             allow_test_edits=self.settings.allow_test_edits,
-            before=lambda path: git.show_file(top, attempt.start, path),
-            after=lambda path: git.show_file(top, candidate.tree, path),
-            links=tree.links,
-            held=tree.holds,
         )
-        if rails.forbidden:
-            raise Rejected(
-                "rejected_forbidden_path",
-                "touched forbidden paths: " + "; ".join(str(v) for v in rails.forbidden),
-            )
         if not result.ok and result.outcome in _AGENT_OUTCOMES:
             raise Rejected(_AGENT_OUTCOMES[result.outcome], _agent_reason(result))
         if result.outcome in _BROKEN_SESSIONS:
