@@ -428,3 +428,31 @@ def test_the_builds_ledger_row_of_an_integration(ws: Workspace) -> None:
     metrics = build_metrics([row])
     assert (metrics.speedup, metrics.failure_rate) == (2.0, 1.0)
     assert metrics.contract_accuracy == 2 / 3
+
+
+EDIT_CONTRACT = _write("app/contracts.py", 'USER_FIELDS = ("id",)\n')
+
+
+def test_the_full_suites_fixup_may_not_change_the_contract(ws: Workspace) -> None:
+    """The contract wins after the merges too. The frontend was built to show the id alone,
+    against the contract's id and name: changing the contract would turn the suite green,
+    and that fix-up is rejected; the contract stays as the contracts stream wrote it."""
+    agent = ScriptedAgent(EDIT_CONTRACT, EDIT_CONTRACT)
+    frontend = {
+        **STREAM_FILES["frontend"],
+        "tests/test_frontend.py": "from app.frontend import label\n\n"
+        "def test_label():\n    assert label({'id': 3, 'name': 'bo'}) == '3'\n",
+    }
+    reports = [build(ws, "contracts", STREAM_FILES["contracts"])]
+    reports.append(build(ws, "frontend", frontend))
+    result = integrate(integrator(ws, agent), reports)
+
+    assert result.verification is not None
+    assert result.verification.new_failures == ("pytest::tests/test_frontend.py::test_label",)
+    assert result.verification.remaining == result.verification.new_failures
+    assert len(agent.calls) == 2
+    assert "app/contracts.py" in agent.prompts[0]  # the session is told, not only refused
+    report = result.verification.fixup
+    assert report is not None
+    assert {a.outcome for t in report.tasks for a in t.attempts} == {"rejected_forbidden_path"}
+    assert shown(ws, "app/contracts.py") == CONTRACTS_PY

@@ -18,7 +18,8 @@ streams already merged. On a conflict:
 
 Then the full suites run once against the base's baseline; new failures get the autofix
 loop (`loop.runner.autofix`, two attempts per task) in a workspace of its own made from the
-integration tip, whose fixes fast-forward the integration branch.
+integration tip, whose fixes fast-forward the integration branch. That loop may not change a
+contract file either: the code is made to meet the contract, not the other way round.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from agentloop.history import BuildRecord, History, RunStatus
 from agentloop.loop.model import RunReport
 from agentloop.loop.prompt import fence
 from agentloop.loop.runner import LoopSettings, autofix
+from agentloop.rails.paths import ForbiddenPaths
 from agentloop.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -180,6 +182,18 @@ class Integrator:
 
     def is_contract(self, path: str) -> bool:
         return path in self._contract_files or any(owns(s, path) for s in self._contract_owners)
+
+    def keep_contracts(self, forbidden: ForbiddenPaths) -> ForbiddenPaths:
+        """`forbidden` plus the contract files: the fix-up loop after the full suites makes
+        the code meet the contract, never the contract meet the code (a red test is
+        easiest to turn green by changing what it was written against). Only the
+        positive globs: a contract stream's `!` glob would re-allow a forbidden path,
+        and refusing too much costs one rejected attempt."""
+        extra = [
+            *sorted(self._contract_files),
+            *(g for s in self._contract_owners for g in s.owns if not g.startswith("!")),
+        ]
+        return ForbiddenPaths.with_protected((*forbidden.patterns, *extra), root=forbidden.root)
 
     def merge(self, report: StreamReport) -> StreamMerge:
         """Land one built stream on the integration branch (or say why not)."""
@@ -367,7 +381,12 @@ class Integrator:
                 fx,
                 tasks,
                 agent=self.agent,
-                settings=replace(self.settings.autofix, max_attempts=2, jobs=1),
+                settings=replace(
+                    self.settings.autofix,
+                    max_attempts=2,
+                    jobs=1,
+                    forbidden=self.keep_contracts(self.settings.autofix.forbidden),
+                ),
                 found=list(self.discover(fx.root)),
                 failing=failing,
                 history=self.history,
