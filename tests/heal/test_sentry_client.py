@@ -45,6 +45,24 @@ def test_issues_are_read_across_pages_following_the_link_cursor(
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in fake.requests)
 
 
+def test_a_next_link_to_another_host_lends_only_its_cursor(
+    fake: FakeSentry, client: Sentry, events: dict[str, dict[str, Any]]
+) -> None:
+    fake.add_event(events["checkout"])
+    fake.add_event(events["preview"])
+    elsewhere = (
+        "<https://collector.invalid/api/0/organizations/acme/issues/?cursor=0:1:0>; "
+        'rel="next"; results="true"; cursor="0:1:0"'
+    )
+    fake.fail(ISSUES, 200, body=[], headers={"Link": elsewhere})
+
+    assert len(client.unresolved_issues()) == 1  # the second page, from the fake
+
+    second = fake.requests_to(ISSUES)[-1]
+    assert second.query["cursor"] == ("0:1:0",)
+    assert second.query["query"] == ("is:unresolved",)  # the same search, asked here
+
+
 def test_the_latest_event_carries_the_exception_frames_request_and_breadcrumbs(
     fake: FakeSentry, client: Sentry, events: dict[str, dict[str, Any]]
 ) -> None:
@@ -203,3 +221,16 @@ def test_the_token_comes_from_the_environment_and_never_shows() -> None:
         Sentry.from_env("acme", {})
     client = Sentry.from_env("acme", {"SENTRY_AUTH_TOKEN": TOKEN})
     assert TOKEN not in repr(client) + str(vars(client).get("base_url"))
+
+
+def test_the_client_only_reads() -> None:
+    """heal --dry-run promises to change nothing in Sentry: the client has no call that
+    could (the fake would answer one with 501, so this reads the source instead)."""
+    import inspect
+
+    from agentloop.integrations import sentry
+
+    source = inspect.getsource(sentry)
+    assert "._http.get(" in source
+    for verb in ("post", "put", "patch", "delete", "request"):
+        assert f"._http.{verb}(" not in source, verb

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -276,10 +276,9 @@ class Sentry:
     def _pages(
         self, path: str, params: Mapping[str, str | list[str]], scope: str
     ) -> Iterator[Json]:
-        url: str | None = path
-        query: Mapping[str, str | list[str]] | None = params
-        while url is not None:
-            document, response = self._get(url, query, scope)
+        query: dict[str, str | list[str]] = dict(params)
+        while True:
+            document, response = self._get(path, query, scope)
             if not isinstance(document, list):
                 raise self._error(
                     f"Sentry answered GET {path} with {type(document).__name__}, not a list",
@@ -288,13 +287,18 @@ class Sentry:
                     path,
                 )
             yield from document
-            url, query = _next_page(response), None
+            cursor = _next_cursor(response)
+            if cursor is None:
+                return
+            # Only the cursor is taken from the link, never its address: a proxy or a
+            # misconfigured host naming another server must not receive the token.
+            query["cursor"] = cursor
 
     def _get(
-        self, url: str, params: Mapping[str, str | list[str]] | None, scope: str
+        self, path: str, params: Mapping[str, str | list[str]], scope: str
     ) -> tuple[Json, requests.Response]:
-        full = url if "://" in url else self.base_url + url
-        endpoint = urlsplit(full).path
+        full = self.base_url + path
+        endpoint = path
         waited = 0.0
         for attempt in range(self.retries + 1):
             waited += self._wait_for_window(waited)
@@ -414,12 +418,16 @@ class Sentry:
 # -- parsing Sentry's documents -----------------------------------------------------------
 
 
-def _next_page(response: requests.Response) -> str | None:
-    """The `rel="next"` URL while Sentry says it has results."""
+def _next_cursor(response: requests.Response) -> str | None:
+    """The cursor of the `rel="next"` link while Sentry says it has results."""
     header = response.headers.get("Link", "")
     for link in requests.utils.parse_header_links(header) if header else ():
         if link.get("rel") == "next" and link.get("results") == "true":
-            return link.get("url") or None
+            cursor = link.get("cursor")
+            if not cursor:
+                values = parse_qs(urlsplit(link.get("url", "")).query).get("cursor")
+                cursor = values[0] if values else None
+            return cursor or None
     return None
 
 
