@@ -54,10 +54,9 @@ def test_the_signature_survives_a_deploy_that_shifts_lines(
     for frame in shifted["exception"]["values"][-1]["stacktrace"]["frames"]:
         frame["lineno"] += 12
     result = triage(read(fake, client, events["checkout"], shifted))
-    [group] = result.selected
-    assert sorted(
-        i.event.crash.frames[-1].lineno for i in group.incidents if i.event and i.event.crash
-    ) == [8, 20]
+    [group] = result.selected  # one root cause although the crash lines differ
+    lines = [i.event.crash.frames[-1].lineno for i in group.incidents if i.event and i.event.crash]
+    assert sorted(lines) == [8, 20]
 
 
 def test_another_exception_in_the_same_function_is_another_root_cause(

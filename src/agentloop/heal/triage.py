@@ -226,7 +226,8 @@ def triage(
     max_fixes: int = 5,
 ) -> Triage:
     skipped: list[Skipped] = []
-    by_signature: dict[Signature, list[Incident]] = {}
+    # Each member with its crash frame (the latest event's innermost in-app frame).
+    by_signature: dict[Signature, list[tuple[Incident, Frame]]] = {}
     for incident in incidents:
         event = incident.event
         if event is None:
@@ -235,13 +236,13 @@ def triage(
         if event.crash is None or not event.crash.frames:
             skipped.append(Skipped((incident,), "no stack trace in the latest event"))
             continue
-        sig = signature(event)
-        if sig is None:
+        sig, frame = signature(event), crash_frame(event)
+        if sig is None or frame is None:
             skipped.append(
                 Skipped((incident,), "no in-app frame: the crash is in third-party code")
             )
             continue
-        by_signature.setdefault(sig, []).append(incident)
+        by_signature.setdefault(sig, []).append((incident, frame))
 
     groups = [_group(sig, members, rules) for sig, members in by_signature.items()]
     groups.sort(
@@ -288,19 +289,20 @@ def triage(
     )
 
 
-def _group(sig: Signature, members: list[Incident], rules: Sequence[SeverityRule]) -> Group:
-    members.sort(key=lambda i: (-i.issue.last_day, i.issue.short_id))
-    decided = [(classify(i, rules), i) for i in members]
-    rule, worst = min(decided, key=lambda pair: SEVERITIES.index(pair[0].severity))
-    assert worst.event is not None
-    frame = crash_frame(worst.event)
-    assert frame is not None
+def _group(
+    sig: Signature, members: list[tuple[Incident, Frame]], rules: Sequence[SeverityRule]
+) -> Group:
+    members.sort(key=lambda pair: (-pair[0].issue.last_day, pair[0].issue.short_id))
+    decided = [(classify(incident, rules), incident, frame) for incident, frame in members]
+    # The most severe member decides (the most frequent among equals: sorted above).
+    rule, _, frame = min(decided, key=lambda item: SEVERITIES.index(item[0].severity))
+    incidents = tuple(incident for incident, _ in members)
     return Group(
         signature=sig,
-        incidents=tuple(members),
+        incidents=incidents,
         severity=rule.severity,
         rule=_rule_name(rule),
-        events_24h=sum(i.issue.last_day for i in members),
-        events_last_hour=sum(i.issue.last_hour for i in members),
+        events_24h=sum(i.issue.last_day for i in incidents),
+        events_last_hour=sum(i.issue.last_hour for i in incidents),
         crash_frame=frame,
     )
