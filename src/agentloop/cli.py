@@ -566,6 +566,32 @@ def stats(
 
 
 @app.command(cls=_Command)
+def heal(
+    repo: Annotated[
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="The project (default: current directory)."
+        ),
+    ] = Path(),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read Sentry and show the triage; change nothing, open nothing (required "
+            "for now: fixing is not built yet).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: heal).")] = False,
+) -> int:
+    """Triage the unresolved Sentry issues of the last 24 hours (needs SENTRY_AUTH_TOKEN and
+    sentry.organization): root causes by frequency x severity, what would be fixed, what is
+    only documented or skipped and why, and the rate breaker."""
+    from agentloop.commands.heal import heal as run_heal
+
+    return run_heal(repo=repo, dry_run=dry_run, as_json=as_json)
+
+
+@app.command(cls=_Command)
 def config(
     repo: Annotated[
         Path,

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from agentloop import durations
 from agentloop.errors import ConfigError
@@ -136,6 +137,70 @@ class GitHubConfig(_Model):
     draft: bool = True
 
 
+Severity = Literal["P0", "P1", "P2"]
+
+# Frames in these paths are not the project's to fix: installed packages, vendored code,
+# the interpreter. Matched with git's wildmatch rules against a frame's filename and
+# absolute path, case-insensitively (as rails.forbidden_paths).
+DEFAULT_EXCLUDED_FRAMES: tuple[str, ...] = (
+    "**/site-packages/**",
+    "**/dist-packages/**",
+    "**/vendor/**",
+    "**/_vendor/**",
+    "**/node_modules/**",
+    "<frozen *>",
+)
+
+
+class SeverityRule(_Model):
+    """One triage rule: every condition it names must hold; the first rule that matches an
+    issue gives its severity (configured rules before the built-in ones)."""
+
+    severity: Severity
+    name: str | None = Field(default=None, description="the words the triage shows for it")
+    type: str | None = Field(
+        default=None, description="regular expression matching the exception type in full"
+    )
+    message: str | None = Field(
+        default=None, description="regular expression searched in the exception's message"
+    )
+    level: tuple[str, ...] = Field(default=(), description="any of these Sentry levels")
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="tag → regular expression matching its value in full"
+    )
+    path: str | None = Field(default=None, description="glob matching an in-app frame's path")
+    handled: bool | None = Field(default=None, description="false: an unhandled crash")
+
+    @field_validator("type", "message")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern in value.values():
+            cls._regex(pattern)
+        return value
+
+
+class SentryConfig(_Model):
+    organization: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    projects: tuple[str, ...] = Field(
+        default=(), description="project slugs; empty: every project of the organization"
+    )
+    base_url: str = Field(default="https://sentry.io", pattern=r"^https?://")
+    max_errors_per_hour: int = Field(default=100, ge=0)
+    max_fixes: int = Field(default=5, ge=0)
+    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDED_FRAMES
+    severity_rules: tuple[SeverityRule, ...] = ()
+
+
 class Config(_Model):
     suites: tuple[SuiteConfig, ...] = ()
     detect: DetectConfig = DetectConfig()
@@ -146,6 +211,7 @@ class Config(_Model):
     workspace: WorkspaceConfig = WorkspaceConfig()
     hooks: HooksConfig = HooksConfig()
     github: GitHubConfig = GitHubConfig()
+    sentry: SentryConfig = SentryConfig()
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

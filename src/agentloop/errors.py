@@ -6,7 +6,7 @@ Exit codes (documented in the README):
   2    usage or configuration error, or unusable input (bad report, missing command, no
        test ran: zero tests is no verdict)
   3    internal error: a bug in agentloop; the traceback is written to a crash log
-  4    a remote service (GitHub) refused or failed: bad token, missing permission, not
+  4    a remote service (GitHub, Sentry) refused or failed: bad token, missing permission, not
        found, validation error, rate limit; transient errors are retried first
   5    a limit stopped the command before it acted (e.g. the daily cap of auto-fix PRs)
   130  interrupted (Ctrl-C)
@@ -63,7 +63,7 @@ class SuiteError(AgentloopError):
 
 
 class ServiceError(AgentloopError):
-    """A remote API (GitHub) refused the request or stayed unreachable after retries."""
+    """A remote API (GitHub, Sentry) refused the request or stayed unreachable after retries."""
 
     exit_code = SERVICE
 
