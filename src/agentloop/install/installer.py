@@ -233,6 +233,9 @@ _STATE = (
     files.BACKUPS,
     ".agentloop/runs",
     history.LEDGER.as_posix(),
+    # The manifests a build may start from and the builds' results, written by the MCP
+    # server: the agent cannot swap a manifest after it was validated, nor forge a result.
+    files.BUILDS_DIR,
 )
 
 
@@ -265,6 +268,9 @@ def rails_settings(
     )
     fragment = sandbox.project_settings(policy, home=home)
     fragment["enabledMcpjsonServers"] = [mcpjson.NAME]
+    # A build runs the project's code outside the sandbox: Claude Code asks the human
+    # every time, even past a broad allow rule of theirs such as `mcp__agentloop`.
+    fragment["permissions"]["ask"] = list(mcpjson.ASK)
     return settings.Wanted.of(fragment)
 
 
