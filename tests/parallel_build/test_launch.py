@@ -159,11 +159,20 @@ def test_a_started_build_runs_in_the_background_and_its_status_gives_the_result(
     assert (repo / launch.BUILDS / started.run / "manifest.yaml").read_text() == MANIFEST
 
 
-def test_the_status_of_a_build_that_died_or_never_was(repo: Path) -> None:
+def test_the_status_of_a_build_that_died_or_never_was(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     saved = launch.plan(repo, MANIFEST, "order-total").path
-    # A build killed before it could write anything: its pid is gone, no exit status.
-    started = launch.start(repo, saved, command=[sys.executable, "-c", "import os; os._exit(0)"])
+    # The server runs in a Claude Code session; the build is not part of it.
+    monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "3c2b1a09-8f7e-4d6c-9b5a-0f1e2d3c4b5a")
+    monkeypatch.setenv("CLAUDECODE", "1")
+    dump = "import json, os; json.dump(sorted(os.environ), open('env.json', 'w'))"
+    started = launch.start(repo, saved, command=[sys.executable, "-c", dump])
     assert launch.status(repo, started.run, wait_s=30, poll_s=0.05).state == "finished"
+    seen = json.loads((repo / "env.json").read_text())
+    assert "HOME" in seen
+    assert not {"CLAUDE_CODE_SESSION_ID", "CLAUDECODE"} & set(seen)
+    # A build killed before it could write anything: its pid is gone, no exit status.
     directory = repo / launch.BUILDS / started.run
     (directory / "exit").unlink()
     record = json.loads((directory / "run.json").read_text())

@@ -53,6 +53,11 @@ _RUN = re.compile(r"[0-9]{8}T[0-9]{6}Z(-[0-9]+)?")
 # timeout, so the answer is a status, never a timed-out call.
 WAIT_LIMIT_S = 240.0
 _LOG_TAIL = 20
+# What Claude Code sets for the session the server serves: the build is a run of its own,
+# as from the user's terminal. With the session's id, agentloop run in the build (the
+# suites, the streams' tools) would take itself for part of an /autofix session.
+_SESSION_VARS = ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_ENTRYPOINT",
+                 "CLAUDE_PROJECT_DIR")  # fmt: skip
 
 State = Literal["running", "finished", "ended"]
 
@@ -185,6 +190,8 @@ def start(
     directory.mkdir(parents=True)
     copy = directory / "manifest.yaml"
     copy.write_bytes(text.encode("utf-8"))
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if k not in _SESSION_VARS}  # fmt: skip
     agentloop = list(command) if command else [sys.executable, "-m", "agentloop"]
     argv = [*agentloop, "parallel-build", "-C", str(root), "--manifest", str(copy), "--json"]
     pid = proc.spawn_detached(
@@ -193,7 +200,7 @@ def start(
         stdout=directory / "build.json",
         stderr=directory / "build.log",
         status=directory / "exit",
-        env=environ,
+        env=env,
     )
     record = {
         "run": run,
