@@ -637,6 +637,8 @@ _HISTORY = (
     *(history.LEDGER.as_posix() + end for end in ("", "-wal", "-shm", "-journal")),
     ".agentloop/runs/",
     f"{files.BACKUPS}/",
+    # /parallel-build's manifests and builds: the plans the user approved, and their logs.
+    f"{files.BUILDS_DIR}/",
 )
 SELF_IGNORE = f"{files.STATE_DIR}/.gitignore"
 _SELF_IGNORE_TEXT = (
@@ -704,6 +706,9 @@ def _unplan_gitignore(plan: _Plan, record: LinesRecord | None) -> None:
                 f"{len(runs)} run report{'s' if len(runs) != 1 else ''}" if runs else "",
                 "backups of your files"
                 if any(r.startswith(files.BACKUPS) for r in history_left)
+                else "",
+                "parallel-build manifests and logs"
+                if any(r.startswith(files.BUILDS_DIR) for r in history_left)
                 else "",
             )
             if part
