@@ -130,6 +130,8 @@ def test_a_started_build_runs_in_the_background_and_its_status_gives_the_result(
 ) -> None:
     before = git(repo, "rev-parse", "HEAD").strip()
     saved = launch.plan(repo, MANIFEST, "order-total").path
+    # A start that failed half-way long ago holds up no later build.
+    (repo / launch.BUILDS / "20260101T000000Z").mkdir()
     started = launch.start(repo, saved, command=HELPER)
     assert started.directory == f".agentloop/builds/{started.run}"
     with pytest.raises(launch.Refused, match=f"build {started.run} is still running here"):

@@ -223,8 +223,9 @@ def _state(directory: Path) -> tuple[State, int | None]:
     try:
         pid = int(json.loads((directory / "run.json").read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        # run.json is written just after the process starts: a moment ago, or never.
-        return "running", None
+        # run.json is written as soon as the process started; without it, the start
+        # failed (and a folder like that must not hold up every later build).
+        return "ended", None
     return ("running" if proc.alive(pid) else "ended"), None
 
 
