@@ -131,6 +131,9 @@ def plan(root: Path, text: str, name: str) -> Planned:
 
 
 def _inside_builds(root: Path, name: str) -> Path:
+    if (root / BUILDS).is_symlink():
+        # Its target is not the folder the sandbox and the guard keep the agent out of.
+        raise Refused(f"{BUILDS} is a symbolic link; agentloop starts no build from it")
     builds = Path(os.path.realpath(root / BUILDS))
     given = Path(name) if os.path.isabs(name) else root / name
     real = Path(os.path.realpath(given))
