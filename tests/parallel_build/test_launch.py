@@ -116,6 +116,17 @@ def test_a_build_starts_only_from_a_manifest_in_agentloops_builds_folder(
     assert [p.name for p in (repo / ".agentloop/builds").iterdir()] == ["link.yaml"]
 
 
+def test_no_build_starts_from_a_builds_folder_that_is_a_link(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.yaml").write_text(MANIFEST)
+    (repo / ".agentloop").mkdir()
+    os.symlink(elsewhere, repo / ".agentloop/builds")
+    with pytest.raises(launch.Refused, match="is a symbolic link"):
+        launch.start(repo, ".agentloop/builds/b.yaml", command=HELPER)
+    assert [p.name for p in elsewhere.iterdir()] == ["b.yaml"]
+
+
 def test_an_invalid_manifest_in_the_folder_starts_no_build(repo: Path) -> None:
     # One the user edited by hand since build_plan saved it.
     (repo / ".agentloop/builds").mkdir(parents=True)
