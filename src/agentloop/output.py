@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     # integrity parsers and the detection stack (about 0.4 s in all), which every command,
     # and every Claude Code hook call, would pay at start.
     from agentloop.build.integrate import Integration
+    from agentloop.build.launch import BuildStatus
     from agentloop.build.model import Manifest, StreamReport
     from agentloop.detection import Detection
     from agentloop.install.model import InitReport
@@ -828,3 +829,55 @@ def print_build(doc: dict[str, Any]) -> None:
         )
     else:
         out.print("nothing was committed")
+
+
+BUILD_STATUS_SCHEMA_ID = "https://agentloop.dev/schemas/build-status-1.json"
+
+
+def build_status_doc(status: BuildStatus) -> dict[str, Any]:
+    """What the MCP tool build_status answers (schemas/build-status.schema.json): the
+    run's state, and once it finished, the result in short (the whole document is in
+    `result`)."""
+    result = status.result or {}
+    error, listed, merged = result.get("error"), result.get("streams"), result.get("integration")
+    failed: dict[str, Any] | None = error if isinstance(error, dict) else None
+    streams: list[Any] = listed if isinstance(listed, list) else []
+    integration: dict[str, Any] = merged if isinstance(merged, dict) else {}
+    if status.state == "running":
+        next_step = "still running: ask build_status again"
+    elif status.state == "ended":
+        next_step = "it stopped without a result (killed?): see the log"
+    elif failed is not None:
+        next_step = "it did not build: see the error"
+    elif result.get("commit"):
+        next_step = (
+            f"review `git show {result.get('branch')}`; nothing was pushed, merge or push "
+            "it yourself when it is right"
+        )
+    else:
+        next_step = "nothing was committed: see the streams' reasons and the log"
+    return {
+        "$schema": BUILD_STATUS_SCHEMA_ID,
+        "run": status.run,
+        "state": status.state,
+        "elapsed_s": status.elapsed_s,
+        "exit_code": status.exit_code,
+        "log": f"{status.directory}/build.log",
+        "result": f"{status.directory}/build.json" if status.state == "finished" else None,
+        "branch": result.get("branch"),
+        "commit": result.get("commit"),
+        "streams": [
+            {
+                "id": s.get("id"),
+                "outcome": s.get("outcome"),
+                "merge": s.get("merge"),
+                "reason": s.get("reason", ""),
+            }
+            for s in streams
+            if isinstance(s, dict)
+        ],
+        "remaining": list(integration.get("remaining", [])),
+        "error": failed,
+        "log_tail": status.log_tail,
+        "next": next_step,
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -114,3 +115,58 @@ def run(
         duration=time.monotonic() - start,
         timed_out=timed_out,
     )
+
+
+# Runs the command with its output in files and then writes its exit status, atomically,
+# to a third: the one sign that it finished, written by this shell whether or not whoever
+# started it is still alive to wait.
+_DETACHED = (
+    'out=$1 err=$2 status=$3; shift 3; "$@" >"$out" 2>"$err"; '
+    'echo $? >"$status.tmp" && mv "$status.tmp" "$status"'
+)
+
+
+def spawn_detached(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    stdout: Path,
+    stderr: Path,
+    status: Path,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start `command` in a session of its own and return at once with its pid; its output
+    goes to `stdout` and `stderr`, its exit status to `status` when it ends. For work that
+    must outlive the request that started it (a build started from agentloop's MCP server,
+    which Claude Code may stop at any time): nothing here waits for it or kills it, except
+    a thread that reaps it so it leaves no zombie while the caller lives."""
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", _DETACHED, "sh", str(stdout), str(stderr), str(status),
+             *command],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    except FileNotFoundError as exc:  # pragma: no cover - /bin/sh is always there
+        raise CommandNotFound("/bin/sh") from exc
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid still runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:  # no /proc (macOS): kill(0) is all we know
+        return True

@@ -315,3 +315,41 @@ def test_interactive_session_starts_the_mcp_server_unasked_and_asks_for_other_do
         results = {r.tool_use_id: (r.content, r.is_error) for r in server.tool_results()}
     assert '"ok": true' in results["toolu_00"][0]
     assert results["toolu_01"][1]
+
+
+BUILD_MANIFEST = """\
+request: Orders carry a total
+streams:
+  - {id: api, title: The total, template: custom, prompt: Add api/total.py, owns: ["api/**"]}
+"""
+
+
+def test_parallel_build_starts_no_build_without_the_humans_approval(
+    repo: Path, isolated_home: Path
+) -> None:
+    """/parallel-build in `-p` mode, where nobody can answer a prompt: the skill's tools
+    validate and save the manifest, but the tool that starts a build (it runs the project's
+    code outside the sandbox) is asked about even though the user allowed it outright:
+    init's `permissions.ask` comes first. Nor can the agent write a manifest where a
+    build starts from."""
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("mcp__agentloop__build_plan", {"manifest": BUILD_MANIFEST, "name": "total"}),
+        ("mcp__agentloop__parallel_build", {"manifest": ".agentloop/builds/total.yaml"}),
+        ("Write", {"file_path": "{cwd}/.agentloop/builds/mine.yaml", "content": BUILD_MANIFEST}),
+    ]
+    with ModelServer(script(*calls)) as server:
+        result = claude(
+            repo, isolated_home, server, "/parallel-build Orders carry a total",
+            "--allowedTools", "mcp__agentloop__parallel_build",
+        )  # fmt: skip
+        results = {r.tool_use_id: (r.content, r.is_error) for r in server.tool_results()}
+    planned, started, written = (results[f"toolu_{i:02d}"] for i in range(3))
+    assert not planned[1], planned
+    assert json.loads(planned[0])["saved"] == ".agentloop/builds/total.yaml"
+    assert started[1], started
+    assert "mcp__agentloop__parallel_build" in [
+        d["tool_name"] for d in result["permission_denials"]
+    ]
+    assert written[1], written
+    assert sorted(p.name for p in (repo / ".agentloop/builds").iterdir()) == ["total.yaml"]
+    assert "agentloop/build-" not in run_git(repo, "branch", "--list", "--all")

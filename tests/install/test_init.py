@@ -347,6 +347,7 @@ def test_uninstall_strands_no_gitignore_lines_for_agentloops_own_files(
             "runs/20261130-b/report.md": "# run b",
             "sessions/abc.json": "{}",
             "reports/unit.xml": "<testsuites/>",
+            "builds/total.yaml": "request: r\n",
         },
     )
     undone = init(root, isolated_home, "--uninstall", "--json")
@@ -358,9 +359,10 @@ def test_uninstall_strands_no_gitignore_lines_for_agentloops_own_files(
     assert actions[".agentloop/"] == "removed"  # the working state
     (kept,) = [n for n in doc["notes"] if "history" in n]
     assert "the run ledger (history.db), 2 run reports" in kept
+    assert "parallel-build manifests and logs" in kept
     assert (root / ".gitignore").read_text() == "*.log\n"
     assert sorted(p.relative_to(state).as_posix() for p in state.rglob("*") if p.is_file()) == [
-        ".gitignore", "history.db", "history.db-wal",
+        ".gitignore", "builds/total.yaml", "history.db", "history.db-wal",
         "runs/20261130-a/report.md", "runs/20261130-b/report.md",
     ]  # fmt: skip
     assert (state / "history.db").read_text() == "ledger"

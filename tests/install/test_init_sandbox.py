@@ -21,7 +21,7 @@ from agentloop.testing.trees import snapshot
 USERS_SETTINGS = """\
 {
   "sandbox": {"enabled": false, "filesystem": {"denyWrite": ["secrets", ".git"]}},
-  "permissions": {"deny": ["Bash(rm -rf *)"], "allow": ["Bash(make test)"]},
+  "permissions": {"deny": ["Bash(rm -rf *)"], "allow": ["Bash(make test)", "mcp__agentloop"]},
   "enabledMcpjsonServers": ["github"]
 }
 """
@@ -63,8 +63,21 @@ def test_the_users_sandbox_mcp_servers_and_rules_survive_and_come_back_byte_for_
     assert deny_write.count(".git") == 1  # theirs already: not added twice
     assert "auth" in deny_write
     assert doc["permissions"]["deny"][0] == "Bash(rm -rf *)"
-    assert doc["permissions"]["allow"] == ["Bash(make test)"]
+    # Init pre-approves nothing; and a build (it runs the project's code outside the
+    # sandbox) is asked about every time, even past the user's allow of the whole server.
+    assert doc["permissions"]["allow"] == ["Bash(make test)", "mcp__agentloop"]
+    assert doc["permissions"]["ask"] == ["mcp__agentloop__parallel_build"]
+    # The manifests a build starts from and its results: read-only to the agent's commands.
+    assert ".agentloop/builds" in deny_write
     assert doc["enabledMcpjsonServers"] == ["github", "agentloop"]
+    skill = root / ".claude/skills/parallel-build/SKILL.md"
+    assert skill.read_bytes() == next(
+        a.data for a in files.assets() if a.path.endswith("parallel-build/SKILL.md")
+    )
+    assert (
+        ".claude/skills/parallel-build/SKILL.md"
+        in json.loads((root / files.MANIFEST).read_text())["files"]
+    )
     servers = json.loads((root / mcpjson.PATH).read_text())["mcpServers"]
     assert list(servers) == ["github", "agentloop"]
     assert init(root, isolated_home, "--uninstall").returncode == 0

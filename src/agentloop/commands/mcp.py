@@ -7,8 +7,20 @@ so it is how an /autofix session commits: the sandbox keeps the git directory re
 every command the agent runs, and `commit` writes it on the agent's behalf, after the same
 rails `agentloop check` applies, for the named files only.
 
-Its own code and its inputs are the only things it runs outside the sandbox: it never
-runs a git hook (they would run the agent's files), a test, or anything from the project.
+`commit`, `check`, `build_plan` and `build_status` run only agentloop's own code on their
+inputs: never a git hook (it would run the agent's files), a test, or anything else from
+the project. `build_plan` writes one file, a manifest it validated, under
+.agentloop/builds/.
+
+`parallel_build` is the one exception, and a deliberate one: it starts `agentloop
+parallel-build` in the background (the /parallel-build skill), and a build runs the
+project's code outside the agent's sandbox: `workspace.setup`, the test suites, the
+streams' own test commands (its agent sessions are sandboxed as headless runs are). So it
+is never pre-approved: `agentloop init` leaves it out of every allow rule and puts it in
+`permissions.ask`, the skill's `allowed-tools` does not name it, and Claude Code asks the
+human each time; that prompt is the approval. It only starts from a manifest under
+.agentloop/builds/ (which the agent's commands and edit tools cannot write), validates it
+first, and the result is a local branch: nothing is pushed.
 """
 
 from __future__ import annotations
@@ -18,18 +30,27 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agentloop import errors, git, locks
+from agentloop import errors, git, locks, output
 from agentloop import session as session_mod
+from agentloop.build import launch
 from agentloop.commands._project import git_project
 from agentloop.commands.check import Checked, evaluate
 from agentloop.config import load_config
 from agentloop.errors import AgentloopError
+from agentloop.install import mcpjson
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
 
 INSTRUCTIONS = (
     "agentloop's tools for an /autofix session. `commit` commits the files you name (and "
     "nothing else) after checking them against agentloop's rails; git itself is read-only "
-    "to your shell commands. `check` reports whether the whole change keeps the rails."
+    "to your shell commands. `check` reports whether the whole change keeps the rails. "
+    "For /parallel-build: `build_plan` validates a build manifest and saves it, "
+    "`parallel_build` starts the build (the user approves each one), `build_status` "
+    "reports on it."
 )
 
 
@@ -140,6 +161,12 @@ def _tool_error(exc: AgentloopError) -> str:
 
 
 def mcp(*, repo: Path) -> int:
+    server(repo).run("stdio")
+    return errors.OK
+
+
+def server(repo: Path) -> MCPServer:
+    """The server with its tools, for the project at `repo` (not yet serving)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -169,5 +196,46 @@ def mcp(*, repo: Path) -> int:
         top = git.find_toplevel(root) or root
         return json.dumps(checked.doc(top), indent=1)
 
-    server.run("stdio")
-    return errors.OK
+    @server.tool(name="build_plan", structured_output=False)
+    def build_plan_tool(manifest: str, name: str) -> str:
+        """Validate a parallel-build manifest (YAML text: request, streams, contracts; the
+        schema is agentloop's build-manifest.schema.json) against this repository and the
+        rails, exactly as `agentloop parallel-build --plan-only` does, and save it as
+        .agentloop/builds/<name>.yaml (`name`: lowercase letters, digits, dashes). Returns
+        the plan as JSON (the streams in waves, what each owns, the contracts) and the
+        saved path; or every problem found, one per line, and saves nothing."""
+        try:
+            planned = launch.plan(root, manifest, name)
+        except AgentloopError as exc:
+            raise ToolError(f"not valid: {_tool_error(exc)}") from None
+        return json.dumps({"saved": planned.path, "plan": planned.doc}, indent=1)
+
+    @server.tool(name=mcpjson.BUILD_TOOL, structured_output=False)
+    def parallel_build_tool(manifest: str) -> str:
+        """Start `agentloop parallel-build` on a manifest saved under .agentloop/builds/
+        (the path build_plan answered with), in the background, outside the sandbox: it
+        creates worktrees and branches and runs the project's setup and tests. Validates
+        the manifest first. Returns at once with the run id; ask build_status for the
+        result. The result is one commit on a local branch; nothing is pushed."""
+        try:
+            started = launch.start(root, manifest)
+        except AgentloopError as exc:
+            raise ToolError(f"no build started: {_tool_error(exc)}") from None
+        return (
+            f"build {started.run} started (pid {started.pid}); its log and result go to "
+            f"{started.directory}/. Ask build_status with run={started.run!r}."
+        )
+
+    @server.tool(name="build_status", structured_output=False)
+    def build_status_tool(run: str, wait_seconds: int = 120) -> str:
+        """How build `run` is going: waits up to `wait_seconds` (at most 240) for it to
+        finish, then answers JSON: state (running, finished, ended), and once finished the
+        branch and commit, each stream's outcome, the tests still failing, what to do
+        next."""
+        try:
+            found = launch.status(root, run, wait_s=float(wait_seconds))
+        except AgentloopError as exc:
+            raise ToolError(_tool_error(exc)) from None
+        return json.dumps(output.build_status_doc(found), indent=1)
+
+    return server

@@ -32,6 +32,8 @@ MARKER_LINES = 10
 MANIFEST = ".agentloop/init.json"
 BACKUPS = ".agentloop/backups"
 STATE_DIR = ".agentloop"
+# Parallel builds started from a session (build/launch.py): manifests and results.
+BUILDS_DIR = ".agentloop/builds"
 CLAUDE_DIR = ".claude"
 # Record layout; bump it when a field changes meaning.
 MANIFEST_VERSION = 1

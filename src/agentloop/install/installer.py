@@ -233,6 +233,9 @@ _STATE = (
     files.BACKUPS,
     ".agentloop/runs",
     history.LEDGER.as_posix(),
+    # The manifests a build may start from and the builds' results, written by the MCP
+    # server: the agent cannot swap a manifest after it was validated, nor forge a result.
+    files.BUILDS_DIR,
 )
 
 
@@ -265,6 +268,9 @@ def rails_settings(
     )
     fragment = sandbox.project_settings(policy, home=home)
     fragment["enabledMcpjsonServers"] = [mcpjson.NAME]
+    # A build runs the project's code outside the sandbox: Claude Code asks the human
+    # every time, even past a broad allow rule of theirs such as `mcp__agentloop`.
+    fragment["permissions"]["ask"] = list(mcpjson.ASK)
     return settings.Wanted.of(fragment)
 
 
@@ -631,6 +637,8 @@ _HISTORY = (
     *(history.LEDGER.as_posix() + end for end in ("", "-wal", "-shm", "-journal")),
     ".agentloop/runs/",
     f"{files.BACKUPS}/",
+    # /parallel-build's manifests and builds: the plans the user approved, and their logs.
+    f"{files.BUILDS_DIR}/",
 )
 SELF_IGNORE = f"{files.STATE_DIR}/.gitignore"
 _SELF_IGNORE_TEXT = (
@@ -698,6 +706,9 @@ def _unplan_gitignore(plan: _Plan, record: LinesRecord | None) -> None:
                 f"{len(runs)} run report{'s' if len(runs) != 1 else ''}" if runs else "",
                 "backups of your files"
                 if any(r.startswith(files.BACKUPS) for r in history_left)
+                else "",
+                "parallel-build manifests and logs"
+                if any(r.startswith(files.BUILDS_DIR) for r in history_left)
                 else "",
             )
             if part

@@ -20,6 +20,10 @@ from agentloop.errors import ConfigError
 PATH = ".mcp.json"
 NAME = "agentloop"
 SCRIPT = ".claude/hooks/mcp.sh"
+# The server's tool that starts a parallel build: it runs the project's code outside the
+# sandbox, so init makes Claude Code ask the human every time (never pre-approved).
+BUILD_TOOL = "parallel_build"
+ASK = (f"mcp__{NAME}__{BUILD_TOOL}",)
 
 
 def server() -> dict[str, Any]:
