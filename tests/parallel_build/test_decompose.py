@@ -134,6 +134,18 @@ def test_exhausted_retries_exit_1_and_keep_the_invalid_manifest(
     assert cli.main(["parallel-build", "--manifest", "plan.yaml", "--plan-only"]) == errors.USAGE
 
 
+def test_a_coordinator_that_answers_nothing_leaves_no_file(repo: Path, tmp_path: Path) -> None:
+    agent = ScriptedAgent(says("I could not decide."), says(""), says("```\n```"))
+    out = tmp_path / "build.yaml"
+    with pytest.raises(DecomposeFailed) as caught:
+        run(repo, agent, out)
+    assert len(agent.calls) == 3
+    assert caught.value.path is None
+    assert not out.exists()
+    assert "ended (success) with no manifest" in caught.value.message
+    assert "write the manifest yourself and pass --manifest" in str(caught.value.hint)
+
+
 def test_plan_only_writes_a_manifest_the_next_run_accepts(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

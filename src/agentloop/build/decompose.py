@@ -59,11 +59,14 @@ Progress = Callable[[str], None]
 
 
 class DecomposeFailed(AgentloopError):
-    """The coordinator gave no valid manifest within its sessions; the last one is kept."""
+    """The coordinator gave no valid manifest within its sessions; the last one is kept
+    in `path` (None: it gave none at all)."""
 
     exit_code = errors.FAILURES_FOUND
 
-    def __init__(self, message: str, *, hint: str, path: Path, problems: Sequence[str]) -> None:
+    def __init__(
+        self, message: str, *, hint: str, path: Path | None, problems: Sequence[str]
+    ) -> None:
         super().__init__(message, hint=hint)
         self.path = path
         self.problems = tuple(problems)
@@ -125,6 +128,7 @@ def decompose(
     files = validate.repository_files(top)
     started = clock()
     spent = 0.0
+    kept = False  # whether `out` holds a manifest of this coordinator's
     earlier: tuple[str, Sequence[str]] | None = None
     problems: Sequence[str] = ()
     for number in range(1, settings.max_sessions + 1):
@@ -135,10 +139,7 @@ def decompose(
             raise LimitReached(
                 f"the run's {cap} was spent writing the manifest ({number - 1} coordinator "
                 "session(s))",
-                hint=_kept_hint(out, name)
-                if earlier
-                else "raise run.max_runtime or "
-                "run.max_budget_usd, or write the manifest yourself and pass --manifest",
+                hint=_kept_hint(name) if kept else _WRITE_IT,
             )
         progress(f"decompose: coordinator session {number} of {settings.max_sessions}")
         prompt = decompose_prompt(request, files=files, forbidden=forbidden, earlier=earlier)
@@ -160,14 +161,18 @@ def decompose(
             plan = manifest_mod.parse(_dump(data), source=name)
             _write(out, _dump(manifest_mod.as_data(plan)), header=_HEADER.format(out=name))
             return Decomposition(plan, out, number, spent, clock() - started)
-        _write(out, _dump(data) if data is not None else text, header=_invalid(name, problems))
-        earlier = (text, problems)
+        if text:
+            # An answer with nothing in it does not replace one the user could fix.
+            _write(out, _dump(data) if data is not None else text, header=_invalid(name, problems))
+            kept = True
+        earlier = (text or "(no manifest)", problems)
     count = len(problems)
+    left = f"{count} problem{'s' if count != 1 else ''} left"
     raise DecomposeFailed(
         f"the coordinator wrote no valid manifest in {settings.max_sessions} session(s) "
-        f"({count} problem{'s' if count != 1 else ''} left); the last is kept in {name}",
-        hint=_kept_hint(out, name),
-        path=out,
+        + (f"({left}); the last is kept in {name}" if kept else f"({problems[0]})"),
+        hint=_kept_hint(name) if kept else _WRITE_IT,
+        path=out if kept else None,
         problems=problems,
     )
 
@@ -265,14 +270,21 @@ def _judge(
 ) -> tuple[str, dict[str, Any] | None, Sequence[str]]:
     """The answer's YAML, its mapping (the request put in) and the problems found."""
     text = manifest_text(result.text).strip()
-    if not text:
-        how = result.outcome if not result.ok else "finished"
-        detail = f": {result.errors[0]}" if result.errors else ""
-        return "", None, [f"the session {how} without a manifest in its final message{detail}"]
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         data = None
+    if not text or (not isinstance(data, dict) and not _FENCE.search(result.text)):
+        # Prose, or nothing: no manifest to keep, or to show the coordinator again.
+        detail = f": {result.errors[0]}" if result.errors else ""
+        return (
+            "",
+            None,
+            [
+                f"the session ended ({result.outcome}) with no manifest in its final message "
+                f"(a ```yaml block){detail}"
+            ],
+        )
     if not isinstance(data, dict):
         try:
             manifest_mod.parse(text, source=name)
@@ -307,7 +319,13 @@ def _invalid(name: str, problems: Sequence[str]) -> str:
     )
 
 
-def _kept_hint(out: Path, name: str) -> str:
+_WRITE_IT = (
+    "say more about what to build, raise the caps (run.max_runtime, run.max_budget_usd), or "
+    "write the manifest yourself and pass --manifest"
+)
+
+
+def _kept_hint(name: str) -> str:
     return (
         f"fix the problems listed at the top of {name}, then run `agentloop parallel-build "
         f"--manifest {name} --plan-only`"
