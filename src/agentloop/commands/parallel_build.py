@@ -103,6 +103,10 @@ def parallel_build(
     spent = 0.0
     if manifest is None:
         assert request  # checked above
+        if not plan_only:
+            # The build after the plan needs the sandbox: say so before the coordinator
+            # spends anything.
+            sandbox.require()
         agent = agent or _claude(config)
         decomposition = _decompose(
             root, top, request, agent=agent, config=config, forbidden=forbidden, out=out,
