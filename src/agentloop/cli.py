@@ -468,7 +468,11 @@ def merge_results(
 def parallel_build(
     request: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(metavar="[REQUEST]", help="The feature to build (not built yet)."),
+        typer.Argument(
+            metavar="[REQUEST]",
+            help="The feature to build: a read-only coordinator session splits it into a "
+            "manifest first.",
+        ),
     ] = None,
     repo: Annotated[
         Path, typer.Option("--repo", "-C", metavar="PATH", help="Project (default: here).")
@@ -483,9 +487,19 @@ def parallel_build(
     plan_only: Annotated[
         bool,
         typer.Option(
-            "--plan-only", help="Validate the manifest and print the plan; build nothing."
+            "--plan-only",
+            help="Write and validate the manifest, print the plan and the command that builds "
+            "it; build nothing.",
         ),
     ] = False,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            metavar="FILE",
+            help="Where the manifest written from a REQUEST goes (default: "
+            ".agentloop/builds/<run>/build.yaml).",
+        ),
+    ] = None,
     jobs: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
@@ -502,8 +516,9 @@ def parallel_build(
     ] = False,
 ) -> int:
     """Build a feature as streams in parallel worktrees, each owning its files, merged
-    into one commit on an agentloop/build- branch (nothing pushed). Writing the manifest from a
-    request is not built yet: give --manifest FILE."""
+    into one commit on an agentloop/build- branch (nothing pushed). From a REQUEST, a
+    coordinator session writes the manifest first (exit 1 when it writes no valid one: the
+    last is kept for you to fix); or give --manifest FILE."""
     from agentloop.commands.parallel_build import parallel_build as run_build
 
     return run_build(
@@ -513,6 +528,7 @@ def parallel_build(
         plan_only=plan_only,
         jobs=jobs,
         as_json=as_json,
+        out=out,
     )
 
 

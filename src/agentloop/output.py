@@ -660,7 +660,7 @@ def print_merge(doc: dict[str, Any], folder: Path) -> None:
 
 
 def build_plan_doc(
-    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str
+    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str, command: str
 ) -> dict[str, Any]:
     """`agentloop parallel-build --plan-only --json` (schema: build-plan)."""
     from agentloop.build.manifest import as_data
@@ -673,6 +673,7 @@ def build_plan_doc(
         "$schema": BUILD_PLAN_SCHEMA_ID,
         "agentloop_version": __version__,
         "manifest": source,
+        "command": command,
         "jobs": jobs,
         "waves": [list(wave) for wave in waves],
         **data,
@@ -680,9 +681,10 @@ def build_plan_doc(
 
 
 def print_build_plan(
-    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str
+    plan: Manifest, waves: Sequence[Sequence[str]], *, jobs: int, source: str, command: str
 ) -> None:
-    """`agentloop parallel-build --plan-only`: the streams wave by wave."""
+    """`agentloop parallel-build --plan-only`: the streams wave by wave, and `command`,
+    the one that builds the plan."""
     from agentloop.build.templates import TEMPLATES
 
     contracts = f"; {len(plan.contracts)} contract(s)" if plan.contracts else ""
@@ -716,7 +718,9 @@ def print_build_plan(
                 out.print(f"    uses contracts: {escape(', '.join(c.name for c in used))}")
             tests = ", ".join(stream.tests) if stream.tests else f"(hint) {guide.tests_hint}"
             out.print(f"    tests: {escape(tests)}")
-    out.print("\nnot built yet: running the streams; this plan is what `--plan-only` checks")
+    out.print(f"\nedit {escape(source)} if you like, then build it with:")
+    # Unwrapped, so it can be copied as one line.
+    out.print(f"  {escape(command)}", soft_wrap=True)
 
 
 def _owned(plan: Manifest, stream_id: str) -> set[str]:

@@ -1,5 +1,6 @@
 """`agentloop parallel-build`: the plan of a valid manifest, every problem of an invalid
-one with exit 2, and a clear refusal for what is not built yet."""
+one with exit 2, and a clear refusal of what cannot be done. (A manifest written from a
+request: test_decompose.py.)"""
 
 from __future__ import annotations
 
@@ -83,11 +84,12 @@ def test_the_plan_as_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["Add a profile page"], "error: not built yet: writing the manifest from a feature"),
         ([], "error: give a feature request or --manifest FILE"),
+        (["Add a page", "--manifest", "build.yaml"], "error: give a feature request or --manifest"),
+        (["--manifest", "build.yaml", "--out", "x.yaml"], "error: --out is where a manifest"),
     ],
 )
-def test_what_is_not_built_yet_is_refused_plainly(
+def test_what_cannot_be_done_is_refused_plainly(
     repo: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

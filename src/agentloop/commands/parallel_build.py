@@ -1,19 +1,28 @@
 """`agentloop parallel-build`: a feature built as streams in parallel worktrees.
 
-`--manifest FILE` reads the manifest and validates it against the repository and the
-rails (build/validate.py); `--plan-only` prints the plan (the streams in waves that run at
-once, what each owns, the contracts) and stops. Without it the build runs: a workspace on
-`agentloop/build-<run>` from HEAD, the base's failing tests recorded, the streams built in
-worktrees of their own (build/execute.py), each merged as it is built (build/integrate.py:
-the contract wins a conflict in a contract file), the full suites once, one squashed
-commit, the streams' worktrees and branches gone, the build in the ledger. Writing the
-manifest from a request (DECOMPOSE) is not built yet: asking for it is a usage error that
-says so, not a pretend run.
+`parallel-build "<request>"` first DECOMPOSES it (build/decompose.py): a read-only
+coordinator session reads the request and the code and answers with a manifest, validated
+before anything runs (a manifest with problems goes back to it twice, then the command
+stops with exit 1 and keeps the last one on disk). The manifest is written to
+`.agentloop/builds/<run>/build.yaml` (or `--out`), where the user can edit it and feed it
+back with `--manifest`.
+
+`--manifest FILE` reads a manifest and validates it against the repository and the rails
+(build/validate.py). `--plan-only`, either way, prints the plan (the streams in waves
+that run at once, what each owns, the contracts) and the command that builds it, and
+stops. Without it the build runs: a workspace on `agentloop/build-<run>` from HEAD, the
+base's failing tests recorded, the streams built in worktrees of their own
+(build/execute.py), each merged as it is built (build/integrate.py: the contract wins a
+conflict in a contract file), the full suites once, one squashed commit, the streams'
+worktrees and branches gone, the build in the ledger. The coordinator's sessions count
+against the run's budget and runtime.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -25,6 +34,13 @@ from agentloop.agents.base import Agent, Guard, SessionLimits
 from agentloop.agents.sandbox import Policy
 from agentloop.build import manifest as manifest_mod
 from agentloop.build import validate
+from agentloop.build.decompose import (
+    READ_TOOLS,
+    DecomposeSettings,
+    Decomposition,
+    decompose,
+    default_path,
+)
 from agentloop.build.execute import StreamSettings, execute
 from agentloop.build.integrate import (
     IntegrateSettings,
@@ -36,16 +52,14 @@ from agentloop.build.integrate import (
 from agentloop.build.model import Manifest, StreamReport
 from agentloop.commands._project import git_project
 from agentloop.config import Config, load_config
-from agentloop.errors import AgentloopError, ConfigError, UsageError
+from agentloop.errors import AgentloopError, ConfigError, LimitReached, UsageError
 from agentloop.history import History, ledger_path, utc_now
 from agentloop.loop.runner import LoopSettings
 from agentloop.rails.guard import make_guard
 from agentloop.rails.paths import ForbiddenPaths
-from agentloop.workspace import Workspace
+from agentloop.workspace import Workspace, new_run_id
 
 BRANCH_PREFIX = "agentloop/build-"
-
-_TRY = "use --manifest build.yaml with --plan-only to check a manifest you wrote"
 
 
 def parallel_build(
@@ -56,24 +70,24 @@ def parallel_build(
     plan_only: bool,
     jobs: int | None,
     as_json: bool,
+    out: Path | None = None,
     agent: Agent | None = None,
 ) -> int:
-    if manifest is None:
-        if request:
-            raise UsageError(
-                "not built yet: writing the manifest from a feature request (a coordinator "
-                "session that decomposes it) is not part of agentloop yet",
-                hint=_TRY,
-            )
+    if manifest is None and not request:
         raise UsageError(
             "give a feature request or --manifest FILE",
-            hint="agentloop parallel-build --manifest build.yaml --plan-only (see `agentloop "
+            hint='agentloop parallel-build "<feature request>" --plan-only (see `agentloop '
             "parallel-build --help`)",
         )
-    if request:
+    if manifest is not None and request:
         raise UsageError(
             "give a feature request or --manifest FILE, not both: the manifest holds its request",
             hint="edit `request:` in the manifest, or drop the request argument",
+        )
+    if manifest is not None and out is not None:
+        raise UsageError(
+            "--out is where a manifest written from a request goes; --manifest is one already",
+            hint="drop --out",
         )
     root, top = git_project(
         repo,
@@ -84,19 +98,92 @@ def parallel_build(
         forbidden = ForbiddenPaths.with_protected(config.rails.forbidden_paths, root=str(top))
     except ValueError as exc:
         raise ConfigError(str(exc), hint="fix the pattern in rails.forbidden_paths") from None
-    source = str(manifest)
-    plan = manifest_mod.load(manifest, source=source)
-    validate.check(plan, top=top, forbidden=forbidden, source=source)
     width = jobs or config.run.jobs or default_jobs()
+    started = (time.monotonic(), utc_now())
+    spent = 0.0
+    if manifest is None:
+        assert request  # checked above
+        if not plan_only:
+            # The build after the plan needs the sandbox: say so before the coordinator
+            # spends anything.
+            sandbox.require()
+        agent = agent or _claude(config)
+        decomposition = _decompose(
+            root, top, request, agent=agent, config=config, forbidden=forbidden, out=out,
+            as_json=as_json,
+        )  # fmt: skip
+        plan, spent = decomposition.manifest, decomposition.cost_usd
+        source = _shown(decomposition.path)
+    else:
+        source = str(manifest)
+        plan = manifest_mod.load(manifest, source=source)
+        validate.check(plan, top=top, forbidden=forbidden, source=source)
     if not plan_only:
         return _build(root, plan, config=config, forbidden=forbidden, jobs=width,
-                      as_json=as_json, agent=agent)  # fmt: skip
+                      as_json=as_json, agent=agent, started=started, spent_usd=spent)  # fmt: skip
     waves = validate.waves(plan)
+    command = f"agentloop parallel-build --manifest {shlex.quote(source)}"
     if as_json:
-        output.print_json(output.build_plan_doc(plan, waves, jobs=width, source=source))
+        output.print_json(
+            output.build_plan_doc(plan, waves, jobs=width, source=source, command=command)
+        )
     else:
-        output.print_build_plan(plan, waves, jobs=width, source=source)
+        output.print_build_plan(plan, waves, jobs=width, source=source, command=command)
     return errors.OK
+
+
+def _claude(config: Config) -> Agent:
+    from agentloop.agents.claude import ClaudeCodeAgent
+
+    return ClaudeCodeAgent(cli_path=config.agent.cli_path, model=config.agent.model)
+
+
+def _decompose(
+    root: Path,
+    top: Path,
+    request: str,
+    *,
+    agent: Agent,
+    config: Config,
+    forbidden: ForbiddenPaths,
+    out: Path | None,
+    as_json: bool,
+) -> Decomposition:
+    """DECOMPOSE under the run's caps; the manifest goes to `out`, else under .agentloop/."""
+    git.ignore_locally(root, ".agentloop/")
+    path = out if out is not None else _fresh(default_path(root, new_run_id()))
+    settings = DecomposeSettings(
+        limits=SessionLimits(max_turns=config.agent.max_turns, allowed_tools=READ_TOOLS),
+        max_budget_usd=config.run.max_budget_usd,
+        budget_per_session_usd=config.agent.budget_per_attempt_usd,
+        max_runtime_s=config.run.max_runtime,
+        forbidden=forbidden,
+        secrets=config.rails.secret_paths,
+    )
+    with output.progress(not as_json) as progress:
+        return decompose(
+            top, request, agent=agent, out=path, settings=settings,
+            env=secrets.agent_env(os.environ, {}), source=_shown(path), progress=progress,
+        )  # fmt: skip
+
+
+def _fresh(path: Path) -> Path:
+    """`path`, or beside it with a number when a plan of the same second holds it."""
+    found, n = path, 1
+    while found.parent.exists():
+        n += 1
+        found = path.parent.with_name(f"{path.parent.name}-{n}") / path.name
+    return found
+
+
+def _shown(path: Path) -> str:
+    """`path` as the user can pass it back from where they are: relative to the current
+    directory when it is below it, else absolute."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
 
 
 def default_jobs() -> int:
@@ -113,18 +200,26 @@ def _build(
     jobs: int,
     as_json: bool,
     agent: Agent | None,
+    started: tuple[float, datetime.datetime] | None = None,
+    spent_usd: float = 0.0,
 ) -> int:
     """EXECUTE → INTEGRATE → COMMIT; the exit code: 0 when every stream was built and
-    merged and the full suites hold, else 1 (the report says what is missing)."""
-    started, started_at = time.monotonic(), utc_now()
+    merged and the full suites hold, else 1 (the report says what is missing).
+    `started` (monotonic, UTC) and `spent_usd`: when the run began and what its
+    coordinator spent, both counted against the run's caps."""
+    started_s, started_at = started or (time.monotonic(), utc_now())
+    budget = config.run.max_budget_usd - spent_usd
+    if budget <= 0:
+        raise LimitReached(
+            f"the run's budget (${config.run.max_budget_usd:g}) was spent writing the manifest",
+            hint="raise run.max_budget_usd",
+        )
     # Before the baseline, which can take minutes: a build that cannot start its agents
     # should say so at once.
     sandbox.require()
     git.ignore_locally(root, ".agentloop/")
     if agent is None:
-        from agentloop.agents.claude import ClaudeCodeAgent
-
-        agent = ClaudeCodeAgent(cli_path=config.agent.cli_path, model=config.agent.model)
+        agent = _claude(config)
 
     def policy(top: Path) -> Policy:
         return sandbox.build_policy(
@@ -163,7 +258,7 @@ def _build(
             settings=IntegrateSettings(
                 autofix=LoopSettings(
                     max_attempts=2,
-                    max_budget_usd=config.run.max_budget_usd,
+                    max_budget_usd=budget,
                     limits=SessionLimits(
                         max_turns=config.agent.max_turns,
                         allowed_tools=config.agent.allowed_tools,
@@ -196,7 +291,7 @@ def _build(
             settings=StreamSettings(
                 max_attempts=config.run.max_attempts,
                 max_runtime_s=config.run.max_runtime,
-                max_budget_usd=config.run.max_budget_usd,
+                max_budget_usd=budget,
                 budget_per_attempt_usd=config.agent.budget_per_attempt_usd,
                 # A stream builds new code: it creates files, which a fix does not need
                 # (agent.allowed_tools leaves Write out); its owned globs bound it.
@@ -212,7 +307,7 @@ def _build(
             ),
             suites=found,
             agent_env=agent_env,
-            started=started,
+            started=started_s,
             progress=progress,
         )
         if any(m.merged for m in integrator.merges):
@@ -221,7 +316,7 @@ def _build(
         commit = commit_build(ws, result)
         left_out = {m.stream for m in result.streams if m.outcome == "failed"}
         clean_streams(ws, reports, keep=left_out)
-        wall = time.monotonic() - started
+        wall = time.monotonic() - started_s
         history.record_build(
             build_record(result, reports, started_at=started_at, finished_at=utc_now(),
                          wall_s=wall, commit=commit)

@@ -18,7 +18,8 @@ from pathlib import Path
 from agentloop.agents.base import Guard, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 
-Session = Callable[[Path], None]
+# A session may return its final message (a coordinator's manifest), else it says nothing.
+Session = Callable[[Path], str | None]
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ class ScriptedAgent:
         if self._cancelled.wait(min(self.delay_s, timeout)):
             raise KeyboardInterrupt
         timed_out = self.delay_s > timeout
-        if session is not None and not timed_out:
-            session(cwd)
+        text = session(cwd) if session is not None and not timed_out else None
         with self._lock:
             self.calls.append(
                 Call(
@@ -111,4 +111,5 @@ class ScriptedAgent:
             # A real session can spend up to its limit and no more (near enough).
             cost_usd=min(self.cost_usd, limits.max_budget_usd or self.cost_usd),
             duration_s=time.monotonic() - started,
+            text=text or "",
         )
