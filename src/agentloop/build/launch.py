@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -126,7 +127,12 @@ def plan(root: Path, text: str, name: str) -> Planned:
     path = root.resolve() / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    doc = output.build_plan_doc(manifest, validate.waves(manifest), jobs=jobs, source=rel)
+    # From a terminal the same build is this command; the skill starts it through the
+    # `parallel_build` tool instead (the sandbox keeps .git from the agent's commands).
+    command = f"agentloop parallel-build --manifest {shlex.quote(rel)}"
+    doc = output.build_plan_doc(
+        manifest, validate.waves(manifest), jobs=jobs, source=rel, command=command
+    )
     return Planned(rel, doc)
 
 
