@@ -101,9 +101,45 @@ class Progress:
         return Group(*lines)
 
 
+class LineProgress(Progress):
+    """Progress as plain lines on stderr, one per change, each with the time: for a log
+    file a machine tails (a build started in the background by the /parallel-build
+    skill's MCP tool, whose `build_status` shows the log's tail)."""
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            if message == self._message:
+                return
+            self._message = message
+            _stamped(message)
+
+    def job(self, number: int, text: str | None) -> None:
+        with self._lock:
+            known = self._jobs.get(number, ("",))[0]
+            if text is None:
+                self._jobs.pop(number, None)
+            elif known != text:
+                self._jobs[number] = (text, time.monotonic())
+                _stamped(f"job {number}: {text}")
+
+
+def _stamped(line: str) -> None:
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+    sys.stderr.flush()
+
+
+# `lines`: progress as timestamped lines on stderr whether or not it is a terminal, and in
+# --json mode too (stdout stays the document).
+PROGRESS_ENV = "AGENTLOOP_PROGRESS"
+
+
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Progress]:
-    """A status line on stderr while long work runs; silent when stderr is no terminal."""
+    """A status line on stderr while long work runs; silent when stderr is no terminal,
+    unless AGENTLOOP_PROGRESS=lines asks for plain lines."""
+    if os.environ.get(PROGRESS_ENV) == "lines":
+        yield LineProgress()
+        return
     if not enabled or not err.is_terminal:
         yield Progress()
         return

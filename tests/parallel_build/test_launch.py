@@ -170,6 +170,9 @@ def test_a_started_build_runs_in_the_background_and_its_status_gives_the_result(
     assert not (repo / "api/total.py").exists()
     assert branch in doc["next"]
     assert (repo / launch.BUILDS / started.run / "manifest.yaml").read_text() == MANIFEST
+    # Its progress went to the log as lines (stderr was no terminal), for build_status.
+    log = (repo / launch.BUILDS / started.run / "build.log").read_text()
+    assert "baseline: running the suites on the base" in log, log
 
 
 def test_the_status_of_a_build_that_died_or_never_was(

@@ -201,6 +201,8 @@ def start(
     copy.write_bytes(text.encode("utf-8"))
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if k not in _SESSION_VARS}  # fmt: skip
+    # Its progress as lines in build.log, whose tail build_status shows while it runs.
+    env[output.PROGRESS_ENV] = "lines"
     agentloop = list(command) if command else [sys.executable, "-m", "agentloop"]
     argv = [*agentloop, "parallel-build", "-C", str(root), "--manifest", str(copy), "--json"]
     pid = proc.spawn_detached(
