@@ -20,7 +20,8 @@ every `dispatching` row back to pending: the dispatch is sent again. That is at-
 chosen over at-most-once because a lost alert is a production error nobody fixes, while a
 second `repository_dispatch` is harmless and visible: it carries the same delivery id (the
 workflow can dedupe on it; its concurrency group already coalesces a queued duplicate, and
-`agentloop heal` opens no second pull request for an issue that has one), and the row
+`agentloop heal`, once it fixes, is to open no second pull request for an issue that has
+one; today the run is a read-only triage), and the row
 keeps `attempts` > 1 and `recovered` = 1, which the receiver reports. Only a delivery
 interrupted inside that window can go twice; every pending one goes exactly once.
 """
