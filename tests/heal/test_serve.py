@@ -10,6 +10,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -519,3 +520,49 @@ def test_500_deliveries_from_20_senders_each_valid_one_dispatched_exactly_once(
         f"{received:.2f}s ({500 / received:.0f} deliveries/s), all dispatched in "
         f"{dispatched:.2f}s ({unique / dispatched:.0f} dispatches/s)"
     )
+
+
+def test_a_human_reads_one_line_per_delivery_and_the_start_and_stop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], events: dict[str, dict[str, Any]]
+) -> None:
+    from agentloop.commands.serve import serve
+
+    stop = threading.Event()
+    env = {"AGENTLOOP_SENTRY_WEBHOOK_SECRET": SENTRY_SECRET}
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(
+            serve(repo=tmp_path, port=0, local=True, environ=env, stop=stop)
+        )
+    )
+    thread.start()
+    seen = ""
+
+    def printed(fragment: str) -> bool:
+        nonlocal seen
+        seen += capsys.readouterr().err
+        return fragment in seen
+
+    try:
+        wait_for(lambda: printed("inbox"))
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+), queueing local runs", seen)
+        assert match, seen
+        body = alert_body(events["checkout"])
+        url = ("127.0.0.1", int(match[1]))
+        assert post(url, "/sentry", body, sentry_headers(body, "human-1"))[0] == 202
+        assert post(url, "/sentry", body, {"Request-ID": "unsigned"})[0] == 401
+        wait_for(lambda: printed("queued"))
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert codes == [0]
+    seen += capsys.readouterr().err
+    lines = seen.splitlines()
+    assert any(re.search(r" 202 sentry human-1 accepted issue 4242$", line) for line in lines)
+    assert any(
+        re.search(r" 401 sentry - rejected bad or missing signature$", line) for line in lines
+    )
+    assert any(re.search(r"sentry human-1 queued issue 4242$", line) for line in lines)
+    assert re.search(r"stopped after \d+s \(1 done\)", seen), seen
+    assert "/github" not in seen  # no GitHub secret: that route is off
+    assert SENTRY_SECRET not in seen

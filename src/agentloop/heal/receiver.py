@@ -271,13 +271,18 @@ class Receiver:
         while not self._stopping.is_set():
             # Cleared before the claim: a delivery stored after it sets it again.
             self._wake.clear()
-            delivery = self.inbox.claim()
-            if delivery is None:
-                due = self.inbox.next_due()
-                wait = 1.0 if due is None else min(max(due - time.time(), 0.0), 1.0)
-                self._wake.wait(wait)
-                continue
-            self._dispatch_one(delivery)
+            try:
+                delivery = self.inbox.claim()
+                if delivery is None:
+                    due = self.inbox.next_due()
+                    wait = 1.0 if due is None else min(max(due - time.time(), 0.0), 1.0)
+                    self._wake.wait(wait)
+                    continue
+                self._dispatch_one(delivery)
+            except Exception as exc:  # the inbox's disk: say so, keep draining
+                detail = f"the inbox failed: {type(exc).__name__}"
+                self._emit(ServeEvent("failed", "-", None, detail=detail))
+                self._stopping.wait(1.0)
 
     def _dispatch_one(self, delivery: Delivery) -> None:
         issue = delivery.short_id or delivery.issue_id

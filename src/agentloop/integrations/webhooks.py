@@ -106,6 +106,14 @@ class Ignored:
 Meaning = SentryAlert | Acknowledgement | Ignored
 
 
+_WORD = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _word(value: Any) -> str:
+    """A header's or field's value as a short plain word, for a progress line."""
+    return _WORD.sub("", value)[:40] or "?" if isinstance(value, str) else "?"
+
+
 def _text(value: Any, pattern: re.Pattern[str]) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -123,7 +131,7 @@ def sentry_meaning(headers: Mapping[str, str], document: Any) -> Meaning:
     payload = _object(document, "the payload")
     action = payload.get("action")
     if not isinstance(action, str) or (resource, action) not in SENTRY_ALERTS:
-        return Ignored(f"sentry {resource or '?'}/{action if isinstance(action, str) else '?'}")
+        return Ignored(f"sentry {_word(resource)}/{_word(action)}")
     data = _object(payload.get("data"), "data")
     if resource == "event_alert":
         event = _object(data.get("event"), "data.event")
@@ -143,8 +151,8 @@ def github_meaning(headers: Mapping[str, str], document: Any) -> Meaning:
     payload = _object(document, "the payload")
     action = payload.get("action")
     if event != "issues" or action not in ACKNOWLEDGING:
-        shown = f"/{action}" if isinstance(action, str) and action.isidentifier() else ""
-        return Ignored(f"github {event or '?'}{shown}")
+        shown = f"/{_word(action)}" if isinstance(action, str) else ""
+        return Ignored(f"github {_word(event)}{shown}")
     issue = _object(payload.get("issue"), "issue")
     repo = _object(payload.get("repository"), "repository").get("full_name")
     number = issue.get("number")
