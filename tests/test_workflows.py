@@ -146,8 +146,8 @@ def unexplained_pins(text: str) -> list[str]:
 
 
 def test_there_are_workflows_to_check() -> None:
-    assert sorted(TEMPLATES) == ["autofix-matrix.yml", "autofix.yml"]
-    assert {"ci.yml", "autofix.yml"} <= set(OWN)
+    assert sorted(TEMPLATES) == ["auto-fix-production.yml", "autofix-matrix.yml", "autofix.yml"]
+    assert {"ci.yml", "autofix.yml", "auto-fix-production.yml"} <= set(OWN)
 
 
 @pytest.mark.parametrize(("name", "text"), EVERY, ids=[n for n, _ in EVERY])
@@ -188,6 +188,36 @@ def test_this_repository_runs_the_template() -> None:
                 if step.get("name") == "Install the project's test dependencies":
                     step["run"] = "<the project's dependencies>"
     assert own == template
+
+
+def test_this_repository_runs_the_production_template() -> None:
+    """.github/workflows/auto-fix-production.yml is the template but for the agentloop it
+    installs."""
+    template = load(TEMPLATES["auto-fix-production.yml"])
+    own = load(OWN["auto-fix-production.yml"])
+    assert own["env"]["AGENTLOOP_PIP"] == "."
+    own["env"]["AGENTLOOP_PIP"] = template["env"]["AGENTLOOP_PIP"]
+    assert own == template
+
+
+def test_auto_fix_production_starts_on_the_dispatch_serve_sends() -> None:
+    """`agentloop serve` sends repository_dispatch of type sentry-issue; the workflow
+    listens for exactly that, also runs on a schedule, reads its payload only through
+    env after checking each id's shape, and triages (dry run) with a read-only token."""
+    from agentloop.heal.receiver import EVENT_TYPE
+
+    text = TEMPLATES["auto-fix-production.yml"]
+    doc = load(text)
+    assert doc["on"]["repository_dispatch"] == {"types": [EVENT_TYPE]}
+    assert doc["on"]["schedule"]
+    [job] = doc["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
+    for step in job["steps"]:
+        assert "${{" not in str(step.get("run", "")), step  # no expression in a shell
+        assert "secrets." not in dump({k: v for k, v in step.items() if k != "env"})
+    check = next(s for s in job["steps"] if s.get("name") == "Check the dispatch")
+    assert set(check["env"]) == {"DELIVERY", "ISSUE_ID", "SHORT_ID"}
+    assert runs(job, re.compile(r"agentloop heal --dry-run --json"))
 
 
 # ---------------------------------------------------------------- the policy can fail

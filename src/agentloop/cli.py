@@ -608,6 +608,63 @@ def heal(
 
 
 @app.command(cls=_Command)
+def serve(
+    repo: Annotated[
+        Path,
+        typer.Option(
+            "--repo", "-C", metavar="PATH", help="The project (default: current directory)."
+        ),
+    ] = Path(),
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to listen on (default: loopback)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="TCP port (0: any free port).")
+    ] = 8787,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Queue a local run per alert in the inbox instead of dispatching to GitHub.",
+        ),
+    ] = False,
+    github_repo: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--github-repo",
+            metavar="OWNER/NAME",
+            help="Where to send repository_dispatch (default: config github.repo, "
+            "GITHUB_REPOSITORY, then the origin remote).",
+        ),
+    ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option(
+            "--max-body", metavar="BYTES", help="Largest request body accepted (default 1 MiB)."
+        ),
+    ] = 1024 * 1024,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start and stop lines as JSON (schema: serve).")
+    ] = False,
+) -> int:
+    """Receive Sentry issue alerts (and GitHub issue events) as signed webhooks and start
+    the auto-fix-production workflow with a repository_dispatch. Secrets from the
+    environment: AGENTLOOP_SENTRY_WEBHOOK_SECRET, AGENTLOOP_GITHUB_WEBHOOK_SECRET."""
+    from agentloop.commands.serve import serve as run_serve
+
+    return run_serve(
+        repo=repo,
+        host=host,
+        port=port,
+        local=local,
+        github_repo=github_repo,
+        max_body=max_body,
+        as_json=as_json,
+    )
+
+
+@app.command(cls=_Command)
 def config(
     repo: Annotated[
         Path,

@@ -921,3 +921,110 @@ def build_status_doc(status: BuildStatus) -> dict[str, Any]:
         "log_tail": status.log_tail,
         "next": next_step,
     }
+
+
+# ---------------------------------------------------------------- agentloop serve
+
+SERVE_SCHEMA_ID = "https://agentloop.dev/schemas/serve-1.json"
+
+
+def print_json_line(doc: dict[str, Any]) -> None:
+    """One document on one line, flushed: a long-running command's --json is a stream
+    another program reads line by line while it runs."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def serve_listening_doc(
+    *,
+    url: str,
+    routes: dict[str, str | None],
+    target: str,
+    repository: str | None,
+    inbox: Path,
+    recovered: int,
+    pending: int,
+) -> dict[str, Any]:
+    return {
+        "$schema": SERVE_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "event": "listening",
+        "url": url,
+        "routes": routes,
+        "target": target,
+        "repository": repository,
+        "inbox": str(inbox),
+        "recovered": recovered,
+        "pending": pending,
+    }
+
+
+def serve_stopped_doc(counts: dict[str, int], seconds: float) -> dict[str, Any]:
+    return {
+        "$schema": SERVE_SCHEMA_ID,
+        "agentloop_version": __version__,
+        "event": "stopped",
+        "seconds": round(seconds, 3),
+        "deliveries": counts,
+    }
+
+
+def print_serve_listening(doc: dict[str, Any]) -> None:
+    where = (
+        f"dispatching sentry-issue to {doc['repository']}"
+        if doc["target"] == "github"
+        else "queueing local runs"
+    )
+    err.print(f"[bold]agentloop serve[/] listening on {escape(doc['url'])}, {escape(where)}")
+    for source, path in doc["routes"].items():
+        state = f"{doc['url']}{path}" if path else "off (no secret set)"
+        err.print(f"  {source:<7} {escape(state)}")
+    err.print(f"  inbox   {escape(doc['inbox'])} ({doc['pending']} pending)")
+    if doc["recovered"]:
+        err.print(
+            f"[yellow]note:[/] {doc['recovered']} dispatch(es) a crash interrupted will be sent "
+            "again (they carry their delivery id: the workflow can tell)"
+        )
+
+
+def print_serve_stopped(doc: dict[str, Any]) -> None:
+    counts = ", ".join(f"{n} {state}" for state, n in doc["deliveries"].items() if n)
+    took = f"{doc['seconds']:.0f}s"
+    err.print(f"[bold]agentloop serve[/] stopped after {took} ({counts or 'no deliveries'})")
+
+
+_SERVE_STYLE = {
+    "accepted": "green",
+    "recorded": "green",
+    "dispatched": "bold green",
+    "queued": "bold green",
+    "ignored": "dim",
+    "duplicate": "yellow",
+    "retrying": "yellow",
+    "rejected": "red",
+    "failed": "bold red",
+    "recovered": "yellow",
+}
+
+
+def serve_event_line(
+    kind: str, source: str, delivery: str | None, status: int | None, issue: str | None, detail: str
+) -> str:
+    """One delivery's progress, for humans: time, HTTP status (when it was an answer),
+    source, delivery id, what happened."""
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    parts = [stamp, str(status) if status is not None else "   ", f"{source:<6}"]
+    parts.append(delivery or "-")
+    style = _SERVE_STYLE.get(kind, "")
+    parts.append(f"[{style}]{kind}[/]" if style else kind)
+    if issue:
+        parts.append(f"issue {escape(issue)}")
+    if detail:
+        parts.append(escape(detail))
+    return " ".join(parts)
+
+
+def print_serve_event(
+    kind: str, source: str, delivery: str | None, status: int | None, issue: str | None, detail: str
+) -> None:
+    err.print(serve_event_line(kind, source, delivery, status, issue, detail))

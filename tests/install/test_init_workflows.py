@@ -16,6 +16,7 @@ from agentloop.testing.trees import snapshot
 WORKFLOWS = {w.path: w.data for w in files.workflows()}
 AUTOFIX = ".github/workflows/autofix.yml"
 MATRIX = ".github/workflows/autofix-matrix.yml"
+PRODUCTION = ".github/workflows/auto-fix-production.yml"
 USERS_CI = "name: ci\non: push\njobs: {}\n"
 
 
@@ -27,8 +28,8 @@ def repo(root: Path, tree: dict[str, str] | None = None) -> Path:
     return git_init(write_tree(root, tree or {"README.md": "hello\n"}))
 
 
-def test_the_package_ships_both_workflows_marked() -> None:
-    assert sorted(WORKFLOWS) == [MATRIX, AUTOFIX]
+def test_the_package_ships_its_workflows_marked() -> None:
+    assert sorted(WORKFLOWS) == [PRODUCTION, MATRIX, AUTOFIX]
     for path, data in WORKFLOWS.items():
         assert files.is_marked(data), path
 

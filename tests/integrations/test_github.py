@@ -268,3 +268,24 @@ def _show(origin: Path, spec: str) -> str:
     from agentloop.testing.repos import run_git
 
     return run_git(origin, "show", spec)
+
+
+def test_dispatch_sends_one_repository_dispatch_retries_a_5xx_and_names_a_refusal(
+    fake: FakeGitHub, client: GitHub, sleeps: list[float]
+) -> None:
+    payload = {"source": "sentry", "delivery": "d-1", "issue_id": "42"}
+    fake.fail("POST", "/repos/o/r/dispatches", 502)
+    client.dispatch("sentry-issue", payload)
+    assert len(fake.requests_to("POST", "/repos/o/r/dispatches")) == 2
+    assert len(sleeps) == 1  # the 502 was waited out once, then sent again
+    assert fake.dispatches == [
+        {"repo": "o/r", "event_type": "sentry-issue", "client_payload": payload}
+    ]
+
+    fake.fail("POST", "/repos/o/r/dispatches", 403)
+    with pytest.raises(GitHubError) as refused:
+        client.dispatch("sentry-issue", payload)
+    assert refused.value.status == 403
+    assert "sentry-issue dispatch" in refused.value.message
+    assert "contents: write" in (refused.value.hint or "")
+    assert len(fake.dispatches) == 1

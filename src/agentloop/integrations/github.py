@@ -450,6 +450,24 @@ class GitHub:
         issue = self._repo.get_issue(number)
         return self._call(op, lambda: str(issue.create_comment(body).html_url))
 
+    def dispatch(self, event_type: str, client_payload: Mapping[str, Any]) -> None:
+        """Send a `repository_dispatch` event: workflows `on: repository_dispatch` with
+        `types: [event_type]` start, reading `github.event.client_payload`. GitHub answers
+        204 and keeps no idempotency key: a dispatch retried after a 5xx whose request did
+        reach GitHub starts the workflow twice (the payload should carry an id to dedupe)."""
+        op = _Op(f"send the {event_type} dispatch", "contents: write")
+        document = {"event_type": event_type, "client_payload": dict(client_payload)}
+
+        def send() -> None:
+            # Not Repository.create_repository_dispatch: it returns False on an error
+            # status instead of raising, which would hide a 5xx from the retries and a 403
+            # from its error. requestJsonAndCheck raises GithubException as every call here.
+            self._repo.requester.requestJsonAndCheck(
+                "POST", f"{self._repo.url}/dispatches", input=document
+            )
+
+        self._call(op, send)
+
     # -- the one place calls are made, retried and turned into errors ---------------------
 
     @property

@@ -161,6 +161,8 @@ class FakeGitHub:
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._failures: list[_Failure] = []
+        self._stalls: list[tuple[str, re.Pattern[str], threading.Event]] = []
+        self._dispatches: list[Json] = []
         self._requests: list[Request] = []
         self._numbers = itertools.count(1)
         self._ids = itertools.count(1001)
@@ -218,6 +220,13 @@ class FakeGitHub:
         """Every request so far, in arrival order (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def dispatches(self) -> list[Json]:
+        """The repository_dispatch events accepted so far: {"repo", "event_type",
+        "client_payload"}, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._dispatches)
 
     def requests_to(self, method: str, path_regex: str) -> list[Request]:
         """The requests whose method is `method` ("*": any) and whose API path matches
@@ -297,6 +306,15 @@ class FakeGitHub:
         """Close the connection without answering (a reset, as a flaky network does)."""
         with self._lock:
             self._failures.append(_Failure(method, re.compile(path_regex), 0, None, {}, times))
+
+    def stall(self, method: str, path_regex: str) -> threading.Event:
+        """Hold the next request whose method is `method` and whose API path matches
+        `path_regex` (recorded first, as GitHub would have it) until the returned event is
+        set: a GitHub that is slow to answer, or a client killed while it waits."""
+        release = threading.Event()
+        with self._lock:
+            self._stalls.append((method, re.compile(path_regex), release))
+        return release
 
     # -- the humans ----------------------------------------------------------------------
 
@@ -705,6 +723,14 @@ class FakeGitHub:
             self._requests.append(Request(method, api_path, query, dict(headers), document))
             self._used += 1
             failure = self._take_failure(method, api_path)
+            stall = next(
+                (s for s in self._stalls if s[0] in ("*", method) and s[1].fullmatch(api_path)),
+                None,
+            )
+            if stall is not None:
+                self._stalls.remove(stall)
+        if stall is not None:
+            stall[2].wait(timeout=60)
         if failure is not None and not failure.after:
             return _Reply(failure.status, failure.body, dict(failure.headers))
         reply = self._serve(method, raw_path, api_path, query, document)
@@ -1058,6 +1084,21 @@ class FakeGitHub:
         page, links = _paginate(sorted(repo.labels), q, f"{self._api(repo)}/labels")
         return _Reply(200, [self._label_json(repo, name) for name in page], links)
 
+    def _dispatch(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
+        # GitHub: event_type 1-100 characters; client_payload an object of at most 10
+        # top-level properties; 204 without a body.
+        if not isinstance(b, dict) or not isinstance(b.get("event_type"), str):
+            raise _Answer(422, "Invalid request.", [_missing("RepositoryDispatch", "event_type")])
+        if not 1 <= len(b["event_type"]) <= 100:
+            raise _Answer(422, "Invalid request.", [_invalid("RepositoryDispatch", "event_type")])
+        payload = b.get("client_payload", {})
+        if not isinstance(payload, dict) or len(payload) > 10:
+            raise _Answer(
+                422, "Invalid request.", [_invalid("RepositoryDispatch", "client_payload")]
+            )
+        self._dispatches.append({"repo": repo.full_name, **b})
+        return _Reply(204, None)
+
     def _create_label(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
         if not isinstance(b, dict) or not b.get("name"):
             raise _Answer(422, "Validation Failed", [_missing("Label", "name")])
@@ -1203,6 +1244,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
         ("POST", r"/issues/(?P<number>\d+)/comments", FakeGitHub._add_comment),
         ("GET", r"/labels", FakeGitHub._list_labels),
         ("POST", r"/labels", FakeGitHub._create_label),
+        ("POST", r"/dispatches", FakeGitHub._dispatch),
         ("GET", r"/labels/(?P<label>[^/]+)", FakeGitHub._get_label),
     ]
 ]
