@@ -46,6 +46,9 @@ def run_cli(
     args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, str]:
     monkeypatch.setenv("SENTRY_AUTH_TOKEN", TOKEN)
+    # As wide as a log gets (output.py): a pytest-xdist worker's COLUMNS says 80, which
+    # folds the table's cells across lines.
+    monkeypatch.setattr(output.out, "width", 120)
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
