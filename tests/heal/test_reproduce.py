@@ -151,10 +151,26 @@ def git_out(cwd: Path, *args: str) -> str:
 
 
 def test_a_test_crashing_as_production_did_three_times_is_the_reproduction(
-    project: Path, checkout_group: Group
+    project: Path, checkout_group: Group, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = (git_out(project, "status", "--porcelain"), git_out(project, "branch", "-a"))
-    agent = ScriptedAgent(RIGHT)
+    # The test is the agent's code: it runs without the tokens (else AssertionError).
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_FAKEtoken0123456789abcdef")
+    agent = ScriptedAgent(
+        write(
+            "tests/test_checkout_crash.py",
+            """\
+import os
+
+from shop import views
+
+
+def test_checkout_of_an_item_without_qty():
+    assert not os.environ.get("SENTRY_AUTH_TOKEN")
+    views.checkout({"items": [{"price": 3}]})
+""",
+        )
+    )
 
     [outcome] = reproduce(
         project, [checkout_group], agent=agent, config=Config(), settings=SETTINGS,

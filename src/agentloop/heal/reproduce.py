@@ -585,7 +585,10 @@ class Reproducer:
         root = checkout / self.project
         cwd = root / self.suite.cwd.relative_to(self.ws.root)
         target = os.path.relpath(checkout / test_file, cwd)
-        env = dict(self.ws.env(root=root))
+        # The test is the agent's code, written under the influence of text anyone can send
+        # to Sentry: it runs without the secrets of the environment (the Sentry and GitHub
+        # tokens among them), as the agent's own commands do.
+        env = secrets.agent_env(self.environ, self.ws.env(root=root))
         runs: list[Run] = []
         with tempfile.TemporaryDirectory(prefix="agentloop-reproduce-") as workdir:
             # No bytecode is read from or written into the checkout.
@@ -717,6 +720,7 @@ def reproduce(
     with Workspace.open(
         repo,
         setup=config.workspace.setup,
+        setup_timeout=config.workspace.setup_timeout,
         secrets=settings.secrets,
         branch_prefix=BRANCH_PREFIX,
     ) as ws:
