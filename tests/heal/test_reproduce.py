@@ -394,16 +394,28 @@ def test_personal_data_in_the_event_never_reaches_the_prompt(project: Path, plan
 # -- time ------------------------------------------------------------------------------------
 
 
-def test_past_the_deadline_no_session_starts(project: Path, checkout_group: Group) -> None:
-    agent = ScriptedAgent(RIGHT)
+def test_past_the_deadline_nothing_more_runs_and_the_rest_is_skipped(
+    project: Path, checkout_group: Group
+) -> None:
+    now = [0.0]
+
+    def slow(cwd: Path) -> None:
+        RIGHT(cwd)
+        now[0] = 1000.0  # the session used up the step's time
+
+    agent = ScriptedAgent(slow, RIGHT)
     with Workspace.open(project) as ws:
         step = Reproducer(ws, agent=agent, suites=suites.discover(ws.root, Config()),
-                          settings=SETTINGS, environ={})  # fmt: skip
-        outcomes = step.reproduce([checkout_group], deadline=time.monotonic() - 1)
+                          settings=SETTINGS, environ={}, clock=lambda: now[0])  # fmt: skip
+        outcomes = step.reproduce([checkout_group, checkout_group], deadline=600.0)
+        dirty = git.status_porcelain(ws.path)
+
     assert [(o.kind, o.reason) for o in outcomes if isinstance(o, NotReproduced)] == [
-        ("out_of_time", "out of time before this group")
+        ("out_of_time", "out of time before the test could run"),
+        ("out_of_time", "out of time before this group"),
     ]
-    assert agent.calls == []
+    assert len(agent.calls) == 1  # no session for the second group
+    assert dirty == []
 
 
 def test_the_session_gets_what_is_left_of_the_budget(project: Path, checkout_group: Group) -> None:

@@ -289,13 +289,15 @@ def _event_text(group: Group, event: SentryEvent | None) -> str:
     lines = [
         "issues: "
         + ", ".join(
-            f"{i.issue.short_id} ({i.issue.last_day} events in 24 h): {scrub_text(i.issue.title)}"
-            for i in group.incidents
+            f"{i.issue.short_id} ({i.issue.last_day} events in 24 h)" for i in group.incidents
         )
     ]
     if event is None:
-        return "\n".join([*lines, "(Sentry kept no event)"])
-    lines += [f"level: {event.level}", f"title: {event.title}"]
+        title = scrub_text(group.incidents[0].issue.title)
+        return "\n".join([*lines, f"title: {title}", "(Sentry kept no event)"])
+    lines.append(f"level: {event.level}")
+    if not event.exceptions:  # else the title is the exception's type and value again
+        lines.append(f"title: {event.title}")
     for exc in event.exceptions:
         handled = {True: "handled", False: "unhandled", None: "handled: unknown"}[exc.handled]
         lines += ["", f"exception {exc.type} ({handled}): {exc.value}"]
