@@ -700,7 +700,7 @@ def _decide(
             f"the test fails with {last.exception} at {last.crash or 'an unknown place'}{scope}, "
             f"not at {crash_file} in {sig.function}",
         )
-    return skip("no_test", f"the test did not run: {last.message}")
+    return skip("no_test", last.message)  # no test, two tests, or pytest could not run
 
 
 def reproduce(
