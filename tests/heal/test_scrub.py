@@ -16,6 +16,8 @@ from agentloop.testing.sentry_events import capture, post
     [
         ("no user alice.smith+shop@example.co.uk here", "no user [email] here"),
         ("from 203.0.113.7 via 10.0.0.1", "from [ip] via [ip]"),
+        ("login from 198.51.100.77. Then", "login from [ip]. Then"),
+        ("version 1.2.3.4.5 stays", "version 1.2.3.4.5 stays"),
         ("peer 2001:db8::8a2e:370:7334 and ::1", "peer [ip] and [ip]"),
         ("Authorization: Bearer abcdef0123456789xyz", "Authorization: [redacted]"),
         ("sent Bearer abcdef0123456789xyz", "sent Bearer [token]"),

@@ -86,7 +86,7 @@ class Judge:
         a tree), as (suite, test id): the suites `found` (discovered at `project_root`),
         each run once on its own files in this checkout. A suite that could not be read is
         in the set as "<suite NAME>": not green."""
-        path = self._checkout(commit, keep)
+        path = self.checkout(commit, keep)
         root = path / self.project if self.project else path
         moved, wanted = [], {}
         for suite in found:
@@ -107,7 +107,7 @@ class Judge:
             return testrun.failing_tests(root, moved, env=env, files=wanted, timeout=self.timeout)
 
     def _run(self, tree: str, failures: Sequence[Failure], keep: Sequence[str]) -> tuple[bool, str]:
-        path = self._checkout(tree, keep)
+        path = self.checkout(tree, keep)
         root = path / self.project if self.project else path
         env = dict(self._env_for(root))
         with tempfile.TemporaryDirectory(prefix="agentloop-pycache-") as pycache:
@@ -115,7 +115,11 @@ class Judge:
             run = testrun.run_tests(failures, root=root, timeout=self.timeout, env=env)
             return run.passed, run.output
 
-    def _checkout(self, tree: str, keep: Sequence[str]) -> Path:
+    def checkout(self, tree: str, keep: Sequence[str]) -> Path:
+        """This judge's checkout holding exactly `tree` (a commit or tree), with the
+        `keep` entries (the ignored files that existed before the session: the project's
+        environment) linked in from `top`; what else an agent left there is gone. Also
+        heal's REPRODUCE runs a new test in it (heal/reproduce.py)."""
         if self._path is None:
             self._path = self._open()
         links = [entry for entry in keep if not sandbox.is_cache(entry)]
