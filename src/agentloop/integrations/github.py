@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 
 from github import Auth, Github, GithubException
 from github.Commit import Commit as _GhCommit
+from github.GithubObject import NotSet
+from github.Issue import Issue as _GhIssue
 from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as _GhPull
 from github.PullRequestReview import PullRequestReview
@@ -102,6 +104,22 @@ class Comment:
     body: str
     author: str | None
     created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue (never a pull request: those are left out of every list here)."""
+
+    number: int
+    html_url: str
+    title: str
+    body: str
+    state: str  # "open" or "closed"
+    labels: tuple[str, ...]
+    assignees: tuple[str, ...]  # logins
+    author: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
 
 
 @dataclass(frozen=True)
@@ -450,6 +468,63 @@ class GitHub:
         issue = self._repo.get_issue(number)
         return self._call(op, lambda: str(issue.create_comment(body).html_url))
 
+    # -- issues (the incident report and the breaker's alert) -----------------------------
+
+    def issues(
+        self,
+        *,
+        state: Literal["open", "closed", "all"] = "open",
+        labels: Sequence[str] = (),
+        creator: str | None = None,
+    ) -> list[Issue]:
+        """The issues in `state` carrying every one of `labels` (opened by `creator` when
+        given), newest first, all pages; pull requests, which GitHub lists too, left out."""
+        op = _Op("list issues", "issues: read")
+        options: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
+        if labels:
+            options["labels"] = list(labels)
+        if creator is not None:
+            options["creator"] = creator
+
+        def fetch() -> list[Issue]:
+            found = self._repo.get_issues(**options)
+            return [_issue(i) for i in found if i.pull_request is None]
+
+        return self._call(op, fetch)
+
+    def issue(self, number: int) -> Issue:
+        op = _Op(f"read issue #{number}", "issues: read", thing=f"issue #{number}")
+        return self._call(op, lambda: _issue(self._repo.get_issue(number)))
+
+    def create_issue(self, *, title: str, body: str, labels: Sequence[str] = ()) -> Issue:
+        """Open an issue. Not retried after a 5xx on its own say-so: the caller finds an
+        issue it may have opened by its marker before opening another (GitHub has no
+        idempotency key), so a retry is safe only because the callers look first."""
+        op = _Op("open an issue", "issues: write")
+        return self._call(
+            op, lambda: _issue(self._repo.create_issue(title=title, body=body, labels=list(labels)))
+        )
+
+    def update_issue(
+        self, number: int, *, title: str | None = None, body: str | None = None
+    ) -> Issue:
+        op = _Op(f"update issue #{number}", "issues: write", thing=f"issue #{number}")
+        issue = self._repo.get_issue(number)
+
+        def edit() -> Issue:
+            issue.edit(
+                title=NotSet if title is None else title, body=NotSet if body is None else body
+            )
+            return _issue(issue)
+
+        return self._call(op, edit)
+
+    def comment_issue(self, number: int, body: str) -> str:
+        """Comment on issue `number`; the comment's address."""
+        op = _Op(f"comment on issue #{number}", "issues: write", thing=f"issue #{number}")
+        issue = self._repo.get_issue(number)
+        return self._call(op, lambda: str(issue.create_comment(body).html_url))
+
     def dispatch(self, event_type: str, client_payload: Mapping[str, Any]) -> None:
         """Send a `repository_dispatch` event: workflows `on: repository_dispatch` with
         `types: [event_type]` start, reading `github.event.client_payload`. GitHub answers
@@ -730,6 +805,21 @@ def _comment(c: IssueComment) -> Comment:
         body=c.body or "",
         author=c.user.login if c.user is not None else None,
         created_at=_utc(c.created_at),
+    )
+
+
+def _issue(i: _GhIssue) -> Issue:
+    return Issue(
+        number=i.number,
+        html_url=i.html_url,
+        title=i.title or "",
+        body=i.body or "",
+        state=i.state,
+        labels=_labels(i.labels),
+        assignees=tuple(str(a.login) for a in i.assignees),
+        author=i.user.login if i.user is not None else None,
+        created_at=_utc(i.created_at),
+        updated_at=_utc(i.updated_at),
     )
 
 

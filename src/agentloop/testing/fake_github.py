@@ -104,12 +104,30 @@ class _Pull:
 
 
 @dataclass
+class _Issue:
+    """An issue (not a pull request); numbers are shared with pull requests, as on GitHub."""
+
+    number: int
+    title: str
+    body: str | None
+    author: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    state: str = "open"
+    closed_at: datetime.datetime | None = None
+    labels: list[str] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+    comments: list[Json] = field(default_factory=list)
+
+
+@dataclass
 class _Repo:
     full_name: str
     default_branch: str
     origin: Path
     collaborators: frozenset[str] | None
     pulls: dict[int, _Pull] = field(default_factory=dict)
+    issues: dict[int, _Issue] = field(default_factory=dict)
     labels: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
@@ -510,6 +528,68 @@ class FakeGitHub:
             _git(target.origin, "update-ref", f"refs/heads/{branch}", new, tip)
             return new
 
+    def open_issue(
+        self,
+        title: str,
+        *,
+        body: str = "",
+        labels: Sequence[str] = (),
+        author: str | None = None,
+        created_at: datetime.datetime | None = None,
+        repo: str | None = None,
+    ) -> int:
+        """An issue opened without going through the API (by `author`, default the token's
+        `login`). Returns its number."""
+        with self._lock:
+            target = self._repo(repo)
+            moment = created_at or _now()
+            issue = _Issue(
+                number=next(self._numbers),
+                title=title,
+                body=body,
+                author=author or self.login,
+                created_at=moment,
+                updated_at=moment,
+            )
+            for name in labels:
+                target.labels.setdefault(name, ("ededed", ""))
+            issue.labels.extend(labels)
+            target.issues[issue.number] = issue
+            return issue.number
+
+    def issue(self, number: int, *, repo: str | None = None) -> Json:
+        """The issue's JSON document (a pull request's too), as GET /issues/{n} answers it."""
+        with self._lock:
+            return self._issue_json(self._repo(repo), number)
+
+    def issue_comments(self, number: int, *, repo: str | None = None) -> list[Json]:
+        with self._lock:
+            return list(self._conversation(self._repo(repo), number).comments)
+
+    def assign_issue(self, number: int, login: str = "octocat", *, repo: str | None = None) -> None:
+        """A human takes the issue."""
+        with self._lock:
+            issue = self._issue(self._repo(repo), number)
+            if login not in issue.assignees:
+                issue.assignees.append(login)
+            issue.updated_at = _now()
+
+    def label_issue(self, number: int, label: str, *, repo: str | None = None) -> None:
+        """A human labels the issue (the repository gets the label if it lacks it)."""
+        with self._lock:
+            target = self._repo(repo)
+            issue = self._issue(target, number)
+            target.labels.setdefault(label, ("ededed", ""))
+            if label not in issue.labels:
+                issue.labels.append(label)
+            issue.updated_at = _now()
+
+    def close_issue(self, number: int, *, repo: str | None = None) -> None:
+        with self._lock:
+            issue = self._issue(self._repo(repo), number)
+            issue.state = "closed"
+            issue.closed_at = issue.updated_at = _now()
+
     # -- internals -----------------------------------------------------------------------
 
     def _merge(self, repo: _Repo, base: str, ours: str, theirs: str) -> str:
@@ -540,6 +620,50 @@ class FakeGitHub:
             return repo.pulls[number]
         except KeyError:
             raise _Answer(404, "Not Found") from None
+
+    def _issue(self, repo: _Repo, number: int) -> _Issue:
+        try:
+            return repo.issues[number]
+        except KeyError:
+            raise _Answer(404, "Not Found") from None
+
+    def _conversation(self, repo: _Repo, number: int) -> _Issue | _Pull:
+        """What /issues/{n} names: an issue, or a pull request's conversation."""
+        if number in repo.issues:
+            return repo.issues[number]
+        return self._pull(repo, number)
+
+    def _issue_json(self, repo: _Repo, number: int) -> Json:
+        if number not in repo.issues:
+            return self._pull_issue_json(repo, self._pull(repo, number))
+        issue = repo.issues[number]
+        api = f"{self._api(repo)}/issues/{number}"
+        return {
+            "id": 200_000 + number,
+            "node_id": f"I_{number}",
+            "url": api,
+            "repository_url": self._api(repo),
+            "labels_url": f"{api}/labels{{/name}}",
+            "comments_url": f"{api}/comments",
+            "events_url": f"{api}/events",
+            "html_url": f"{self._web(repo)}/issues/{number}",
+            "number": number,
+            "state": issue.state,
+            "state_reason": "completed" if issue.state == "closed" else None,
+            "title": issue.title,
+            "body": issue.body,
+            "user": self._user(issue.author),
+            "labels": [self._label_json(repo, name) for name in issue.labels],
+            "assignee": self._user(issue.assignees[0]) if issue.assignees else None,
+            "assignees": [self._user(a) for a in issue.assignees],
+            "milestone": None,
+            "locked": False,
+            "comments": len(issue.comments),
+            "created_at": _iso(issue.created_at),
+            "updated_at": _iso(issue.updated_at),
+            "closed_at": _iso(issue.closed_at),
+            "author_association": "CONTRIBUTOR",
+        }
 
     def _sha(self, repo: _Repo, ref: str) -> str | None:
         done = _run(repo.origin, "rev-parse", "--verify", "--quiet", f"refs/heads/{ref}^{{commit}}")
@@ -1012,7 +1136,9 @@ class FakeGitHub:
         )
 
     def _get_issue(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
-        pull = self._pull(repo, int(p["number"]))
+        return _Reply(200, self._issue_json(repo, int(p["number"])))
+
+    def _pull_issue_json(self, repo: _Repo, pull: _Pull) -> Json:
         document = self._pull_json(repo, pull, full=False)
         api = self._api(repo)
         issue = {
@@ -1029,14 +1155,14 @@ class FakeGitHub:
             comments=len(pull.comments),
             pull_request={"url": document["url"], "html_url": document["html_url"]},
         )
-        return _Reply(200, issue)
+        return issue
 
     def _get_issue_labels(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
-        pull = self._pull(repo, int(p["number"]))
+        pull = self._conversation(repo, int(p["number"]))
         return _Reply(200, [self._label_json(repo, name) for name in pull.labels])
 
     def _add_issue_labels(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
-        pull = self._pull(repo, int(p["number"]))
+        pull = self._conversation(repo, int(p["number"]))
         names = b.get("labels") if isinstance(b, dict) else b
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _Answer(422, "Invalid request.\n\nFor 'links/0/schema', nil is not an array.")
@@ -1048,14 +1174,14 @@ class FakeGitHub:
         return _Reply(200, [self._label_json(repo, name) for name in pull.labels])
 
     def _list_comments(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
-        pull = self._pull(repo, int(p["number"]))
+        pull = self._conversation(repo, int(p["number"]))
         page, links = _paginate(
             pull.comments, q, f"{self._api(repo)}/issues/{pull.number}/comments"
         )
         return _Reply(200, page, links)
 
     def _add_comment(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
-        pull = self._pull(repo, int(p["number"]))
+        pull = self._conversation(repo, int(p["number"]))
         if not isinstance(b, dict) or not isinstance(b.get("body"), str) or not b["body"]:
             raise _Answer(422, "Validation Failed", [_missing("IssueComment", "body")])
         comment_id = next(self._ids)
@@ -1064,7 +1190,8 @@ class FakeGitHub:
             "id": comment_id,
             "node_id": f"IC_{comment_id}",
             "url": f"{self._api(repo)}/issues/comments/{comment_id}",
-            "html_url": f"{self._web(repo)}/pull/{pull.number}#issuecomment-{comment_id}",
+            "html_url": f"{self._web(repo)}/{'issues' if isinstance(pull, _Issue) else 'pull'}"
+            f"/{pull.number}#issuecomment-{comment_id}",
             "issue_url": f"{self._api(repo)}/issues/{pull.number}",
             "body": b["body"],
             "user": self._user(self.login),
@@ -1073,7 +1200,87 @@ class FakeGitHub:
             "author_association": "CONTRIBUTOR",
         }
         pull.comments.append(comment)
+        pull.updated_at = _now()
         return _Reply(201, comment)
+
+    def _list_issues(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
+        # GitHub lists pull requests here too (with a `pull_request` key); `labels` is a
+        # comma-separated list every item must carry.
+        state = q.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _Answer(422, "Validation Failed", [_invalid("Issue", "state")])
+        wanted = [name for name in q.get("labels", "").split(",") if name]
+        items: list[_Issue | _Pull] = [*repo.issues.values(), *repo.pulls.values()]
+        items = [
+            x
+            for x in items
+            if state in ("all", x.state) and all(name in x.labels for name in wanted)
+        ]
+        if "creator" in q:
+            items = [x for x in items if x.author.lower() == q["creator"].lower()]
+        if "assignee" in q and q["assignee"] not in ("*", "none"):
+            items = [x for x in items if isinstance(x, _Issue) and q["assignee"] in x.assignees]
+        key: Callable[[_Issue | _Pull], Any] = (
+            (lambda x: (x.updated_at, x.number))
+            if q.get("sort") == "updated"
+            else (lambda x: (x.created_at, x.number))
+        )
+        items.sort(key=key, reverse=q.get("direction", "desc") == "desc")
+        page, links = _paginate(items, q, f"{self._api(repo)}/issues")
+        return _Reply(200, [self._issue_json(repo, x.number) for x in page], links)
+
+    def _create_issue(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
+        if not isinstance(b, dict):
+            raise _Answer(400, "Problems parsing JSON")
+        if not isinstance(b.get("title"), str) or not b["title"]:
+            raise _Answer(422, "Validation Failed", [_missing("Issue", "title")])
+        if len(str(b.get("body") or "")) > 65536:
+            raise _Answer(
+                422,
+                "Validation Failed",
+                [_custom("Issue", "body is too long (maximum is 65536 characters)")],
+            )
+        moment = _now()
+        issue = _Issue(
+            number=next(self._numbers),
+            title=b["title"],
+            body=b.get("body"),
+            author=self.login,
+            created_at=moment,
+            updated_at=moment,
+        )
+        for name in b.get("labels") or ():
+            repo.labels.setdefault(str(name), ("ededed", ""))
+            issue.labels.append(str(name))
+        issue.assignees.extend(str(a) for a in b.get("assignees") or ())
+        repo.issues[issue.number] = issue
+        return _Reply(201, self._issue_json(repo, issue.number))
+
+    def _patch_issue(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
+        issue = self._issue(repo, int(p["number"]))
+        if not isinstance(b, dict):
+            raise _Answer(400, "Problems parsing JSON")
+        if "title" in b:
+            issue.title = str(b["title"])
+        if "body" in b:
+            if len(str(b["body"] or "")) > 65536:
+                raise _Answer(
+                    422,
+                    "Validation Failed",
+                    [_custom("Issue", "body is too long (maximum is 65536 characters)")],
+                )
+            issue.body = b["body"]
+        if b.get("state") in ("open", "closed"):
+            issue.closed_at = _now() if b["state"] == "closed" else None
+            issue.state = b["state"]
+        if isinstance(b.get("labels"), list):
+            issue.labels = [str(n) for n in b["labels"]]
+            for name in issue.labels:
+                repo.labels.setdefault(name, ("ededed", ""))
+        if isinstance(b.get("assignees"), list):
+            issue.assignees = [str(a) for a in b["assignees"]]
+        issue.updated_at = _now()
+        return _Reply(200, self._issue_json(repo, issue.number))
 
     def _get_label(self, repo: _Repo, p: _Params, q: _Params, b: Json) -> _Reply:
         if p["label"] not in repo.labels:
@@ -1237,7 +1444,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
         ("GET", r"/pulls/(?P<number>\d+)/reviews", FakeGitHub._pull_reviews),
         ("GET", r"/pulls/(?P<number>\d+)/requested_reviewers", FakeGitHub._get_reviewers),
         ("POST", r"/pulls/(?P<number>\d+)/requested_reviewers", FakeGitHub._request_reviewers),
+        ("GET", r"/issues", FakeGitHub._list_issues),
+        ("POST", r"/issues", FakeGitHub._create_issue),
         ("GET", r"/issues/(?P<number>\d+)", FakeGitHub._get_issue),
+        ("PATCH", r"/issues/(?P<number>\d+)", FakeGitHub._patch_issue),
         ("GET", r"/issues/(?P<number>\d+)/labels", FakeGitHub._get_issue_labels),
         ("POST", r"/issues/(?P<number>\d+)/labels", FakeGitHub._add_issue_labels),
         ("GET", r"/issues/(?P<number>\d+)/comments", FakeGitHub._list_comments),
