@@ -465,7 +465,7 @@ def test_migrates_a_version_1_ledger(tmp_path: Path) -> None:
         ),
     )  # fmt: skip
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 5
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 6
     raw.close()
 
 
@@ -517,8 +517,34 @@ def test_migrates_a_version_4_ledger(tmp_path: Path) -> None:
         at("2025-01-02T10:01:40"),
     )
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
     raw.close()
+
+
+def test_migrates_a_version_5_ledger_and_an_alert_tier_is_claimed_once(tmp_path: Path) -> None:
+    """The ledger as agentloop wrote it before heal's alerts: its builds stay, and an
+    alert's escalation tiers can be claimed, each exactly once."""
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path)
+    for statements in history.MIGRATIONS[:5]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 5")
+    old.commit()
+    old.close()
+
+    opened = at("2025-01-02T10:00:00")
+    with History.open(path) as h:
+        h.record_build(build_row("B", opened))
+        h.record_alert("o/r", 7, url="u", title="t", opened_at=opened)
+        h.record_alert("o/r", 7, url="u", title="t2", opened_at=opened + timedelta(hours=1))
+        assert h.claim_tier("o/r", 7, 1, opened)
+        assert not h.claim_tier("o/r", 7, 1, opened)
+        [alert] = h.open_alerts("o/r")
+        h.acknowledge_alert("o/r", 7, how="assigned to octocat", at=opened)
+        assert h.open_alerts("o/r") == ()
+        assert len(h.ledger().builds) == 1
+    assert (alert.title, alert.opened_at, alert.tiers) == ("t2", opened, (1,))
 
 
 def test_a_newer_ledger_is_refused(tmp_path: Path) -> None:

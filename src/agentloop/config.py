@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agentloop import durations
 from agentloop.errors import ConfigError
@@ -199,6 +207,58 @@ class SentryConfig(_Model):
     max_fixes: int = Field(default=5, ge=0)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDED_FRAMES
     severity_rules: tuple[SeverityRule, ...] = ()
+    tracking_issue: int | None = Field(
+        default=None, ge=1, description="issue number the incident report is commented on"
+    )
+
+
+ChannelKind = Literal["slack", "webhook"]
+
+
+class ChannelConfig(_Model):
+    """Where notifications go. The address is a secret: only the name of the environment
+    variable holding it is configured, never the address itself."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: ChannelKind
+    url_env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding the webhook's address",
+    )
+
+
+class NotifyConfig(_Model):
+    channels: tuple[ChannelConfig, ...] = ()
+    escalation: tuple[tuple[str, ...], ...] = Field(
+        default=(),
+        description="tiers of channel names: the first gets the alert and the report, each "
+        "next one an alert not acknowledged escalate_after minutes after the previous tier",
+    )
+    escalate_after: int = Field(default=30, ge=1, description="minutes")
+
+    @model_validator(mode="after")
+    def _names(self) -> NotifyConfig:
+        names = [c.name for c in self.channels]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"channel names must be unique: {', '.join(dupes)}")
+        unknown = sorted({n for tier in self.escalation for n in tier} - set(names))
+        if unknown:
+            raise ValueError(
+                f"escalation names channels not in notify.channels: {', '.join(unknown)}"
+            )
+        if any(not tier for tier in self.escalation):
+            raise ValueError("an escalation tier lists no channel")
+        return self
+
+    @property
+    def tiers(self) -> tuple[tuple[ChannelConfig, ...], ...]:
+        """The escalation tiers as channels; without `escalation`, every channel is the
+        first and only tier."""
+        by_name = {c.name: c for c in self.channels}
+        if not self.escalation:
+            return (self.channels,) if self.channels else ()
+        return tuple(tuple(by_name[n] for n in tier) for tier in self.escalation)
 
 
 class Config(_Model):
@@ -212,6 +272,7 @@ class Config(_Model):
     hooks: HooksConfig = HooksConfig()
     github: GitHubConfig = GitHubConfig()
     sentry: SentryConfig = SentryConfig()
+    notify: NotifyConfig = NotifyConfig()
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:

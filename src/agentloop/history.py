@@ -202,6 +202,20 @@ class BuildRecord:
 
 
 @dataclass(frozen=True)
+class AlertRecord:
+    """An alert issue `agentloop heal` opened, and how far it escalated (tiers 0-based)."""
+
+    repo: str
+    number: int
+    url: str
+    title: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged: str  # how: "assigned to octocat", "labelled triaged", "closed"…
+    tiers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Ledger:
     runs: tuple[RunRecord, ...] = ()
     attempts: tuple[AttemptRecord, ...] = ()
@@ -313,6 +327,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             status           TEXT NOT NULL
         )""",
         "CREATE INDEX builds_by_start ON builds (started_at)",
+    ),
+    # `agentloop heal`'s alert issues and their escalation (heal/notify.py): an alert is
+    # open until acknowledged; each tier sent is a row, unique per alert and tier, so a
+    # tier is claimed by one INSERT and never sent twice. `failed`: the channels of the
+    # tier that could not be reached, space-separated.
+    (
+        """CREATE TABLE alerts (
+            repo            TEXT NOT NULL,
+            number          INTEGER NOT NULL,
+            url             TEXT NOT NULL,
+            title           TEXT NOT NULL,
+            opened_at       TEXT NOT NULL,
+            acknowledged_at TEXT,
+            acknowledged    TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (repo, number)
+        )""",
+        """CREATE TABLE alert_tiers (
+            repo    TEXT NOT NULL,
+            number  INTEGER NOT NULL,
+            tier    INTEGER NOT NULL,
+            sent_at TEXT NOT NULL,
+            done    INTEGER NOT NULL DEFAULT 0,
+            failed  TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (repo, number, tier),
+            FOREIGN KEY (repo, number) REFERENCES alerts (repo, number)
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -585,6 +625,84 @@ class History:
                     build.status,
                 ),
             )
+
+    def record_alert(
+        self, repo: str, number: int, *, url: str, title: str, opened_at: datetime
+    ) -> AlertRecord:
+        """Record an alert issue; one recorded before keeps its start (and its tiers)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO alerts (repo, number, url, title, opened_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (repo, number) DO UPDATE SET url = excluded.url,"
+                " title = excluded.title",
+                (repo, number, url, title, _iso(opened_at)),
+            )
+        found = self._alerts(" WHERE repo = ? AND number = ?", (repo, number))
+        return found[0]
+
+    def claim_tier(self, repo: str, number: int, tier: int, at: datetime) -> bool:
+        """Claim escalation tier `tier` of an alert: True once, False ever after."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO alert_tiers (repo, number, tier, sent_at)"
+                " VALUES (?, ?, ?, ?)",
+                (repo, number, tier, _iso(at)),
+            )
+            return cursor.rowcount == 1
+
+    def finish_tier(self, repo: str, number: int, tier: int, failed: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE alert_tiers SET done = 1, failed = ?"
+                " WHERE repo = ? AND number = ? AND tier = ?",
+                (failed, repo, number, tier),
+            )
+
+    def acknowledge_alert(self, repo: str, number: int, *, how: str, at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE alerts SET acknowledged_at = ?, acknowledged = ?"
+                " WHERE repo = ? AND number = ? AND acknowledged_at IS NULL",
+                (_iso(at), how, repo, number),
+            )
+
+    def open_alerts(self, repo: str) -> tuple[AlertRecord, ...]:
+        """The alerts of `repo` nobody has acknowledged yet, oldest first."""
+        return self._alerts(" WHERE repo = ? AND acknowledged_at IS NULL", (repo,))
+
+    def alerts(self, repo: str) -> tuple[AlertRecord, ...]:
+        return self._alerts(" WHERE repo = ?", (repo,))
+
+    def _alerts(self, where: str, args: tuple[Any, ...]) -> tuple[AlertRecord, ...]:
+        with _translated(self.path, self._timeout):
+            rows = self._conn.execute(
+                "SELECT repo, number, url, title, opened_at, acknowledged_at, acknowledged"
+                f" FROM alerts{where} ORDER BY opened_at, number",
+                args,
+            ).fetchall()
+            tiers = {
+                (r[0], r[1]): tuple(
+                    t[0]
+                    for t in self._conn.execute(
+                        "SELECT tier FROM alert_tiers WHERE repo = ? AND number = ? ORDER BY tier",
+                        (r[0], r[1]),
+                    )
+                )
+                for r in rows
+            }
+        return tuple(
+            AlertRecord(
+                repo=r[0],
+                number=int(r[1]),
+                url=r[2],
+                title=r[3],
+                opened_at=_moment(r[4]),
+                acknowledged_at=None if r[5] is None else _moment(r[5]),
+                acknowledged=r[6],
+                tiers=tiers[(r[0], r[1])],
+            )
+            for r in rows
+        )
 
     # ------------------------------------------------------------ reads
 

@@ -283,6 +283,17 @@ class Inbox:
             ignored=rows.get("ignored", 0),
         )
 
+    def acknowledged(self, repo: str, issue_number: int) -> bool:
+        """Whether GitHub told the receiver that issue `issue_number` of `repo` was assigned
+        or labelled (what stops an alert's escalation, heal/notify.py)."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT 1 FROM acknowledgements WHERE lower(repo) = lower(?) AND "
+                "issue_number = ? LIMIT 1",
+                (repo, issue_number),
+            ).fetchone()
+        return found is not None
+
     def next_due(self) -> float | None:
         """When the next pending delivery is due (epoch seconds); None when none waits."""
         with self._lock:
