@@ -18,12 +18,15 @@ import pytest
 from markdown_it import MarkdownIt
 
 from agentloop.heal import report
+from agentloop.heal.notify import Channel, Escalation, Notifier
 from agentloop.heal.report import Outcome, Published
 from agentloop.heal.triage import Triage, triage
+from agentloop.history import History
 from agentloop.integrations.github import GitHub
 from agentloop.integrations.sentry import Sentry
 from agentloop.testing.fake_github import FakeGitHub
 from agentloop.testing.fake_sentry import FakeSentry
+from agentloop.testing.webhook_sink import WebhookSink
 
 Event = dict[str, Any]
 NOW = datetime.datetime(2026, 11, 30, 9, 30, tzinfo=datetime.timezone.utc)
@@ -257,3 +260,97 @@ def test_the_body_is_cut_to_the_limit_keeping_its_marker(
     assert len(full) > 2500 >= len(short)
     assert short.splitlines()[0] == full.splitlines()[0]
     assert "more root causes, in incident.json" in short or "Cut to fit" in short
+
+
+def kind(posted: Any) -> str:
+    if "kind" in posted:
+        return str(posted["kind"])
+    return "alert" if "error rate" in posted["text"] else "report"  # Slack's {"text"}
+
+
+def test_a_run_with_the_breaker_tripped_alerts_once_reports_and_escalates(
+    fake: FakeSentry,
+    client: Sentry,
+    events: dict[str, Event],
+    github: tuple[FakeGitHub, GitHub],
+    tmp_path: Path,
+) -> None:
+    """Two scheduled runs 40 minutes apart with the rate still over: one alert issue, the
+    first tier told of it once, each run's report summary sent, tier 2 after 30 minutes."""
+    result = read(fake, client, (events["checkout"], 101))
+    server, gh = github
+    with WebhookSink() as sink, History.open(tmp_path / "history.db") as ledger:
+        team = Channel("team", "slack", "AGENTLOOP_SLACK_WEBHOOK", sink.url("/s/T/B/team"))
+        pager = Channel("pager", "webhook", "AGENTLOOP_PAGER_WEBHOOK", sink.url("/s/pager"))
+        tiers = [[team], [pager]]
+        notifier = Notifier(sleep=lambda s: None, now=lambda: NOW)
+        steps = Escalation(
+            repo="o/r",
+            history=ledger,
+            tiers=tiers,
+            escalate_after_min=30,
+            notifier=notifier,
+            github=gh,
+        )
+        runs = [
+            report.deliver(
+                root=tmp_path,
+                run_id=run_id,
+                triage=result,
+                outcomes=(),
+                now=now,
+                github=gh,
+                escalation=steps,
+                notifier=notifier,
+                tiers=tiers,
+            )
+            for run_id, now in (("r1", NOW), ("r2", NOW + datetime.timedelta(minutes=40)))
+        ]
+        told = [(r.path.rsplit("/", 1)[-1], kind(r.json)) for r in sink.requests]
+
+    assert [r.problems for r in runs] == [(), ()]
+    first, second = runs
+    assert first.alert_issue is not None
+    assert second.alert_issue is not None
+    assert second.alert_issue.number == first.alert_issue.number
+    titles = [r.json["title"] for r in server.requests_to("POST", "/repos/o/r/issues")]
+    assert titles == [
+        "agentloop: Sentry error rate 101/h over 100 — probably infrastructure",
+        "agentloop: Sentry incident report 2026-11-30",
+    ]  # one alert, one report issue (updated by the second run)
+    assert second.report_issue is not None
+    assert second.report_issue.action == "updated"
+    assert told == [
+        ("team", "alert"),  # run 1: the alert, then the report's summary
+        ("team", "report"),
+        ("team", "report"),  # run 2: no second alert, the report, then tier 2
+        ("pager", "escalation"),
+    ]
+    assert [e.tiers for e in second.escalated] == [(2,)]
+    assert first.markdown.read_text().count(first.alert_issue.html_url) == 1
+
+
+def test_github_refusing_the_report_is_a_problem_reported_and_the_files_are_written(
+    fake: FakeSentry,
+    client: Sentry,
+    events: dict[str, Event],
+    github: tuple[FakeGitHub, GitHub],
+    tmp_path: Path,
+) -> None:
+    server, gh = github
+    server.fail("POST", "/repos/o/r/issues", 403, times=None)
+    done = report.deliver(
+        root=tmp_path,
+        run_id="r",
+        triage=mixed(fake, client, events),
+        outcomes=(),
+        now=NOW,
+        github=gh,
+        escalation=None,
+        notifier=Notifier(sleep=lambda s: None),
+    )
+    assert done.report_issue is None
+    [problem] = done.problems
+    assert problem.startswith("the incident report issue: GitHub refused to open an issue")
+    assert json.loads(done.document.read_text())["issue"] is None
+    assert done.markdown.read_text().startswith("<!-- agentloop:incident 2026-11-30 -->")

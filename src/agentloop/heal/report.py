@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentloop import __version__
-from agentloop.heal.notify import Message
+from agentloop.heal.notify import Channel, Escalated, Escalation, Message, Notifier, Sent
 from agentloop.heal.scrub import scrub_text
 from agentloop.heal.triage import SEVERITIES, Group, Triage
 from agentloop.install.files import write_atomic
-from agentloop.integrations.github import GitHub, Issue
+from agentloop.integrations.github import GitHub, GitHubError, Issue
 from agentloop.integrations.sentry import Incident
 from agentloop.reports.pr_body import BODY_LIMIT, code
 
@@ -558,3 +558,86 @@ def report_message(
             "errors_last_hour": triage.errors_last_hour,
         },
     )
+
+
+# ---------------------------------------------------------------- one call for a run
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What REPORT did for a run. `problems`: one line per thing that failed (GitHub, a
+    channel); none of them stopped the others."""
+
+    markdown: Path
+    document: Path
+    report_issue: Published | None
+    alert_issue: Issue | None
+    sent: tuple[Sent, ...]
+    escalated: tuple[Escalated, ...]
+    problems: tuple[str, ...]
+
+
+def deliver(
+    *,
+    root: Path,
+    run_id: str,
+    triage: Triage,
+    outcomes: Sequence[Outcome],
+    now: datetime.datetime,
+    github: GitHub | None,
+    escalation: Escalation | None,
+    notifier: Notifier,
+    tiers: Sequence[Sequence[Channel]] = (),
+    organization: str | None = None,
+    tracking_issue: int | None = None,
+) -> Delivered:
+    """The breaker's alert (opened or updated, its first tier notified once), the report
+    written and published, its summary to the first tier, then any escalation due. A
+    GitHub or channel failure is a line in `problems`, never an exception: the report is
+    on disk whatever happens after."""
+    day = now.astimezone(datetime.timezone.utc).date()
+    problems: list[str] = []
+    sent: list[Sent] = []
+    alert: Issue | None = None
+    if triage.breaker_tripped and github is not None:
+        try:
+            alert = open_alert(github, triage, run_id=run_id, now=now)
+        except GitHubError as exc:
+            problems.append(f"the alert issue: {exc.message}")
+        else:
+            message = alert_message(triage, alert)
+            if escalation is not None:
+                sent += escalation.alert(alert, message, now=now)
+            elif tiers:
+                sent += notifier.send(message, tiers[0])
+    markdown = render(
+        triage,
+        outcomes,
+        run_id=run_id,
+        day=day,
+        organization=organization,
+        alert_url=alert.html_url if alert else None,
+    )
+    published: Published | None = None
+    if github is not None:
+        try:
+            published = publish_report(github, markdown, day=day, tracking_issue=tracking_issue)
+        except GitHubError as exc:
+            problems.append(f"the incident report issue: {exc.message}")
+    doc = report_doc(
+        triage,
+        outcomes,
+        run_id=run_id,
+        day=day,
+        organization=organization,
+        alert_url=alert.html_url if alert else None,
+        issue=published,
+    )
+    md, js = write(root, run_id, markdown, doc)
+    if tiers:
+        sent += notifier.send(report_message(triage, outcomes, published, day=day), tiers[0])
+    escalated = escalation.escalate(now) if escalation is not None else ()
+    sent += [s for e in escalated for s in e.sent]
+    problems += [s.error for s in sent if not s.ok]
+    problems += [e.note for e in escalated if e.note]
+    return Delivered(md, js, published, alert, tuple(sent), escalated, tuple(problems))
