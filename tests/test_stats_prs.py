@@ -161,7 +161,7 @@ def test_a_version_2_ledger_gains_the_pull_requests(tmp_path: Path) -> None:
         ("unknown",),
     ]
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 5
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 6
     raw.close()
     with History.open(path) as h:
         after = h.ledger()
