@@ -497,7 +497,7 @@ def parallel_build(
         typer.Option(
             metavar="FILE",
             help="Where the manifest written from a REQUEST goes (default: "
-            ".agentloop/builds/<run>/build.yaml).",
+            ".agentloop/builds/RUN/build.yaml, RUN the run id).",
         ),
     ] = None,
     jobs: Annotated[
