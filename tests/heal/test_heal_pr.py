@@ -177,6 +177,16 @@ def test_one_draft_pr_on_the_fix_branch_with_both_labels_and_the_evidence(world:
     assert_never_merged(world)
 
 
+def test_config_reviewers_and_github_draft_off_as_for_agentloop_pr(world: World) -> None:
+    (world.root / "agentloop.yaml").write_text("github: {draft: false, reviewers: [bob]}\n")
+    outcome = world.open()
+
+    pull = world.fake.pull(outcome.number or 0)
+    assert pull["draft"] is False
+    assert [u["login"] for u in pull["requested_reviewers"]] == ["bob"]
+    assert outcome.reviewers == ("bob",)
+
+
 def test_untrusted_sentry_text_is_one_inert_line(world: World) -> None:
     evil = (
         "KeyError: <img src=x onerror=alert(1)> @octocat **bold** [x](https://evil.example)\n"
@@ -287,6 +297,21 @@ def test_a_remote_branch_with_someone_elses_commits_is_never_overwritten(world: 
         world.open()
     assert world.remote_sha(BRANCH) == theirs
     assert not world.posts(r"/repos/o/r/pulls")
+
+
+def test_a_run_that_failed_after_opening_the_pr_is_finished_by_the_next(world: World) -> None:
+    world.fake.fail("POST", r"/repos/o/r/issues/\d+/labels", 403)
+    with pytest.raises(ServiceError, match=r"after the push: fix/sentry-4501 is on origin"):
+        world.open()
+    assert world.fake.pull(1)["labels"] == []
+
+    again = world.open()
+
+    # The same evidence is in the body: nothing to comment, but the labels are on now.
+    assert again.action == "skipped"
+    assert again.number == 1
+    assert [label["name"] for label in world.fake.pull(1)["labels"]] == ["auto-fix", "sentry"]
+    assert len(world.posts(r"/repos/o/r/pulls")) == 1
 
 
 def test_at_the_daily_cap_nothing_is_pushed(world: World) -> None:

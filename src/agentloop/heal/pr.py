@@ -468,6 +468,11 @@ def open_fix_pr(
 
     earlier = _open_for(gh.pulls(state="open"), fix)
     if earlier is not None:
+        ours = earlier.head_ref in {branch_for(i) for i in fix.issue_ids}
+        if ours and not {LABEL, SENTRY_LABEL} <= set(earlier.labels):
+            # An earlier run stopped after opening it: labelled now, so it counts against
+            # the daily cap and shows under the labels (a human's PR is left as it is).
+            _label(gh, earlier.number)
         return _comment_on(gh, earlier, fix, repo)
 
     cap = config.github.daily_pr_cap
@@ -502,11 +507,7 @@ def open_fix_pr(
         pull = gh.create_pull(
             head=fix.branch, base=base, title=the_title, body=the_body, draft=draft
         )
-        gh.ensure_label(LABEL, color=LABEL_COLOR, description=LABEL_DESCRIPTION)
-        gh.ensure_label(
-            SENTRY_LABEL, color=SENTRY_LABEL_COLOR, description=SENTRY_LABEL_DESCRIPTION
-        )
-        gh.add_labels(pull.number, [LABEL, SENTRY_LABEL])
+        _label(gh, pull.number)
         users = tuple(u for u in reviewers.users if u.lower() != (pull.author or "").lower())
         refused = gh.request_reviewers(pull.number, users, reviewers.teams)
     except ServiceError as exc:
@@ -523,6 +524,12 @@ def open_fix_pr(
         reviewers=(*users, *(f"team:{t}" for t in reviewers.teams)),
         refused_reviewers=tuple(f"{r.name}: {r.reason}" for r in refused),
     )  # fmt: skip
+
+
+def _label(gh: GitHub, number: int) -> None:
+    gh.ensure_label(LABEL, color=LABEL_COLOR, description=LABEL_DESCRIPTION)
+    gh.ensure_label(SENTRY_LABEL, color=SENTRY_LABEL_COLOR, description=SENTRY_LABEL_DESCRIPTION)
+    gh.add_labels(number, [LABEL, SENTRY_LABEL])
 
 
 def _comment_on(gh: GitHub, pull: PullRequest, fix: SentryFix, repo: str) -> HealPrOutcome:
