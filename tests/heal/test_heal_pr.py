@@ -232,6 +232,8 @@ def test_a_second_run_comments_on_the_open_pr_and_pushes_nothing(world: World) -
     assert "#issuecomment-" in (second.url or "")
     assert len(world.posts(r"/repos/o/r/pulls")) == 1
     assert world.remote_sha(BRANCH) == pushed  # nothing pushed over the PR's branch
+    heads = run_git(world.origin, "for-each-ref", "--format=%(refname)", "refs/heads")
+    assert heads.split() == ["refs/heads/fix/sentry-4501", "refs/heads/main"]  # nor elsewhere
     [note] = world.posts(rf"/repos/o/r/issues/{first.number}/comments")
     assert "#1 already covers these issues" in note["body"]  # type: ignore[index]
     assert "reproduced the production error in **3 of 3**" in note["body"]  # type: ignore[index]
@@ -335,6 +337,12 @@ def test_an_unverified_or_foreign_branch_is_refused_before_anything(world: World
     )
     with pytest.raises(UsageError, match="not verified: 1 test"):
         world.open(broken)
+    flaky = (
+        *world.fix.fail_before[:2],
+        dataclasses.replace(world.fix.fail_before[2], verdict="passed"),
+    )
+    with pytest.raises(UsageError, match="as production did in 2 of 3 run"):
+        world.open(dataclasses.replace(world.fix, fail_before=flaky))
     with pytest.raises(UsageError, match="not a branch the heal step makes: 'main'"):
         world.open(dataclasses.replace(world.fix, branch="main"))
     with pytest.raises(UsageError, match="short id"):

@@ -5,8 +5,8 @@ set to auto-merge by agentloop.
 What happens, in order (each step can end it):
 1. The fix is checked here, where the write token is held, not only where the agent
    worked: its branch is `fix/sentry-<one of its issue ids>`, stands at the fix's commit
-   and builds on its base; the test passed after the fix and no test of the full suites
-   broke; it changes no forbidden path (the configured ones unless the fix ran with
+   and builds on its base; the test failed as production did in every recorded run on
+   the base, passed after the fix, and no test of the full suites broke; it changes no forbidden path (the configured ones unless the fix ran with
    --allow-sensitive, the always-protected ones in any case); the Sentry values printed
    outside code (short ids in `Fixes` lines, permalinks) look as Sentry makes them.
 2. Dedupe, from GitHub: an open PR whose head is `fix/sentry-<id>` for one of the fix's
@@ -398,12 +398,14 @@ def _check(root: Path, fix: SentryFix, config: Config) -> None:
             f"branch {fix.branch} does not build on the fix's base {fix.base_sha[:12]}",
             hint="pass the fix record made with this branch",
         )
-    if not fix.test_passed or fix.suites.new_failures:
-        why = (
-            "the test does not pass"
-            if not fix.test_passed
-            else f"{len(fix.suites.new_failures)} test(s) of the full suites broke"
-        )
+    runs = len(fix.fail_before)
+    if not runs or fix.reproduced < runs or not fix.test_passed or fix.suites.new_failures:
+        if not runs or fix.reproduced < runs:
+            why = f"the test failed as production did in {fix.reproduced} of {runs} run(s)"
+        elif not fix.test_passed:
+            why = "the test does not pass"
+        else:
+            why = f"{len(fix.suites.new_failures)} test(s) of the full suites broke"
         raise UsageError(
             f"the fix on {fix.branch} is not verified: {why}", hint="nothing was pushed"
         )
