@@ -6,9 +6,10 @@ What happens, in order (each step can end it):
 1. The fix is checked here, where the write token is held, not only where the agent
    worked: its branch is `fix/sentry-<one of its issue ids>`, stands at the fix's commit
    and builds on its base; the test failed as production did in every recorded run on
-   the base, passed after the fix, and no test of the full suites broke; it changes no forbidden path (the configured ones unless the fix ran with
-   --allow-sensitive, the always-protected ones in any case); the Sentry values printed
-   outside code (short ids in `Fixes` lines, permalinks) look as Sentry makes them.
+   the base, passed after the fix, and no test of the full suites broke; it changes no
+   forbidden path (the configured ones unless the fix ran with --allow-sensitive, the
+   always-protected ones in any case); the Sentry values printed outside code (short ids
+   in `Fixes` lines, permalinks) look as Sentry makes them.
 2. Dedupe, from GitHub: an open PR whose head is `fix/sentry-<id>` for one of the fix's
    issues, or whose body carries the hidden `agentloop:sentry-issues` marker naming one
    (a renamed branch still dedupes), gets a comment with the new evidence instead; when
