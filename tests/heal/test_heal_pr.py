@@ -391,3 +391,15 @@ def test_the_module_never_merges_or_approves() -> None:
     ):
         assert not re.search(forbidden, code, re.IGNORECASE), forbidden
     assert "APPROVE" not in code  # a review's event
+
+
+def test_a_body_over_githubs_limit_keeps_the_fixes_lines_and_markers(world: World) -> None:
+    huge = dataclasses.replace(world.fix, cause="why " * 40_000)
+    body = heal_pr.body(huge)
+
+    assert len(body) <= 65_536
+    assert "_Cut to fit GitHub's size limit:" in body
+    assert "the whole text is in the heal run's report under .agentloop/runs/" in body
+    assert "\nFixes SHOP-1\nFixes SHOP-2\n" in body
+    assert heal_pr.marked_issues(body) == {"4501", "4502"}
+    assert heal_pr.marked_evidence(body) == {heal_pr.evidence_digest(huge)}
