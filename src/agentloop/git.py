@@ -1272,15 +1272,18 @@ def has_commit(cwd: Path, sha: str) -> bool:
 
 
 def push_branch(
-    cwd: Path, remote: str, local_branch: str, remote_branch: str, *, token: str | None = None
-) -> bool:
+    cwd: Path, remote: str, local_branch: str, remote_branch: str, *, token: str | None = None,
+    replace: str | None = None,
+) -> bool:  # fmt: skip
     """Push `local_branch` to `remote_branch` on `remote`; False when it was there already.
 
     Never over commits that are not ours: a remote branch whose tip is not in
-    `local_branch` is refused before anything is sent. An agentloop/* branch is updated
-    with --force-with-lease on the tip just seen, so one pushed meanwhile is not lost
-    either. The user's pre-push hook runs (it is theirs); the token goes as `_token_env`
-    says."""
+    `local_branch` is refused before anything is sent, unless that tip is exactly
+    `replace` (the caller knows it for a stale one of its own: a closed PR's head, which
+    GitHub keeps under refs/pull/N/head). An agentloop/* branch, or one replaced, is
+    updated with --force-with-lease on the tip just seen, so one pushed meanwhile is not
+    lost either. The user's pre-push hook runs (it is theirs); the token goes as
+    `_token_env` says."""
     tip = rev_parse(cwd, f"refs/heads/{local_branch}")
     if tip is None:
         raise GitError(f"no local branch {local_branch}", hint="name an existing branch")
@@ -1288,7 +1291,12 @@ def push_branch(
     current = remote_branch_sha(cwd, remote, remote_branch, token=token)
     if current == tip:
         return False
-    if current is not None and not (has_commit(cwd, current) and is_ancestor(cwd, current, tip)):
+    replacing = current is not None and current == replace
+    if (
+        current is not None
+        and not replacing
+        and not (has_commit(cwd, current) and is_ancestor(cwd, current, tip))
+    ):
         raise GitError(
             f"{remote_branch} on {remote} ({redact_url(url)}) has commits that "
             f"{local_branch} does not have (its tip is {current[:12]})",
@@ -1297,7 +1305,7 @@ def push_branch(
         )
     lease = (
         [f"--force-with-lease=refs/heads/{remote_branch}:{current}"]
-        if current is not None and remote_branch.startswith(BRANCH_PREFIX)
+        if current is not None and (replacing or remote_branch.startswith(BRANCH_PREFIX))
         else []
     )
     env = _env(_token_env(url, token))

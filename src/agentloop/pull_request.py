@@ -188,7 +188,7 @@ def _ensure_branch(root: Path, run: RunDoc, folder: Path, config: Config) -> str
 _SLUG = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
-def _repository(root: Path, options: PrOptions, config: Config, environ: Mapping[str, str]) -> str:
+def repository(root: Path, options: PrOptions, config: Config, environ: Mapping[str, str]) -> str:
     for value in (options.repo, config.github.repo, environ.get("GITHUB_REPOSITORY")):
         if value:
             if not _SLUG.fullmatch(value):
@@ -203,14 +203,25 @@ def _repository(root: Path, options: PrOptions, config: Config, environ: Mapping
     return found
 
 
-def _api_url(options: PrOptions, config: Config, environ: Mapping[str, str]) -> str:
+def api_url(options: PrOptions, config: Config, environ: Mapping[str, str]) -> str:
     return (
         options.api_url or config.github.api_url or environ.get("GITHUB_API_URL") or DEFAULT_API_URL
     ).rstrip("/")
 
 
 def _reviewers(root: Path, run: RunDoc, options: PrOptions, config: Config, repo: str) -> Reviewers:
-    named = (*config.github.reviewers, *options.reviewers)
+    paths = [p for t in run.fixed for p in t.files]
+    return reviewers_for(root, run.base_sha, paths, config, repo, named=options.reviewers)
+
+
+def reviewers_for(
+    root: Path, base_sha: str, paths: Sequence[str], config: Config, repo: str,
+    *, named: Sequence[str] = (),
+) -> Reviewers:  # fmt: skip
+    """Who reviews a change of `paths` made on `base_sha`: github.reviewers and `named`
+    when any, else the owners of those paths in the base's CODEOWNERS (shared with the
+    heal step's PRs, so both ask the same people)."""
+    named = (*config.github.reviewers, *named)
     if named:
         users = tuple(dict.fromkeys(n.lstrip("@") for n in named if not n.startswith("team:")))
         teams = tuple(
@@ -219,13 +230,19 @@ def _reviewers(root: Path, run: RunDoc, options: PrOptions, config: Config, repo
         return Reviewers(users, teams, "config")
     for location in codeowners.LOCATIONS:
         # GitHub reads CODEOWNERS from the PR's base; the run's base is what we have.
-        text = git.show_file(root, run.base_sha, location)
+        text = git.show_file(root, base_sha, location)
         if text is not None:
             rules = codeowners.parse(text)
-            paths = [p for t in run.fixed for p in t.files]
             owners = codeowners.reviewers(rules, paths, org=repo.split("/", maxsplit=1)[0])
             return Reviewers(owners.users, owners.teams, "CODEOWNERS")
     return Reviewers()
+
+
+def made_today(gh: GitHub, now: datetime.datetime | None = None) -> int:
+    """The auto-fix PRs opened in the last 24 hours, counted on GitHub, not from local
+    state: runs in separate jobs (and `agentloop heal`'s PRs) share the daily cap."""
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    return gh.count_created_since(LABEL, moment - DAY)
 
 
 def ci_link(environ: Mapping[str, str]) -> str | None:
@@ -268,7 +285,7 @@ def plan(
             f"{run_file} says {len(run.fixed)} task(s) were fixed but names no branch",
             hint="pass the run.json `agentloop run` wrote, unedited",
         )
-    repo = _repository(root, options, config, environ)
+    repo = repository(root, options, config, environ)
     if options.dry_run and git.rev_parse(root, f"refs/heads/{run.branch}") is None:
         # Touch nothing: the commits are read from the bundle's list, not fetched.
         tip = run.commits[-1] if run.commits else ""
@@ -314,7 +331,7 @@ def open_pr(
         return made
     p = made
     run = p.run
-    repo = _repository(root, options, config, environ)
+    repo = repository(root, options, config, environ)
     if options.dry_run:
         return PrOutcome(
             "dry_run", run.run_id, f"dry run: would push {p.branch} to {p.remote} and open "
@@ -331,7 +348,7 @@ def open_pr(
         )
     if client is None:
         client = _default_client
-    gh = client(repo, token, _api_url(options, config, environ))
+    gh = client(repo, token, api_url(options, config, environ))
     base = options.base
     if base is None:
         base = run.base_ref if run.base_ref and gh.branch_sha(run.base_ref) else None
@@ -368,12 +385,11 @@ def open_pr(
     earlier = list(gh.pulls(state="open", head=f"{owner}:{p.branch}"))
     if not earlier:
         cap = config.github.daily_pr_cap
-        moment = now or datetime.datetime.now(datetime.timezone.utc)
-        made_today = gh.count_created_since(LABEL, moment - DAY)
-        if made_today >= cap:
+        today = made_today(gh, now)
+        if today >= cap:
             return PrOutcome(
                 "capped", run.run_id,
-                f"daily cap reached: {made_today} auto-fix PR(s) opened in {repo} in the last "
+                f"daily cap reached: {today} auto-fix PR(s) opened in {repo} in the last "
                 f"24 hours (github.daily_pr_cap is {cap}); nothing was pushed",
                 hint="review and close or merge those first, wait, or raise github.daily_pr_cap",
                 branch=p.branch, base=base, repo=repo, title=p.title,
@@ -438,7 +454,7 @@ def _compare_url(
     repo: str, options: PrOptions, config: Config, environ: Mapping[str, str], base: str,
     branch: str,
 ) -> str:  # fmt: skip
-    api = _api_url(options, config, environ)
+    api = api_url(options, config, environ)
     web = "https://github.com" if api == DEFAULT_API_URL else re.sub(r"/api/v3$", "", api)
     return f"{web}/{repo}/compare/{quote(base)}...{quote(branch)}?expand=1"
 

@@ -13,7 +13,7 @@ footer with the dedupe markers always survives.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentloop import __version__
@@ -37,12 +37,9 @@ def marker(fingerprint: str) -> str:
     return f"<!-- agentloop:fingerprint {fingerprint} -->"
 
 
-def body_fingerprints(body: str) -> frozenset[str]:
-    """The fingerprints a PR body's dedupe markers name: a marker is a line of its own,
-    outside every fenced block. Test output quoted in a body (fenced) may carry marker
-    text; read as markers, it would make agentloop comment on this PR for failures it
-    does not fix instead of opening the PR that does."""
-    found: set[str] = set()
+def unfenced_lines(body: str) -> Iterator[str]:
+    """The lines of a Markdown body outside every fenced block: where a dedupe marker
+    counts. Test output or an event quoted in a body (fenced) may carry marker text."""
     fence = ""
     for line in (body or "").splitlines():
         opens = _FENCE.match(line)
@@ -55,10 +52,15 @@ def body_fingerprints(body: str) -> frozenset[str]:
         if opens:
             fence = opens.group(1)
             continue
-        whole = _MARKER.fullmatch(line)
-        if whole:
-            found.add(whole.group(1))
-    return frozenset(found)
+        yield line
+
+
+def body_fingerprints(body: str) -> frozenset[str]:
+    """The fingerprints a PR body's dedupe markers name: a marker is a line of its own,
+    outside every fenced block. Read inside one, it would make agentloop comment on this PR
+    for failures it does not fix instead of opening the PR that does."""
+    found = (_MARKER.fullmatch(line) for line in unfenced_lines(body))
+    return frozenset(m.group(1) for m in found if m)
 
 
 def trailer_fingerprints(message: str) -> frozenset[str]:
@@ -106,12 +108,13 @@ def code(text: str) -> str:
 
 
 @dataclass
-class _Block:
+class Block:
     """A fenced block that may be cut to fit the body's limit."""
 
     text: str
     lang: str = "text"
     keep: int | None = None  # characters kept after cutting; None: whole
+    source: str = "the run's run.json"  # where the whole text is, for the cut's note
 
     def render(self) -> str:
         if self.keep is None or self.keep >= len(self.text):
@@ -123,30 +126,31 @@ class _Block:
             shown = shown[:newline]
         note = (
             f"\n\n_Cut to fit GitHub's size limit: {len(shown):,} of {len(self.text):,} "
-            "characters shown; the whole text is in the run's run.json._"
+            f"characters shown; the whole text is in {self.source}._"
         )
         return (fence(shown, self.lang) if shown else "_(left out to fit GitHub's limit)_") + note
 
 
-_Part = str | _Block
+Part = str | Block
 
 
 @dataclass
-class _Doc:
-    parts: list[_Part] = field(default_factory=list)
+class Doc:
+    parts: list[Part] = field(default_factory=list)
+    source: str = "the run's run.json"  # where a cut block's whole text is
 
-    def add(self, *parts: _Part) -> None:
+    def add(self, *parts: Part) -> None:
         self.parts.extend(parts)
 
     def block(self, text: str, lang: str = "text") -> None:
-        self.parts.append(_Block(text, lang))
+        self.parts.append(Block(text, lang, source=self.source))
 
 
-def _render(parts: Sequence[_Part]) -> str:
+def _render(parts: Sequence[Part]) -> str:
     return "\n".join(p if isinstance(p, str) else p.render() for p in parts)
 
 
-def _fit(parts: list[_Part], footer: str, limit: int) -> str:
+def fit(parts: list[Part], footer: str, limit: int, *, source: str = "run.json") -> str:
     """The parts and the footer in at most `limit` characters: blocks are cut to one cap,
     the largest first (every block longer than the cap is cut to it), the cap as high as
     the limit allows; failing that, the last parts go."""
@@ -158,7 +162,7 @@ def _fit(parts: list[_Part], footer: str, limit: int) -> str:
         f"{limit:,} characters: the largest blocks below were cut (each says so).\n"
     )
     budget = limit - len(footer) - len(notice) - 1
-    blocks = [p for p in parts if isinstance(p, _Block)]
+    blocks = [p for p in parts if isinstance(p, Block)]
     low, high = 0, max((len(b.text) for b in blocks), default=0)
     # Binary search for the highest cap that fits (a cut block gains a note, so the
     # length is measured, not computed).
@@ -172,13 +176,13 @@ def _fit(parts: list[_Part], footer: str, limit: int) -> str:
             high = cap - 1
     for b in blocks:
         b.keep = low if len(b.text) > low else None
-    kept: list[_Part] = list(parts)
+    kept: list[Part] = list(parts)
     if len(_render(kept)) > budget:
         # Too long with every block at the lowest cap: the text around them is. The last
         # parts go, whole (a block cut in two would leave its fence open).
         while kept and len(_render(kept)) > budget - 80:
             kept.pop()
-        kept.append("\n_(The rest was left out to fit GitHub's limit; see run.json.)_")
+        kept.append(f"\n_(The rest was left out to fit GitHub's limit; see {source}.)_")
     return notice + _render(kept) + "\n" + footer
 
 
@@ -195,7 +199,7 @@ def _file_of(task: TaskDoc) -> str:
     return task.files[0] if task.files else task.id
 
 
-def _short(text: str, width: int) -> str:
+def short(text: str, width: int) -> str:
     text = " ".join(_clean(text).split())
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
@@ -221,7 +225,7 @@ def title(run: RunDoc, *, subjects: Mapping[str, str] | None = None) -> str:
         what = subject.removeprefix("fix ").strip() if subject.startswith("fix ") else ""
         what = what or _file_of(task)
         tail = f" ({_words(task.category)})"
-        return "fix: " + _short(what, TITLE_MAX - len("fix: ") - len(tail)) + tail
+        return "fix: " + short(what, TITLE_MAX - len("fix: ") - len(tail)) + tail
     tests = len({test for t in fixed for test in t.tests})
     head = f"fix: {tests} failing test{'' if tests == 1 else 's'} in "
     areas = _areas(fixed)
@@ -231,7 +235,7 @@ def title(run: RunDoc, *, subjects: Mapping[str, str] | None = None) -> str:
         where = ", ".join(areas[:shown]) + (f" and {rest} more" if rest else "")
         if len(where) <= room:
             return head + where
-    return head + _short(areas[0], room)
+    return head + short(areas[0], room)
 
 
 # ---------------------------------------------------------------- body
@@ -266,7 +270,7 @@ def _tests_block(task: TaskDoc) -> str:
     return "\n".join(lines)
 
 
-def _delta(doc: _Doc, run: RunDoc) -> None:
+def _delta(doc: Doc, run: RunDoc) -> None:
     doc.add("## The full suites against the baseline", "")
     if run.baseline_failing is None or run.final_failing is None:
         doc.add("_This run did not record which tests failed before and after it._", "")
@@ -310,7 +314,7 @@ def _files(files: Sequence[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _fixed_task(doc: _Doc, number: int, run: RunDoc, task: TaskDoc) -> None:
+def _fixed_task(doc: Doc, number: int, run: RunDoc, task: TaskDoc) -> None:
     where = code(task.crash_location) if task.crash_location else "an unknown place"
     doc.add(f"### {number}. Fixed: {_words(task.category)} at {where} (task {code(task.id)})", "")
     base = f"{code(run.base_sha)}" + (f" ({code(run.base_ref)})" if run.base_ref else "")
@@ -349,7 +353,7 @@ def _fixed_task(doc: _Doc, number: int, run: RunDoc, task: TaskDoc) -> None:
     _rejected(doc, task)
 
 
-def _rejected(doc: _Doc, task: TaskDoc) -> None:
+def _rejected(doc: Doc, task: TaskDoc) -> None:
     if not task.rejected:
         return
     doc.add("Rejected attempts:", "")
@@ -361,7 +365,7 @@ def _rejected(doc: _Doc, task: TaskDoc) -> None:
             doc.add("")
 
 
-def _unfixed(doc: _Doc, run: RunDoc) -> None:
+def _unfixed(doc: Doc, run: RunDoc) -> None:
     if not run.unfixed:
         return
     doc.add("## Not fixed", "")
@@ -388,7 +392,7 @@ def footer(run: RunDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _header(doc: _Doc, run: RunDoc, reviewers: Reviewers | None) -> None:
+def _header(doc: Doc, run: RunDoc, reviewers: Reviewers | None) -> None:
     base = code(run.base_sha[:12]) + (f" on {code(run.base_ref)}" if run.base_ref else "")
     doc.add(
         f"agentloop fixed **{len(run.fixed)} of {len(run.tasks)}** failing task(s) found at "
@@ -411,7 +415,7 @@ def _header(doc: _Doc, run: RunDoc, reviewers: Reviewers | None) -> None:
         doc.add(f"Reviews are requested from {why}.", "")
 
 
-def _sections(doc: _Doc, run: RunDoc) -> None:
+def _sections(doc: Doc, run: RunDoc) -> None:
     doc.add("## Fixed", "")
     for number, task in enumerate(run.fixed, start=1):
         _fixed_task(doc, number, run, task)
@@ -421,15 +425,15 @@ def _sections(doc: _Doc, run: RunDoc) -> None:
 
 def body(run: RunDoc, *, reviewers: Reviewers | None = None, limit: int = BODY_LIMIT) -> str:
     """The PR's Markdown body: at most `limit` characters, the dedupe markers last."""
-    doc = _Doc()
+    doc = Doc()
     _header(doc, run, reviewers)
     _sections(doc, run)
-    return _fit(doc.parts, footer(run), limit)
+    return fit(doc.parts, footer(run), limit)
 
 
 def comment(run: RunDoc, *, number: int, link: str | None = None, limit: int = BODY_LIMIT) -> str:
     """The comment on open PR #`number` that already covers this run's failures."""
-    doc = _Doc()
+    doc = Doc()
     where = f" ({link})" if link else ""
     doc.add(
         f"agentloop run {code(run.run_id)}{where} found the failure(s) this pull request "
@@ -443,4 +447,4 @@ def comment(run: RunDoc, *, number: int, link: str | None = None, limit: int = B
     _sections(doc, run)
     doc.add("</details>", "")
     tail = f"Commented by agentloop {__version__}, run {run.run_id}.\n"
-    return _fit(doc.parts, tail, limit)
+    return fit(doc.parts, tail, limit)
