@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -29,13 +28,13 @@ from agentloop.heal.reproduce import (
     reproduce,
     scopes_at,
 )
-from agentloop.heal.triage import Group, triage
-from agentloop.integrations.sentry import Frame, Sentry
+from agentloop.heal.triage import Group
+from agentloop.integrations.sentry import Frame
 from agentloop.testing.agents import Call, ScriptedAgent
-from agentloop.testing.fake_sentry import FakeSentry
-from agentloop.testing.repos import git_init, pytest_project
-from agentloop.testing.sentry_events import APP_ROOT, capture, post
+from agentloop.testing.sentry_events import capture, post
 from agentloop.workspace import Workspace
+
+from .conftest import EXISTING_TEST, GroupOf
 
 Event = dict[str, Any]
 Session = Callable[[Path], None]
@@ -46,37 +45,6 @@ TOOLS = ("Read", "Edit", "Write", "Bash(python -m pytest *)")
 SETTINGS = ReproduceSettings(limits=SessionLimits(max_turns=7, allowed_tools=TOOLS))
 # Where agentloop asks for the test: from the issue's short id (SHOP-1).
 TEST_FILE = "tests/test_sentry_shop_1.py"
-EXISTING_TEST = """\
-from shop import views
-
-
-def test_checkout_totals_the_items():
-    assert views.checkout({"items": [{"price": 2, "qty": 3}]}) == 6
-"""
-
-
-@pytest.fixture
-def project(tmp_path: Path, git_identity: None) -> Path:
-    """The shop that raised the events, as a project of its own with a tests/ folder."""
-    root = tmp_path / "repo"
-    shutil.copytree(APP_ROOT / "shop", root / "shop", ignore=shutil.ignore_patterns("__pycache__"))
-    pytest_project(root, {"tests/test_views.py": EXISTING_TEST})
-    # Hypothesis's plugin costs 0.7 s of each pytest start here, and the step starts three.
-    with (root / "pyproject.toml").open("a") as config:
-        config.write('addopts = "-p no:hypothesispytest"\n')
-    return git_init(root)
-
-
-def group_of(fake: FakeSentry, client: Sentry, event: Event) -> Group:
-    fake.add_event(event, count=4)
-    [group] = triage(client.incidents(["shop"])).selected
-    return group
-
-
-@pytest.fixture
-def checkout_group(fake: FakeSentry, client: Sentry, events: dict[str, Event]) -> Group:
-    """KeyError in shop/cart.py's generator expression, reached through views.checkout."""
-    return group_of(fake, client, events["checkout"])
 
 
 def write(path: str, text: str) -> Session:
@@ -226,7 +194,7 @@ def test_a_test_failing_at_another_frame_is_rejected(project: Path, checkout_gro
 
     assert skipped.kind == "other_frame"
     assert skipped.reason == (
-        "the test fails with KeyError at shop/views.py:22 in refund, "
+        "the test fails with KeyError at shop/views.py:23 in refund, "
         "not at shop/cart.py in <genexpr>"
     )
 
@@ -345,7 +313,7 @@ BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLXZhbHVl"
 
 
 @pytest.fixture
-def planted(fake: FakeSentry, client: Sentry) -> Group:
+def planted(group_of: GroupOf) -> Group:
     """A real event of the same crash, with an injection in its message and a breadcrumb,
     and personal data and a credential where sentry-sdk does not filter them."""
     event = capture(
@@ -363,7 +331,7 @@ def planted(fake: FakeSentry, client: Sentry) -> Group:
     crash["value"] = f"'qty' for {EMAIL} at {IP}. {INJECTED}\n{BREAKOUT}"
     event["request"]["headers"]["Authorization"] = BEARER
     event["request"]["query_string"] = f"email={EMAIL}"
-    return group_of(fake, client, event)
+    return group_of(event)
 
 
 def fenced_spans(prompt: str) -> list[tuple[int, int]]:
