@@ -246,6 +246,37 @@ def test_a_fix_that_breaks_another_test_is_rejected(
     assert rejected.skipped().reason.startswith("not fixed: ")
 
 
+REFUND_TEST = """\
+import importlib
+
+
+def test_a_refund_is_the_amount():
+    # Imported by name: no import graph sees this test reach shop/orders.py.
+    orders = importlib.import_module("shop.orders")
+    assert orders.refund(5) == 5
+"""
+
+
+def test_a_fix_that_breaks_a_test_only_the_full_suites_run_is_dropped(
+    project: Path, checkout_group: Group
+) -> None:
+    (project / "tests" / "test_refunds.py").write_text(REFUND_TEST)
+    git_out(project, "add", "tests/test_refunds.py")
+    git_out(project, "commit", "-qm", "a test the import graph cannot see")
+    reproduction = reproduction_of(project, checkout_group, CART_TEST, crash="shop/cart.py:8",
+                                   name="test_checkout_of_an_item_without_qty")  # fmt: skip
+    session = both(FIX_CART, edit("shop/orders.py", "return amount", "return 0"))
+
+    outcome, _ = run_fix(project, reproduction, session)
+
+    rejected = not_fixed(outcome, project)
+    assert rejected.kind == "regressed"
+    assert rejected.reason == (
+        "the fix broke tests that passed on the base: "
+        "pytest::tests/test_refunds.py::test_a_refund_is_the_amount"
+    )
+
+
 def delete_test(cwd: Path) -> None:
     (cwd / TEST_FILE).unlink()
 
@@ -351,3 +382,39 @@ def test_event_text_reaches_the_commit_message_as_one_scrubbed_line(
         assert "mallory" not in line
         assert not line.startswith("Fixes EVIL")
     assert rest[-1] == "Fixes SHOP-1"
+
+
+# -- time and money ---------------------------------------------------------------------------
+
+
+def test_past_the_deadline_no_session_starts(project: Path, cart_crash: Reproduction) -> None:
+    agent = ScriptedAgent(FIX_CART)
+    # REPRODUCE used up the time they share.
+    outcome = fix(project, cart_crash, agent=agent, config=Config(), settings=SETTINGS,
+                  deadline=100.0, clock=lambda: 100.5, environ={})  # fmt: skip
+
+    assert isinstance(outcome, NotFixed)
+    assert (outcome.kind, outcome.reason) == ("out_of_time", "out of time before the fix")
+    assert agent.calls == []
+
+
+def test_the_session_gets_what_is_left_of_the_deadline(
+    project: Path, cart_crash: Reproduction
+) -> None:
+    agent = ScriptedAgent(FIX_CART)
+    fix(project, cart_crash, agent=agent, config=Config(), settings=SETTINGS,
+        deadline=time.monotonic() + 90, environ={})  # fmt: skip
+
+    timeout = agent.calls[0].limits.timeout_s
+    assert timeout is not None
+    assert 60 < timeout <= 90
+
+
+def test_a_budget_too_small_for_a_session_fixes_nothing(
+    project: Path, cart_crash: Reproduction
+) -> None:
+    settings = FixSettings(loop=LoopSettings(max_attempts=1, max_budget_usd=0.005))
+    outcome, agent = run_fix(project, cart_crash, FIX_CART, settings=settings)
+
+    assert not_fixed(outcome, project).kind == "out_of_budget"
+    assert agent.calls == []
