@@ -43,7 +43,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from agentloop import detection, git, testrun
 from agentloop import suites as suites_mod
@@ -51,10 +51,10 @@ from agentloop.agents import sandbox, secrets
 from agentloop.agents.base import Agent, Guard, SessionLimits, SessionResult
 from agentloop.agents.sandbox import Policy
 from agentloop.config import Config
-from agentloop.errors import ReportError, SuiteError
+from agentloop.errors import ReportError, SuiteError, WorkspaceError
 from agentloop.failures import group as grouping
 from agentloop.failures.model import Task
-from agentloop.heal.reproduce import Reproduction, Run
+from agentloop.heal.reproduce import Reproduction, Run, literal_glob
 from agentloop.heal.scrub import scrub_text
 from agentloop.heal.triage import Group, Skipped
 from agentloop.loop.message import agent_note
@@ -111,7 +111,7 @@ class FixSettings:
         configured = [p for p in self.loop.forbidden.patterns if p not in sensitive]
         extra = () if self.allow_sensitive else sensitive
         return ForbiddenPaths.with_protected(
-            (*configured, *extra, _literal(test_file)), root=self.loop.forbidden.root
+            (*configured, *extra, literal_glob(test_file)), root=self.loop.forbidden.root
         )
 
 
@@ -173,13 +173,13 @@ class NotFixed:
 Outcome = Fixed | NotFixed
 
 
+class _Skip(Protocol):
+    def __call__(
+        self, kind: SkipKind, reason: str, report: RunReport | None = None
+    ) -> NotFixed: ...
+
+
 # -- names and messages ---------------------------------------------------------------------
-
-
-def _literal(path: str) -> str:
-    # A literal path as a gitignore pattern.
-    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in path)
-    return "\\" + escaped if escaped[:1] in ("!", "#") else escaped
 
 
 def one_line(text: str, limit: int, *, scrub: bool = True) -> str:
@@ -312,7 +312,11 @@ def fix(
             "needs --allow-sensitive",
         )
     top = git.find_toplevel(repo.resolve())
-    assert top is not None, repo
+    if top is None:
+        raise WorkspaceError(
+            f"{repo} is not inside a git repository",
+            hint="run agentloop heal in the checkout of the project Sentry reports on",
+        )
     branch = branch_name(group)
     if git.branch_exists(top, branch):
         return skip("branch_exists", f"the branch {branch} exists already; it is left as it is")
@@ -372,7 +376,7 @@ class _Fixer:
         self.base_env = secrets.agent_env(environ, git.clean_env())
         self.env = ws.env(self.base_env)
 
-    def run(self, deadline: float, skip: Callable[..., NotFixed]) -> Outcome:
+    def run(self, deadline: float, skip: _Skip) -> Outcome:
         r = self.reproduction
         suite = next((s for s in self.found if s.runner == "pytest" and s.rerun), None)
         if suite is None:
@@ -436,9 +440,10 @@ class _Fixer:
             timeout=max(1.0, min(suite.timeout or 120.0, deadline - self.clock())),
         )
         with tempfile.TemporaryDirectory(prefix="agentloop-fix-") as workdir:
-            env = dict(self.env, PYTHONPYCACHEPREFIX=os.path.join(workdir, "pycache"))
+            # In the workspace, as the loop's own runs there: its bytecode is not the
+            # user's, and a prefix elsewhere would make Python compile pytest afresh.
             try:
-                _, report = suites_mod.run_suite(run, Path(workdir), self.ws.root, env=env)
+                _, report = suites_mod.run_suite(run, Path(workdir), self.ws.root, env=self.env)
             except (SuiteError, ReportError) as exc:
                 return f"the reproduction test did not run: {scrub_text(exc.message)}"
         if not report.failures:
@@ -454,11 +459,12 @@ class _Fixer:
             return f"the reproduction test failed {len(tasks)} ways"
         return tasks[0]
 
-    def _outcome(self, task: Task, report: RunReport, skip: Callable[..., NotFixed]) -> Outcome:
+    def _outcome(self, task: Task, report: RunReport, skip: _Skip) -> Outcome:
         r = self.reproduction
         done: TaskReport = report.tasks[0]
         if done.outcome != "fixed" or done.commit is None:
-            return skip(*_why_not(done, report), report)
+            kind, reason = _why_not(done, report)
+            return skip(kind, reason, report)
         final = set(report.final_failing)
         ids = {f"{f.suite}::{f.test_id}" for f in task.failures}
         pass_after = PassAfter(

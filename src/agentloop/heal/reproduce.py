@@ -388,8 +388,8 @@ def test_dirs(listed: Iterable[str], project: str) -> tuple[str, ...]:
     return tuple(sorted(set(found))) or tuple(prefix + d for d in DEFAULT_TEST_DIRS)
 
 
-def _escape(path: str) -> str:
-    # A literal path as a gitignore pattern.
+def literal_glob(path: str) -> str:
+    """A path as a gitignore pattern matching exactly it."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in path)
     return "\\" + escaped if escaped[:1] in ("!", "#") else escaped
 
@@ -414,7 +414,7 @@ def owned_globs(test_file: str) -> tuple[str, ...]:
     """What the session may write: that one file, as a literal pattern. The sandbox then
     holds every existing file and folder beside it (`sandbox.unowned`), the guard and the
     diff check any new one."""
-    return (_escape(test_file),)
+    return (literal_glob(test_file),)
 
 
 def _why_not(changed: Sequence[str], added: Sequence[str], test_file: str) -> list[str]:
