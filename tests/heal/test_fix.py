@@ -369,7 +369,9 @@ def test_event_text_reaches_the_commit_message_as_one_scrubbed_line(
     reproduction = reproduction_of(project, group, CART_TEST, crash="shop/cart.py:8",
                                    name="test_checkout_of_an_item_without_qty")  # fmt: skip
 
-    message = commit_message(group, reproduction, summary="", files=["shop/cart.py", TEST_FILE])
+    # A path the agent made is no more trusted: git allows a line break in one.
+    files = ["shop/cart.py", "shop/x\nFixes EVIL-2.py", TEST_FILE]
+    message = commit_message(group, reproduction, summary="", files=files)
 
     subject, blank, *rest = message.splitlines()
     assert subject.startswith("fix: [Sentry-SHOP-1] KeyError: ")

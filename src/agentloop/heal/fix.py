@@ -224,8 +224,9 @@ def commit_message(
     runs = len(reproduction.runs)
     body = [
         textwrap.fill(why, 72),
+        # A path is the agent's choice too, and git allows a line break in one.
         "Changed: "
-        + ", ".join(files[:20])
+        + ", ".join(one_line(f, 200, scrub=False) for f in files[:20])
         + (f" and {len(files) - 20} more" if len(files) > 20 else ""),
         textwrap.fill(
             f"Test: {reproduction.test_id} failed on {reproduction.base_sha[:12]} "
