@@ -951,6 +951,29 @@ def tree_with_paths_from(cwd: Path, tree: str, source: str, paths: Sequence[str]
         return _git(cwd, "write-tree", env=env).stdout.strip()
 
 
+def tree_with_file(cwd: Path, tree: str, path: str, text: str) -> str:
+    """`tree` with the file `path` (top-relative) holding `text`, written as a new tree
+    object: no checkout, index or ref is touched. How a reproduction test is committed on
+    the base commit outside any worktree."""
+    with tempfile.TemporaryDirectory(prefix="agentloop-index-") as tmp:
+        content = Path(tmp) / "content"
+        content.write_bytes(text.encode("utf-8"))
+        blob = _git(cwd, "hash-object", "-w", "--no-filters", str(content)).stdout.strip()
+        env = _env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        _git(cwd, "read-tree", tree, env=env)
+        _git(cwd, "update-index", "--add", "--cacheinfo", "100644", blob, path, env=env)
+        return _git(cwd, "write-tree", env=env).stdout.strip()
+
+
+def create_branch(cwd: Path, branch: str, sha: str) -> None:
+    """Make the new local branch `branch` at `sha`. Only ever a new one: git checks the
+    branch is still absent as it writes the ref, so no branch of anyone's is moved."""
+    _git(
+        cwd, *_NO_HOOKS, "update-ref", "-m", f"agentloop: new branch {branch}",
+        f"refs/heads/{branch}", sha, "",
+    )  # fmt: skip
+
+
 def add_detached_worktree(repo: Path, path: Path, sha: str) -> None:
     """A linked worktree at `path` with `sha` checked out and no branch of its own."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -29,13 +28,13 @@ from agentloop.heal.reproduce import (
     reproduce,
     scopes_at,
 )
-from agentloop.heal.triage import Group, triage
-from agentloop.integrations.sentry import Frame, Sentry
+from agentloop.heal.triage import Group
+from agentloop.integrations.sentry import Frame
 from agentloop.testing.agents import Call, ScriptedAgent
-from agentloop.testing.fake_sentry import FakeSentry
-from agentloop.testing.repos import git_init, pytest_project
-from agentloop.testing.sentry_events import APP_ROOT, capture, post
+from agentloop.testing.sentry_events import capture, post
 from agentloop.workspace import Workspace
+
+from .conftest import EXISTING_TEST, GroupOf
 
 Event = dict[str, Any]
 Session = Callable[[Path], None]
@@ -44,37 +43,8 @@ CART = {"items": [{"price": 3}]}
 # What the configured agent may use; nothing in an event may change it.
 TOOLS = ("Read", "Edit", "Write", "Bash(python -m pytest *)")
 SETTINGS = ReproduceSettings(limits=SessionLimits(max_turns=7, allowed_tools=TOOLS))
-EXISTING_TEST = """\
-from shop import views
-
-
-def test_checkout_totals_the_items():
-    assert views.checkout({"items": [{"price": 2, "qty": 3}]}) == 6
-"""
-
-
-@pytest.fixture
-def project(tmp_path: Path, git_identity: None) -> Path:
-    """The shop that raised the events, as a project of its own with a tests/ folder."""
-    root = tmp_path / "repo"
-    shutil.copytree(APP_ROOT / "shop", root / "shop", ignore=shutil.ignore_patterns("__pycache__"))
-    pytest_project(root, {"tests/test_views.py": EXISTING_TEST})
-    # Hypothesis's plugin costs 0.7 s of each pytest start here, and the step starts three.
-    with (root / "pyproject.toml").open("a") as config:
-        config.write('addopts = "-p no:hypothesispytest"\n')
-    return git_init(root)
-
-
-def group_of(fake: FakeSentry, client: Sentry, event: Event) -> Group:
-    fake.add_event(event, count=4)
-    [group] = triage(client.incidents(["shop"])).selected
-    return group
-
-
-@pytest.fixture
-def checkout_group(fake: FakeSentry, client: Sentry, events: dict[str, Event]) -> Group:
-    """KeyError in shop/cart.py's generator expression, reached through views.checkout."""
-    return group_of(fake, client, events["checkout"])
+# Where agentloop asks for the test: from the issue's short id (SHOP-1).
+TEST_FILE = "tests/test_sentry_shop_1.py"
 
 
 def write(path: str, text: str) -> Session:
@@ -91,7 +61,7 @@ def NOTHING(cwd: Path) -> None:
 
 
 RIGHT = write(
-    "tests/test_checkout_crash.py",
+    TEST_FILE,
     """\
 from shop import views
 
@@ -158,7 +128,7 @@ def test_a_test_crashing_as_production_did_three_times_is_the_reproduction(
     monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_FAKEtoken0123456789abcdef")
     agent = ScriptedAgent(
         write(
-            "tests/test_checkout_crash.py",
+            TEST_FILE,
             """\
 import os
 
@@ -179,8 +149,8 @@ def test_checkout_of_an_item_without_qty():
 
     assert isinstance(outcome, Reproduction), outcome
     assert outcome.crash_file == "shop/cart.py"
-    assert outcome.test_file == "tests/test_checkout_crash.py"
-    assert outcome.test_id == "tests/test_checkout_crash.py::test_checkout_of_an_item_without_qty"
+    assert outcome.test_file == TEST_FILE
+    assert outcome.test_id == f"{TEST_FILE}::test_checkout_of_an_item_without_qty"
     assert "views.checkout" in outcome.test_source
     assert outcome.base_sha == git_out(project, "rev-parse", "HEAD").strip()
     assert [str(r) for r in outcome.runs] == [
@@ -192,7 +162,7 @@ def test_checkout_of_an_item_without_qty():
     assert agent.calls[0].cwd != project
     assert (git_out(project, "status", "--porcelain"), git_out(project, "branch", "-a")) == before
     assert git_out(project, "worktree", "list").count("\n") == 1
-    assert not (project / "tests" / "test_checkout_crash.py").exists()
+    assert not (project / TEST_FILE).exists()
 
 
 # -- what it rejects, with the reason ------------------------------------------------------
@@ -210,7 +180,7 @@ def test_checkout_of_an_item_without_qty():
 def test_a_test_failing_with_another_exception_is_rejected(
     project: Path, checkout_group: Group, test: str, raised: str
 ) -> None:
-    skipped = not_reproduced(run_step(project, checkout_group, write("tests/test_x.py", test)))
+    skipped = not_reproduced(run_step(project, checkout_group, write(TEST_FILE, test)))
 
     assert skipped.kind == "other_exception"
     assert skipped.reason.startswith(f"the test fails with {raised}, not KeyError")
@@ -220,11 +190,11 @@ def test_a_test_failing_with_another_exception_is_rejected(
 def test_a_test_failing_at_another_frame_is_rejected(project: Path, checkout_group: Group) -> None:
     # A KeyError too, but in views.refund (no "amount"), not in cart.total.
     test = "from shop import views\n\ndef test_refund():\n    views.refund({})\n"
-    skipped = not_reproduced(run_step(project, checkout_group, write("tests/test_r.py", test)))
+    skipped = not_reproduced(run_step(project, checkout_group, write(TEST_FILE, test)))
 
     assert skipped.kind == "other_frame"
     assert skipped.reason == (
-        "the test fails with KeyError at shop/views.py:22 in refund, "
+        "the test fails with KeyError at shop/views.py:23 in refund, "
         "not at shop/cart.py in <genexpr>"
     )
 
@@ -246,7 +216,7 @@ def test_sometimes():
     if n < 2:
         views.checkout({{"items": [{{"price": 3}}]}})
 """
-    skipped = not_reproduced(run_step(project, checkout_group, write("tests/test_f.py", test)))
+    skipped = not_reproduced(run_step(project, checkout_group, write(TEST_FILE, test)))
 
     assert skipped.kind == "flaky"
     assert skipped.reason == "flaky: reproduced in 2 of 3 runs, then run 3: passed"
@@ -255,7 +225,7 @@ def test_sometimes():
 
 def test_a_test_that_passes_is_rejected(project: Path, checkout_group: Group) -> None:
     skipped = not_reproduced(
-        run_step(project, checkout_group, write("tests/test_p.py", "def test_ok():\n    pass\n"))
+        run_step(project, checkout_group, write(TEST_FILE, "def test_ok():\n    pass\n"))
     )
     assert (skipped.kind, skipped.reason) == ("passes", "the test passes on the base commit")
 
@@ -268,16 +238,18 @@ def fix_the_code(cwd: Path) -> None:
 @pytest.mark.parametrize(
     ("sessions", "reason"),
     [
-        ((fix_the_code, RIGHT), "may only add one test file: shop/cart.py (existed)"),
-        ((write("tests/test_views.py", EXISTING_TEST + "\n# more\n"),),
-         "may only add one test file: tests/test_views.py (existed)"),
+        ((fix_the_code, RIGHT), f"may only add {TEST_FILE}: shop/cart.py (existed)"),
+        ((write("tests/test_views.py", EXISTING_TEST + "\n# more\n"), RIGHT),
+         f"may only add {TEST_FILE}: tests/test_views.py (existed)"),
         ((write("tests/conftest.py", "import pytest\n"), RIGHT),
-         "may only add one test file: tests/conftest.py (not a test module: test_*.py)"),
+         f"may only add {TEST_FILE}: tests/conftest.py (not {TEST_FILE})"),
+        ((write("tests/test_checkout_crash.py", "def test_x():\n    pass\n"),),
+         f"may only add {TEST_FILE}: tests/test_checkout_crash.py (not {TEST_FILE})"),
         ((write("shop/test_crash.py", "def test_x():\n    pass\n"),),
-         "may only add one test file: shop/test_crash.py (not in tests/)"),
+         f"may only add {TEST_FILE}: shop/test_crash.py (not {TEST_FILE})"),
         ((), "the session wrote no test"),
     ],
-    ids=["source", "existing-test", "conftest", "outside-tests", "nothing"],
+    ids=["source", "existing-test", "conftest", "another-name", "outside-tests", "nothing"],
 )  # fmt: skip
 def test_a_session_that_does_not_just_add_a_test_is_rejected_and_undone(
     project: Path, checkout_group: Group, sessions: Sequence[Session], reason: str
@@ -305,13 +277,30 @@ def test_the_session_may_only_add_files_under_the_test_folder(
         assert call.guard is not None
         return call.guard(tool, {"file_path": str(top / path)})
 
-    assert refused("Write", "tests/test_new_crash.py") is None
+    assert refused("Write", TEST_FILE) is None
+    assert f"`{TEST_FILE}`" in call.prompt  # the prompt names the very path
     assert "shop/cart.py is owned by no stream" in str(refused("Edit", "shop/cart.py"))
     assert refused("Edit", "tests/test_views.py") is not None  # exists: not to be changed
+    assert refused("Write", "tests/test_other_name.py") is not None  # not the file asked for
     assert call.guard("Bash", {"command": f"echo x > {top}/shop/cart.py"}) is not None
-    # The sandbox holds Bash to the same: the existing files are outside what it may write.
-    assert call.policy.write_globs == ("tests/**", "!tests/test_views.py")
+    # The sandbox holds Bash to the same, with one rule however many tests the project has.
+    assert call.policy.write_globs == (TEST_FILE,)
     assert top / "shop" in call.policy.deny_write
+    assert top / "tests" / "test_views.py" in call.policy.deny_write
+
+
+def test_the_test_file_is_never_one_that_exists(project: Path, checkout_group: Group) -> None:
+    (project / TEST_FILE).write_text("def test_earlier():\n    pass\n")
+    subprocess.run(["git", "add", TEST_FILE], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "an earlier one"], cwd=project, check=True)
+    # Untracked in the user's checkout: the fix's branch must not collide with it there.
+    (project / "tests" / "test_sentry_shop_1_2.py").write_text("# the user's, untracked\n")
+
+    call = run_step(project, checkout_group, NOTHING).call
+
+    assert "`tests/test_sentry_shop_1_3.py`" in call.prompt
+    assert call.policy is not None
+    assert call.policy.write_globs == ("tests/test_sentry_shop_1_3.py",)
 
 
 # -- the prompt: untrusted event data ------------------------------------------------------
@@ -324,7 +313,7 @@ BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLXZhbHVl"
 
 
 @pytest.fixture
-def planted(fake: FakeSentry, client: Sentry) -> Group:
+def planted(group_of: GroupOf) -> Group:
     """A real event of the same crash, with an injection in its message and a breadcrumb,
     and personal data and a credential where sentry-sdk does not filter them."""
     event = capture(
@@ -342,7 +331,7 @@ def planted(fake: FakeSentry, client: Sentry) -> Group:
     crash["value"] = f"'qty' for {EMAIL} at {IP}. {INJECTED}\n{BREAKOUT}"
     event["request"]["headers"]["Authorization"] = BEARER
     event["request"]["query_string"] = f"email={EMAIL}"
-    return group_of(fake, client, event)
+    return group_of(event)
 
 
 def fenced_spans(prompt: str) -> list[tuple[int, int]]:

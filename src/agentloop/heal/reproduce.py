@@ -8,19 +8,23 @@ For each group, in order, until the deadline:
    ends with the most parts of the frame's module path (else its filename). Production's
    layout differs from the repository's (`/app/shop/cart.py`, an installed package), so a
    suffix is all that can be asked; two files alike are no answer.
-2. A session writes the test. Its prompt (prompts/reproduce.md) carries the event
-   scrubbed (heal/scrub.py) and fenced as data (loop.prompt.fence), with the signature and
-   the located file fenced too: every word of an event is the sender's. Its limits are the
-   configured ones (allowed tools, turns, budget: nothing in an event reaches them), its
-   wall clock cut to the deadline, its environment without secrets (agents.secrets: no
-   Sentry or GitHub token). It may only add a file under the project's test directories:
-   the owned globs `<dir>/**` with every file already there excepted (`!<path>`), held by
-   `sandbox.build_policy(owned=...)` and `build.ownership.guard` as a build stream's are,
-   so an edit elsewhere is refused when it is tried.
+2. agentloop picks the test's file: `<first test dir>/test_sentry_<slug>.py`, the slug
+   from the group's most frequent issue's short id (`SHOP-1A` → `shop_1a`), with a
+   numeric suffix when that file exists already (`test_sentry_shop_1a_2.py`). A session
+   writes the test there. Its prompt (prompts/reproduce.md) names that path and carries
+   the event scrubbed (heal/scrub.py) and fenced as data (loop.prompt.fence), with the
+   signature and the located file fenced too: every word of an event is the sender's. Its
+   limits are the configured ones (allowed tools, turns, budget: nothing in an event
+   reaches them), its wall clock cut to the deadline, its environment without secrets
+   (agents.secrets: no Sentry or GitHub token). It may write that one file and nothing
+   else: the owned glob is exactly its path, held by `sandbox.build_policy(owned=...)` and
+   `build.ownership.guard` as a build stream's are, so an edit elsewhere is refused when
+   it is tried. (One rule, whatever the size of the test suite: a glob over the test
+   folders with one exception per existing file made thousands of rules in a large
+   project's session settings.)
 3. After the session (loop.attempt.Attempt: git's state checked, the worktree put back on
    every exit): the diff from the start (git.snapshot_tree, by content) must be exactly
-   one added file, a Python test module by its name (`test_*.py`, `*_test.py`), under the
-   test directories, on no forbidden path. Anything else is skipped, naming the paths.
+   that file, added, on no forbidden path. Anything else is skipped, naming the paths.
 4. The test runs `runs` times (3), each in a fresh pytest process (suites.run_suite with
    the suite's re-run prefix and the file), in the judge's checkout (loop.judge) holding
    exactly the base commit plus that file: nothing else the agent left behind (a
@@ -38,6 +42,7 @@ import ast
 import json
 import os
 import posixpath
+import re
 import shlex
 import tempfile
 import time
@@ -66,7 +71,6 @@ from agentloop.loop.judge import Judge
 from agentloop.loop.prompt import fence
 from agentloop.rails.guard import make_guard
 from agentloop.rails.paths import DEFAULT_SECRETS, ForbiddenPaths
-from agentloop.rails.testinfra import is_test_infrastructure
 from agentloop.suites import Suite
 from agentloop.workspace import Workspace
 
@@ -110,8 +114,9 @@ class ReproduceSettings:
     runs: int = RUNS
     # One run of the new test at most (the deadline cuts it shorter).
     test_timeout: float = 120.0
-    # Project-relative folders the test may go in; () → the project's own test folders
-    # (`tests/`, `test/` holding tracked files), else DEFAULT_TEST_DIRS.
+    # Project-relative folders tests live in, the first one gets the new test; () → the
+    # project's own test folders (`tests/`, `test/` holding tracked files), else
+    # DEFAULT_TEST_DIRS.
     test_dirs: tuple[str, ...] = ()
 
 
@@ -336,7 +341,7 @@ def build_prompt(
     group: Group,
     *,
     crash_file: str,
-    test_dirs: Sequence[str],
+    test_file: str,
     command: str,
     rails: Sequence[str],
     runs: int = RUNS,
@@ -357,7 +362,7 @@ def build_prompt(
     return Template(text).substitute(
         target=fence(target, "The crash (from the event)"),
         event=fence(_event_text(group, event), "The Sentry event (scrubbed)"),
-        test_dirs=" or ".join(f"`{d}/`" for d in test_dirs),
+        test_file=f"`{test_file}`",
         command=fence(command, "command"),
         rails="\n".join(f"- {rule}" for rule in rails),
         runs=runs,
@@ -383,37 +388,46 @@ def test_dirs(listed: Iterable[str], project: str) -> tuple[str, ...]:
     return tuple(sorted(set(found))) or tuple(prefix + d for d in DEFAULT_TEST_DIRS)
 
 
-def _escape(path: str) -> str:
-    # A literal path as a gitignore pattern.
+def literal_glob(path: str) -> str:
+    """A path as a gitignore pattern matching exactly it."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in path)
     return "\\" + escaped if escaped[:1] in ("!", "#") else escaped
 
 
-def owned_globs(dirs: Sequence[str], listed: Iterable[str]) -> tuple[str, ...]:
-    """What the session may write: new files in `dirs`. Every tracked file there is
-    excepted (the last matching glob decides), so an existing test, conftest or fixture
-    cannot be edited, by the file tools or (under the sandbox) by Bash."""
-    inside = [p for p in listed if any(p.startswith(d.rstrip("/") + "/") for d in dirs)]
-    return (*(f"{d.rstrip('/')}/**" for d in dirs), *(f"!{_escape(p)}" for p in sorted(inside)))
+def slug(short_id: str) -> str:
+    """A Sentry short id as a piece of a Python module name: `SHOP-1A` → `shop_1a`."""
+    return re.sub(r"[^a-z0-9]", "_", short_id.lower()).strip("_") or "issue"
 
 
-def _is_test_module(path: str) -> bool:
-    name = posixpath.basename(path)
-    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+def test_file_for(group: Group, dirs: Sequence[str], exists: Callable[[str], bool]) -> str:
+    """Where the group's test goes (top-relative): `<dirs[0]>/test_sentry_<slug>.py`, with
+    `_2`, `_3`… before `.py` while `exists` says that file is there already."""
+    stem = posixpath.join(dirs[0], f"test_sentry_{slug(group.incidents[0].issue.short_id)}")
+    path, n = f"{stem}.py", 1
+    while exists(path):
+        n += 1
+        path = f"{stem}_{n}.py"
+    return path
 
 
-def _why_not(
-    changed: Sequence[str], added: Sequence[str], owned: Owned, dirs: Sequence[str]
-) -> list[str]:
+def owned_globs(test_file: str) -> tuple[str, ...]:
+    """What the session may write: that one file, as a literal pattern. The sandbox then
+    holds every existing file and folder beside it (`sandbox.unowned`), the guard and the
+    diff check any new one."""
+    return (literal_glob(test_file),)
+
+
+def _why_not(changed: Sequence[str], added: Sequence[str], test_file: str) -> list[str]:
     """Each changed path that is not the one new test file asked for, with why."""
-    problems = [f"{p} (existed)" for p in changed if p not in added]
-    for path in added:
-        if not owned.owns(path):
-            problems.append(f"{path} (not in {', '.join(d + '/' for d in dirs)})")
-        elif not _is_test_module(path) or is_test_infrastructure(path):
-            problems.append(f"{path} (not a test module: test_*.py)")
-    if not problems and len(added) > 1:
-        problems = [f"{len(added)} new files ({', '.join(added)}); one was asked for"]
+    problems = [
+        f"{p} (existed)" if p not in added else f"{p} (not {test_file})"
+        for p in changed
+        if p != test_file
+    ]
+    if test_file in changed and test_file not in added:
+        problems.insert(0, f"{test_file} (existed)")
+    if not problems and test_file not in changed:
+        problems = [f"{test_file} was not written"]
     return problems
 
 
@@ -487,7 +501,13 @@ class Reproducer:
             if self.settings.test_dirs
             else test_dirs(listed, project)
         )
-        owned = Owned(_OWNER, owned_globs(dirs, listed))
+        # Nor one untracked in the user's checkout, where the fix's branch is checked out.
+        test_file = test_file_for(
+            group,
+            dirs,
+            lambda p: p in listed or (self.top / p).exists() or (self.ws.repo / p).exists(),
+        )
+        owned = Owned(_OWNER, owned_globs(test_file))
         left = deadline - self.clock()
         if left < 1:
             return NotReproduced(group, "out_of_time", "out of time before the session")
@@ -505,17 +525,18 @@ class Reproducer:
         )
         rails = make_guard(replace(s.forbidden, root=str(self.top)), secrets=s.secrets)
         guard = ownership_guard(rails, Ownership((owned,)), _OWNER, str(self.top))
+        target = posixpath.relpath(test_file, project or ".")
         prompt = build_prompt(
             group,
             crash_file=crash_file,
-            test_dirs=dirs,
-            command=f"{self.suite.rerun} {dirs[0]}/test_<name>.py"
+            test_file=test_file,
+            command=f"{self.suite.rerun} {shlex.quote(target)}"
             if project == ""
-            else f"cd {project} && {self.suite.rerun} <the test file>",
+            else f"cd {shlex.quote(project)} && {self.suite.rerun} {shlex.quote(target)}",
             rails=[
                 "Never create, edit, move or delete files matching: "
                 + ", ".join(s.forbidden.patterns),
-                "Write only one new test file; changes to any other path are refused.",
+                f"Write only {test_file}; changes to any other path are refused.",
             ],
             runs=s.runs,
         )
@@ -528,7 +549,7 @@ class Reproducer:
             )
             # The worktree is put back as the attempt began, whatever happens next: the
             # test's text travels in the record.
-            return self._judged(group, attempt, result, crash_file, dirs, owned, deadline)
+            return self._judged(group, attempt, result, crash_file, test_file, deadline)
 
     def _judged(
         self,
@@ -536,8 +557,7 @@ class Reproducer:
         attempt: Attempt,
         result: SessionResult,
         crash_file: str,
-        dirs: Sequence[str],
-        owned: Owned,
+        test_file: str,
         deadline: float,
     ) -> Outcome:
         cost = result.cost_usd
@@ -552,7 +572,7 @@ class Reproducer:
         if not candidate.changed:
             return NotReproduced(group, "no_test", "the session wrote no test", cost_usd=cost)
         added = [p for p in candidate.changed if git.show_file(self.top, attempt.start, p) is None]
-        problems = _why_not(candidate.changed, added, owned, dirs)
+        problems = _why_not(candidate.changed, added, test_file)
         if not problems:
             try:
                 attempt.check_rails(candidate, forbidden=self.settings.forbidden,
@@ -563,10 +583,9 @@ class Reproducer:
             return NotReproduced(
                 group,
                 "touched",
-                "may only add one test file: " + "; ".join(problems[:5]),
+                f"may only add {test_file}: " + "; ".join(problems[:5]),
                 cost_usd=cost,
             )
-        (test_file,) = added
         source = (self.top / test_file).read_text("utf-8", errors="replace")
         runs = self._runs(candidate.tree, attempt.keep, test_file, group.signature, crash_file,
                           deadline)  # fmt: skip

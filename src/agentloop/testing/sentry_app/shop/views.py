@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import cart, orders
+from .payments import gateway
 from .vendor import legacy_client
 
 
@@ -28,3 +29,7 @@ def search(body: dict[str, Any]) -> list[str]:
 
 def report(body: dict[str, Any]) -> float:
     return float(body["sum"]) / int(body["days"])
+
+
+def pay(body: dict[str, Any]) -> int:
+    return gateway.instalment(int(body["amount"]), int(body["instalments"]))
