@@ -210,6 +210,14 @@ class SentryConfig(_Model):
     tracking_issue: int | None = Field(
         default=None, ge=1, description="issue number the incident report is commented on"
     )
+    runtime: Seconds = Field(
+        default=1800, gt=0, description="seconds for REPRODUCE and FIX of every group together"
+    )
+    sensitive_paths: tuple[str, ...] = Field(
+        default=(),
+        description="globs of sensitive code beyond auth, payments, billing and deletion: "
+        "a crash there is fixed only with --allow-sensitive",
+    )
 
 
 ChannelKind = Literal["slack", "webhook"]

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 
 _SECRET = re.compile(
     r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH|SESSION"
-    r"|_PAT$|_DSN$|COOKIE)",
+    # WEBHOOK: a Slack incoming webhook's address is its only credential (notify.py);
+    # SENTRY_AUTH_TOKEN and the webhook secrets of `agentloop serve` fall under TOKEN/SECRET.
+    r"|_PAT$|_DSN$|COOKIE|WEBHOOK)",
     re.I,
 )
 _PROVIDERS = {
