@@ -592,19 +592,78 @@ def heal(
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run",
-            help="Read Sentry and show the triage; change nothing, open nothing (required "
-            "for now: fixing is not built yet).",
+            "--dry-run", help="Read Sentry and show the triage; change nothing, open nothing."
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: heal).")] = False,
+    allow_sensitive: Annotated[
+        bool,
+        typer.Option(
+            "--allow-sensitive",
+            help="Also fix crashes in auth, payments, billing, data-deletion code and "
+            "sentry.sensitive_paths (skipped otherwise).",
+        ),
+    ] = False,
+    max_fixes: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-fixes",
+            metavar="N",
+            help="Root causes to fix at most (default: sentry.max_fixes, 5).",
+        ),
+    ] = None,
+    no_publish: Annotated[
+        bool,
+        typer.Option(
+            "--no-publish",
+            help="Stop after the run directory (heal.json, heal.bundle): push nothing, open "
+            "nothing, send nothing; publish it later with --publish.",
+        ),
+    ] = False,
+    publish: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--publish",
+            metavar="RUN_DIR",
+            help="Publish a run directory (from --no-publish, e.g. another CI job's artifact): "
+            "the PRs, the incident report, the notifications. Needs no model or Sentry token.",
+        ),
+    ] = None,
+    escalate: Annotated[
+        bool,
+        typer.Option(
+            "--escalate", help="Only send the due escalations of open alerts (for a schedule)."
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Approve publishing: push the fix branches, open the PRs and issues, notify. "
+            "Without it nothing is written to GitHub and the command to publish is printed.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON (schema: heal with --dry-run, else heal-run)."),
+    ] = False,
 ) -> int:
-    """Triage the unresolved Sentry issues of the last 24 hours (needs SENTRY_AUTH_TOKEN and
-    sentry.organization): root causes by frequency x severity, what would be fixed, what is
-    only documented or skipped and why, and the rate breaker."""
+    """Turn the unresolved Sentry issues of the last 24 hours into pull requests (needs
+    SENTRY_AUTH_TOKEN and sentry.organization): triage by frequency x severity, a failing
+    test that reproduces each P0/P1 root cause, a fix, a PR per fix, an incident report.
+    Exit 5 when the rate breaker trips (an alert issue, no session) or the daily PR cap."""
     from agentloop.commands.heal import heal as run_heal
 
-    return run_heal(repo=repo, dry_run=dry_run, as_json=as_json)
+    return run_heal(
+        repo=repo,
+        dry_run=dry_run,
+        as_json=as_json,
+        allow_sensitive=allow_sensitive,
+        max_fixes=max_fixes,
+        no_publish=no_publish,
+        yes=yes,
+        publish=publish,
+        escalate=escalate,
+    )
 
 
 @app.command(cls=_Command)

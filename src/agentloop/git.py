@@ -440,6 +440,19 @@ def create_bundle(cwd: Path, dest: Path, branch: str, base: str) -> None:
     _git(cwd, "bundle", "create", str(dest), f"refs/heads/{branch}", f"^{base}", timeout=CHECKOUT)
 
 
+def create_bundle_of(cwd: Path, dest: Path, branches: Sequence[str], base: str) -> None:
+    """A bundle at `dest` holding `refs/heads/<branch>` of each of `branches`, all built on
+    `base` (its prerequisite): `agentloop heal`'s fix branches, one file for the job that
+    publishes them (`fetch_bundle` reads one branch of it at a time)."""
+    refs = [f"refs/heads/{branch}" for branch in branches]
+    _git(cwd, "bundle", "create", str(dest), *refs, f"^{base}", timeout=CHECKOUT)
+
+
+def diff_stat(cwd: Path, old: str, new: str) -> str:
+    """`git diff --stat old new`, for a person to read (a PR's body)."""
+    return _read(cwd, "diff", "--stat", "--no-color", old, new).stdout
+
+
 def fetch_bundle(cwd: Path, bundle: Path, branch: str) -> str:
     """Bring the commits of `refs/heads/<branch>` in `bundle` into this repository's
     object store (no ref is written) and return the branch's tip. The bundle is verified

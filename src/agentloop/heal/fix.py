@@ -125,6 +125,8 @@ class PassAfter:
     # at the fix.
     baseline_failing: tuple[str, ...]
     final_failing: tuple[str, ...]
+    # Tests the full suites ran on base + test (the baseline), as their reports count them.
+    tests: int = 0
 
     @property
     def newly_failing(self) -> tuple[str, ...]:
@@ -428,7 +430,7 @@ class _Fixer:
             ),
             progress=self.progress,
         )
-        return self._outcome(task, report, skip)
+        return self._outcome(task, report, skip, tests=baseline.tests)
 
     def _task(self, suite: Suite, deadline: float) -> Task | str:
         """The reproduction test's failure on base + test as the loop's task, or why not."""
@@ -460,7 +462,7 @@ class _Fixer:
             return f"the reproduction test failed {len(tasks)} ways"
         return tasks[0]
 
-    def _outcome(self, task: Task, report: RunReport, skip: _Skip) -> Outcome:
+    def _outcome(self, task: Task, report: RunReport, skip: _Skip, *, tests: int) -> Outcome:
         r = self.reproduction
         done: TaskReport = report.tasks[0]
         if done.outcome != "fixed" or done.commit is None:
@@ -473,6 +475,7 @@ class _Fixer:
             test_passed=not (ids & final),
             baseline_failing=report.baseline_failing,
             final_failing=report.final_failing,
+            tests=tests,
         )
         if not pass_after.test_passed or pass_after.newly_failing:
             # VERIFY drops such a fix; a report saying otherwise is not to be trusted.

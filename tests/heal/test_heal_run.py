@@ -1,0 +1,368 @@
+"""`agentloop heal` wired end to end in-process: the loopback fake Sentry serving real
+sentry-sdk events of the fixture shop, the in-process ScriptedAgent writing the test and
+the fix the model would, real git and pytest, the fake GitHub API over a real bare
+`origin`, a webhook sink as the notification channel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentloop.commands.heal import Services, heal
+from agentloop.errors import UsageError
+from agentloop.heal.notify import Notifier
+from agentloop.integrations.github import GitHub
+from agentloop.integrations.sentry import Sentry
+from agentloop.testing.agents import ScriptedAgent, Session
+from agentloop.testing.fake_github import FakeGitHub
+from agentloop.testing.fake_sentry import FakeSentry
+from agentloop.testing.repos import commit_all, run_git
+from agentloop.testing.sentry_events import capture
+from agentloop.testing.webhook_sink import WebhookSink
+
+from .conftest import CART
+
+GH_TOKEN = "ghs_HEALRUNtoken0123456789abcdefABCDEF01"
+TEST_FILE = "tests/test_sentry_shop_1.py"
+CART_TEST = """\
+from shop import views
+
+
+def test_checkout_of_an_item_without_qty():
+    views.checkout({"items": [{"price": 3}]})
+"""
+# Fails, but not as production did: a TypeError in the test itself.
+WRONG_REASON = """\
+from shop import orders
+
+
+def test_refund_of_a_negative_amount():
+    orders.refund(None + 1)
+"""
+
+
+def write(path: str, text: str) -> Session:
+    def session(cwd: Path) -> None:
+        (cwd / path).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / path).write_text(text)
+
+    return session
+
+
+def edit(path: str, old: str, new: str) -> Session:
+    def session(cwd: Path) -> str:
+        target = cwd / path
+        target.write_text(target.read_text().replace(old, new))
+        return "An item posted without a quantity raised KeyError; it now counts as one."
+
+    return session
+
+
+def nothing(cwd: Path) -> None:
+    """A session that writes no test: the group is skipped, cheaply."""
+
+
+FIX_CART = edit("shop/cart.py", 'item["qty"]', 'item.get("qty", 1)')
+
+
+def git_out(cwd: Path, *args: str) -> str:
+    return run_git(cwd, *args).strip()
+
+
+@dataclass
+class World:
+    root: Path
+    origin: Path
+    sentry: FakeSentry
+    client: Sentry
+    github: FakeGitHub
+    sink: WebhookSink
+    env: dict[str, str]
+
+    def services(self, agent: ScriptedAgent | None = None, *, sentry: bool = True) -> Services:
+        return Services(
+            sentry=self.client if sentry else None,
+            agent=agent,
+            github=lambda repo, token, api: GitHub(repo, token, api_url=api, sleep=lambda s: 0),
+            notifier=Notifier(sleep=lambda s: None),
+        )
+
+    def heal(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        *sessions: Session,
+        root: Path | None = None,
+        **flags: Any,
+    ) -> tuple[int, dict[str, Any], ScriptedAgent]:
+        agent = ScriptedAgent(*sessions)
+        code = heal(
+            repo=root or self.root,
+            dry_run=False,
+            as_json=True,
+            environ=self.env,
+            services=self.services(agent),
+            **flags,
+        )
+        out = capsys.readouterr().out
+        return code, json.loads(out), agent
+
+    def writes(self) -> list[str]:
+        return [f"{r.method} {r.path}" for r in self.github.requests if r.method != "GET"]
+
+    def remote_branches(self) -> list[str]:
+        return git_out(self.origin, "for-each-ref", "--format=%(refname:short)").split()
+
+    def clone(self, name: str) -> Path:
+        """A fresh checkout of origin, as a CI job makes."""
+        dest = self.root.parent / name
+        run_git(self.root.parent, "clone", "-q", str(self.origin), str(dest))
+        return dest
+
+
+@pytest.fixture
+def world(project: Path, fake: FakeSentry, client: Sentry, tmp_path: Path) -> Iterator[World]:
+    (project / "agentloop.yaml").write_text(
+        "sentry: {organization: acme, projects: [shop]}\n"
+        "agent: {max_turns: 5}\n"
+        "run: {max_attempts: 1}\n"
+        "notify: {channels: [{name: team, type: webhook, url_env: AGENTLOOP_TEAM_WEBHOOK}]}\n"
+    )
+    commit_all(project, "agentloop.yaml")
+    origin = tmp_path / "origin.git"
+    run_git(tmp_path, "clone", "-q", "--bare", str(project), str(origin))
+    run_git(project, "remote", "add", "origin", str(origin))
+    with FakeGitHub() as github, WebhookSink() as sink:
+        github.add_repo("o/r", origin=origin)
+        env = {
+            "GITHUB_TOKEN": GH_TOKEN,
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": github.api_url,
+            "AGENTLOOP_TEAM_WEBHOOK": sink.url("/hooks/team"),
+        }
+        yield World(project, origin, fake, client, github, sink, env)
+
+
+def checkout_state(root: Path) -> tuple[str, str, str]:
+    """What the user sees of their checkout: HEAD, the branch, the status."""
+    return (
+        git_out(root, "rev-parse", "HEAD"),
+        git_out(root, "branch", "--show-current"),
+        git_out(root, "status", "--porcelain", "--untracked-files=all"),
+    )
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
+    text = resources.files("agentloop.schemas").joinpath("heal-run.schema.json").read_text()
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+# ---------------------------------------------------------------- the breaker
+
+
+def test_the_breaker_at_101_events_alerts_without_any_session(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
+    validator: Any,
+) -> None:  # fmt: skip
+    world.sentry.add_event(events["checkout"], count=101)
+    before = checkout_state(world.root)
+
+    code, doc, agent = world.heal(capsys, yes=True)
+
+    assert code == 5
+    validator.validate(doc)
+    assert agent.calls == []  # no session at all
+    assert doc["results"] == []
+    [alert] = [i for i in doc_issues(world) if "agentloop-alert" in labels(i)]
+    assert "101 events in the last hour" in alert["body"]
+    assert doc["published"]["alert_issue"]["number"] == alert["number"]
+    # The alert and the report went to the channel.
+    assert [r.json["kind"] for r in world.sink.requests] == ["alert", "report"]
+    assert world.remote_branches() == ["main"]
+    assert checkout_state(world.root) == before
+
+
+def test_at_100_events_it_proceeds_to_reproduce(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.sentry.add_event(events["checkout"], count=100)
+
+    code, doc, agent = world.heal(capsys, nothing, no_publish=True)
+
+    assert len(agent.calls) == 1  # the reproduce session
+    assert code == 1  # it wrote no test: a selected root cause is not fixed
+    [result] = doc["results"]
+    assert (result["status"], result["kind"]) == ("not_reproduced", "no_test")
+    assert world.writes() == []
+
+
+def doc_issues(world: World) -> list[dict[str, Any]]:
+    issues = GitHub("o/r", GH_TOKEN, api_url=world.github.api_url).issues()
+    return [world.github.issue(i.number) for i in issues]
+
+
+def labels(issue: dict[str, Any]) -> list[str]:
+    return [label["name"] for label in issue["labels"]]
+
+
+# ---------------------------------------------------------------- the cap
+
+
+def test_seven_root_causes_five_are_worked_on_the_rest_reported_over_the_cap(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bodies = [
+        ("checkout", CART),
+        ("checkout", {}),
+        ("preview", {}),
+        ("refund", {"amount": -3}),
+        ("refund", {"amount": "x"}),
+        ("refund", {}),
+        ("report", {"sum": 1, "days": 0}),
+    ]
+    for count, (view, body) in enumerate(bodies, start=2):
+        world.sentry.add_event(capture(view, body), count=count)
+
+    code, doc, agent = world.heal(capsys, *[nothing] * 7, yes=True)
+
+    assert code == 1
+    assert len(agent.calls) == 5
+    assert len(doc["results"]) == 5
+    capped = [s for s in doc["triage"]["skipped"] if s["reason"].startswith("over the cap")]
+    assert [s["reason"] for s in capped] == ["over the cap of sentry.max_fixes (5)"] * 2
+    [incident] = [i for i in doc_issues(world) if "agentloop-incident" in labels(i)]
+    assert "over the cap of sentry.max_fixes (5)" in incident["body"]
+    report = json.loads(Path(doc["published"]["report"]).with_suffix(".json").read_text())
+    statuses = [(r["status"], r["reason"]) for r in report["root_causes"]]
+    assert [s for s, _ in statuses].count("not_reproduced") == 5
+    assert statuses.count(("skipped", "over the cap of sentry.max_fixes (5)")) == 2
+    assert world.remote_branches() == ["main"]
+
+
+# ---------------------------------------------------------------- a whole run
+
+
+def test_a_run_opens_a_pr_per_fix_and_the_report_and_skips_a_wrong_reason(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
+    validator: Any,
+) -> None:  # fmt: skip
+    checkout = world.sentry.add_event(events["checkout"], count=9)
+    world.sentry.add_event(events["preview"], count=2)  # the same crash: one root cause
+    world.sentry.add_event(events["refund_crash"], count=3)
+    before = checkout_state(world.root)
+
+    code, doc, _ = world.heal(
+        capsys,
+        write(TEST_FILE, CART_TEST),  # REPRODUCE SHOP-1: right
+        write("tests/test_sentry_shop_3.py", WRONG_REASON),  # REPRODUCE SHOP-3: wrong reason
+        FIX_CART,  # FIX SHOP-1
+        yes=True,
+    )
+
+    assert code == 1, doc  # the refund was not fixed
+    validator.validate(doc)
+    fixed, skipped = doc["results"]
+    assert fixed["status"] == "fixed"
+    assert fixed["fix"]["branch"] == f"fix/sentry-{checkout}"
+    assert [r["verdict"] for r in fixed["reproduction"]["runs"]] == ["reproduced"] * 3
+    assert (skipped["status"], skipped["kind"]) == ("not_reproduced", "other_exception")
+    assert skipped["reason"].startswith("the test fails with TypeError, not ValueError")
+
+    [pr] = doc["published"]["prs"]
+    assert pr["action"] == "opened"
+    pull = world.github.pull(pr["number"])
+    assert pull["head"]["ref"] == f"fix/sentry-{checkout}"
+    assert pull["title"] == "fix: [Sentry-SHOP-1] KeyError: 'qty'"
+    assert sorted(label["name"] for label in pull["labels"]) == ["auto-fix", "sentry"]
+    assert "Fixes SHOP-1\nFixes SHOP-2" in pull["body"]
+    assert pull["head"]["sha"] == fixed["fix"]["commit"]
+    assert git_out(world.origin, "rev-parse", f"fix/sentry-{checkout}") == fixed["fix"]["commit"]
+
+    [incident] = [i for i in doc_issues(world) if "agentloop-incident" in labels(i)]
+    assert pull["html_url"] in incident["body"]
+    assert "the test fails with TypeError, not ValueError" in incident["body"]
+    assert checkout_state(world.root) == before
+    assert len(git_out(world.root, "worktree", "list").splitlines()) == 1
+
+
+def test_no_publish_then_publish_from_a_fresh_clone_then_a_second_run_comments(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
+    validator: Any,
+) -> None:  # fmt: skip
+    issue = world.sentry.add_event(events["checkout"], count=5)
+    branch = f"fix/sentry-{issue}"
+    before = checkout_state(world.root)
+
+    code, doc, _ = world.heal(capsys, write(TEST_FILE, CART_TEST), FIX_CART, no_publish=True)
+
+    assert code == 0, doc
+    assert doc["published"] is None
+    run_dir = Path(doc["run_dir"])
+    assert sorted(p.name for p in run_dir.iterdir()) == ["heal.bundle", "heal.json"]
+    assert world.writes() == []
+    assert world.remote_branches() == ["main"]
+    assert checkout_state(world.root) == before
+    commit = doc["results"][0]["fix"]["commit"]
+
+    # The publishing job: a fresh clone, the run directory, a GitHub token; no Sentry.
+    fresh = world.clone("publisher")
+    env = {k: v for k, v in world.env.items()}
+
+    # Without --yes: nothing is pushed or opened, and the command to publish is printed.
+    code = heal(repo=fresh, dry_run=False, as_json=True, publish=run_dir, environ=env,
+                services=world.services(sentry=False))  # fmt: skip
+    unapproved = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert unapproved["published"]["approved"] is False
+    assert unapproved["published"]["command"].endswith(f"--publish {run_dir} --yes")
+    assert world.writes() == []
+    assert world.remote_branches() == ["main"]
+
+    code = heal(repo=fresh, dry_run=False, as_json=True, publish=run_dir, yes=True, environ=env,
+                services=world.services(sentry=False))  # fmt: skip
+    published = json.loads(capsys.readouterr().out)
+    assert code == 0, published
+    validator.validate(published)
+    [pr] = published["published"]["prs"]
+    assert pr["action"] == "opened"
+    pull = world.github.pull(pr["number"])
+    assert (pull["head"]["ref"], pull["head"]["sha"]) == (branch, commit)
+    assert pull["title"] == "fix: [Sentry-SHOP-1] KeyError: 'qty'"
+    assert published["published"]["report_issue"]["action"] == "opened"
+
+    # Production errs again after more commits on main: a later run in another fresh
+    # checkout comments on the open PR instead of opening a second one.
+    (world.root / "README.md").write_text("the shop\n")
+    commit_all(world.root, "docs")
+    run_git(world.root, "push", "-q", "origin", "main")
+    again = world.clone("second")
+    code, doc, _ = world.heal(capsys, write(TEST_FILE, CART_TEST), FIX_CART, root=again, yes=True)
+    assert code == 0, doc
+    [pr2] = doc["published"]["prs"]
+    assert (pr2["action"], pr2["number"]) == ("commented", pr["number"])
+    assert len(world.github.requests_to("POST", r"/repos/o/r/pulls$")) == 1
+    assert doc["published"]["report_issue"]["action"] == "updated"  # today's report
+
+
+def test_flags_that_contradict_each_other_are_usage_errors(world: World) -> None:
+    before = checkout_state(world.root)
+    for flags in (
+        {"no_publish": True, "yes": True},
+        {"dry_run": True, "yes": True},
+        {"escalate": True, "allow_sensitive": True},
+        {"publish": world.root, "max_fixes": 2},
+    ):
+        with pytest.raises(UsageError):
+            heal(repo=world.root, as_json=True, environ=world.env, **{"dry_run": False, **flags})  # type: ignore[arg-type]
+    assert checkout_state(world.root) == before
+    assert world.sentry.requests == []  # refused before anything was read
