@@ -119,13 +119,17 @@ def test_the_breaker_says_alert(
     assert "would fix nothing and open an alert issue" in out
 
 
-def test_without_dry_run_it_refuses_with_exit_2(
-    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_run_outside_git_is_refused_with_exit_2_before_reading_sentry(
+    project: Path,
+    fake: FakeSentry,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, _, err = run_cli(["heal", "--repo", str(project)], monkeypatch, capsys)
     assert code == errors.USAGE == 2
-    assert err.startswith("error: not built yet:")
-    assert "hint: use `agentloop heal --dry-run`" in err
+    assert err.startswith(f"error: {project} is not a git repository")
+    assert "or use --dry-run to only see the triage" in err
+    assert fake.requests == []
 
 
 def test_no_token_is_a_config_error(
