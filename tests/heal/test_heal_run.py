@@ -252,13 +252,18 @@ def test_seven_root_causes_five_are_worked_on_the_rest_reported_over_the_cap(
 # ---------------------------------------------------------------- a whole run
 
 
-def test_a_run_opens_a_pr_per_fix_and_the_report_and_skips_a_wrong_reason(
+def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_comments(
     world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
     validator: Any,
 ) -> None:  # fmt: skip
+    """The CI shape: the run with --no-publish, then --publish of its directory in a fresh
+    checkout (no Sentry token, no model); a later run publishing at once comments on the
+    open PR. One root cause is fixed (two Sentry issues), one reproduced for the wrong
+    reason and skipped."""
     checkout = world.sentry.add_event(events["checkout"], count=9)
     world.sentry.add_event(events["preview"], count=2)  # the same crash: one root cause
     world.sentry.add_event(events["refund_crash"], count=3)
+    branch = f"fix/sentry-{checkout}"
     before = checkout_state(world.root)
 
     code, doc, _ = world.heal(
@@ -266,91 +271,71 @@ def test_a_run_opens_a_pr_per_fix_and_the_report_and_skips_a_wrong_reason(
         write(TEST_FILE, CART_TEST),  # REPRODUCE SHOP-1: right
         write("tests/test_sentry_shop_3.py", WRONG_REASON),  # REPRODUCE SHOP-3: wrong reason
         FIX_CART,  # FIX SHOP-1
-        yes=True,
+        no_publish=True,
     )
 
     assert code == 1, doc  # the refund was not fixed
     validator.validate(doc)
     fixed, skipped = doc["results"]
-    assert fixed["status"] == "fixed"
-    assert fixed["fix"]["branch"] == f"fix/sentry-{checkout}"
+    assert (fixed["status"], fixed["fix"]["branch"]) == ("fixed", branch)
     assert [r["verdict"] for r in fixed["reproduction"]["runs"]] == ["reproduced"] * 3
     assert (skipped["status"], skipped["kind"]) == ("not_reproduced", "other_exception")
     assert skipped["reason"].startswith("the test fails with TypeError, not ValueError")
-
-    [pr] = doc["published"]["prs"]
-    assert pr["action"] == "opened"
-    pull = world.github.pull(pr["number"])
-    assert pull["head"]["ref"] == f"fix/sentry-{checkout}"
-    assert pull["title"] == "fix: [Sentry-SHOP-1] KeyError: 'qty'"
-    assert sorted(label["name"] for label in pull["labels"]) == ["auto-fix", "sentry"]
-    assert "Fixes SHOP-1\nFixes SHOP-2" in pull["body"]
-    assert pull["head"]["sha"] == fixed["fix"]["commit"]
-    assert git_out(world.origin, "rev-parse", f"fix/sentry-{checkout}") == fixed["fix"]["commit"]
-
-    [incident] = [i for i in doc_issues(world) if "agentloop-incident" in labels(i)]
-    assert pull["html_url"] in incident["body"]
-    assert "the test fails with TypeError, not ValueError" in incident["body"]
-    assert checkout_state(world.root) == before
-    assert len(git_out(world.root, "worktree", "list").splitlines()) == 1
-
-
-def test_no_publish_then_publish_from_a_fresh_clone_then_a_second_run_comments(
-    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
-    validator: Any,
-) -> None:  # fmt: skip
-    issue = world.sentry.add_event(events["checkout"], count=5)
-    branch = f"fix/sentry-{issue}"
-    before = checkout_state(world.root)
-
-    code, doc, _ = world.heal(capsys, write(TEST_FILE, CART_TEST), FIX_CART, no_publish=True)
-
-    assert code == 0, doc
     assert doc["published"] is None
     run_dir = Path(doc["run_dir"])
     assert sorted(p.name for p in run_dir.iterdir()) == ["heal.bundle", "heal.json"]
     assert world.writes() == []
     assert world.remote_branches() == ["main"]
+    # The fix is a local branch; the user's HEAD, branch, index and files are as they were.
     assert checkout_state(world.root) == before
-    commit = doc["results"][0]["fix"]["commit"]
+    assert len(git_out(world.root, "worktree", "list").splitlines()) == 1
+    commit = fixed["fix"]["commit"]
 
     # The publishing job: a fresh clone, the run directory, a GitHub token; no Sentry.
     fresh = world.clone("publisher")
-    env = {k: v for k, v in world.env.items()}
+    publish = {"repo": fresh, "dry_run": False, "as_json": True, "publish": run_dir,
+               "environ": world.env, "services": world.services(sentry=False)}  # fmt: skip
 
     # Without --yes: nothing is pushed or opened, and the command to publish is printed.
-    code = heal(repo=fresh, dry_run=False, as_json=True, publish=run_dir, environ=env,
-                services=world.services(sentry=False))  # fmt: skip
+    assert heal(**publish) == 0  # type: ignore[arg-type]
     unapproved = json.loads(capsys.readouterr().out)
-    assert code == 0
     assert unapproved["published"]["approved"] is False
-    assert unapproved["published"]["command"].endswith(f"--publish {run_dir} --yes")
+    assert unapproved["published"]["command"] == f"agentloop heal --publish {run_dir} --yes"
     assert world.writes() == []
     assert world.remote_branches() == ["main"]
 
-    code = heal(repo=fresh, dry_run=False, as_json=True, publish=run_dir, yes=True, environ=env,
-                services=world.services(sentry=False))  # fmt: skip
+    code = heal(**publish, yes=True)  # type: ignore[arg-type]
     published = json.loads(capsys.readouterr().out)
-    assert code == 0, published
+    assert code == 1, published  # still: the refund was not fixed
     validator.validate(published)
     [pr] = published["published"]["prs"]
     assert pr["action"] == "opened"
     pull = world.github.pull(pr["number"])
     assert (pull["head"]["ref"], pull["head"]["sha"]) == (branch, commit)
+    assert git_out(world.origin, "rev-parse", branch) == commit
     assert pull["title"] == "fix: [Sentry-SHOP-1] KeyError: 'qty'"
+    assert sorted(label["name"] for label in pull["labels"]) == ["auto-fix", "sentry"]
+    assert "Fixes SHOP-1\nFixes SHOP-2" in pull["body"]
     assert published["published"]["report_issue"]["action"] == "opened"
+    [incident] = [i for i in doc_issues(world) if "agentloop-incident" in labels(i)]
+    assert pull["html_url"] in incident["body"]
+    assert "the test fails with TypeError, not ValueError" in incident["body"]
+    assert [r.json["kind"] for r in world.sink.requests] == ["report"]
 
     # Production errs again after more commits on main: a later run in another fresh
-    # checkout comments on the open PR instead of opening a second one.
+    # checkout, publishing at once, comments on the open PR instead of opening another.
     (world.root / "README.md").write_text("the shop\n")
     commit_all(world.root, "docs")
     run_git(world.root, "push", "-q", "origin", "main")
     again = world.clone("second")
-    code, doc, _ = world.heal(capsys, write(TEST_FILE, CART_TEST), FIX_CART, root=again, yes=True)
-    assert code == 0, doc
+    code, doc, _ = world.heal(
+        capsys, write(TEST_FILE, CART_TEST), nothing, FIX_CART, root=again, yes=True
+    )
+    assert code == 1, doc
     [pr2] = doc["published"]["prs"]
     assert (pr2["action"], pr2["number"]) == ("commented", pr["number"])
     assert len(world.github.requests_to("POST", r"/repos/o/r/pulls$")) == 1
+    assert len(world.github.issue_comments(pr["number"])) == 1
     assert doc["published"]["report_issue"]["action"] == "updated"  # today's report
 
 

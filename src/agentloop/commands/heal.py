@@ -629,6 +629,9 @@ def _report_outcomes(run: HealRun, prs: Sequence[heal_pr.HealPrOutcome]) -> list
 def _exit_code(run: HealRun, published: Published | None) -> int:
     if run.triage.breaker_tripped:
         return errors.LIMITED
+    if published is not None and not published.approved:
+        # Stopped before publishing, as asked: the run itself went as planned.
+        return errors.OK
     if published is not None and published.problems:
         return errors.SERVICE
     if published is not None and published.capped:
