@@ -5,6 +5,8 @@ the fix the model would, real git and pytest, the fake GitHub API over a real ba
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,11 +159,10 @@ def checkout_state(root: Path) -> tuple[str, str, str]:
     )
 
 
-@pytest.fixture(scope="module")
-def validator() -> Any:
+def validator(name: str = "heal-run") -> Any:
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-    text = resources.files("agentloop.schemas").joinpath("heal-run.schema.json").read_text()
+    text = resources.files("agentloop.schemas").joinpath(f"{name}.schema.json").read_text()
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
@@ -172,7 +173,6 @@ def validator() -> Any:
 
 def test_the_breaker_at_101_events_alerts_without_any_session(
     world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
-    validator: Any,
 ) -> None:  # fmt: skip
     world.sentry.add_event(events["checkout"], count=101)
     before = checkout_state(world.root)
@@ -180,7 +180,7 @@ def test_the_breaker_at_101_events_alerts_without_any_session(
     code, doc, agent = world.heal(capsys, yes=True)
 
     assert code == 5
-    validator.validate(doc)
+    validator().validate(doc)
     assert agent.calls == []  # no session at all
     assert doc["results"] == []
     [alert] = [i for i in doc_issues(world) if "agentloop-alert" in labels(i)]
@@ -204,6 +204,43 @@ def test_at_100_events_it_proceeds_to_reproduce(
     [result] = doc["results"]
     assert (result["status"], result["kind"]) == ("not_reproduced", "no_test")
     assert world.writes() == []
+
+
+def test_escalate_sends_the_next_tier_once_when_due_and_only_with_yes(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (world.root / "agentloop.yaml").write_text(
+        "sentry: {organization: acme, projects: [shop]}\n"
+        "notify:\n"
+        "  channels: [{name: team, type: webhook, url_env: AGENTLOOP_TEAM_WEBHOOK},\n"
+        "             {name: pager, type: webhook, url_env: AGENTLOOP_PAGER_WEBHOOK}]\n"
+        "  escalation: [[team], [pager]]\n"
+        "  escalate_after: 30\n"
+    )
+    env = {**world.env, "AGENTLOOP_PAGER_WEBHOOK": world.sink.url("/hooks/pager")}
+    world.sentry.add_event(events["checkout"], count=150)
+    opened = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=datetime.timezone.utc)
+
+    def at(minutes: int) -> Services:
+        later = opened + datetime.timedelta(minutes=minutes)
+        return dataclasses.replace(world.services(), now=lambda: later)
+
+    assert heal(repo=world.root, dry_run=False, as_json=True, yes=True, environ=env,
+                services=at(0)) == 5  # fmt: skip
+    capsys.readouterr()
+    told = [r.path for r in world.sink.requests]
+    assert told == ["/hooks/team", "/hooks/team"]  # the alert and the report, tier 1
+
+    for minutes, yes in ((40, False), (25, True), (31, True), (50, True)):
+        code = heal(repo=world.root, dry_run=False, as_json=True, escalate=True, yes=yes,
+                    environ=env, services=at(minutes))  # fmt: skip
+        doc = json.loads(capsys.readouterr().out)
+        assert code == 0, doc
+        assert doc["approved"] is yes
+        validator("heal-escalate").validate(doc)
+    # Tier 2 once, at 31 minutes; not without --yes, not before it was due, not twice.
+    assert [r.path for r in world.sink.requests][2:] == ["/hooks/pager"]
+    assert world.sink.requests[2].json["kind"] == "escalation"
 
 
 def doc_issues(world: World) -> list[dict[str, Any]]:
@@ -254,7 +291,6 @@ def test_seven_root_causes_five_are_worked_on_the_rest_reported_over_the_cap(
 
 def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_comments(
     world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
-    validator: Any,
 ) -> None:  # fmt: skip
     """The CI shape: the run with --no-publish, then --publish of its directory in a fresh
     checkout (no Sentry token, no model); a later run publishing at once comments on the
@@ -275,7 +311,7 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     )
 
     assert code == 1, doc  # the refund was not fixed
-    validator.validate(doc)
+    validator().validate(doc)
     fixed, skipped = doc["results"]
     assert (fixed["status"], fixed["fix"]["branch"]) == ("fixed", branch)
     assert [r["verdict"] for r in fixed["reproduction"]["runs"]] == ["reproduced"] * 3
@@ -307,7 +343,7 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     code = heal(**publish, yes=True)  # type: ignore[arg-type]
     published = json.loads(capsys.readouterr().out)
     assert code == 1, published  # still: the refund was not fixed
-    validator.validate(published)
+    validator().validate(published)
     [pr] = published["published"]["prs"]
     assert pr["action"] == "opened"
     pull = world.github.pull(pr["number"])

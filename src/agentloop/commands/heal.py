@@ -37,7 +37,8 @@ import dataclasses
 import datetime
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from agentloop.heal import pr as heal_pr
 from agentloop.heal import record, report
 from agentloop.heal.fix import Fixed, FixSettings, NotFixed
 from agentloop.heal.fix import fix as fix_step
+from agentloop.heal.inbox import INBOX, Inbox
 from agentloop.heal.notify import Escalated, Escalation, Notifier, Sent, channels
 from agentloop.heal.record import BUNDLE_FILE, Evidence, GroupResult, HealRun
 from agentloop.heal.reproduce import NotReproduced, ReproduceSettings, Reproduction, reproduce
@@ -560,7 +562,7 @@ def _publish(
         notifier = services.notifier or Notifier()
         tiers = channels(config.notify, env)
         progress("the incident report")
-        with History.open(ledger_path(top)) as history:
+        with History.open(ledger_path(top)) as history, _inbox(top) as inbox:
             escalation = Escalation(
                 repo=repo_name,
                 history=history,
@@ -568,6 +570,7 @@ def _publish(
                 escalate_after_min=config.notify.escalate_after,
                 notifier=notifier,
                 github=gh,
+                inbox=inbox,
             )
             delivered = report.deliver(
                 root=top,
@@ -583,6 +586,21 @@ def _publish(
                 tracking_issue=config.sentry.tracking_issue,
             )
     return Published(True, tuple(prs), (), delivered, (*problems, *delivered.problems))
+
+
+@contextmanager
+def _inbox(top: Path) -> Iterator[Inbox | None]:
+    """`agentloop serve`'s inbox, when it runs here: the acknowledgements GitHub's `issues`
+    webhooks recorded (heal never creates it)."""
+    path = top / INBOX
+    if not path.is_file():
+        yield None
+        return
+    inbox = Inbox(path)
+    try:
+        yield inbox
+    finally:
+        inbox.close()
 
 
 def _client(repo: str, token: str, api: str) -> GitHub:
@@ -766,7 +784,7 @@ def _escalate(
     token = token_from_env(env)
     factory = services.github or _client
     gh = factory(repo_name, token, api_url(options, config, env)) if token else None
-    with History.open(ledger_path(top)) as history:
+    with History.open(ledger_path(top)) as history, _inbox(top) as inbox:
         alerts = history.open_alerts(repo_name)
         if not yes:
             doc = {
@@ -792,6 +810,7 @@ def _escalate(
             escalate_after_min=config.notify.escalate_after,
             notifier=services.notifier or Notifier(),
             github=gh,
+            inbox=inbox,
         )
         done = escalation.escalate(services.now())
     problems = [s.error for e in done for s in e.sent if not s.ok] + [
