@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from agentloop import durations
+from agentloop.agents.secrets import is_secret_name
 from agentloop.errors import ConfigError
 from agentloop.rails.paths import DEFAULT_FORBIDDEN, DEFAULT_SECRETS
 
@@ -233,6 +234,19 @@ class ChannelConfig(_Model):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="environment variable holding the webhook's address",
     )
+
+    @field_validator("url_env")
+    @classmethod
+    def _kept_from_the_agent(cls, value: str) -> str:
+        # The address is the webhook's credential: agent sessions get every variable of
+        # agentloop's environment except those named like secrets (agents/secrets.py).
+        if not is_secret_name(value) or value.startswith(("ANTHROPIC_", "CLAUDE_")):
+            raise ValueError(
+                f"{value} is not named like a secret, so agent sessions would see the "
+                "webhook's address: use a name with WEBHOOK in it (e.g. "
+                "AGENTLOOP_SLACK_WEBHOOK)"
+            )
+        return value
 
 
 class NotifyConfig(_Model):

@@ -188,10 +188,14 @@ def test_tiers_come_from_the_config_and_addresses_from_the_environment(tmp_path:
     ):
         load_config_with(
             tmp_path,
-            "notify: {channels: [{name: pager, type: webhook, url_env: P}], escalation: [[pgr]]}",
+            "notify: {channels: [{name: pager, type: webhook, url_env: P_WEBHOOK}], "
+            "escalation: [[pgr]]}",
         )
     with pytest.raises(ConfigError, match="url"):
         load_config_with(tmp_path, "notify: {channels: [{name: s, type: slack, url: 'https://x'}]}")
+    # The address is a credential: a variable an agent session would see is refused.
+    with pytest.raises(ConfigError, match="OPS_URL is not named like a secret"):
+        load_config_with(tmp_path, "notify: {channels: [{name: s, type: slack, url_env: OPS_URL}]}")
 
 
 # ---------------------------------------------------------------- escalation

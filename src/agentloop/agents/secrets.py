@@ -28,6 +28,11 @@ _PROVIDERS = {
 }
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a variable of this name is blanked for the agent (unless the CLI needs it)."""
+    return bool(_SECRET.search(name))
+
+
 def hidden(environ: Mapping[str, str]) -> dict[str, str]:
     """Overrides that blank every secret-looking variable the CLI does not need."""
     keep = ["ANTHROPIC_", "CLAUDE_"]
