@@ -177,6 +177,11 @@ def test_the_breaker_at_101_events_alerts_without_any_session(
     world.sentry.add_event(events["checkout"], count=101)
     before = checkout_state(world.root)
 
+    # Without --yes: exit 5 all the same, and nothing opened or sent.
+    code, doc, agent = world.heal(capsys)
+    assert (code, doc["published"]["approved"]) == (5, False)
+    assert (agent.calls, world.writes(), world.sink.requests) == ([], [], [])
+
     code, doc, agent = world.heal(capsys, yes=True)
 
     assert code == 5
@@ -241,6 +246,23 @@ def test_escalate_sends_the_next_tier_once_when_due_and_only_with_yes(
     # Tier 2 once, at 31 minutes; not without --yes, not before it was due, not twice.
     assert [r.path for r in world.sink.requests][2:] == ["/hooks/pager"]
     assert world.sink.requests[2].json["kind"] == "escalation"
+
+
+def test_nothing_to_fix_is_0_and_a_github_failure_is_4_with_the_rest_still_sent(
+    world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.sentry.add_event(events["report_warning"], count=4)  # P2: documented only
+
+    code, doc, agent = world.heal(capsys, yes=True)
+    assert (code, agent.calls, doc["results"]) == (0, [], [])
+    assert doc["published"]["report_issue"]["action"] == "opened"
+
+    world.github.fail("PATCH", r"/repos/o/r/issues/\d+", 500, times=None)
+    code, doc, _ = world.heal(capsys, yes=True)
+    assert code == 4
+    [problem] = doc["published"]["problems"]
+    assert problem.startswith("the incident report issue:")
+    assert [r.json["kind"] for r in world.sink.requests] == ["report", "report"]
 
 
 def doc_issues(world: World) -> list[dict[str, Any]]:
@@ -385,5 +407,9 @@ def test_flags_that_contradict_each_other_are_usage_errors(world: World) -> None
     ):
         with pytest.raises(UsageError):
             heal(repo=world.root, as_json=True, environ=world.env, **{"dry_run": False, **flags})  # type: ignore[arg-type]
+    no_token = {k: v for k, v in world.env.items() if k != "GITHUB_TOKEN"}
+    with pytest.raises(UsageError, match="no GitHub token"):
+        heal(repo=world.root, dry_run=False, as_json=True, yes=True, environ=no_token,
+             services=world.services(ScriptedAgent()))  # fmt: skip
     assert checkout_state(world.root) == before
     assert world.sentry.requests == []  # refused before anything was read

@@ -61,6 +61,7 @@ from agentloop.heal.reproduce import NotReproduced, ReproduceSettings, Reproduct
 from agentloop.heal.scrub import scrub_text
 from agentloop.heal.triage import Group, Skipped, Triage, triage
 from agentloop.history import History, ledger_path
+from agentloop.integrations.github import TOKEN_VARIABLES as GITHUB_TOKEN_VARIABLES
 from agentloop.integrations.github import GitHub, token_from_env
 from agentloop.integrations.sentry import TOKEN_VARIABLES, Sentry, token_variable
 from agentloop.loop.runner import LoopSettings
@@ -115,6 +116,13 @@ def heal(
     )
     if not repo.is_dir():
         raise UsageError(f"{repo} is not a directory", hint="pass an existing project with --repo")
+    if yes and not dry_run and token_from_env(env) is None:
+        # Before any session is paid for: publishing would fail at its first write.
+        raise UsageError(
+            "--yes publishes to GitHub, and there is no GitHub token in the environment",
+            hint=f"set one of {', '.join(GITHUB_TOKEN_VARIABLES)} (in GitHub Actions: "
+            "GITHUB_TOKEN with contents, pull-requests and issues write), or use --no-publish",
+        )
     if publish is not None:
         return _publish_dir(repo, publish, yes=yes, as_json=as_json, env=env, services=services)
     if escalate:
