@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agentloop import output
 from agentloop.commands.heal import Services, heal
 from agentloop.errors import UsageError
 from agentloop.heal.notify import Notifier
@@ -173,14 +174,22 @@ def validator(name: str = "heal-run") -> Any:
 
 def test_the_breaker_at_101_events_alerts_without_any_session(
     world: World, events: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     world.sentry.add_event(events["checkout"], count=101)
     before = checkout_state(world.root)
 
-    # Without --yes: exit 5 all the same, and nothing opened or sent.
-    code, doc, agent = world.heal(capsys)
-    assert (code, doc["published"]["approved"]) == (5, False)
-    assert (agent.calls, world.writes(), world.sink.requests) == ([], [], [])
+    # Without --yes: exit 5 all the same, nothing opened or sent, and what would be.
+    monkeypatch.setattr(output.out, "width", 200)
+    code = heal(repo=world.root, dry_run=False, as_json=False, environ=world.env,
+                services=world.services(ScriptedAgent()))  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 5
+    assert "rate breaker tripped: 101 errors in the last hour > 100" in out
+    assert "open (or update) the alert issue and notify the first tier" in out
+    [run_dir] = (world.root / ".agentloop" / "runs").iterdir()
+    assert f"publish with: agentloop heal --publish {run_dir} --yes" in out
+    assert (world.writes(), world.sink.requests) == ([], [])
 
     code, doc, agent = world.heal(capsys, yes=True)
 
@@ -379,6 +388,7 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     assert pull["html_url"] in incident["body"]
     assert "the test fails with TypeError, not ValueError" in incident["body"]
     assert [r.json["kind"] for r in world.sink.requests] == ["report"]
+    assert git_out(fresh, "status", "--porcelain") == ""  # the fresh clone's too
 
     # Production errs again after more commits on main: a later run in another fresh
     # checkout, publishing at once, comments on the open PR instead of opening another.

@@ -533,6 +533,8 @@ def _publish(
         planned.append("open (or update) the incident report issue and notify the first tier")
         planned.append("send the escalations that are due")
         return Published(False, planned=tuple(planned), command=_publish_command(folder))
+    # The report and the ledger go under .agentloop/, in a fresh checkout too.
+    git.ignore_locally(top, ".agentloop/")
     for f in fixes:
         if git.rev_parse(top, f"refs/heads/{f.branch}") is None:
             bundle = folder / BUNDLE_FILE
