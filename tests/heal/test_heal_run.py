@@ -29,7 +29,7 @@ from agentloop.testing.repos import commit_all, run_git
 from agentloop.testing.sentry_events import capture
 from agentloop.testing.webhook_sink import WebhookSink
 
-from .conftest import CART
+from .conftest import CART, TOKEN
 
 GH_TOKEN = "ghs_HEALRUNtoken0123456789abcdefABCDEF01"
 TEST_FILE = "tests/test_sentry_shop_1.py"
@@ -147,6 +147,7 @@ def world(project: Path, fake: FakeSentry, client: Sentry, tmp_path: Path) -> It
             "GITHUB_REPOSITORY": "o/r",
             "GITHUB_API_URL": github.api_url,
             "AGENTLOOP_TEAM_WEBHOOK": sink.url("/hooks/team"),
+            "SENTRY_AUTH_TOKEN": TOKEN,
         }
         yield World(project, origin, fake, client, github, sink, env)
 
@@ -333,13 +334,19 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     branch = f"fix/sentry-{checkout}"
     before = checkout_state(world.root)
 
-    code, doc, _ = world.heal(
+    code, doc, agent = world.heal(
         capsys,
         write(TEST_FILE, CART_TEST),  # REPRODUCE SHOP-1: right
         write("tests/test_sentry_shop_3.py", WRONG_REASON),  # REPRODUCE SHOP-3: wrong reason
         FIX_CART,  # FIX SHOP-1
         no_publish=True,
     )
+    # Every session's environment blanks the tokens and the webhook's address (the CLI
+    # would inherit them from agentloop's own environment otherwise).
+    assert len(agent.calls) == 3
+    hidden = ("GITHUB_TOKEN", "SENTRY_AUTH_TOKEN", "AGENTLOOP_TEAM_WEBHOOK")
+    for call in agent.calls:
+        assert [call.env.get(name) for name in hidden] == ["", "", ""]
 
     assert code == 1, doc  # the refund was not fixed
     validator().validate(doc)
