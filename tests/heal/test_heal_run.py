@@ -378,6 +378,15 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     assert world.writes() == []
     assert world.remote_branches() == ["main"]
 
+    # At the daily cap of auto-fix PRs: exit 5, nothing pushed; the report is still sent.
+    config = (fresh / "agentloop.yaml").read_text()
+    (fresh / "agentloop.yaml").write_text(config + "github: {daily_pr_cap: 0}\n")
+    assert heal(**publish, yes=True) == 5  # type: ignore[arg-type]
+    capped = json.loads(capsys.readouterr().out)["published"]
+    assert [p["action"] for p in capped["prs"]] == ["capped"]
+    assert world.remote_branches() == ["main"]
+    (fresh / "agentloop.yaml").write_text(config)
+
     code = heal(**publish, yes=True)  # type: ignore[arg-type]
     published = json.loads(capsys.readouterr().out)
     assert code == 1, published  # still: the refund was not fixed
@@ -390,11 +399,11 @@ def test_a_run_then_its_publish_from_a_fresh_clone_then_a_second_run_that_commen
     assert pull["title"] == "fix: [Sentry-SHOP-1] KeyError: 'qty'"
     assert sorted(label["name"] for label in pull["labels"]) == ["auto-fix", "sentry"]
     assert "Fixes SHOP-1\nFixes SHOP-2" in pull["body"]
-    assert published["published"]["report_issue"]["action"] == "opened"
+    assert published["published"]["report_issue"]["action"] == "updated"  # today's
     [incident] = [i for i in doc_issues(world) if "agentloop-incident" in labels(i)]
     assert pull["html_url"] in incident["body"]
     assert "the test fails with TypeError, not ValueError" in incident["body"]
-    assert [r.json["kind"] for r in world.sink.requests] == ["report"]
+    assert [r.json["kind"] for r in world.sink.requests] == ["report", "report"]
     assert git_out(fresh, "status", "--porcelain") == ""  # the fresh clone's too
 
     # Production errs again after more commits on main: a later run in another fresh

@@ -27,7 +27,8 @@ The agent's sessions never get the Sentry or GitHub token or a webhook address
 (agents/secrets.py blanks them; the reproduction test runs without them too).
 
 The table and the --json documents (schemas/heal.schema.json for --dry-run,
-heal-run.schema.json otherwise) are built here and print through `agentloop.output`.
+heal-escalate.schema.json for --escalate, heal-run.schema.json otherwise: heal.json plus
+what PUBLISH did) are built here and print through `agentloop.output`.
 Text from Sentry is scrubbed (heal/scrub.py) and prints as plain text, never as markup.
 """
 
