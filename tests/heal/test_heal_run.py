@@ -275,6 +275,25 @@ def test_nothing_to_fix_is_0_and_a_github_failure_is_4_with_the_rest_still_sent(
     assert [r.json["kind"] for r in world.sink.requests] == ["report", "report"]
 
 
+def test_a_crash_in_payments_code_costs_no_session_without_allow_sensitive(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.sentry.add_event(capture("pay", {"amount": 1000, "instalments": 0}), count=3)
+
+    code, doc, agent = world.heal(capsys, nothing, no_publish=True)
+    assert (code, agent.calls) == (1, [])
+    [result] = doc["results"]
+    assert (result["status"], result["kind"]) == ("not_fixed", "sensitive")
+    assert result["reason"] == (
+        "the crash is in shop/payments/gateway.py, sensitive code (**/payments/**): "
+        "needs --allow-sensitive"
+    )
+
+    code, doc, agent = world.heal(capsys, nothing, no_publish=True, allow_sensitive=True)
+    assert (code, len(agent.calls)) == (1, 1)  # reproduced for a fix that may touch it
+    assert doc["allow_sensitive"] is True
+
+
 def doc_issues(world: World) -> list[dict[str, Any]]:
     issues = GitHub("o/r", GH_TOKEN, api_url=world.github.api_url).issues()
     return [world.github.issue(i.number) for i in issues]

@@ -53,14 +53,20 @@ from agentloop.config import Config, SentryConfig, load_config
 from agentloop.errors import ConfigError, ServiceError, UsageError
 from agentloop.heal import pr as heal_pr
 from agentloop.heal import record, report
-from agentloop.heal.fix import Fixed, FixSettings, NotFixed
+from agentloop.heal.fix import Fixed, FixSettings, NotFixed, sensitive_match
 from agentloop.heal.fix import fix as fix_step
 from agentloop.heal.inbox import INBOX, Inbox
 from agentloop.heal.notify import Escalated, Escalation, Notifier, Sent, channels
 from agentloop.heal.record import BUNDLE_FILE, Evidence, GroupResult, HealRun
-from agentloop.heal.reproduce import NotReproduced, ReproduceSettings, Reproduction, reproduce
+from agentloop.heal.reproduce import (
+    NotReproduced,
+    ReproduceSettings,
+    Reproduction,
+    locate,
+    reproduce,
+)
 from agentloop.heal.scrub import scrub_text
-from agentloop.heal.triage import Group, Skipped, Triage, triage
+from agentloop.heal.triage import Group, Signature, Skipped, Triage, triage
 from agentloop.history import History, ledger_path
 from agentloop.integrations.github import TOKEN_VARIABLES as GITHUB_TOKEN_VARIABLES
 from agentloop.integrations.github import GitHub, token_from_env
@@ -288,24 +294,39 @@ def _run(
             )
             for number, group in enumerate(result.selected, start=1):
                 say.group(number, len(result.selected), group)
-            outcomes = reproduce(
-                root,
-                result.selected,
-                agent=agent,
-                config=config,
-                deadline=deadline,
-                settings=ReproduceSettings(
-                    limits=limits,
-                    forbidden=ForbiddenPaths.with_protected(config.rails.forbidden_paths),
-                    secrets=config.rails.secret_paths,
-                    network=config.sandbox.network,
-                ),
-                environ=env,
-                clock=clock,
-                progress=progress,
+            # Sensitive code without --allow-sensitive: FIX would refuse it, so no
+            # reproduction session is paid for either.
+            sensitive = {} if allow_sensitive else _sensitive(top, result.selected, config)
+            chosen = [g for g in result.selected if g.signature not in sensitive]
+            reproduced = (
+                ()
+                if not chosen
+                else reproduce(
+                    root,
+                    chosen,
+                    agent=agent,
+                    config=config,
+                    deadline=deadline,
+                    settings=ReproduceSettings(
+                        limits=limits,
+                        forbidden=ForbiddenPaths.with_protected(config.rails.forbidden_paths),
+                        secrets=config.rails.secret_paths,
+                        network=config.sandbox.network,
+                    ),
+                    environ=env,
+                    clock=clock,
+                    progress=progress,
+                )
             )
-            spent = sum(o.cost_usd for o in outcomes)
-            for number, outcome in enumerate(outcomes, start=1):
+            by_signature = {o.group.signature: o for o in reproduced}
+            spent = sum(o.cost_usd for o in reproduced)
+            for number, group in enumerate(result.selected, start=1):
+                if group.signature in sensitive:
+                    reason = sensitive[group.signature]
+                    say.skipped(number, reason)
+                    results.append(GroupResult(group, "not_fixed", reason, "sensitive"))
+                    continue
+                outcome = by_signature[group.signature]
                 say.reproduced(number, outcome)
                 if isinstance(outcome, NotReproduced):
                     results.append(_not_reproduced(outcome))
@@ -356,6 +377,22 @@ def _run(
     )
     record.write(folder, run)
     return run
+
+
+def _sensitive(top: Path, groups: Sequence[Group], config: Config) -> dict[Signature, str]:
+    """The groups whose crash frame is in sensitive code (heal.fix's globs), with FIX's
+    reason; a frame in no file of the repository is left to REPRODUCE to say so."""
+    settings = FixSettings(sensitive=config.sentry.sensitive_paths)
+    listed = git.listed_paths(top)
+    found: dict[Signature, str] = {}
+    for group in groups:
+        path = locate(group.crash_frame, listed)
+        pattern = sensitive_match(path, settings) if path is not None else None
+        if path is not None and pattern is not None:
+            found[group.signature] = (
+                f"the crash is in {path}, sensitive code ({pattern}): needs --allow-sensitive"
+            )
+    return found
 
 
 def _run_id(top: Path, now: datetime.datetime) -> str:
@@ -461,6 +498,9 @@ class _Say:
             )
         else:
             self._print(f"  {number}. reproduce: [yellow]skipped[/]: {escape(outcome.reason)}")
+
+    def skipped(self, number: int, reason: str) -> None:
+        self._print(f"  {number}. [yellow]skipped[/]: {escape(reason)}")
 
     def fixed(self, number: int, done: Fixed | NotFixed) -> None:
         if isinstance(done, Fixed):
