@@ -558,3 +558,29 @@ def test_actionlint_rejects_a_broken_expression(tmp_path: Path) -> None:
     workflow.write_text(INJECTION.replace("${{ github.event.issue.title }}", "an issue"))
     fixed = lint("actionlint", workflow)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+@pytest.mark.parametrize(("status", "expected"), [(0, 0), (1, 0), (5, 5), (4, 4)])
+def test_the_publish_job_fails_red_on_the_breaker_or_a_failure(
+    status: int, expected: int, tmp_path: Path
+) -> None:
+    """1 (some root cause not fixed) is the report's news, not a failure; 5 (the breaker
+    or the pull request cap) ends red with an annotation naming the alert."""
+    script = _running(PRODUCTION["jobs"]["publish"], "agentloop heal --publish")["run"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "agentloop").write_text(f'#!/bin/sh\necho "$@" > args\nexit {status}\n')
+    (bin_dir / "agentloop").chmod(0o755)
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "RUN": "20261130T162200Z"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == expected
+    assert (tmp_path / "args").read_text() == (
+        "heal --publish .agentloop/runs/20261130T162200Z --yes --json\n"
+    )
+    assert ("::error::the rate breaker tripped" in done.stdout) == (status == 5)
