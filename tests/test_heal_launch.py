@@ -166,7 +166,17 @@ def test_a_failed_heal_has_no_publish_command(repo: Path) -> None:
     assert "did not run" in doc["next"]
 
 
-@pytest.mark.parametrize("named", ["../../etc", "/tmp/x", ".agentloop/runs/../../x", "runs/x"])
+@pytest.mark.parametrize(
+    "named",
+    [
+        "../../etc",
+        "/tmp/x",
+        ".agentloop/runs/../../x",
+        "runs/20261130T162200Z",
+        "/p/.agentloop/runs/../runs/20261130T162200Z",
+        ".agentloop/runs/20261130T162200Z; rm -rf ~",
+    ],
+)
 def test_only_a_run_directory_of_agentloops_becomes_a_publish_command(
     repo: Path, named: str
 ) -> None:
@@ -176,6 +186,17 @@ def test_only_a_run_directory_of_agentloops_becomes_a_publish_command(
     found = finished(repo, started.run)
     assert found.run_dir is None
     assert found.publish_command is None
+
+
+def test_the_run_directory_as_the_command_names_it_absolute(repo: Path) -> None:
+    # `agentloop heal --json` names its run directory by its absolute path.
+    named = str(repo.resolve() / RUN_DIR)
+    started = heal_launch.start(
+        repo, command=COMMAND, environ=environ(AGENTLOOP_TEST_RUN_DIR=named)
+    )
+    found = finished(repo, started.run)
+    assert found.run_dir == named
+    assert found.publish_command == f"agentloop heal --publish {named} --yes"
 
 
 def test_status_of_a_run_never_started(repo: Path) -> None:

@@ -69,13 +69,16 @@ class HealStatus:
 
     @property
     def run_dir(self) -> str | None:
-        """The heal's run directory (.agentloop/runs/<id>), as its document names it."""
+        """The heal's run directory (`<project>/.agentloop/runs/<id>`), as its document
+        names it; None unless it is one (the document is a file a run of the project's
+        code sat beside: what becomes a command line is checked)."""
         named = (self.result or {}).get("run_dir")
         if not isinstance(named, str):
             return None
         path = PurePosixPath(named)
-        inside = path.parent == PurePosixPath(RUNS) and detached.RUN.fullmatch(path.name)
-        return str(path) if inside else None
+        parts = path.parts
+        ours = parts[-3:-1] == PurePosixPath(RUNS).parts and ".." not in parts
+        return named if ours and detached.RUN.fullmatch(path.name) else None
 
     @property
     def publish_command(self) -> str | None:
