@@ -1,5 +1,5 @@
 """Work agentloop's MCP server starts in the background for an interactive session (a
-parallel build, build/launch.py; a heal run, heal_launch.py) and reports on later.
+parallel build, build/launch.py; a heal run, heal/launch.py) and reports on later.
 
 Each run has a folder of its own under a base folder the sandbox keeps read-only to the
 agent's commands and the guard keeps from its file tools (`.agentloop/**`), so the agent

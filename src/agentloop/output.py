@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from agentloop.build.launch import BuildStatus
     from agentloop.build.model import Manifest, StreamReport
     from agentloop.detection import Detection
-    from agentloop.heal_launch import HealStatus
+    from agentloop.heal.launch import HealStatus
     from agentloop.install.model import InitReport
     from agentloop.loop.model import RunReport
     from agentloop.pull_request import Plan, PrOutcome

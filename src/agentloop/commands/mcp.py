@@ -24,7 +24,7 @@ first, and the result is a local branch: nothing is pushed.
 
 `heal_start` (the /auto-fix-production skill) is the same kind of exception, asked about
 the same way: it starts `agentloop heal --no-publish` in the background, which runs the
-project's tests and writes fix/sentry-<id> branches (heal_launch.py); it never publishes.
+project's tests and writes fix/sentry-<id> branches (heal/launch.py); it never publishes.
 `heal_triage` runs `agentloop heal --dry-run`: it reads Sentry with the token the server
 holds (the agent's shell never gets it) and changes nothing; `heal_status` reads files.
 """
@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentloop import errors, git, heal_launch, locks, output
+from agentloop import errors, git, locks, output
 from agentloop import session as session_mod
 from agentloop.build import launch
 from agentloop.commands._project import git_project
 from agentloop.commands.check import Checked, evaluate
 from agentloop.config import load_config
 from agentloop.errors import AgentloopError
+from agentloop.heal import launch as heal_launch
 from agentloop.install import mcpjson
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""/auto-fix-production's MCP tools behind the transport (heal_launch.py): `heal_triage`
+"""/auto-fix-production's MCP tools behind the transport (heal/launch.py): `heal_triage`
 runs the dry run and hands back its document or its error, `heal_start` refuses bad
 arguments and starts a detached `agentloop heal --no-publish --json` without the Claude
 Code session's variables, one at a time, and `heal_status` reports its result and the
@@ -17,8 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agentloop import heal_launch, output
+from agentloop import output
 from agentloop.errors import AgentloopError
+from agentloop.heal import launch as heal_launch
 from agentloop.rails.guard import make_guard
 from agentloop.rails.paths import ForbiddenPaths
 from agentloop.testing.repos import git_init, write_tree
