@@ -270,6 +270,28 @@ def test_the_streams_own_tests_run_in_its_worktree_and_a_failure_is_the_next_pro
         assert report.cost_usd == pytest.approx(0.02)
 
 
+def test_in_a_project_below_the_top_the_stream_works_from_the_top(
+    tmp_path: Path, git_identity: None
+) -> None:
+    # Found on humanize in pkgs/humanize of a larger repository: the manifest's globs,
+    # prompts and test commands are the repository's (the coordinator plans at its top),
+    # but the stream's session started in pkgs/humanize/ of its worktree, so the file the
+    # agent wrote as the prompt said went to pkgs/humanize/pkgs/humanize/..., owned by no
+    # stream, and the stream failed three times having "changed nothing".
+    repo = git_init(write_tree(tmp_path / "repo", {"pkgs/app/README.md": "app\n",
+                                                   "README.md": "monorepo\n"}))  # fmt: skip
+    made = "pkgs/app/api/orders.py"
+    check = f"test -f {made}"
+    stream = Stream("api", "Orders", "custom", f"Write {made}.", ("pkgs/app/api/**",),
+                    tests=(check,))  # fmt: skip
+    agent = ScriptedAgent(by_prompt={key("api"): [write(made, "X = 1\n")]})
+    with Workspace.open(repo / "pkgs" / "app", branch_prefix="agentloop/build-") as ws:
+        (report,) = run(ws, Manifest("orders", (stream,)), agent)
+        assert (report.outcome, report.attempts) == ("built", 1), report.reason
+        assert report.commit is not None
+        assert run_git(repo, "show", f"{report.commit}:{made}") == "X = 1\n"
+
+
 def test_the_policy_and_guard_of_a_stream_allow_its_own_paths_only(root: Path) -> None:
     agent = ScriptedAgent(by_prompt={key("api"): [write("api/orders.py", "X = 1\n")]})
     with build(root) as ws:

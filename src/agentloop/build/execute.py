@@ -451,7 +451,12 @@ class _Build:
                 prompt = build_prompt(self.manifest, stream, rails=self._rails(), earlier=earlier)
                 result = self.agent.run(
                     prompt,
-                    cwd=root,
+                    # At the worktree's top, not the project's folder in it: the stream's
+                    # globs, its prompt's paths and its test commands are all written
+                    # from the repository's top (the coordinator plans there). Started
+                    # in a monorepo's package, the agent put `pkgs/app/x.py` under
+                    # `pkgs/app/pkgs/app/`, which it does not own, and built nothing.
+                    cwd=top,
                     limits=limits,
                     env=self.agent_env(env) if self.agent_env else env,
                     policy=policy,
@@ -526,11 +531,12 @@ class _Build:
         changed: Sequence[str],
     ) -> str:
         """'' when the stream's tests pass in its worktree; else why not. Its own
-        commands when it names some; else the configured suites on the test files it
-        owns (other streams' tests are not its to pass: the integration runs them all);
-        else nothing."""
+        commands (run from the worktree's top) when it names some; else the configured
+        suites on the test files it owns (other streams' tests are not its to pass: the
+        integration runs them all); else nothing."""
         for command in stream.tests:
-            done = proc.run(command, cwd=root, env=env, timeout=self.settings.test_timeout)
+            # From the top, as the coordinator is told to write them.
+            done = proc.run(command, cwd=top, env=env, timeout=self.settings.test_timeout)
             if not done.ok:
                 why = "timed out" if done.timed_out else f"exit {done.returncode}"
                 return f"`{command}` failed ({why}): {done.tail(5)}"
