@@ -292,6 +292,22 @@ def test_in_a_project_below_the_top_the_stream_works_from_the_top(
         assert run_git(repo, "show", f"{report.commit}:{made}") == "X = 1\n"
 
 
+def test_a_failed_stream_says_why_each_attempt_failed_not_only_the_last(root: Path) -> None:
+    # Found on humanize: a tests stream's first attempt wrote its tests, which failed (the
+    # implementation was another stream's, not merged yet); the next two wrote nothing
+    # new, and the report said only "3 attempts failed; the last: changed nothing".
+    check = f"{sys.executable} -c \"import api.orders as o; assert o.create() == 'ok', o.create()\""
+    stream = Stream("api", "Orders", "api-endpoint", "Return ok.", ("api/**",), tests=(check,))
+    agent = ScriptedAgent(by_prompt={key("api"): [write("api/orders.py", "def create():\n"
+                                                        "    return 'nope'\n")]})  # fmt: skip
+    with build(root) as ws:
+        (report,) = run(ws, Manifest("orders", (stream,)), agent)
+    assert (report.outcome, report.attempts) == ("failed", 3)
+    assert report.reason.startswith("3 attempts failed: 1: `"), report.reason
+    assert "AssertionError: nope" in report.reason
+    assert report.reason.endswith("; 2-3: changed nothing"), report.reason
+
+
 def test_the_policy_and_guard_of_a_stream_allow_its_own_paths_only(root: Path) -> None:
     agent = ScriptedAgent(by_prompt={key("api"): [write("api/orders.py", "X = 1\n")]})
     with build(root) as ws:

@@ -389,7 +389,7 @@ class _Build:
                 self.progress(f"stream {stream.id}: attempt {number} rejected: {ended.reason}")
             # Rejected: what kept it from being built was writing where it may not.
             last: StreamOutcome = "rejected" if ended.violations else "failed"
-            return report(last, f"{attempts} attempts failed; the last: {ended.reason}")
+            return report(last, f"{attempts} attempts failed: {_attempts(reasons)}")
         except _CapReached as cap:
             return report("failed" if attempts else "skipped", f"{cap.cap} reached")
         except AgentloopError as exc:
@@ -578,6 +578,22 @@ class _Build:
             f"server or database on ports from {PORT_VAR} up ({s.port_step} are yours), "
             "never on a fixed port.",
         ]
+
+
+def _attempts(reasons: Sequence[tuple[int, str]]) -> str:
+    """'1: its tests fail: …; 2-3: changed nothing': every attempt's reason, a run of the
+    same reason said once. The last alone hid the cause: a stream whose tests failed
+    and whose next attempts wrote nothing new was reported as having "changed nothing"."""
+    runs: list[tuple[int, int, str]] = []
+    for number, reason in reasons:
+        if runs and runs[-1][2] == reason and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number, reason)
+        else:
+            runs.append((number, number, reason))
+    return "; ".join(
+        f"{first}: {reason}" if first == last else f"{first}-{last}: {reason}"
+        for first, last, reason in runs
+    )
 
 
 def _why(reason: str) -> str:
