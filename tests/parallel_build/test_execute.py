@@ -292,7 +292,7 @@ def test_in_a_project_below_the_top_the_stream_works_from_the_top(
         assert run_git(repo, "show", f"{report.commit}:{made}") == "X = 1\n"
 
 
-def test_a_failed_stream_says_why_each_attempt_failed_not_only_the_last(root: Path) -> None:
+def test_a_failed_stream_says_why_each_attempt_failed_and_keeps_its_last_work(root: Path) -> None:
     # Found on humanize: a tests stream's first attempt wrote its tests, which failed (the
     # implementation was another stream's, not merged yet); the next two wrote nothing
     # new, and the report said only "3 attempts failed; the last: changed nothing".
@@ -305,7 +305,11 @@ def test_a_failed_stream_says_why_each_attempt_failed_not_only_the_last(root: Pa
     assert (report.outcome, report.attempts) == ("failed", 3)
     assert report.reason.startswith("3 attempts failed: 1: `"), report.reason
     assert "AssertionError: nope" in report.reason
-    assert report.reason.endswith("; 2-3: changed nothing"), report.reason
+    assert "; 2-3: changed nothing; its last attempt's changes: " in report.reason
+    # What it wrote is kept, every attempt having been undone: a patch git applies.
+    patch = Path(report.reason.rsplit("its last attempt's changes: ", 1)[1])
+    assert "+    return 'nope'" in patch.read_text()
+    assert run_git(root, "apply", "--check", str(patch)) == ""
 
 
 def test_the_policy_and_guard_of_a_stream_allow_its_own_paths_only(root: Path) -> None:

@@ -215,6 +215,9 @@ class _Build:
         # Each stream's worktree while it exists, by stream id.
         self.worktrees: dict[str, Path] = {}
         self.began: dict[str, float] = {}
+        # Each stream's last attempt that changed something: (base tree, its tree), for
+        # the patch kept when the stream is not built.
+        self.last_work: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------ scheduling
 
@@ -389,7 +392,9 @@ class _Build:
                 self.progress(f"stream {stream.id}: attempt {number} rejected: {ended.reason}")
             # Rejected: what kept it from being built was writing where it may not.
             last: StreamOutcome = "rejected" if ended.violations else "failed"
-            return report(last, f"{attempts} attempts failed: {_attempts(reasons)}")
+            return report(
+                last, f"{attempts} attempts failed: {_attempts(reasons)}{self._keep(stream, top)}"
+            )
         except _CapReached as cap:
             return report("failed" if attempts else "skipped", f"{cap.cap} reached")
         except AgentloopError as exc:
@@ -490,6 +495,8 @@ class _Build:
         attempt.check_git_state()
         candidate = git.snapshot_tree(top, attempt.start)
         attempt.changed = candidate.changed
+        if candidate.changed:
+            self.last_work[stream.id] = (candidate.base_tree, candidate.tree)
         outside = self.ownership.violations(stream.id, candidate.changed)
         if outside:
             raise _Outside(
@@ -521,6 +528,21 @@ class _Build:
         commit = git.commit_tree(top, candidate.tree, attempt.start, message)
         git.advance_branch(top, attempt.branch, commit, attempt.start)
         return commit
+
+    def _keep(self, stream: Stream, top: Path) -> str:
+        """'; its last attempt's changes: <patch>', the work of a stream that was not built
+        saved where `git apply` takes it back; '' when no attempt changed anything. Each
+        attempt is undone, so without it a stream whose tests failed only for want of
+        another stream's code (found on humanize) left nothing to look at or reuse."""
+        work = self.last_work.get(stream.id)
+        if work is None:
+            return ""
+        dest = self.ws.places.rescued / f"{self.ws.run_id}-{stream.id}.patch"
+        try:
+            git.save_tree_diff(top, *work, dest)
+        except git.GitError as exc:
+            return f"; its last attempt's changes could not be saved: {exc.message}"
+        return f"; its last attempt's changes: {dest}"
 
     def _tests(
         self,
