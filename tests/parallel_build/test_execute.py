@@ -468,6 +468,8 @@ def test_without_tests_of_its_own_a_stream_runs_the_suites_on_the_test_files_it_
         )
         assert (report.outcome, report.attempts) == ("built", 2)
         assert "tests/test_api.py::test_create" in agent.prompts[1]
+        # And why it failed: on humanize the ids alone hid an AttributeError.
+        assert "(AssertionError: assert 'nope' == 'ok'" in agent.prompts[1], agent.prompts[1]
         assert "test_web" not in agent.prompts[1]
 
 

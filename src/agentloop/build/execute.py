@@ -587,7 +587,10 @@ class _Build:
         if not found.failing:
             return ""
         shown = ", ".join(sorted(f"{s}::{t}" for s, t in found.failing)[:5])
-        return f"its tests fail: {shown}"
+        # With an error: the ids alone did not say why (humanize's tests stream failed
+        # for AttributeError: module 'humanize' has no attribute 'bytes_rate').
+        error = found.first_error.splitlines()[0][:300] if found.first_error else ""
+        return f"its tests fail: {shown}" + (f" ({error})" if error else "")
 
     def _rails(self) -> list[str]:
         s = self.settings
