@@ -758,6 +758,18 @@ def test_stats_builds(
     )
 
 
+def test_stats_builds_says_slower_when_builds_took_longer_than_serial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found on humanize: 42 s wall for 29 s of streams printed "0.68x faster than serial".
+    with History.open(history.ledger_path(tmp_path)) as h:
+        h.record_build(build_row("B1", at("2025-01-06T10:00:00"), wall_s=600.0))
+    monkeypatch.setattr(output.out, "width", 160)
+    assert run_stats(repo=tmp_path, as_json=False, builds=True) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("0.50x: slower than serial (10m 00s wall, 5m 00s serial estimate)"), last
+
+
 def test_stats_builds_without_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_stats(repo=tmp_path, as_json=False, builds=True) == 0
     assert "no parallel builds recorded yet" in capsys.readouterr().err

@@ -4,8 +4,11 @@ parsed YAML: a job that runs the agent holds no write permission; the model key 
 environment of the step that runs the agent and nowhere else, never in a job that can write
 or opens the pull request; every action is pinned by commit SHA (and says its version);
 checkout never leaves the token in .git/config; the autofix workflows skip agentloop's own
-branches and bots. Each rule is shown to fail on a workflow that breaks it, and each linter
-of `make workflow-lint` on a workflow it must reject."""
+branches and bots. The agent is `agentloop run` and `agentloop heal` (but for its --publish,
+--escalate and --dry-run, which run no agent); `agentloop heal --publish` opens pull
+requests as `agentloop pr` does, and the Sentry token is held like the model key: never by
+a job that can write. Each rule is shown to fail on a workflow that breaks it, and each
+linter of `make workflow-lint` on a workflow it must reject."""
 
 from __future__ import annotations
 
@@ -31,8 +34,13 @@ EVERY = [(f"template/{n}", t) for n, t in TEMPLATES.items()] + [
 ]
 
 MODEL_KEY = "ANTHROPIC_API_KEY"
-AGENT = re.compile(r"\bagentloop\s+run\b")
-OPENS_PR = re.compile(r"\bagentloop\s+pr\b")
+SENTRY_TOKEN = "SENTRY_AUTH_TOKEN"
+# `agentloop heal` runs agent sessions (reproduce, fix) unless it only triages, publishes a
+# finished run or sends escalations.
+AGENT = re.compile(
+    r"\bagentloop\s+run\b|\bagentloop\s+heal\b(?![^\n]*--(?:publish|escalate|dry-run)\b)"
+)
+OPENS_PR = re.compile(r"\bagentloop\s+pr\b|\bagentloop\s+heal\b[^\n]*--publish\b")
 SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+\s*$")
@@ -104,6 +112,8 @@ def problems(name: str, doc: dict[str, Any]) -> list[str]:
                     found.append(f"{where}: {MODEL_KEY} in a step that does not run the agent")
                 if MODEL_KEY in dump({k: v for k, v in step.items() if k != "env"}):
                     found.append(f"{where}: {MODEL_KEY} outside the step's env")
+        if SENTRY_TOKEN in dump(job) and can_write:
+            found.append(f"{where} has a write permission and {SENTRY_TOKEN}")
         reusable = str(job.get("uses", "./"))
         if not reusable.startswith("./") and not SHA_PINNED.match(reusable):
             found.append(f"{where}: {reusable} is not pinned by commit SHA")
@@ -192,32 +202,154 @@ def test_this_repository_runs_the_template() -> None:
 
 def test_this_repository_runs_the_production_template() -> None:
     """.github/workflows/auto-fix-production.yml is the template but for the agentloop it
-    installs."""
+    installs and how the project's test dependencies are installed."""
     template = load(TEMPLATES["auto-fix-production.yml"])
     own = load(OWN["auto-fix-production.yml"])
     assert own["env"]["AGENTLOOP_PIP"] == "."
-    own["env"]["AGENTLOOP_PIP"] = template["env"]["AGENTLOOP_PIP"]
+    for doc in (template, own):
+        doc["env"]["AGENTLOOP_PIP"] = "<agentloop>"
+        for step in doc["jobs"]["heal"]["steps"]:
+            if step.get("name") == "Install the project's test dependencies":
+                step["run"] = "<the project's dependencies>"
     assert own == template
+
+
+PRODUCTION = load(TEMPLATES["auto-fix-production.yml"])
 
 
 def test_auto_fix_production_starts_on_the_dispatch_serve_sends() -> None:
     """`agentloop serve` sends repository_dispatch of type sentry-issue; the workflow
-    listens for exactly that, also runs on a schedule, reads its payload only through
-    env after checking each id's shape, and triages (dry run) with a read-only token."""
+    listens for exactly that, also runs on a schedule and by hand, and reads its payload
+    only through env after checking each id's shape."""
     from agentloop.heal.receiver import EVENT_TYPE
 
-    text = TEMPLATES["auto-fix-production.yml"]
-    doc = load(text)
-    assert doc["on"]["repository_dispatch"] == {"types": [EVENT_TYPE]}
-    assert doc["on"]["schedule"]
-    [job] = doc["jobs"].values()
-    assert job["permissions"] == {"contents": "read"}
-    for step in job["steps"]:
-        assert "${{" not in str(step.get("run", "")), step  # no expression in a shell
-        assert "secrets." not in dump({k: v for k, v in step.items() if k != "env"})
-    check = next(s for s in job["steps"] if s.get("name") == "Check the dispatch")
+    on = PRODUCTION["on"]
+    assert on["repository_dispatch"] == {"types": [EVENT_TYPE]}
+    assert on["schedule"]
+    assert "workflow_dispatch" in on
+    assert PRODUCTION["concurrency"] == {
+        "group": "agentloop-auto-fix-production",
+        "cancel-in-progress": False,
+    }
+    for job in PRODUCTION["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in str(step.get("run", "")), step  # no expression in a shell
+            assert "secrets." not in dump({k: v for k, v in step.items() if k != "env"})
+    check = _step(PRODUCTION["jobs"]["heal"], "Check the dispatch")
     assert set(check["env"]) == {"DELIVERY", "ISSUE_ID", "SHORT_ID"}
-    assert runs(job, re.compile(r"agentloop heal --dry-run --json"))
+
+
+def test_auto_fix_production_fixes_read_only_and_publishes_without_the_keys() -> None:
+    """Job `heal` runs the agent (model key, Sentry token, read-only token) without
+    publishing and uploads its run directory; `publish` holds the write token and neither
+    key and publishes that directory; `escalate` sends what is due. Each secret is in the
+    one step that needs it."""
+    jobs = PRODUCTION["jobs"]
+    assert list(jobs) == ["heal", "publish", "escalate"]
+    heal, publish, escalate = jobs["heal"], jobs["publish"], jobs["escalate"]
+
+    assert heal["permissions"] == {"contents": "read"}
+    fixing = _running(heal, "agentloop heal --no-publish --json")
+    assert set(fixing["env"]) == {MODEL_KEY, SENTRY_TOKEN}
+    assert [s for s in heal["steps"] if SENTRY_TOKEN in dump(s)] == [fixing]
+    assert runs(heal, AGENT)
+    assert not runs(heal, OPENS_PR)
+    upload = _step(heal, "actions/upload-artifact@")
+    assert upload["with"]["path"] == ".agentloop/runs/${{ steps.run.outputs.run }}/"
+    assert heal["outputs"] == {"run": "${{ steps.run.outputs.run }}"}
+
+    assert publish["needs"] == "heal"
+    assert "needs.heal.outputs.run != ''" in publish["if"]
+    assert publish["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+        "issues": "write",
+    }
+    for job in (publish, escalate):
+        assert MODEL_KEY not in dump(job)
+        assert SENTRY_TOKEN not in dump(job)
+        assert not runs(job, AGENT)
+    publishing = _running(publish, "agentloop heal --publish")
+    assert publishing["run"].count('agentloop heal --publish ".agentloop/runs/$RUN" --yes') == 1
+    assert publishing["env"]["RUN"] == "${{ needs.heal.outputs.run }}"
+    download = _step(publish, "actions/download-artifact@")
+    assert download["with"]["name"] == upload["with"]["name"]
+    # The channels' addresses come from secrets named as notify.channels' url_env.
+    assert {"GITHUB_TOKEN", "AGENTLOOP_SLACK_WEBHOOK"} <= set(publishing["env"])
+
+    assert escalate["permissions"] == {"contents": "read", "issues": "write"}
+    assert runs(escalate, re.compile(r"agentloop heal --escalate --yes"))
+
+
+def _heal_step_script(status: int, tmp_path: Path, *, run_dir: bool) -> tuple[int, str]:
+    """The heal job's two shell steps after `agentloop heal`, with a stand-in for it that
+    exits `status` (and writes a run directory when `run_dir`): the exit status of the
+    job so far, and what it tells the next job."""
+    heal = PRODUCTION["jobs"]["heal"]
+    fixing = _running(heal, "agentloop heal --no-publish --json")["run"]
+    finding = _step(heal, "Find the run directory")["run"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "agentloop"
+    directory = ".agentloop/runs/20261130T162200Z"
+    write = (
+        f"mkdir -p {directory} && echo '{{}}' > {directory}/heal.json\n"
+        f'echo \'{{"run_dir": "{directory}"}}\'\n'
+        if run_dir
+        else ""
+    )
+    stand_in.write_text(f"#!/bin/sh\n{write}exit {status}\n")
+    stand_in.chmod(0o755)
+    output, temp = tmp_path / "output", tmp_path / "temp"
+    temp.mkdir()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SENTRY_AUTH_TOKEN": "t",
+        "GITHUB_OUTPUT": str(output),
+        "RUNNER_TEMP": str(temp),
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", fixing],
+        cwd=work,
+        env=env,
+        check=False,
+    )
+    if done.returncode:
+        return done.returncode, ""
+    recorded = output.read_text() if output.exists() else ""
+    env["STATUS"] = dict(line.split("=", 1) for line in recorded.splitlines() if line).get(
+        "status", ""
+    )
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", finding],
+        cwd=work,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    lines = output.read_text().splitlines()
+    run = next((line.split("=", 1)[1] for line in lines if line.startswith("run=")), "")
+    return done.returncode, run
+
+
+@pytest.mark.parametrize(
+    ("status", "run_dir", "expected"),
+    [
+        (0, True, (0, "20261130T162200Z")),  # fixed: publish
+        (1, True, (0, "20261130T162200Z")),  # some not fixed: publish what was
+        (5, True, (0, "20261130T162200Z")),  # the breaker: publish opens the alert
+        (5, False, (1, "")),  # the breaker with nothing to open it from: red
+        (0, False, (0, "")),  # nothing to publish
+        (4, True, (4, "")),  # Sentry or the model unreachable: red
+    ],
+)
+def test_the_heal_job_hands_on_the_run_or_fails_loudly(
+    status: int, run_dir: bool, expected: tuple[int, str], tmp_path: Path
+) -> None:
+    assert _heal_step_script(status, tmp_path, run_dir=run_dir) == expected
 
 
 # ---------------------------------------------------------------- the policy can fail
@@ -230,6 +362,10 @@ def _fix(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _step(job: dict[str, Any], fragment: str) -> dict[str, Any]:
     return next(s for s in job["steps"] if fragment in dump(s))
+
+
+def _running(job: dict[str, Any], command: str) -> dict[str, Any]:
+    return next(s for s in job["steps"] if command in str(s.get("run", "")))
 
 
 def _write_fix(doc: dict[str, Any]) -> None:
@@ -329,6 +465,24 @@ def test_the_matrix_fix_jobs_are_held_to_it_too() -> None:
     assert any("job merge" in p and "does not run the agent" in p for p in found), found
 
 
+def test_the_production_jobs_are_held_to_it_too() -> None:
+    doc = copy.deepcopy(PRODUCTION)
+    assert problems("template/auto-fix-production.yml", doc) == []
+    doc["jobs"]["heal"]["permissions"]["issues"] = "write"
+    _running(doc["jobs"]["publish"], "agentloop heal --publish")["env"][MODEL_KEY] = (
+        "${{ secrets.K }}"
+    )
+    _running(doc["jobs"]["escalate"], "agentloop heal --escalate")["env"][SENTRY_TOKEN] = "x"
+    found = problems("template/auto-fix-production.yml", doc)
+    assert any("job heal runs the agent with a write permission" in p for p in found), found
+    assert any("job publish opens the pull request and has" in p for p in found), found
+    assert any(f"job escalate has a write permission and {SENTRY_TOKEN}" in p for p in found)
+    doc = copy.deepcopy(PRODUCTION)
+    doc["jobs"]["publish"]["if"] = "needs.heal.outputs.run != ''"
+    found = problems("template/auto-fix-production.yml", doc)
+    assert any("job publish does not skip" in p for p in found), found
+
+
 def test_a_pin_without_its_version_is_caught() -> None:
     text = TEMPLATES["autofix.yml"].replace(" # v7.0.0", "", 1)
     assert unexplained_pins(text) == [
@@ -404,3 +558,29 @@ def test_actionlint_rejects_a_broken_expression(tmp_path: Path) -> None:
     workflow.write_text(INJECTION.replace("${{ github.event.issue.title }}", "an issue"))
     fixed = lint("actionlint", workflow)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+@pytest.mark.parametrize(("status", "expected"), [(0, 0), (1, 0), (5, 5), (4, 4)])
+def test_the_publish_job_fails_red_on_the_breaker_or_a_failure(
+    status: int, expected: int, tmp_path: Path
+) -> None:
+    """1 (some root cause not fixed) is the report's news, not a failure; 5 (the breaker
+    or the pull request cap) ends red with an annotation naming the alert."""
+    script = _running(PRODUCTION["jobs"]["publish"], "agentloop heal --publish")["run"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "agentloop").write_text(f'#!/bin/sh\necho "$@" > args\nexit {status}\n')
+    (bin_dir / "agentloop").chmod(0o755)
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "RUN": "20261130T162200Z"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == expected
+    assert (tmp_path / "args").read_text() == (
+        "heal --publish .agentloop/runs/20261130T162200Z --yes --json\n"
+    )
+    assert ("::error::the rate breaker tripped" in done.stdout) == (status == 5)

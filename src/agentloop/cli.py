@@ -408,13 +408,14 @@ def init(
         bool,
         typer.Option(
             "--workflows",
-            help="Also install the GitHub Actions workflows (autofix.yml, autofix-matrix.yml) "
-            "into .github/workflows/.",
+            help="Also install the GitHub Actions workflows (autofix.yml, autofix-matrix.yml, "
+            "auto-fix-production.yml) into .github/workflows/.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema: init).")] = False,
 ) -> int:
-    """Install the /autofix skill, the hooks and a CLAUDE.md block for Claude Code here."""
+    """Install the skills (/autofix, /parallel-build, /auto-fix-production), the hooks, the
+    MCP server and a CLAUDE.md block for Claude Code here."""
     from agentloop.commands.init import init as run_init
 
     return run_init(

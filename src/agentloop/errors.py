@@ -41,6 +41,12 @@ class AgentloopError(Exception):
         self.hint = hint
 
 
+class Interrupted(AgentloopError):
+    """Ctrl-C, when there is more to say than "interrupted": what was kept, and where."""
+
+    exit_code = INTERRUPTED
+
+
 class UsageError(AgentloopError):
     """The command line asks for something that cannot be done."""
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from agentloop.build.launch import BuildStatus
     from agentloop.build.model import Manifest, StreamReport
     from agentloop.detection import Detection
+    from agentloop.heal.launch import HealStatus
     from agentloop.install.model import InitReport
     from agentloop.loop.model import RunReport
     from agentloop.pull_request import Plan, PrOutcome
@@ -1028,3 +1029,41 @@ def print_serve_event(
     kind: str, source: str, delivery: str | None, status: int | None, issue: str | None, detail: str
 ) -> None:
     err.print(serve_event_line(kind, source, delivery, status, issue, detail))
+
+
+HEAL_STATUS_SCHEMA_ID = "https://agentloop.dev/schemas/heal-status-1.json"
+
+
+def heal_status_doc(status: HealStatus) -> dict[str, Any]:
+    """What the MCP tool heal_status answers (schemas/heal-status.schema.json): the run's
+    state, and once it finished its whole --json document (`result`), its run directory
+    and the command that publishes it, which the human runs."""
+    result = dict(status.result) if status.result is not None else None
+    error = (result or {}).get("error")
+    publish = status.publish_command
+    if status.state == "running":
+        next_step = "still running: ask heal_status again"
+    elif status.state == "ended":
+        next_step = "it stopped without a result (killed?): see the log"
+    elif isinstance(error, dict) or result is None:
+        next_step = "it did not run: see the error and the log"
+    elif publish:
+        next_step = (
+            "review the fix/sentry-* branches (`git log -p <branch>`); nothing was pushed. "
+            f"To open the pull requests and the report, run yourself: {publish}"
+        )
+    else:
+        next_step = "nothing to publish: see the result"
+    return {
+        "$schema": HEAL_STATUS_SCHEMA_ID,
+        "run": status.run,
+        "state": status.state,
+        "elapsed_s": status.elapsed_s,
+        "exit_code": status.exit_code,
+        "log": f"{status.directory}/heal.log",
+        "run_dir": status.run_dir,
+        "publish": publish,
+        "result": result,
+        "log_tail": status.log_tail,
+        "next": next_step,
+    }

@@ -58,6 +58,9 @@ class FailingSet:
     # Why the set may be incomplete, one line each: a suite that stopped without a
     # report agentloop can read, tests that never ran (a kill at the suite's timeout).
     errors: tuple[str, ...]
+    # One failure's error, "AttributeError: module 'x' has no attribute 'y'": what a
+    # list of test ids does not say (a build's stream reads it in its next prompt).
+    first_error: str = ""
 
 
 # A batch: the runner, the directory it runs in, and the command up to the tests.
@@ -301,6 +304,7 @@ def failing_tests(
     replaces the suites' own. A suite that could not be read is failing (see FailingSet)."""
     failing: set[tuple[str, str]] = set()
     errors: list[str] = []
+    first_error = ""
     tests = processes = 0
     with tempfile.TemporaryDirectory(prefix="agentloop-verify-") as workdir:
         for suite in found:
@@ -325,8 +329,10 @@ def failing_tests(
                 if chosen is not None and not narrowed and parsed.file not in keep:
                     continue  # the whole suite ran: only the files asked about count
                 failing.add((suite.name, parsed.test_id))
+                if not first_error:
+                    first_error = f"{parsed.error_type}: {parsed.message}".strip(": ")
             if result.not_run:
                 errors.extend(
                     f"suite {suite.name!r}: {n}" for n in report.notes if "never ran" in n
                 )
-    return FailingSet(frozenset(failing), tests, processes, tuple(errors))
+    return FailingSet(frozenset(failing), tests, processes, tuple(errors), first_error)

@@ -330,26 +330,30 @@ def test_parallel_build_starts_no_build_without_the_humans_approval(
     """/parallel-build in `-p` mode, where nobody can answer a prompt: the skill's tools
     validate and save the manifest, but the tool that starts a build (it runs the project's
     code outside the sandbox) is asked about even though the user allowed it outright:
-    init's `permissions.ask` comes first. Nor can the agent write a manifest where a
-    build starts from."""
+    init's `permissions.ask` comes first; so is the one that starts a heal run
+    (/auto-fix-production's, for the same reason). Nor can the agent write a manifest
+    where a build starts from."""
     calls: list[tuple[str, dict[str, Any]]] = [
         ("mcp__agentloop__build_plan", {"manifest": BUILD_MANIFEST, "name": "total"}),
         ("mcp__agentloop__parallel_build", {"manifest": ".agentloop/builds/total.yaml"}),
         ("Write", {"file_path": "{cwd}/.agentloop/builds/mine.yaml", "content": BUILD_MANIFEST}),
+        ("mcp__agentloop__heal_start", {"max_fixes": 1}),
     ]
     with ModelServer(script(*calls)) as server:
         result = claude(
             repo, isolated_home, server, "/parallel-build Orders carry a total",
-            "--allowedTools", "mcp__agentloop__parallel_build",
+            "--allowedTools", "mcp__agentloop__parallel_build mcp__agentloop__heal_start",
         )  # fmt: skip
         results = {r.tool_use_id: (r.content, r.is_error) for r in server.tool_results()}
-    planned, started, written = (results[f"toolu_{i:02d}"] for i in range(3))
+    planned, started, written, healed = (results[f"toolu_{i:02d}"] for i in range(4))
     assert not planned[1], planned
     assert json.loads(planned[0])["saved"] == ".agentloop/builds/total.yaml"
     assert started[1], started
-    assert "mcp__agentloop__parallel_build" in [
-        d["tool_name"] for d in result["permission_denials"]
-    ]
+    denied = [d["tool_name"] for d in result["permission_denials"]]
+    assert "mcp__agentloop__parallel_build" in denied
+    assert "mcp__agentloop__heal_start" in denied
+    assert healed[1], healed
+    assert not (repo / ".agentloop/heals").exists()
     assert written[1], written
     assert sorted(p.name for p in (repo / ".agentloop/builds").iterdir()) == ["total.yaml"]
     assert "agentloop/build-" not in run_git(repo, "branch", "--list", "--all")

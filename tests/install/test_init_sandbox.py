@@ -66,9 +66,13 @@ def test_the_users_sandbox_mcp_servers_and_rules_survive_and_come_back_byte_for_
     # Init pre-approves nothing; and a build (it runs the project's code outside the
     # sandbox) is asked about every time, even past the user's allow of the whole server.
     assert doc["permissions"]["allow"] == ["Bash(make test)", "mcp__agentloop"]
-    assert doc["permissions"]["ask"] == ["mcp__agentloop__parallel_build"]
+    assert doc["permissions"]["ask"] == [
+        "mcp__agentloop__parallel_build",
+        "mcp__agentloop__heal_start",
+    ]
     # The manifests a build starts from and its results: read-only to the agent's commands.
     assert ".agentloop/builds" in deny_write
+    assert ".agentloop/heals" in deny_write  # a heal run's record and result, alike
     assert doc["enabledMcpjsonServers"] == ["github", "agentloop"]
     skill = root / ".claude/skills/parallel-build/SKILL.md"
     assert skill.read_bytes() == next(

@@ -270,6 +270,48 @@ def test_the_streams_own_tests_run_in_its_worktree_and_a_failure_is_the_next_pro
         assert report.cost_usd == pytest.approx(0.02)
 
 
+def test_in_a_project_below_the_top_the_stream_works_from_the_top(
+    tmp_path: Path, git_identity: None
+) -> None:
+    # Found on humanize in pkgs/humanize of a larger repository: the manifest's globs,
+    # prompts and test commands are the repository's (the coordinator plans at its top),
+    # but the stream's session started in pkgs/humanize/ of its worktree, so the file the
+    # agent wrote as the prompt said went to pkgs/humanize/pkgs/humanize/..., owned by no
+    # stream, and the stream failed three times having "changed nothing".
+    repo = git_init(write_tree(tmp_path / "repo", {"pkgs/app/README.md": "app\n",
+                                                   "README.md": "monorepo\n"}))  # fmt: skip
+    made = "pkgs/app/api/orders.py"
+    check = f"test -f {made}"
+    stream = Stream("api", "Orders", "custom", f"Write {made}.", ("pkgs/app/api/**",),
+                    tests=(check,))  # fmt: skip
+    agent = ScriptedAgent(by_prompt={key("api"): [write(made, "X = 1\n")]})
+    with Workspace.open(repo / "pkgs" / "app", branch_prefix="agentloop/build-") as ws:
+        (report,) = run(ws, Manifest("orders", (stream,)), agent)
+        assert (report.outcome, report.attempts) == ("built", 1), report.reason
+        assert report.commit is not None
+        assert run_git(repo, "show", f"{report.commit}:{made}") == "X = 1\n"
+
+
+def test_a_failed_stream_says_why_each_attempt_failed_and_keeps_its_last_work(root: Path) -> None:
+    # Found on humanize: a tests stream's first attempt wrote its tests, which failed (the
+    # implementation was another stream's, not merged yet); the next two wrote nothing
+    # new, and the report said only "3 attempts failed; the last: changed nothing".
+    check = f"{sys.executable} -c \"import api.orders as o; assert o.create() == 'ok', o.create()\""
+    stream = Stream("api", "Orders", "api-endpoint", "Return ok.", ("api/**",), tests=(check,))
+    agent = ScriptedAgent(by_prompt={key("api"): [write("api/orders.py", "def create():\n"
+                                                        "    return 'nope'\n")]})  # fmt: skip
+    with build(root) as ws:
+        (report,) = run(ws, Manifest("orders", (stream,)), agent)
+    assert (report.outcome, report.attempts) == ("failed", 3)
+    assert report.reason.startswith("3 attempts failed: 1: `"), report.reason
+    assert "AssertionError: nope" in report.reason
+    assert "; 2-3: changed nothing; its last attempt's changes: " in report.reason
+    # What it wrote is kept, every attempt having been undone: a patch git applies.
+    patch = Path(report.reason.rsplit("its last attempt's changes: ", 1)[1])
+    assert "+    return 'nope'" in patch.read_text()
+    assert run_git(root, "apply", "--check", str(patch)) == ""
+
+
 def test_the_policy_and_guard_of_a_stream_allow_its_own_paths_only(root: Path) -> None:
     agent = ScriptedAgent(by_prompt={key("api"): [write("api/orders.py", "X = 1\n")]})
     with build(root) as ws:
@@ -426,6 +468,8 @@ def test_without_tests_of_its_own_a_stream_runs_the_suites_on_the_test_files_it_
         )
         assert (report.outcome, report.attempts) == ("built", 2)
         assert "tests/test_api.py::test_create" in agent.prompts[1]
+        # And why it failed: on humanize the ids alone hid an AttributeError.
+        assert "(AssertionError: assert 'nope' == 'ok'" in agent.prompts[1], agent.prompts[1]
         assert "test_web" not in agent.prompts[1]
 
 

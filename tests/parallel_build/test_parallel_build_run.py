@@ -5,7 +5,11 @@ pytest. (The real-CLI run is tests/parallel_build/test_parallel_build_e2e.py.)""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -127,3 +131,45 @@ def test_a_manifest_is_built_into_one_commit_and_nothing_is_left_behind(
     assert (build.run_id, build.streams, build.merged, build.commit_sha) == (
         doc["run_id"], 2, 2, doc["commit"],
     )  # fmt: skip
+
+
+def test_ctrl_c_after_a_merge_says_what_the_build_branch_keeps(
+    tmp_path: Path, git_identity: None
+) -> None:
+    # Found on humanize: ^C while impl ran (contracts and docs merged) printed only
+    # "error: interrupted", and left agentloop/build-<run> holding two unsquashed
+    # "build: merge stream" commits that nothing mentioned.
+    root = git_init(pytest_project(tmp_path / "repo", PROJECT))
+    (root / "build.yaml").write_text(MANIFEST)
+    git(root, "add", "build.yaml")
+    git(root, "commit", "-qm", "manifest")
+    before = git(root, "rev-parse", "HEAD")
+
+    def interrupt(cwd: Path) -> None:
+        (cwd / "api/total.py").write_text("half done\n")
+        # A real ^C: a signal to the process, delivered to the main thread.
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        time.sleep(1)
+
+    agent = ScriptedAgent(
+        by_prompt={
+            "Your stream: contracts (": [write("contracts/order.py", 'FIELDS = ("total",)\n')],
+            "Your stream: api (": [interrupt],
+        }
+    )
+    with pytest.raises(errors.Interrupted) as stopped:
+        parallel_build(
+            repo=root, request=None, manifest=root / "build.yaml", plan_only=False, jobs=2,
+            as_json=True, agent=agent,
+        )  # fmt: skip
+    assert stopped.value.exit_code == errors.INTERRUPTED
+    (branch,) = git(root, "branch", "--list", "agentloop/*", "--format=%(refname:short)").split()
+    assert branch.startswith("agentloop/build-")
+    assert stopped.value.message == (
+        f"interrupted; contracts had been merged into {branch}, kept there unsquashed"
+    )
+    assert stopped.value.hint is not None
+    assert f"git branch -D {branch}" in stopped.value.hint
+    assert git(root, "show", f"{branch}:contracts/order.py") == 'FIELDS = ("total",)\n'
+    assert git(root, "rev-parse", "HEAD") == before
+    assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1

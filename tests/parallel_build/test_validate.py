@@ -218,6 +218,32 @@ def test_a_broad_glob_is_refused_for_the_forbidden_files_it_holds() -> None:
     assert "src/billing/charge.py (forbidden by **/billing/**)" in str(problem)
 
 
+def test_a_top_level_file_spelled_without_a_slash_is_told_how_to_anchor_it() -> None:
+    # Found on humanize: the coordinator gave the docs stream `mkdocs.yml`. As in a
+    # .gitignore it matches at any depth (.github/workflows/mkdocs.yml, and under every
+    # other stream's files), so it overlapped all three streams and reached the
+    # forbidden paths; "narrow the glob" did not say how, and three sessions failed.
+    loose = manifest(
+        stream("impl", "['src/humanize/rate.py']"),
+        stream("docs", "['docs/rate.md', 'mkdocs.yml']"),
+    )
+    found = problems(loose)
+    assert {p.kind for p in found} == {"overlap", "forbidden"}, [str(p) for p in found]
+    for problem in found:
+        assert "mkdocs.yml matches at any depth" in str(problem), str(problem)
+        assert "write /mkdocs.yml for the one at the top" in str(problem), str(problem)
+    anchored = manifest(
+        stream("impl", "['src/humanize/rate.py']"),
+        stream("docs", "['docs/rate.md', '/mkdocs.yml']"),
+    )
+    assert problems(anchored, files=("mkdocs.yml", "docs/index.md")) == []
+
+
+def test_no_anchoring_hint_for_globs_that_have_a_directory() -> None:
+    found = problems(manifest(stream("a", "['src/**']"), stream("b", "['src/x.py']")))
+    assert "at any depth" not in str(only(found, "overlap"))
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     write_tree(tmp_path, {"src/api/users.py": "", "src/api/orders.py": ""})
     git_init(tmp_path)

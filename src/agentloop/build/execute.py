@@ -215,6 +215,9 @@ class _Build:
         # Each stream's worktree while it exists, by stream id.
         self.worktrees: dict[str, Path] = {}
         self.began: dict[str, float] = {}
+        # Each stream's last attempt that changed something: (base tree, its tree), for
+        # the patch kept when the stream is not built.
+        self.last_work: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------ scheduling
 
@@ -389,7 +392,9 @@ class _Build:
                 self.progress(f"stream {stream.id}: attempt {number} rejected: {ended.reason}")
             # Rejected: what kept it from being built was writing where it may not.
             last: StreamOutcome = "rejected" if ended.violations else "failed"
-            return report(last, f"{attempts} attempts failed; the last: {ended.reason}")
+            return report(
+                last, f"{attempts} attempts failed: {_attempts(reasons)}{self._keep(stream, top)}"
+            )
         except _CapReached as cap:
             return report("failed" if attempts else "skipped", f"{cap.cap} reached")
         except AgentloopError as exc:
@@ -451,7 +456,12 @@ class _Build:
                 prompt = build_prompt(self.manifest, stream, rails=self._rails(), earlier=earlier)
                 result = self.agent.run(
                     prompt,
-                    cwd=root,
+                    # At the worktree's top, not the project's folder in it: the stream's
+                    # globs, its prompt's paths and its test commands are all written
+                    # from the repository's top (the coordinator plans there). Started
+                    # in a monorepo's package, the agent put `pkgs/app/x.py` under
+                    # `pkgs/app/pkgs/app/`, which it does not own, and built nothing.
+                    cwd=top,
                     limits=limits,
                     env=self.agent_env(env) if self.agent_env else env,
                     policy=policy,
@@ -485,6 +495,8 @@ class _Build:
         attempt.check_git_state()
         candidate = git.snapshot_tree(top, attempt.start)
         attempt.changed = candidate.changed
+        if candidate.changed:
+            self.last_work[stream.id] = (candidate.base_tree, candidate.tree)
         outside = self.ownership.violations(stream.id, candidate.changed)
         if outside:
             raise _Outside(
@@ -517,6 +529,21 @@ class _Build:
         git.advance_branch(top, attempt.branch, commit, attempt.start)
         return commit
 
+    def _keep(self, stream: Stream, top: Path) -> str:
+        """'; its last attempt's changes: <patch>', the work of a stream that was not built
+        saved where `git apply` takes it back; '' when no attempt changed anything. Each
+        attempt is undone, so without it a stream whose tests failed only for want of
+        another stream's code (found on humanize) left nothing to look at or reuse."""
+        work = self.last_work.get(stream.id)
+        if work is None:
+            return ""
+        dest = self.ws.places.rescued / f"{self.ws.run_id}-{stream.id}.patch"
+        try:
+            git.save_tree_diff(top, *work, dest)
+        except git.GitError as exc:
+            return f"; its last attempt's changes could not be saved: {exc.message}"
+        return f"; its last attempt's changes: {dest}"
+
     def _tests(
         self,
         stream: Stream,
@@ -526,11 +553,12 @@ class _Build:
         changed: Sequence[str],
     ) -> str:
         """'' when the stream's tests pass in its worktree; else why not. Its own
-        commands when it names some; else the configured suites on the test files it
-        owns (other streams' tests are not its to pass: the integration runs them all);
-        else nothing."""
+        commands (run from the worktree's top) when it names some; else the configured
+        suites on the test files it owns (other streams' tests are not its to pass: the
+        integration runs them all); else nothing."""
         for command in stream.tests:
-            done = proc.run(command, cwd=root, env=env, timeout=self.settings.test_timeout)
+            # From the top, as the coordinator is told to write them.
+            done = proc.run(command, cwd=top, env=env, timeout=self.settings.test_timeout)
             if not done.ok:
                 why = "timed out" if done.timed_out else f"exit {done.returncode}"
                 return f"`{command}` failed ({why}): {done.tail(5)}"
@@ -559,7 +587,10 @@ class _Build:
         if not found.failing:
             return ""
         shown = ", ".join(sorted(f"{s}::{t}" for s, t in found.failing)[:5])
-        return f"its tests fail: {shown}"
+        # With an error: the ids alone did not say why (humanize's tests stream failed
+        # for AttributeError: module 'humanize' has no attribute 'bytes_rate').
+        error = found.first_error.splitlines()[0][:300] if found.first_error else ""
+        return f"its tests fail: {shown}" + (f" ({error})" if error else "")
 
     def _rails(self) -> list[str]:
         s = self.settings
@@ -572,6 +603,22 @@ class _Build:
             f"server or database on ports from {PORT_VAR} up ({s.port_step} are yours), "
             "never on a fixed port.",
         ]
+
+
+def _attempts(reasons: Sequence[tuple[int, str]]) -> str:
+    """'1: its tests fail: …; 2-3: changed nothing': every attempt's reason, a run of the
+    same reason said once. The last alone hid the cause: a stream whose tests failed
+    and whose next attempts wrote nothing new was reported as having "changed nothing"."""
+    runs: list[tuple[int, int, str]] = []
+    for number, reason in reasons:
+        if runs and runs[-1][2] == reason and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number, reason)
+        else:
+            runs.append((number, number, reason))
+    return "; ".join(
+        f"{first}: {reason}" if first == last else f"{first}-{last}: {reason}"
+        for first, last, reason in runs
+    )
 
 
 def _why(reason: str) -> str:

@@ -23,8 +23,6 @@ validation, or by the user, never by the agent behind the user's back.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import re
 import shlex
@@ -33,9 +31,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from agentloop import output, proc
+from agentloop import detached, output
 from agentloop.build import manifest as manifest_mod
 from agentloop.build import validate
 from agentloop.build.model import Manifest
@@ -44,23 +42,13 @@ from agentloop.config import load_config
 from agentloop.errors import AgentloopError, ConfigError
 from agentloop.install.files import BUILDS_DIR
 from agentloop.rails.paths import ForbiddenPaths
-from agentloop.workspace import new_run_id
 
 BUILDS = BUILDS_DIR
 # A saved manifest's name, and a run's: no path separator, no dot, nothing a shell minds.
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_RUN = re.compile(r"[0-9]{8}T[0-9]{6}Z(-[0-9]+)?")
-# How long one status call may wait for the end: well under Claude Code's MCP tool
-# timeout, so the answer is a status, never a timed-out call.
-WAIT_LIMIT_S = 240.0
-_LOG_TAIL = 20
-# What Claude Code sets for the session the server serves: the build is a run of its own,
-# as from the user's terminal. With the session's id, agentloop run in the build (the
-# suites, the streams' tools) would take itself for part of an /autofix session.
-_SESSION_VARS = ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_ENTRYPOINT",
-                 "CLAUDE_PROJECT_DIR")  # fmt: skip
-
-State = Literal["running", "finished", "ended"]
+WAIT_LIMIT_S = detached.WAIT_LIMIT_S
+_OUTPUTS = detached.Outputs(stdout="build.json", stderr="build.log")
+State = detached.State
 
 
 class Refused(AgentloopError):
@@ -155,13 +143,8 @@ def _inside_builds(root: Path, name: str) -> Path:
 
 
 def running(root: Path) -> list[str]:
-    """The runs started here that have not ended yet."""
-    found = []
-    base = root / BUILDS
-    for child in sorted(base.iterdir()) if base.is_dir() else ():
-        if _RUN.fullmatch(child.name) and _state(child)[0] == "running":
-            found.append(child.name)
-    return found
+    """The builds started here that have not ended yet."""
+    return detached.running(root / BUILDS)
 
 
 def start(
@@ -189,94 +172,40 @@ def start(
             f"build {busy[0]} is still running here; one build at a time",
             hint=f"ask build_status about {busy[0]} and start the next one when it is done",
         )
-    run = new_run_id()
-    base = root / BUILDS
-    n = 1
-    while os.path.lexists(base / (run if n == 1 else f"{run}-{n}")):
-        n += 1
-    run = run if n == 1 else f"{run}-{n}"
-    directory = base / run
-    directory.mkdir(parents=True)
+    run, directory = detached.reserve(root / BUILDS)
     copy = directory / "manifest.yaml"
     copy.write_bytes(text.encode("utf-8"))
-    env = {k: v for k, v in (os.environ if environ is None else environ).items()
-           if k not in _SESSION_VARS}  # fmt: skip
-    # Its progress as lines in build.log, whose tail build_status shows while it runs.
-    env[output.PROGRESS_ENV] = "lines"
     agentloop = list(command) if command else [sys.executable, "-m", "agentloop"]
     argv = [*agentloop, "parallel-build", "-C", str(root), "--manifest", str(copy), "--json"]
-    pid = proc.spawn_detached(
+    pid = detached.spawn(
+        directory,
         argv,
         cwd=root,
-        stdout=directory / "build.json",
-        stderr=directory / "build.log",
-        status=directory / "exit",
-        env=env,
+        outputs=_OUTPUTS,
+        env=detached.environment(environ),
+        record={"manifest": rel},
     )
-    record = {
-        "run": run,
-        "pid": pid,
-        "manifest": rel,
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "started": time.time(),
-    }
-    (directory / "run.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return Started(run, pid, f"{BUILDS}/{run}")
-
-
-def _state(directory: Path) -> tuple[State, int | None]:
-    try:
-        code = int((directory / "exit").read_text().strip())
-    except (OSError, ValueError):
-        code = None
-    if code is not None:
-        return "finished", code
-    try:
-        pid = int(json.loads((directory / "run.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        # run.json is written as soon as the process started; without it, the start
-        # failed (and a folder like that must not hold up every later build).
-        return "ended", None
-    return ("running" if proc.alive(pid) else "ended"), None
-
-
-def _tail(path: Path) -> str:
-    try:
-        text = path.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-_LOG_TAIL:])
 
 
 def status(root: Path, run: str, *, wait_s: float = 0.0, poll_s: float = 1.0) -> BuildStatus:
     """Where build `run` is: waits up to `wait_s` (at most WAIT_LIMIT_S) for it to end."""
     root = root.resolve()
     directory = root / BUILDS / run
-    if not _RUN.fullmatch(run) or not (directory / "run.json").is_file():
+    record = detached.started(root / BUILDS, run)
+    if record is None:
         started = running(root)
         raise Refused(
             f"no build {run!r} was started here",
             hint=f"running: {', '.join(started)}" if started else "start one with parallel_build",
         )
-    record = json.loads((directory / "run.json").read_text())
-    deadline = time.monotonic() + max(0.0, min(wait_s, WAIT_LIMIT_S))
-    state, code = _state(directory)
-    while state == "running" and time.monotonic() < deadline:
-        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
-        state, code = _state(directory)
-    result: Mapping[str, Any] | None = None
-    if state == "finished":
-        try:
-            loaded = json.loads((directory / "build.json").read_text(encoding="utf-8"))
-            result = loaded if isinstance(loaded, dict) else None
-        except (OSError, ValueError):
-            result = None
+    state, code = detached.wait(directory, wait_s, poll_s)
     return BuildStatus(
         run=run,
         state=state,
         elapsed_s=round(time.time() - float(record.get("started", time.time())), 1),
         directory=f"{BUILDS}/{run}",
         exit_code=code,
-        result=result,
-        log_tail=_tail(directory / "build.log"),
+        result=detached.result(directory / _OUTPUTS.stdout) if state == "finished" else None,
+        log_tail=detached.tail(directory / _OUTPUTS.stderr),
     )

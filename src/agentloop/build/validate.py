@@ -410,7 +410,8 @@ def _overlaps(manifest: Manifest, globs: list[_Glob], files: Sequence[str]) -> l
                     "overlap",
                     f"ownership overlaps: streams `{first}` and `{second}` can both write "
                     f"{where} ({first}: {', '.join(mine)}; {second}: {', '.join(theirs)}); "
-                    "narrow one of the globs so each path has one owner",
+                    "narrow one of the globs so each path has one owner"
+                    + _anchor_hint([*mine, *theirs]),
                     (first, second),
                     tuple(listed) or tuple(dict.fromkeys((*mine, *theirs))),
                 )
@@ -465,12 +466,32 @@ def _forbidden(
                 "forbidden",
                 f"stream `{glob.stream}` owns {glob.text}, which reaches paths no stream may "
                 f"write: {', '.join(shown)}{more}; narrow the glob (agents never write "
-                "forbidden or protected paths)",
+                "forbidden or protected paths)" + _anchor_hint([glob.text]),
                 (glob.stream,),
                 tuple(reached),
             )
         )
     return found
+
+
+def _anchor_hint(globs: Sequence[str]) -> str:
+    """For a glob with no slash (`mkdocs.yml`, `README.md`): it matches at any depth, as
+    in a .gitignore, so it meets the forbidden `.github/workflows/**` and every other
+    stream's directories. Whoever wrote it (a person, the coordinator) almost always
+    meant the file at the top, and "narrow the glob" alone does not say how."""
+    loose = [g for g in dict.fromkeys(globs) if _any_depth(g)]
+    if not loose:
+        return ""
+    first = loose[0].rstrip("/")
+    return (
+        f" ({', '.join(loose)} matches at any depth, as in a .gitignore: "
+        f"write /{first} for the one at the top)"
+    )
+
+
+def _any_depth(glob: str) -> bool:
+    body = glob.rstrip("/")
+    return not glob.startswith(("/", "**")) and "/" not in body
 
 
 def _why(pattern: str) -> str:

@@ -41,7 +41,7 @@ from agentloop.build.decompose import (
     decompose,
     default_path,
 )
-from agentloop.build.execute import StreamSettings, execute
+from agentloop.build.execute import Interrupted, StreamSettings, execute
 from agentloop.build.integrate import (
     IntegrateSettings,
     Integrator,
@@ -281,35 +281,48 @@ def _build(
             if not merged.merged:
                 raise AgentloopError(f"stream {report.stream} could not be merged: {merged.reason}")
 
-        reports = execute(
-            ws,
-            plan,
-            agent=agent,
-            integration_branch=ws.branch,
-            merge=merge,
-            jobs=jobs,
-            settings=StreamSettings(
-                max_attempts=config.run.max_attempts,
-                max_runtime_s=config.run.max_runtime,
-                max_budget_usd=budget,
-                budget_per_attempt_usd=config.agent.budget_per_attempt_usd,
-                # A stream builds new code: it creates files, which a fix does not need
-                # (agent.allowed_tools leaves Write out); its owned globs bound it.
-                limits=SessionLimits(
-                    max_turns=config.agent.max_turns,
-                    allowed_tools=tuple(dict.fromkeys((*config.agent.allowed_tools, "Write"))),
+        try:
+            reports = execute(
+                ws,
+                plan,
+                agent=agent,
+                integration_branch=ws.branch,
+                merge=merge,
+                jobs=jobs,
+                settings=StreamSettings(
+                    max_attempts=config.run.max_attempts,
+                    max_runtime_s=config.run.max_runtime,
+                    max_budget_usd=budget,
+                    budget_per_attempt_usd=config.agent.budget_per_attempt_usd,
+                    # A stream builds new code: it creates files, which a fix does not need
+                    # (agent.allowed_tools leaves Write out); its owned globs bound it.
+                    limits=SessionLimits(
+                        max_turns=config.agent.max_turns,
+                        allowed_tools=tuple(dict.fromkeys((*config.agent.allowed_tools, "Write"))),
+                    ),
+                    forbidden=forbidden,
+                    secrets=config.rails.secret_paths,
+                    network=config.sandbox.network,
+                    allow_test_edits=config.rails.allow_test_edits,
+                    test_timeout=config.detect.rerun_timeout,
                 ),
-                forbidden=forbidden,
-                secrets=config.rails.secret_paths,
-                network=config.sandbox.network,
-                allow_test_edits=config.rails.allow_test_edits,
-                test_timeout=config.detect.rerun_timeout,
-            ),
-            suites=found,
-            agent_env=agent_env,
-            started=started_s,
-            progress=progress,
-        )
+                suites=found,
+                agent_env=agent_env,
+                started=started_s,
+                progress=progress,
+            )
+        except Interrupted:
+            # The streams merged so far stay on the build's branch (the workspace keeps a
+            # branch with commits): say so, or ^C leaves an unexplained branch of
+            # "build: merge stream" commits where one squashed commit was promised.
+            merged = [m.stream for m in integrator.merges if m.merged]
+            if not merged:
+                raise
+            raise errors.Interrupted(
+                f"interrupted; {', '.join(merged)} had been merged into {ws.branch}, kept "
+                "there unsquashed",
+                hint=f"look with `git log {ws.branch}`; `git branch -D {ws.branch}` drops it",
+            ) from None
         if any(m.merged for m in integrator.merges):
             integrator.verify()
         result = integrator.result()

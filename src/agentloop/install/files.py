@@ -34,6 +34,8 @@ BACKUPS = ".agentloop/backups"
 STATE_DIR = ".agentloop"
 # Parallel builds started from a session (build/launch.py): manifests and results.
 BUILDS_DIR = ".agentloop/builds"
+# Heal runs started from a session (heal/launch.py): their records, logs and results.
+HEALS_DIR = ".agentloop/heals"
 CLAUDE_DIR = ".claude"
 # Record layout; bump it when a field changes meaning.
 MANIFEST_VERSION = 1

@@ -236,6 +236,8 @@ _STATE = (
     # The manifests a build may start from and the builds' results, written by the MCP
     # server: the agent cannot swap a manifest after it was validated, nor forge a result.
     files.BUILDS_DIR,
+    # Heal runs' records and results, written by the MCP server: not forged by the agent.
+    files.HEALS_DIR,
 )
 
 
@@ -639,6 +641,8 @@ _HISTORY = (
     f"{files.BACKUPS}/",
     # /parallel-build's manifests and builds: the plans the user approved, and their logs.
     f"{files.BUILDS_DIR}/",
+    # Heal runs started from /auto-fix-production: their logs and results.
+    f"{files.HEALS_DIR}/",
 )
 SELF_IGNORE = f"{files.STATE_DIR}/.gitignore"
 _SELF_IGNORE_TEXT = (
@@ -710,6 +714,7 @@ def _unplan_gitignore(plan: _Plan, record: LinesRecord | None) -> None:
                 "parallel-build manifests and logs"
                 if any(r.startswith(files.BUILDS_DIR) for r in history_left)
                 else "",
+                "heal run logs" if any(r.startswith(files.HEALS_DIR) for r in history_left) else "",
             )
             if part
         )

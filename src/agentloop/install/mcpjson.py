@@ -20,10 +20,12 @@ from agentloop.errors import ConfigError
 PATH = ".mcp.json"
 NAME = "agentloop"
 SCRIPT = ".claude/hooks/mcp.sh"
-# The server's tool that starts a parallel build: it runs the project's code outside the
-# sandbox, so init makes Claude Code ask the human every time (never pre-approved).
+# The server's tools that start a parallel build and a heal run: they run the project's
+# code outside the sandbox, so init makes Claude Code ask the human every time (never
+# pre-approved).
 BUILD_TOOL = "parallel_build"
-ASK = (f"mcp__{NAME}__{BUILD_TOOL}",)
+HEAL_TOOL = "heal_start"
+ASK = (f"mcp__{NAME}__{BUILD_TOOL}", f"mcp__{NAME}__{HEAL_TOOL}")
 
 
 def server() -> dict[str, Any]:
