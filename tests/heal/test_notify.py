@@ -3,6 +3,7 @@ for Slack and the generic channel, the fake GitHub for the alert issue, a real l
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -18,7 +19,17 @@ import pytest
 from agentloop.config import Config, load_config
 from agentloop.errors import ConfigError
 from agentloop.heal.inbox import Inbox
-from agentloop.heal.notify import Channel, Escalation, Message, Notifier, Sent, channels
+from agentloop.heal.notify import (
+    ALERT_LABEL,
+    ALERT_MARKER,
+    Channel,
+    Escalation,
+    Message,
+    Notifier,
+    Sent,
+    channels,
+    tier_marker,
+)
 from agentloop.history import History
 from agentloop.integrations.github import GitHub
 from agentloop.integrations.webhooks import Acknowledgement
@@ -323,3 +334,69 @@ def test_the_serve_inbox_acknowledges_when_github_cannot_be_read(
     assert acked.acknowledged == "acknowledged on GitHub (serve inbox)"
     assert posted_to(sink) == ["team", "pager"]
     inbox.close()
+
+
+def test_each_tier_goes_out_once_across_ci_jobs_that_start_without_the_ledger(
+    sink: WebhookSink, notifier: Notifier, github: tuple[FakeGitHub, GitHub], tmp_path: Path
+) -> None:
+    """In GitHub Actions each job starts with an empty ledger: the publish job that opened
+    the alert and the escalate jobs after it share nothing but the alert issue, whose
+    comments say which tiers went out."""
+    fake, client = github
+    opened = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    number = fake.open_issue(
+        "agentloop: Sentry error rate 101/h over 100",
+        body=f"{ALERT_MARKER}\n# alert",
+        labels=[ALERT_LABEL, "sentry"],
+        created_at=opened,
+    )
+    issue = client.issue(number)
+
+    ledgers = contextlib.ExitStack()
+
+    def job(name: str) -> tuple[Escalation, History]:
+        history = ledgers.enter_context(History.open(tmp_path / f"{name}.db"))
+        return escalation(sink, notifier, history, client), history
+
+    publish, _ = job("publish")
+    assert [s.channel for s in publish.alert(issue, ALERT, now=opened)] == ["team"]
+    again, _ = job("publish-again")  # the breaker still tripped six hours later
+    assert again.alert(issue, ALERT, now=opened + datetime.timedelta(hours=6)) == ()
+
+    early, _ = job("escalate-1")
+    [waiting] = early.escalate(opened + datetime.timedelta(minutes=20))
+    assert (waiting.number, waiting.tiers) == (number, ())
+    due, _ = job("escalate-2")
+    [sent] = due.escalate(opened + datetime.timedelta(minutes=31))
+    assert sent.tiers == (2,)
+    later, _ = job("escalate-3")
+    [nothing] = later.escalate(opened + datetime.timedelta(minutes=45))
+    assert nothing.tiers == ()
+
+    ledgers.close()
+    assert posted_to(sink) == ["team", "pager"]
+    marks = [c["body"] for c in fake.issue_comments(number)]
+    assert [tier_marker(1) in m for m in marks] == [True, False]
+    assert tier_marker(2) in marks[1]
+
+
+def test_only_agentloops_alerts_and_its_own_marks_count(
+    sink: WebhookSink, notifier: Notifier, ledger: History, github: tuple[FakeGitHub, GitHub]
+) -> None:
+    """A human's issue with the alert label pages nobody; a human's comment carrying a tier's
+    marker does not stop that tier (anyone who may comment could write one)."""
+    fake, client = github
+    opened = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    fake.open_issue("help", body="please look", labels=[ALERT_LABEL], author="octocat")
+    number = fake.open_issue(
+        "agentloop: alert", body=f"{ALERT_MARKER}\n# alert", labels=[ALERT_LABEL],
+        created_at=opened,
+    )  # fmt: skip
+    fake.comment_as(number, f"no need {tier_marker(2)}", login="mallory")
+
+    [one] = escalation(sink, notifier, ledger, client).escalate(
+        opened + datetime.timedelta(minutes=31)
+    )
+
+    assert (one.number, one.tiers) == (number, (2,))
+    assert posted_to(sink) == ["pager"]

@@ -29,10 +29,12 @@ goes on: waking one person too many is the side to err on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,7 +46,7 @@ import requests
 from agentloop import __version__
 from agentloop.config import ChannelKind, NotifyConfig
 from agentloop.history import AlertRecord, History
-from agentloop.integrations.github import GitHubError, Issue
+from agentloop.integrations.github import Comment, GitHubError, Issue
 
 NOTIFY_SCHEMA_ID = "https://agentloop.dev/schemas/notify-1.json"
 MessageKind = Literal["alert", "report", "escalation"]
@@ -295,9 +297,38 @@ class Notifier:
 
 
 class AlertIssues(Protocol):
-    """What escalation reads of GitHub: the alert issue as it is now."""
+    """What escalation reads and writes of GitHub: the open alert issues, each as it is
+    now, and their comments, where each tier sent leaves a marker."""
 
     def issue(self, number: int) -> Issue: ...
+
+    def issues(
+        self,
+        *,
+        state: Literal["open", "closed", "all"] = "open",
+        labels: Sequence[str] = (),
+        creator: str | None = None,
+    ) -> list[Issue]: ...
+
+    def comments(self, number: int) -> list[Comment]: ...
+
+    def comment_issue(self, number: int, body: str) -> str: ...
+
+
+# The breaker's alert issues carry this label and open with this line (heal/report.py
+# opens them): an issue a human labelled is not one of agentloop's alerts.
+ALERT_LABEL = "agentloop-alert"
+ALERT_MARKER = "<!-- agentloop:alert -->"
+# A comment on the alert issue per tier sent. The ledger is the claim on this machine;
+# the comment is what a later run elsewhere sees (a CI job starts without the ledger), so
+# each tier goes out once wherever escalation runs. Only comments by the alert issue's
+# own author (agentloop's token) count: anyone who may comment could write the marker.
+_TIER_MARK = re.compile(r"<!-- agentloop:escalation tier=(\d+) -->")
+
+
+def tier_marker(tier: int) -> str:
+    """The hidden marker of 1-based `tier` having been sent."""
+    return f"<!-- agentloop:escalation tier={tier} -->"
 
 
 class Acknowledgements(Protocol):
@@ -360,14 +391,60 @@ class Escalation:
         )
         if not self._tiers or not self._history.claim_tier(self.repo, issue.number, 0, now):
             return ()
+        if 1 in self._sent_on_github(issue):  # a run elsewhere (a CI job) sent it
+            return ()
         sent = self._notifier.send(message, self._tiers[0])
         self._history.finish_tier(self.repo, issue.number, 0, _failed(sent))
+        self._mark(issue.number, 1, "sent the alert to", sent)
         return sent
 
     def escalate(self, now: datetime.datetime) -> tuple[Escalated, ...]:
         """Send every due tier of every open alert, each at most once; acknowledged alerts
         are closed in the ledger and go no further."""
+        self._learn_alerts()
         return tuple(self._one(alert, now) for alert in self._history.open_alerts(self.repo))
+
+    def _learn_alerts(self) -> None:
+        """The open alert issues on GitHub into the ledger, opened when GitHub says: a CI
+        job's ledger starts empty, and an alert another run opened must still escalate."""
+        if self._github is None:
+            return
+        try:
+            found = self._github.issues(labels=[ALERT_LABEL])
+        except GitHubError:
+            return  # the ledger's alerts still escalate; _acknowledged notes the failure
+        for issue in found:
+            if issue.body.split("\n", 1)[0].strip() != ALERT_MARKER:
+                continue
+            self._history.record_alert(
+                self.repo, issue.number, url=issue.html_url, title=issue.title,
+                opened_at=issue.created_at,
+            )  # fmt: skip
+
+    def _sent_on_github(self, issue: Issue | int) -> set[int]:
+        """The 1-based tiers the alert issue's comments say were sent (by its author)."""
+        if self._github is None:
+            return set()
+        try:
+            found = issue if isinstance(issue, Issue) else self._github.issue(issue)
+            comments = self._github.comments(found.number)
+        except GitHubError:
+            return set()
+        return {
+            int(m.group(1))
+            for c in comments
+            if c.author is not None and c.author == found.author
+            for m in _TIER_MARK.finditer(c.body)
+        }
+
+    def _mark(self, number: int, tier: int, what: str, sent: Sequence[Sent]) -> None:
+        if self._github is None:
+            return
+        names = ", ".join(s.channel for s in sent) or "no channel"
+        body = f"agentloop {what} tier {tier} of {len(self._tiers)}: {names}."
+        # The ledger holds the claim here, and the channels were told either way.
+        with contextlib.suppress(GitHubError):
+            self._github.comment_issue(number, f"{body}\n\n{tier_marker(tier)}")
 
     def _one(self, alert: AlertRecord, now: datetime.datetime) -> Escalated:
         how, note = self._acknowledged(alert.number)
@@ -376,10 +453,15 @@ class Escalation:
             return Escalated(alert.number, alert.url, acknowledged=how, note=note)
         tiers: list[int] = []
         sent: list[Sent] = []
+        on_github: set[int] | None = None
         for tier in range(1, len(self._tiers)):
             if now < alert.opened_at + tier * self._after:
                 break
             if not self._history.claim_tier(self.repo, alert.number, tier, now):
+                continue
+            if on_github is None:
+                on_github = self._sent_on_github(alert.number)
+            if tier + 1 in on_github:
                 continue
             waiting = int((now - alert.opened_at).total_seconds() // 60)
             message = Message(
@@ -395,6 +477,7 @@ class Escalation:
             )
             delivered = self._notifier.send(message, self._tiers[tier])
             self._history.finish_tier(self.repo, alert.number, tier, _failed(delivered))
+            self._mark(alert.number, tier + 1, "escalated to", delivered)
             tiers.append(tier + 1)
             sent.extend(delivered)
         return Escalated(alert.number, alert.url, tuple(tiers), tuple(sent), note=note)

@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentloop import __version__
-from agentloop.heal.notify import Channel, Escalated, Escalation, Message, Notifier, Sent
+from agentloop.heal.notify import (
+    ALERT_LABEL,
+    ALERT_MARKER,
+    Channel,
+    Escalated,
+    Escalation,
+    Message,
+    Notifier,
+    Sent,
+)
 from agentloop.heal.scrub import scrub_text
 from agentloop.heal.triage import SEVERITIES, Group, Triage
 from agentloop.install.files import write_atomic
@@ -42,9 +51,7 @@ from agentloop.reports.pr_body import BODY_LIMIT, code
 
 INCIDENT_SCHEMA_ID = "https://agentloop.dev/schemas/incident-1.json"
 INCIDENT_LABEL = "agentloop-incident"
-ALERT_LABEL = "agentloop-alert"
 SENTRY_LABEL = "sentry"
-ALERT_MARKER = "<!-- agentloop:alert -->"
 TOP_ISSUES = 5  # in the alert
 
 OutcomeKind = Literal["fixed", "commented", "not_reproduced", "not_fixed", "skipped", "capped"]

@@ -584,6 +584,26 @@ class FakeGitHub:
                 issue.labels.append(label)
             issue.updated_at = _now()
 
+    def comment_as(
+        self, number: int, body: str, login: str = "octocat", *, repo: str | None = None
+    ) -> None:
+        """A human comments on the issue (or pull request)."""
+        with self._lock:
+            target = self._repo(repo)
+            conversation = self._conversation(target, number)
+            comment_id = next(self._ids)
+            moment = _iso(_now())
+            conversation.comments.append(
+                {
+                    "id": comment_id,
+                    "html_url": f"{self._web(target)}/issues/{number}#issuecomment-{comment_id}",
+                    "body": body,
+                    "user": self._user(login),
+                    "created_at": moment,
+                    "updated_at": moment,
+                }
+            )
+
     def close_issue(self, number: int, *, repo: str | None = None) -> None:
         with self._lock:
             issue = self._issue(self._repo(repo), number)
