@@ -310,6 +310,8 @@ def test_a_transient_github_error_is_retried_and_a_permanent_one_is_not(
     body = alert_body(events["checkout"], "1")
     assert post(running.url, "/sentry", body, sentry_headers(body, "flaky"))[0] == 202
     wait_for(lambda: len(running.fake.dispatches) == 1)
+    # GitHub has the dispatch a moment before the dispatcher marks it done.
+    wait_for(lambda: running.rows("SELECT state FROM deliveries") == [("done",)])
     assert running.rows("SELECT state, attempts FROM deliveries") == [("done", 3)]
     assert [e.kind for e in running.events][-3:] == ["retrying", "retrying", "dispatched"]
 
@@ -481,6 +483,16 @@ def test_500_deliveries_from_20_senders_each_valid_one_dispatched_exactly_once(
     lock = threading.Lock()
     event = {k: v for k, v in events["checkout"].items() if k != "breadcrumbs"}
 
+    resent: list[str] = []
+
+    def exchange(
+        connection: http.client.HTTPConnection, body: bytes, headers: dict[str, str]
+    ) -> int:
+        connection.request("POST", "/sentry", body=body, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+
     def send(sender: int) -> None:
         connection = http.client.HTTPConnection(*running.url, timeout=10)
         sent: list[tuple[bytes, dict[str, str]]] = []
@@ -492,11 +504,19 @@ def test_500_deliveries_from_20_senders_each_valid_one_dispatched_exactly_once(
                 body = alert_body(dict(event, event_id=uuid.uuid4().hex), str(sender * 100 + n))
                 headers = sentry_headers(body, delivery)
                 sent.append((body, headers))
-            connection.request("POST", "/sentry", body=body, headers=headers)
-            answer = connection.getresponse()
-            answer.read()
+            try:
+                status = exchange(connection, body, headers)
+            except (OSError, http.client.HTTPException):
+                # On a loaded machine the receiver may drop an idle keep-alive connection
+                # (its read timeout): a sender reconnects and delivers again, as Sentry
+                # does; the same id makes that safe, so the answer may be `duplicate`.
+                connection.close()
+                connection = http.client.HTTPConnection(*running.url, timeout=10)
+                status = exchange(connection, body, headers)
+                with lock:
+                    resent.append(headers["Request-ID"])
             with lock:
-                answers.append(answer.status)
+                answers.append(status)
         connection.close()
 
     started = time.monotonic()
@@ -511,8 +531,8 @@ def test_500_deliveries_from_20_senders_each_valid_one_dispatched_exactly_once(
     dispatched = time.monotonic() - started
     time.sleep(0.3)
     assert len(answers) == senders * per_sender == 500
-    assert answers.count(202) == unique
-    assert answers.count(200) == 500 - unique
+    assert answers.count(202) + answers.count(200) == 500
+    assert unique - len(resent) <= answers.count(202) <= unique
     sent = [d["client_payload"]["delivery"] for d in running.fake.dispatches]
     assert len(sent) == len(set(sent)) == unique  # none twice, none lost
     print(
