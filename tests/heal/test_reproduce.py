@@ -364,6 +364,19 @@ def test_injected_text_in_the_event_stays_fenced_and_changes_no_tool(
     assert done.call.env["SENTRY_AUTH_TOKEN"] == ""  # the agent never gets the token
 
 
+def test_with_the_default_tools_the_session_may_still_write_its_new_test_file(
+    project: Path, checkout_group: Group
+) -> None:
+    # agent.allowed_tools' default has Edit but no Write; the session's job is a new file.
+    default = ReproduceSettings(limits=SessionLimits(max_turns=7))
+    done = run_step(project, checkout_group, NOTHING, settings=default)
+    assert "Write" in done.call.limits.tool_names
+    # Write is added only beside Edit: a configuration without file edits keeps none.
+    read_only = ReproduceSettings(limits=SessionLimits(allowed_tools=("Read", "Bash")))
+    done = run_step(project, checkout_group, NOTHING, settings=read_only)
+    assert done.call.limits.allowed_tools == ("Read", "Bash")
+
+
 def test_personal_data_in_the_event_never_reaches_the_prompt(project: Path, planted: Group) -> None:
     event = planted.incidents[0].event
     assert event is not None

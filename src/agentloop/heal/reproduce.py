@@ -434,6 +434,18 @@ def _why_not(changed: Sequence[str], added: Sequence[str], test_file: str) -> li
 # -- the step ------------------------------------------------------------------------------
 
 
+def creating_tools(allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured tools, plus Write when Edit is among them. The session's one job is to
+    create a file, and `agent.allowed_tools`' default leaves Write out: a model that reaches
+    for Write (as models do for a new file) is told it does not exist and may give up. Edit
+    already creates files (an empty old_string), so Write grants nothing new, and the
+    session's edit rules and guard still let it write only the test file."""
+    names = SessionLimits(allowed_tools=allowed).tool_names
+    if "Edit" in names and "Write" not in names:
+        return (*allowed, "Write")
+    return allowed
+
+
 class Reproducer:
     """REPRODUCE in a workspace (never the user's checkout): `reproduce` takes the groups
     in order and leaves the worktree as it found it."""
@@ -512,7 +524,8 @@ class Reproducer:
         if left < 1:
             return NotReproduced(group, "out_of_time", "out of time before the session")
         configured = self.settings.limits
-        limits = replace(configured, timeout_s=min(configured.timeout_s or left, left))
+        limits = replace(configured, timeout_s=min(configured.timeout_s or left, left),
+                         allowed_tools=creating_tools(configured.allowed_tools))  # fmt: skip
         s = self.settings
         policy = sandbox.build_policy(
             top=self.top,
