@@ -131,6 +131,25 @@ def test_the_incident_report_issue_and_files(
     ]
 
 
+def test_a_fix_whose_open_pr_already_has_its_evidence_is_not_reported_as_commented(
+    fake: FakeSentry, client: Sentry, events: dict[str, Event]
+) -> None:
+    # A second `heal --publish` of the same run: the PRs are open, nothing is sent to them.
+    result = mixed(fake, client, events)
+    refund, cart, _search = result.selected
+    outcomes = [
+        Outcome(refund, "already_open", PR, "tests/test_a.py::test_a", "PR #7 has this evidence"),
+        Outcome(cart, "fixed", pr_url=PR, test_added="tests/test_b.py::test_b"),
+    ]
+    body = report.render(result, outcomes, run_id="20261130T093000Z", day=DAY)
+
+    assert "commented" not in section(body, "Root causes") + section(body, "Fixes")
+    assert "its open pull request already carries this evidence" in section(body, "Root causes")
+    assert "2 fixes of 3 selected." in body
+    doc = report.report_doc(result, outcomes, run_id="20261130T093000Z", day=DAY, issue=None)
+    jsonschema.validate(doc, schema("incident.schema.json"))
+
+
 def test_todays_report_issue_is_updated_and_a_tracking_issue_commented_not_duplicated(
     fake: FakeSentry,
     client: Sentry,

@@ -687,6 +687,9 @@ def _report_outcomes(run: HealRun, prs: Sequence[heal_pr.HealPrOutcome]) -> list
             found.append(report.Outcome(r.group, "fixed", pr.url, test))
         elif pr.action == "capped":
             found.append(report.Outcome(r.group, "capped", None, test, pr.reason or ""))
+        elif pr.action == "skipped" and pr.number is not None:
+            # Its open PR already carries this evidence: nothing was sent to it.
+            found.append(report.Outcome(r.group, "already_open", pr.url, test, pr.reason or ""))
         else:
             found.append(report.Outcome(r.group, "commented", pr.url, test, pr.message))
     return found

@@ -54,9 +54,12 @@ INCIDENT_LABEL = "agentloop-incident"
 SENTRY_LABEL = "sentry"
 TOP_ISSUES = 5  # in the alert
 
-OutcomeKind = Literal["fixed", "commented", "not_reproduced", "not_fixed", "skipped", "capped"]
+OutcomeKind = Literal[
+    "fixed", "commented", "already_open", "not_reproduced", "not_fixed", "skipped", "capped"
+]
 """fixed: a pull request was opened; commented: the open pull request for the issue got a
-comment; not_reproduced: REPRODUCE could not write a failing test; not_fixed: FIX failed;
+comment; already_open: its open pull request already carried this evidence (nothing was
+sent); not_reproduced: REPRODUCE could not write a failing test; not_fixed: FIX failed;
 skipped: a step declined (e.g. sensitive code without --allow-sensitive); capped: the
 daily pull request cap was reached."""
 
@@ -111,8 +114,8 @@ def _frame(group: Group) -> str:
     return f"{where}{line} in {frame.function or '?'}"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+def _plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 # ---------------------------------------------------------------- the report's content
@@ -162,9 +165,13 @@ def _severity_counts(triage: Triage) -> dict[str, dict[str, int]]:
     return counts
 
 
+# The statuses with a pull request for review: opened now, or already open.
+_FIXED = ("fixed", "commented", "already_open")
+
 _STATUS_WORDS = {
     "fixed": "fixed",
     "commented": "commented on the open pull request",
+    "already_open": "its open pull request already carries this evidence",
     "not_reproduced": "not reproduced",
     "not_fixed": "not fixed",
     "skipped": "skipped",
@@ -229,7 +236,7 @@ def _render(
     detailed: int | None,
 ) -> str:
     rows = _rows(triage, outcomes)
-    fixes = [r for r in rows if r.status in ("fixed", "commented")]
+    fixes = [r for r in rows if r.status in _FIXED]
     out = [
         incident_marker(day),
         f"# Sentry incident report, {day.isoformat()}",
@@ -266,6 +273,7 @@ def _render(
     out += [
         f"- {_text(str(r.group.signature))}: {_link('pull request', r.pr_url)}"
         + (" (commented: it was already open)" if r.status == "commented" else "")
+        + (" (already open, with this evidence)" if r.status == "already_open" else "")
         for r in fixes
     ] or ["_None._"]
     out += ["", "## Tests added", ""]
@@ -276,7 +284,7 @@ def _render(
     ] or ["_None._"]
 
     out += ["", "## Skipped", ""]
-    skipped = [r for r in rows if r.status not in ("fixed", "commented", "documented")]
+    skipped = [r for r in rows if r.status not in (*_FIXED, "documented")]
     out += [
         f"- {', '.join(_issue_ref(i) for i in r.group.incidents)} "
         f"({r.group.severity}, {_STATUS_WORDS.get(r.status, r.status)}): {_text(r.reason)}"
@@ -308,7 +316,7 @@ def _verdict(triage: Triage, fixes: Sequence[_Row]) -> str:
         return "The rate breaker tripped: nothing was fixed."
     if triage.decision == "nothing":
         return "No P0 or P1 root cause to fix."
-    return f"{_plural(len(fixes), 'fix')} of {len(triage.selected)} selected."
+    return f"{_plural(len(fixes), 'fix', 'fixes')} of {len(triage.selected)} selected."
 
 
 def _breaker(triage: Triage, alert_url: str | None) -> str:
@@ -543,8 +551,8 @@ def report_message(
     triage: Triage, outcomes: Sequence[Outcome], published: Published | None, *, day: datetime.date
 ) -> Message:
     rows = _rows(triage, outcomes)
-    fixed = sum(r.status in ("fixed", "commented") for r in rows)
-    skipped = sum(r.status not in ("fixed", "commented", "documented") for r in rows)
+    fixed = sum(r.status in _FIXED for r in rows)
+    skipped = sum(r.status not in (*_FIXED, "documented") for r in rows)
     skipped += sum(1 for s in triage.skipped if s.group is None)
     text = (
         f"{fixed} fixed (pull requests for review), {skipped} skipped, "
