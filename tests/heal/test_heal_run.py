@@ -458,3 +458,23 @@ def test_flags_that_contradict_each_other_are_usage_errors(world: World) -> None
              services=world.services(ScriptedAgent()))  # fmt: skip
     assert checkout_state(world.root) == before
     assert world.sentry.requests == []  # refused before anything was read
+
+
+def test_without_channels_the_plan_promises_no_notification(
+    world: World,
+    events: dict[str, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a run without --yes says it would do is what it would do: with no channel
+    configured nobody would be told, and it does not say otherwise."""
+    (world.root / "agentloop.yaml").write_text("sentry: {organization: acme, projects: [shop]}\n")
+    world.sentry.add_event(events["checkout"], count=101)
+    monkeypatch.setattr(output.out, "width", 200)
+    code = heal(repo=world.root, dry_run=False, as_json=False, environ=world.env,
+                services=world.services(ScriptedAgent()))  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 5
+    assert "open (or update) the alert issue" in out
+    assert "notify" not in out
+    assert "escalations" not in out

@@ -569,10 +569,14 @@ def _publish(
     fixes = run.fixes
     if not yes:
         planned = [f"push {f.branch} and open the PR {heal_pr.title(f)!r}" for f in fixes]
+        # Only what would happen: no tiers configured, nobody is notified.
+        configured = config.notify.tiers
+        notify = " and notify the first tier" if configured else ""
         if run.triage.breaker_tripped:
-            planned.append("open (or update) the alert issue and notify the first tier")
-        planned.append("open (or update) the incident report issue and notify the first tier")
-        planned.append("send the escalations that are due")
+            planned.append(f"open (or update) the alert issue{notify}")
+        planned.append(f"open (or update) the incident report issue{notify}")
+        if len(configured) > 1:
+            planned.append("send the escalations that are due")
         return Published(False, planned=tuple(planned), command=_publish_command(folder))
     # The report and the ledger go under .agentloop/, in a fresh checkout too.
     git.ignore_locally(top, ".agentloop/")
@@ -691,7 +695,13 @@ def _report_outcomes(run: HealRun, prs: Sequence[heal_pr.HealPrOutcome]) -> list
             # Its open PR already carries this evidence: nothing was sent to it.
             found.append(report.Outcome(r.group, "already_open", pr.url, test, pr.reason or ""))
         else:
-            found.append(report.Outcome(r.group, "commented", pr.url, test, pr.message))
+            # The PR's address is in the outcome; the reason stays free of it (the report
+            # scrubs reasons, which would mangle a GitHub Enterprise reached by IP).
+            found.append(
+                report.Outcome(
+                    r.group, "commented", pr.url, test, "the new evidence went to its open PR"
+                )
+            )
     return found
 
 
