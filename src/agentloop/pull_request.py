@@ -312,6 +312,26 @@ def plan(
     )
 
 
+def connect(
+    repo: str,
+    options: PrOptions,
+    config: Config,
+    environ: Mapping[str, str],
+    client: ClientFactory | None = None,
+) -> tuple[GitHub, str]:
+    """The client that opens pull requests (agentloop pr's and heal's) and the token it
+    holds (the push needs it too), from the environment: a usage error saying which
+    variables when there is none."""
+    token = token_from_env(environ)
+    if token is None:
+        raise UsageError(
+            "no GitHub token in the environment",
+            hint=f"set one of {', '.join(TOKEN_VARIABLES)} (in GitHub Actions: "
+            "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }} with contents and pull-requests write)",
+        )
+    return (client or _default_client)(repo, token, api_url(options, config, environ)), token
+
+
 def open_pr(
     root: Path,
     run_ref: str | Path | None,
@@ -339,16 +359,7 @@ def open_pr(
             branch=p.branch, repo=repo, title=p.title, body=p.body, commits=p.commits,
             reviewers=_names(p.reviewers), base=options.base or run.base_ref,
         )  # fmt: skip
-    token = token_from_env(environ)
-    if token is None:
-        raise UsageError(
-            "no GitHub token in the environment",
-            hint=f"set one of {', '.join(TOKEN_VARIABLES)} (in GitHub Actions: "
-            "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }} with contents and pull-requests write)",
-        )
-    if client is None:
-        client = _default_client
-    gh = client(repo, token, api_url(options, config, environ))
+    gh, token = connect(repo, options, config, environ, client)
     base = options.base
     if base is None:
         base = run.base_ref if run.base_ref and gh.branch_sha(run.base_ref) else None

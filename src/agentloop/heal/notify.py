@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import email.utils
 import logging
-import random
 import re
 import threading
 import time
@@ -46,6 +44,7 @@ import requests
 from agentloop import __version__
 from agentloop.config import ChannelKind, NotifyConfig
 from agentloop.history import AlertRecord, History
+from agentloop.integrations import retrying
 from agentloop.integrations.github import Comment, GitHubError, Issue
 
 NOTIFY_SCHEMA_ID = "https://agentloop.dev/schemas/notify-1.json"
@@ -181,20 +180,6 @@ class _Try:
     wait_s: float | None = None
 
 
-def _retry_after(value: str | None, clock: Callable[[], float]) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - clock())
-
-
 class Notifier:
     """Posts messages to channels, retrying what is transient; never raises for a channel."""
 
@@ -247,7 +232,7 @@ class Notifier:
                 break
             delay = outcome.wait_s
             if delay is None:
-                delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+                delay = retrying.backoff(self.backoff_s, attempt - 1)
             if waited + delay > self.max_wait_s:
                 break
             self._sleep(delay)
@@ -280,7 +265,7 @@ class Notifier:
         if 200 <= status < 300:
             return None
         if status == 429:
-            wait = _retry_after(response.headers.get("Retry-After"), self._clock)
+            wait = retrying.retry_after(response.headers.get("Retry-After"), self._clock)
             return _Try(status, transient=True, problem="rate limited (429)", wait_s=wait)
         if status >= 500:
             return _Try(status, transient=True, problem=f"the receiver failed ({status})")

@@ -46,14 +46,14 @@ from agentloop.config import Config, Severity
 from agentloop.errors import ServiceError, UsageError
 from agentloop.heal.reproduce import Run
 from agentloop.heal.scrub import scrub_text
-from agentloop.integrations.github import TOKEN_VARIABLES, GitHub, PullRequest, token_from_env
+from agentloop.integrations.github import GitHub, PullRequest
 from agentloop.integrations.sentry import SentryIssue
 from agentloop.pull_request import (
     LABEL_COLOR,
     LABEL_DESCRIPTION,
     ClientFactory,
     PrOptions,
-    api_url,
+    connect,
     made_today,
     repository,
     reviewers_for,
@@ -460,14 +460,7 @@ def open_fix_pr(
             "skipped", f"dry run: would push {fix.branch} and open a PR in {repo}",
             fix.branch, reason="dry run", repo=repo, title=the_title, body=the_body,
         )  # fmt: skip
-    token = token_from_env(environ)
-    if token is None:
-        raise UsageError(
-            "no GitHub token in the environment",
-            hint=f"set one of {', '.join(TOKEN_VARIABLES)} (in GitHub Actions: "
-            "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }} with contents and pull-requests write)",
-        )
-    gh = (client or _default_client)(repo, token, api_url(options, config, environ))
+    gh, token = connect(repo, options, config, environ, client)
 
     earlier = _open_for(gh.pulls(state="open"), fix)
     if earlier is not None:
@@ -552,7 +545,3 @@ def _comment_on(gh: GitHub, pull: PullRequest, fix: SentryFix, repo: str) -> Hea
         f"evidence there ({url})", fix.branch, url=url or pull.html_url, number=pull.number,
         repo=repo,
     )  # fmt: skip
-
-
-def _default_client(repo: str, token: str, api: str) -> GitHub:
-    return GitHub(repo, token, api_url=api)

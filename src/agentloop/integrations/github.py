@@ -27,7 +27,6 @@ it would fetch every PR again, so `merged` is derived from `merged_at`.
 from __future__ import annotations
 
 import datetime
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +44,7 @@ from github.PullRequestReview import PullRequestReview
 
 from agentloop import __version__
 from agentloop.errors import ConfigError, ServiceError
+from agentloop.integrations import retrying
 
 DEFAULT_API_URL = "https://api.github.com"
 # Where the token is read from, first found wins.
@@ -562,7 +562,7 @@ class GitHub:
                 raise problem.error
             delay = problem.wait_s
             if delay is None:
-                delay = self.backoff_s * 2**attempt * random.uniform(0.5, 1.0)
+                delay = retrying.backoff(self.backoff_s, attempt)
                 if problem.secondary:
                     delay = max(delay, _SECONDARY_WAIT_S)
             if waited + delay > self.max_wait_s:
@@ -580,7 +580,7 @@ class GitHub:
         if status in (403, 429):
             # GitHub's order: Retry-After says how long; else Remaining 0 is the hourly
             # quota (wait for X-RateLimit-Reset); else a secondary limit of unnamed length.
-            retry_after = _seconds(headers.get("retry-after"))
+            retry_after = retrying.retry_after(headers.get("retry-after"))
             lowered = message.lower()
             secondary = "secondary rate limit" in lowered or "abuse" in lowered
             exhausted = headers.get("x-ratelimit-remaining") == "0"
@@ -679,7 +679,7 @@ class GitHub:
     def _exhausted(
         self, where: str, headers: Mapping[str, str], status: int, message: str
     ) -> GitHubError:
-        reset = _seconds(headers.get("x-ratelimit-reset"))
+        reset = retrying.seconds(headers.get("x-ratelimit-reset"))
         if reset is not None:
             at = datetime.datetime.fromtimestamp(reset, datetime.timezone.utc)
             minutes = max(0, round((reset - time.time()) / 60))
@@ -726,13 +726,6 @@ class GitHub:
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _validation(data: Mapping[str, Any]) -> str:

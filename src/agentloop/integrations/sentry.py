@@ -21,7 +21,6 @@ it says `results="true"` (it is always there, with "false" on the last page).
 from __future__ import annotations
 
 import datetime
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import requests
 
 from agentloop import __version__
 from agentloop.errors import ConfigError, ServiceError
+from agentloop.integrations import retrying
 
 DEFAULT_BASE_URL = "https://sentry.io"
 # Where the token is read from, first found wins (SENTRY_AUTH_TOKEN is sentry-cli's name).
@@ -334,7 +334,7 @@ class Sentry:
                 raise problem.error
             delay = problem.wait_s
             if delay is None:
-                delay = self.backoff_s * 2**attempt * random.uniform(0.5, 1.0)
+                delay = retrying.backoff(self.backoff_s, attempt)
             if waited + delay > self.max_wait_s:
                 raise problem.error
             self._sleep(delay)
@@ -343,7 +343,7 @@ class Sentry:
 
     def _note_window(self, response: requests.Response) -> None:
         remaining = response.headers.get("X-Sentry-Rate-Limit-Remaining")
-        reset = _seconds(response.headers.get("X-Sentry-Rate-Limit-Reset"))
+        reset = retrying.seconds(response.headers.get("X-Sentry-Rate-Limit-Reset"))
         self._reset_at = reset if remaining == "0" and reset is not None else None
 
     def _wait_for_window(self, waited: float) -> float:
@@ -364,9 +364,9 @@ class Sentry:
         said = f": {detail}" if detail else ""
         where = f"GET {endpoint}"
         if status == 429:
-            wait = _seconds(response.headers.get("Retry-After"))
+            wait = retrying.retry_after(response.headers.get("Retry-After"), self._clock)
             if wait is None:
-                reset = _seconds(response.headers.get("X-Sentry-Rate-Limit-Reset"))
+                reset = retrying.seconds(response.headers.get("X-Sentry-Rate-Limit-Reset"))
                 wait = max(0.0, reset - self._clock()) if reset is not None else None
             return _Problem(
                 self._error(
@@ -441,13 +441,6 @@ def _detail(response: requests.Response) -> str:
         return ""
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _int(value: Any) -> int:

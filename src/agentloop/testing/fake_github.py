@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from agentloop import git, proc
+from agentloop.testing.loopback import Serving, root_url
 
 API_PREFIX = "/api/v3"
 RATE_LIMIT = 5000
@@ -186,8 +187,7 @@ class FakeGitHub:
         self._ids = itertools.count(1001)
         self._used = 0
         self._tmp: Path | None = None
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving[_Server] | None = None
         # Exceptions raised by the fake's own code: re-raised when the context closes, so a
         # bug here never hides behind a client that retries 500s.
         self.errors: list[str] = []
@@ -196,11 +196,7 @@ class FakeGitHub:
 
     def __enter__(self) -> FakeGitHub:
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-github-"))
-        self._httpd = _Server(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serving = Serving(_Server(self))
         return self
 
     def __exit__(
@@ -209,24 +205,18 @@ class FakeGitHub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._serving is not None:
+            self._serving.stop()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
-        self._httpd = self._thread = self._tmp = None
+        self._serving, self._tmp = None, None
         if exc is None and self.errors:
             raise AssertionError("the fake GitHub failed:\n" + "\n".join(self.errors))
 
     @property
     def url(self) -> str:
         """The server's root, e.g. http://127.0.0.1:PORT (web addresses live here)."""
-        if self._httpd is None:
-            raise RuntimeError("FakeGitHub is not running: use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return root_url(self._serving, "FakeGitHub")
 
     @property
     def api_url(self) -> str:

@@ -31,6 +31,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from agentloop.testing.loopback import Serving, root_url
+
 Json = Any
 RATE_LIMIT = 40
 
@@ -235,8 +237,7 @@ class FakeSentry:
         self._failures: list[_Failure] = []
         self._requests: list[Request] = []
         self._ids = itertools.count(6000001)
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving[_Server] | None = None
         # What every answer's X-Sentry-Rate-Limit-Remaining / -Reset say (reset None: a
         # second from now).
         self.rate_limit_remaining = RATE_LIMIT - 1
@@ -244,11 +245,7 @@ class FakeSentry:
         self.errors: list[str] = []
 
     def __enter__(self) -> FakeSentry:
-        self._httpd = _Server(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
+        self._serving = Serving(_Server(self), poll_interval=0.01)
         return self
 
     def __exit__(
@@ -257,22 +254,16 @@ class FakeSentry:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
         if exc is None and self.errors:
             raise AssertionError("the fake Sentry failed:\n" + "\n".join(self.errors))
 
     @property
     def url(self) -> str:
         """The server's root: agentloop's `sentry.base_url`."""
-        if self._httpd is None:
-            raise RuntimeError("FakeSentry is not running: use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return root_url(self._serving, "FakeSentry")
 
     @property
     def requests(self) -> list[Request]:

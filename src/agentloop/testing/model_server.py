@@ -35,6 +35,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from agentloop.testing.loopback import Serving, root_url
+
 # Per-turn usage the CLI prices with its own table: with the default model (claude-opus-5-5
 # in CLI 2.1.330) one turn of these sizes costs $0.0044.
 DEFAULT_INPUT_TOKENS = 1000
@@ -470,15 +472,10 @@ class ModelServer:
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self.closing = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving[_HTTPServer] | None = None
 
     def __enter__(self) -> ModelServer:
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serving = Serving(_HTTPServer(self))
         return self
 
     def __exit__(
@@ -491,20 +488,13 @@ class ModelServer:
 
     def close(self) -> None:
         self.closing.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("ModelServer is not running: use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return root_url(self._serving, "ModelServer")
 
     # Called from handler threads.
     def record(self, request: Request) -> None:

@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from agentloop.testing.loopback import Serving, root_url
+
 
 @dataclass(frozen=True)
 class Posted:
@@ -33,8 +35,7 @@ class WebhookSink:
         self._lock = threading.Lock()
         self._answers: list[tuple[int, Mapping[str, str]]] = []
         self._requests: list[Posted] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving[ThreadingHTTPServer] | None = None
 
     def __enter__(self) -> WebhookSink:
         sink = self
@@ -70,12 +71,9 @@ class WebhookSink:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        self._serving = Serving(httpd)
         return self
 
     def __exit__(
@@ -84,18 +82,12 @@ class WebhookSink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def url(self, path: str) -> str:
-        if self._httpd is None:
-            raise RuntimeError("WebhookSink is not running: use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return root_url(self._serving, "WebhookSink") + path
 
     def answer(self, status: int, headers: Mapping[str, str] | None = None, times: int = 1) -> None:
         """Answer the next `times` POSTs (after those already queued) with `status`."""
